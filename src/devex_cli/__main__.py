@@ -1,0 +1,3 @@
+from devex_cli.cli import main
+
+main()

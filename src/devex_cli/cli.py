@@ -1,0 +1,186 @@
+"""The `devex` command: thin commands that parse, call the core, render and exit.
+
+Imports of heavy modules (httpx, yaml, jinja2, rich) happen inside the commands so that
+`devex --help` starts fast. Errors are mapped to exit codes and one-line messages in `main` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from devex_cli import __version__
+from devex_cli.errors import DevexError, GateBlocked
+
+if TYPE_CHECKING:
+    from devex_cli.config import Settings
+
+log = logging.getLogger("devex")
+
+app = typer.Typer(
+    name="devex",
+    help="Delivery truth: DORA metrics, pipeline feedback and deployment gates.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+gate_app = typer.Typer(help="Deployment gates: exit 1 blocks the pipeline step.",
+                       no_args_is_help=True)
+app.add_typer(gate_app, name="gate")
+
+
+@dataclass
+class Globals:
+    config: Path | None
+    verbose: bool
+    quiet: bool
+    no_color: bool
+
+    def settings(self) -> Settings:
+        from devex_cli.config import load_settings
+
+        return load_settings(self.config)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"devex {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option(
+        "--config", metavar="FILE", help="devex.toml to read (default: $DEVEX_CONFIG, else the nearest one).",
+        dir_okay=False)] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose",
+                                          help="More detail on stderr.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Errors only on stderr.")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colours.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """devex: DORA metrics, pipeline feedback and deployment gates."""
+    ctx.obj = Globals(config, verbose, quiet, no_color or bool(os.environ.get("NO_COLOR")))
+    _setup_logging(verbose=verbose, quiet=quiet)
+
+
+def _setup_logging(*, verbose: bool, quiet: bool) -> None:
+    from devex_cli.masking import MaskingFilter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(MaskingFilter())
+    handler.setFormatter(_LevelFormatter())
+    root = logging.getLogger("devex")
+    root.handlers[:] = [handler]
+    root.propagate = False
+    root.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
+
+
+class _LevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        level = record.levelname.lower()
+        return f"devex: {level}: {record.getMessage()}"
+
+
+@gate_app.command("qa-release")
+def gate_qa_release(
+    ctx: typer.Context,
+    service: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Service to check (default: $BITBUCKET_REPO_SLUG).")] = None,
+    environment: Annotated[str | None, typer.Option(
+        metavar="ENV", help="Environment of the release (default: gate.environment, else qa).")] = None,
+    gitops: Annotated[str | None, typer.Option(
+        metavar="PATH|URL", help="GitOps repository: a path or a git URL (default: $DEVEX_GITOPS_REPO).")] = None,
+    repo: Annotated[Path, typer.Option(
+        metavar="PATH", help="The service's app repository (default: the current folder).")] = Path(),
+    head: Annotated[str | None, typer.Option(
+        metavar="REV", help="Commit being deployed (default: $BITBUCKET_COMMIT, else HEAD).")] = None,
+    project: Annotated[list[str] | None, typer.Option(
+        metavar="KEY", help="Only tickets of this Jira project (repeatable).")] = None,
+    ticket_pattern: Annotated[str | None, typer.Option(
+        metavar="REGEX", help="Regular expression of ticket keys.")] = None,
+    output_format: Annotated[str, typer.Option(
+        "--format", metavar="text|json", help="Output format.")] = "text",
+    fail_open: Annotated[bool, typer.Option(
+        help="Allow (exit 0, loudly) when Jira cannot be reached.")] = False,
+) -> None:
+    """Block a QA deployment when tickets since the QA release have no Release Version.
+
+    Exit 0: allowed. Exit 1: blocked. Exit 2: bad input. Exit 3: Jira or git unreachable.
+    """
+    from devex_cli.context import PipelineContext
+    from devex_cli.errors import UsageError
+    from devex_cli.gates import messages, qa_release
+
+    if output_format not in ("text", "json"):
+        raise UsageError(f"--format must be text or json, not {output_format!r}")
+    settings = ctx.obj.settings()
+    pipeline = PipelineContext.from_environment(settings.environ)
+    options = qa_release.GateOptions(
+        service=service or pipeline.repo_slug,
+        environment=environment or settings.gate.environment,
+        gitops=gitops,
+        repo=repo,
+        head=head or pipeline.commit or "HEAD",
+        projects=tuple(project or ()),
+        ticket_pattern=ticket_pattern,
+        fail_open=fail_open,
+    )
+    report = qa_release.run(options, settings)
+    for warning in report.warnings:
+        log.warning("%s", warning)
+    if output_format == "json":
+        sys.stdout.write(messages.render_json(report) + "\n")
+    else:
+        sys.stdout.write(messages.render_text(report))
+    if report.blocked:
+        raise GateBlocked(f"{len(report.missing_fix_version)} ticket(s) without a fix version")
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point: run the command; map every error to its exit code and one line."""
+    command = typer.main.get_command(app)
+    verbose = any(a in ("-v", "--verbose") for a in (argv or sys.argv[1:]))
+    try:
+        command.main(args=argv, prog_name="devex", standalone_mode=False)
+    except GateBlocked:
+        sys.exit(1)
+    except DevexError as exc:
+        _fail(str(exc), exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # typer's usage errors: a bad or missing flag
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            sys.stderr.write(f"devex: error: {exc.format_message()}\n")
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:  # a bug in devex: one line, the traceback only with -v
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        _fail(f"internal error: {type(exc).__name__}: {exc} (please report it; -v shows where)",
+              70)
+    sys.exit(0)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    from devex_cli.masking import mask
+
+    sys.stderr.write(f"devex: error: {mask(message)}\n")
+    sys.exit(code)

@@ -1,0 +1,205 @@
+"""Settings from devex.toml and the environment, validated, with errors that name the key.
+
+Precedence: command-line flag > environment > file > default. Secrets (tokens, webhook URLs)
+come from the environment only and are registered for masking when read.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from devex_cli.errors import ConfigError
+
+CONFIG_FILE_NAME = "devex.toml"
+DEFAULT_MANIFESTS = ("apps/{service}/overlays/{environment}/kustomization.yaml",)
+
+
+@dataclass(frozen=True)
+class GitOpsSettings:
+    repo: str | None = None
+    branch: str | None = None
+    manifests: tuple[str, ...] = DEFAULT_MANIFESTS
+    environments: tuple[str, ...] = ()
+    production: str | None = None
+
+
+@dataclass(frozen=True)
+class JiraSettings:
+    url: str | None = None
+    projects: tuple[str, ...] = ()
+    ticket_pattern: str | None = None
+    batch_size: int = 100
+    concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    environment: str = "qa"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    image: str | None = None
+    manifest: str | None = None
+    aliases: tuple[str, ...] = ()
+    repo: str | None = None
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    timeout: float = 30.0
+    retries: int = 4
+    backoff: float = 0.5
+    max_retry_after: float = 60.0
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    dir: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    gitops: GitOpsSettings = field(default_factory=GitOpsSettings)
+    jira: JiraSettings = field(default_factory=JiraSettings)
+    gate: GateSettings = field(default_factory=GateSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    services: Mapping[str, ServiceSettings] = field(default_factory=dict)
+    source: Path | None = None
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def cache_dir(self) -> Path:
+        """cache.dir ($DEVEX_CACHE_DIR), else $XDG_CACHE_HOME/devex, else ~/.cache/devex."""
+        if self.cache.dir:
+            return Path(self.cache.dir).expanduser()
+        xdg = self.environ.get("XDG_CACHE_HOME")
+        base = Path(xdg) if xdg else Path.home() / ".cache"
+        return base / "devex"
+
+
+_SECTIONS: dict[str, type] = {
+    "gitops": GitOpsSettings,
+    "jira": JiraSettings,
+    "gate": GateSettings,
+    "http": HttpSettings,
+    "cache": CacheSettings,
+}
+
+# Environment variables that set a (non-secret) key; secrets are read by the sources themselves.
+_ENV_KEYS: dict[str, tuple[str, str]] = {
+    "DEVEX_GITOPS_REPO": ("gitops", "repo"),
+    "JIRA_URL": ("jira", "url"),
+    "DEVEX_CACHE_DIR": ("cache", "dir"),
+}
+
+
+def find_config_file(start: Path, environ: Mapping[str, str]) -> Path | None:
+    """$DEVEX_CONFIG, else the nearest devex.toml from `start` up to the repository root."""
+    if env_path := environ.get("DEVEX_CONFIG"):
+        return Path(env_path)
+    folder = start.resolve()
+    while True:
+        candidate = folder / CONFIG_FILE_NAME
+        if candidate.is_file():
+            return candidate
+        if (folder / ".git").exists() or folder.parent == folder:
+            return None
+        folder = folder.parent
+
+
+def load_settings(
+    config_file: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Read, validate and merge the configuration. Raises ConfigError naming the bad key."""
+    env = dict(os.environ if environ is None else environ)
+    path = config_file or find_config_file(cwd or Path.cwd(), env)
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read configuration file {path}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    settings = _from_mapping(raw, str(path) if path else CONFIG_FILE_NAME)
+    for variable, (section, key) in _ENV_KEYS.items():
+        if value := env.get(variable):
+            settings = replace(
+                settings, **{section: replace(getattr(settings, section), **{key: value})}
+            )
+    return replace(settings, source=path, environ=env)
+
+
+def _from_mapping(raw: Mapping[str, Any], origin: str) -> Settings:
+    values: dict[str, Any] = {}
+    for section, content in raw.items():
+        if section == "services":
+            values["services"] = _services(content, origin)
+            continue
+        section_type = _SECTIONS.get(section)
+        if section_type is None:
+            known = ", ".join(sorted([*_SECTIONS, "services"]))
+            raise ConfigError(f"{origin}: unknown section [{section}] (known: {known})")
+        values[section] = _section(section_type, content, section, origin)
+    return Settings(**values)
+
+
+def _services(content: Any, origin: str) -> dict[str, ServiceSettings]:
+    if not isinstance(content, Mapping):
+        raise ConfigError(f"{origin}: [services] must be a table of [services.<name>] tables")
+    return {
+        name: _section(ServiceSettings, table, f"services.{name}", origin)
+        for name, table in content.items()
+    }
+
+
+def _section(section_type: type, content: Any, where: str, origin: str) -> Any:
+    if not isinstance(content, Mapping):
+        raise ConfigError(f"{origin}: {where} must be a table")
+    known = {f.name: f for f in fields(section_type)}
+    values: dict[str, Any] = {}
+    for key, value in content.items():
+        if key not in known:
+            raise ConfigError(
+                f"{origin}: unknown key {where}.{key} (known: {', '.join(sorted(known))})"
+            )
+        values[key] = _coerce(value, str(known[key].type), f"{where}.{key}", origin)
+    return section_type(**values)
+
+
+def _coerce(value: Any, type_name: str, key: str, origin: str) -> Any:
+    def wrong(expected: str) -> ConfigError:
+        return ConfigError(f"{origin}: {key} must be {expected}, not {type(value).__name__}")
+
+    if type_name.startswith("tuple[str"):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise wrong("a list of strings")
+        return tuple(value)
+    if type_name.startswith("str"):
+        if not isinstance(value, str):
+            raise wrong("a string")
+        return value
+    if type_name == "int":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise wrong("a non-negative integer")
+        return value
+    if type_name == "float":
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            raise wrong("a non-negative number")
+        return float(value)
+    if type_name == "bool":
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+        return value
+    raise AssertionError(f"no coercion for {type_name}")  # a schema bug, not user input

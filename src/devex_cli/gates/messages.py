@@ -1,0 +1,77 @@
+"""What a gate prints: the framed blocked message, the allowed table, or one JSON object."""
+
+from __future__ import annotations
+
+import json
+
+from devex_cli.gates.qa_release import GateReport
+
+_WIDTH = 72
+
+
+def _frame(title: str) -> list[str]:
+    bar = "=" * _WIDTH
+    return [bar, title.center(_WIDTH).rstrip(), bar]
+
+
+def render_text(report: GateReport, *, jira_url: str = "") -> str:
+    """The seed's blocked message, or a table of the tickets when allowed."""
+    lines: list[str] = []
+    since = report.deployed_revision[:12] if report.deployed_revision else "(none)"
+    scope = (f"{report.service} -> {report.environment}: {report.commits} commit(s) since "
+             f"{since}, {len(report.tickets)} ticket(s)")
+    if report.blocked:
+        missing = [t for t in report.tickets if t.key in report.missing_fix_version]
+        lines += _frame("QA DEPLOYMENT BLOCKED")
+        lines += ["", scope, "",
+                  f"The following {len(missing)} ticket(s) are missing Release Version/s:", ""]
+        for ticket in missing:
+            status = f" [{ticket.status}]" if ticket.status else ""
+            lines.append(f"  - {ticket.key}{status} {_clip(ticket.summary)}".rstrip())
+            lines.append(f"    {ticket.url}")
+        lines += [
+            "",
+            "ACTION REQUIRED:",
+            "  1. Open each ticket above in Jira.",
+            "  2. Set its 'Fix Version/s' field to the release this deployment belongs to.",
+            "  3. Re-run this pipeline step; no new commit is needed.",
+            f"  Every commit since the current {report.environment} release ships with this "
+            "deployment:",
+            "  a ticket that must not ship needs its change reverted, not its key removed.",
+        ]
+    else:
+        lines.append(f"QA release gate: allowed. {scope}")
+        if report.tickets:
+            lines.append("")
+            key_width = max(len(t.key) for t in report.tickets)
+            lines.append(f"  {'TICKET'.ljust(key_width)}  FIX VERSIONS        STATUS")
+            for ticket in report.tickets:
+                versions = ", ".join(ticket.fix_versions)
+                lines.append(f"  {ticket.key.ljust(key_width)}  {versions.ljust(18)}  "
+                             f"{ticket.status}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def render_json(report: GateReport) -> str:
+    """Exactly one JSON object, the contract's shape (plus `warnings`)."""
+    return json.dumps({
+        "decision": report.decision,
+        "service": report.service,
+        "environment": report.environment,
+        "deployed_revision": report.deployed_revision,
+        "head": report.head,
+        "commits": report.commits,
+        "tickets": [
+            {"key": t.key, "fix_versions": list(t.fix_versions), "status": t.status,
+             "summary": t.summary, "url": t.url}
+            for t in report.tickets
+        ],
+        "missing_fix_version": list(report.missing_fix_version),
+        "unknown": list(report.unknown),
+        "warnings": list(report.warnings),
+    }, indent=2, ensure_ascii=False)
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

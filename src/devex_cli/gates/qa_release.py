@@ -1,0 +1,164 @@
+"""`devex gate qa-release`: block a QA deployment whose tickets have no Jira Release Version.
+
+`decide` is pure (commits and Jira's answer in, a report out); `run` fetches what it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devex_cli.config import Settings
+from devex_cli.errors import InputError, UpstreamError, UsageError
+from devex_cli.sources import gitops
+from devex_cli.sources.apprepo import AppCommit, AppRepo
+from devex_cli.sources.jira import TicketLookup
+from devex_cli.tickets import compile_ticket_pattern, extract_ticket_keys
+
+log = logging.getLogger("devex.gate")
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    service: str | None
+    environment: str
+    gitops: str | None
+    repo: Path
+    head: str
+    projects: tuple[str, ...] = ()
+    ticket_pattern: str | None = None
+    fail_open: bool = False
+
+
+@dataclass(frozen=True)
+class GateTicket:
+    key: str
+    fix_versions: tuple[str, ...]
+    status: str
+    summary: str
+    url: str
+
+
+@dataclass(frozen=True)
+class GateReport:
+    decision: str  # "blocked" | "allowed"
+    service: str
+    environment: str
+    deployed_revision: str | None
+    head: str
+    commits: int
+    tickets: tuple[GateTicket, ...] = ()
+    missing_fix_version: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def blocked(self) -> bool:
+        return self.decision == "blocked"
+
+
+def decide(
+    *,
+    service: str,
+    environment: str,
+    deployed_revision: str | None,
+    head: str,
+    commits: Sequence[AppCommit],
+    keys: Sequence[str],
+    lookup: TicketLookup,
+    browse_url: str,
+    warnings: Sequence[str] = (),
+) -> GateReport:
+    """Blocked when any ticket Jira knows has no fix version; unknown keys only warn."""
+    tickets = tuple(
+        GateTicket(t.key, t.fix_versions, t.status, t.summary, f"{browse_url}/{t.key}")
+        for key in keys if (t := lookup.tickets.get(key)) is not None
+    )
+    missing = tuple(t.key for t in tickets if not t.fix_versions)
+    unknown = tuple(k for k in keys if k not in lookup.tickets)
+    notes = list(warnings)
+    if unknown:
+        notes.append(f"not Jira tickets (ignored): {', '.join(unknown)}")
+    return GateReport(
+        decision="blocked" if missing else "allowed",
+        service=service, environment=environment, deployed_revision=deployed_revision,
+        head=head, commits=len(commits), tickets=tickets, missing_fix_version=missing,
+        unknown=unknown, warnings=tuple(notes),
+    )
+
+
+def run(options: GateOptions, settings: Settings) -> GateReport:
+    """Read the GitOps repo, the app repo and Jira, and decide.
+
+    Raises UsageError (2) for bad input, UpstreamError (3) when Jira or a remote fails (unless
+    `fail_open`, which allows with a warning when Jira cannot be asked).
+    """
+    service = options.service
+    if not service:
+        raise UsageError("no service given",
+                         hint="pass --service NAME (defaults to $BITBUCKET_REPO_SLUG)")
+    app = AppRepo(options.repo)
+    head = app.resolve(options.head)
+    if head is None:
+        raise UsageError(f"--head {options.head} is not a commit of {app.path}")
+
+    repo = gitops.open_repository(options.gitops, settings)
+    history = gitops.read_history(
+        repo, settings,
+        has_commit=lambda svc, sha: svc == service and app.has_commit(sha),
+    )
+    current = history.state(service, options.environment)
+    for problem in history.broken_at_head:
+        owner = gitops.path_owner(problem.path, settings)
+        if owner and owner[1] == options.environment and (
+            owner[0] == service or (current is not None and current.manifest == problem.path)
+        ):
+            raise InputError(
+                f"{problem.path} cannot be read at {problem.commit[:12]}: {problem.reason}",
+                hint="fix the manifest in the GitOps repository",
+            )
+    state = current
+    if state is None:
+        if service not in history.services:
+            known = ", ".join(history.services) or "none"
+            raise UsageError(f"unknown service {service!r}: the GitOps repository has {known}",
+                             hint="pass --service with one of them, or check gitops.manifests")
+        warning = (f"{service} has never been deployed to {options.environment}: "
+                   "no QA release to compare with, nothing to check")
+        return GateReport("allowed", service, options.environment, None, head, 0,
+                          warnings=(warning,))
+    revision = state.release.revision
+    if revision is None:
+        raise UsageError(
+            f"{service} in {options.environment} runs {state.release.version!r}, "
+            "which names no commit",
+            hint="tag images with the commit SHA (e.g. 1.4.2-58ddfd6) so the gate can find the "
+                 "commits since the QA release",
+        )
+    base = app.range_base(revision, head)
+    commits = app.commits(base, head)
+    pattern = compile_ticket_pattern(options.ticket_pattern or settings.jira.ticket_pattern)
+    keys = extract_ticket_keys((c.message for c in commits), pattern=pattern,
+                               projects=options.projects or settings.jira.projects)
+    log.info("%d commits since %s, %d ticket keys", len(commits), base[:12], len(keys))
+    lookup, browse, warnings = TicketLookup(), settings.jira.url or "", []
+    if keys:
+        from devex_cli.sources.jira import JiraClient
+
+        try:
+            with JiraClient(settings) as jira:
+                browse = jira.url
+                lookup = jira.fetch_tickets(keys)
+        except UpstreamError as exc:
+            if not options.fail_open:
+                raise
+            warnings.append(f"FAIL-OPEN: Jira could not be asked ({exc}); "
+                            "the deployment is allowed WITHOUT checking fix versions")
+            return GateReport("allowed", service, options.environment, base, head,
+                              len(commits), warnings=tuple(warnings))
+    return decide(service=service, environment=options.environment, deployed_revision=base,
+                  head=head, commits=commits, keys=keys, lookup=lookup,
+                  browse_url=f"{browse.rstrip('/')}/browse", warnings=warnings)
+

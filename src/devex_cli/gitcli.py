@@ -1,0 +1,84 @@
+"""Running git: one place that turns git's failures into devex errors.
+
+devex talks to git through its command line (what Bitbucket Pipelines and every laptop have),
+reading history in single passes (`git log --raw`, `git cat-file --batch`), never one process per
+commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from devex_cli.errors import UpstreamError, UsageError
+from devex_cli.masking import mask
+
+log = logging.getLogger("devex.git")
+
+# Never ask for credentials on a terminal: a pipeline would hang.
+_ENV = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+
+
+class GitFailed(Exception):
+    """A git command exited non-zero; callers decide what it means."""
+
+    def __init__(self, args: Sequence[str], returncode: int, stderr: str) -> None:
+        super().__init__(mask(stderr.strip().splitlines()[-1] if stderr.strip() else ""))
+        self.args_ = list(args)
+        self.returncode = returncode
+        self.stderr = mask(stderr)
+
+
+def git(repo: Path, *args: str, input_text: str | None = None) -> str:
+    """Run `git -C repo args...` and return stdout. Raises GitFailed."""
+    return git_bytes(repo, *args, input_bytes=None if input_text is None
+                     else input_text.encode()).decode("utf-8", "replace")
+
+
+def git_bytes(repo: Path, *args: str, input_bytes: bytes | None = None) -> bytes:
+    command = ["git", "-C", str(repo), *args]
+    log.debug("git %s", mask(" ".join(args)))
+    try:
+        done = subprocess.run(command, input=input_bytes, capture_output=True, env=_ENV,
+                              check=False)
+    except FileNotFoundError:
+        raise UsageError("git is not installed", hint="install git and try again") from None
+    if done.returncode != 0:
+        raise GitFailed(args, done.returncode, done.stderr.decode("utf-8", "replace"))
+    return done.stdout
+
+
+def is_url(spec: str) -> bool:
+    """A git URL (`https://`, `ssh://`, `file://`, `git@host:path`) rather than a local path."""
+    if "://" in spec:
+        return True
+    head = spec.split("/", 1)[0]
+    return "@" in head and ":" in head
+
+
+def read_blobs(repo: Path, shas: Iterable[str]) -> dict[str, bytes]:
+    """The contents of many blobs in one `git cat-file --batch` process."""
+    wanted = list(dict.fromkeys(shas))
+    if not wanted:
+        return {}
+    out = git_bytes(repo, "cat-file", "--batch", input_bytes="\n".join(wanted).encode() + b"\n")
+    blobs: dict[str, bytes] = {}
+    pos = 0
+    for sha in wanted:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split()
+        pos = end + 1
+        if len(header) < 3 or header[1] == b"missing":
+            continue
+        size = int(header[2])
+        blobs[sha] = out[pos : pos + size]
+        pos += size + 1
+    return blobs
+
+
+def remote_error(url: str, exc: GitFailed) -> UpstreamError:
+    return UpstreamError("git", f"cannot fetch {mask(url)}: {exc}",
+                         hint="check the URL and the credentials of the git remote")

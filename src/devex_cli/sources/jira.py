@@ -1,0 +1,209 @@
+"""Jira: tickets by key (batched, in parallel) and JQL search, Cloud and Data Center.
+
+Cloud (`JIRA_EMAIL` + `JIRA_API_TOKEN`, Basic): `POST /rest/api/3/issue/bulkfetch` for keys (unknown
+keys are silently omitted), `/rest/api/3/search/jql` with `nextPageToken` for JQL.
+Data Center (`JIRA_API_TOKEN` alone, Bearer): `/rest/api/2/search` with `startAt` paging and
+`validateQuery=warn`; a 400 naming unknown keys is answered by dropping them and asking again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from devex_cli.config import Settings
+from devex_cli.errors import ConfigError, UpstreamError, UpstreamHTTPError
+from devex_cli.http import ApiClient, BearerAuth, basic_auth
+
+TICKET_FIELDS = ("summary", "status", "fixVersions", "issuetype", "resolutiondate", "created")
+MAX_KEYS_PER_REQUEST = 100
+
+
+@dataclass(frozen=True)
+class Ticket:
+    key: str
+    summary: str
+    status: str
+    status_category: str
+    issue_type: str
+    fix_versions: tuple[str, ...]
+
+    @property
+    def has_fix_version(self) -> bool:
+        return bool(self.fix_versions)
+
+
+@dataclass(frozen=True)
+class TicketLookup:
+    """What Jira said about a set of keys: the tickets it knows, and the keys it does not."""
+
+    tickets: Mapping[str, Ticket] = field(default_factory=dict)
+    unknown: tuple[str, ...] = ()
+
+
+class JiraClient:
+    """Jira, reached through the shared client. Use it as a context manager."""
+
+    def __init__(self, settings: Settings, *, api: ApiClient | None = None) -> None:
+        env = settings.environ
+        url = settings.jira.url
+        if not url:
+            raise ConfigError("Jira is not configured", hint="set JIRA_URL (and JIRA_EMAIL, "
+                              "JIRA_API_TOKEN) or jira.url in devex.toml")
+        self.url = url.rstrip("/")
+        email, token = env.get("JIRA_EMAIL"), env.get("JIRA_API_TOKEN")
+        self.cloud = bool(email and token)
+        auth = None
+        if email and token:
+            auth = basic_auth(email, token)
+        elif token:
+            auth = BearerAuth(token)
+        self._batch = max(1, min(settings.jira.batch_size, MAX_KEYS_PER_REQUEST))
+        self._concurrency = max(1, settings.jira.concurrency)
+        self.api = api or ApiClient(
+            "Jira", self.url, settings=settings.http, auth=auth,
+            auth_hint="check JIRA_EMAIL and JIRA_API_TOKEN (Cloud) or JIRA_API_TOKEN (Data Center)",
+        )
+
+    def __enter__(self) -> JiraClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.api.close()
+
+    def browse_url(self, key: str) -> str:
+        return f"{self.url}/browse/{key}"
+
+    def fetch_tickets(self, keys: Sequence[str]) -> TicketLookup:
+        """Tickets for the keys, in batches of at most 100, several batches at once.
+
+        Raises UpstreamError when Jira cannot be asked or answers what cannot be read.
+        """
+        unique = list(dict.fromkeys(k.upper() for k in keys))
+        if not unique:
+            return TicketLookup()
+        batches = [unique[i : i + self._batch] for i in range(0, len(unique), self._batch)]
+        fetch = self._bulkfetch if self.cloud else self._search_keys
+        with ThreadPoolExecutor(max_workers=min(self._concurrency, len(batches))) as pool:
+            results = list(pool.map(fetch, batches))
+        tickets: dict[str, Ticket] = {}
+        for batch_tickets in results:
+            tickets.update(batch_tickets)
+        unknown = tuple(k for k in unique if k not in tickets)
+        return TicketLookup(tickets={k: tickets[k] for k in unique if k in tickets},
+                            unknown=unknown)
+
+    def search(self, jql: str, *, fields: Sequence[str] = TICKET_FIELDS) -> list[Ticket]:
+        """Every ticket a JQL query finds, following the pages."""
+        if self.cloud:
+            return list(self._search_cloud(jql, fields))
+        return self._search_dc(jql, fields)
+
+    # Cloud -------------------------------------------------------------------------------
+
+    def _bulkfetch(self, keys: list[str]) -> dict[str, Ticket]:
+        body = self.api.post_json(
+            "/rest/api/3/issue/bulkfetch",
+            {"issueIdsOrKeys": keys, "fields": list(TICKET_FIELDS)},
+        )
+        issues = _expect_list(body, "issues", "bulkfetch")
+        return self._by_requested_key(issues, keys)
+
+    def _search_cloud(self, jql: str, fields: Sequence[str]) -> Iterator[Ticket]:
+        token: str | None = None
+        seen_tokens: set[str] = set()
+        while True:
+            request: dict[str, Any] = {"jql": jql, "fields": list(fields), "maxResults": 100}
+            if token:
+                request["nextPageToken"] = token
+            body = self.api.post_json("/rest/api/3/search/jql", request)
+            for issue in _expect_list(body, "issues", "search/jql"):
+                yield _ticket(issue)
+            token = body.get("nextPageToken")
+            if body.get("isLast", token is None) or not token:
+                return
+            if token in seen_tokens:
+                raise UpstreamError("Jira", "search/jql repeated a nextPageToken; stopped paging")
+            seen_tokens.add(token)
+
+    # Data Center -------------------------------------------------------------------------
+
+    def _search_keys(self, keys: list[str]) -> dict[str, Ticket]:
+        remaining = list(keys)
+        while remaining:
+            jql = f"key in ({', '.join(remaining)})"
+            try:
+                tickets = self._search_dc(jql, TICKET_FIELDS)
+            except UpstreamHTTPError as exc:
+                named = _keys_named_in_error(exc.body, remaining) if exc.status == 400 else set()
+                if not named:
+                    raise
+                remaining = [k for k in remaining if k not in named]
+                continue
+            return self._by_requested_key([], keys, tickets)
+        return {}
+
+    def _search_dc(self, jql: str, fields: Sequence[str]) -> list[Ticket]:
+        tickets: list[Ticket] = []
+        start = 0
+        while True:
+            body = self.api.get_json("/rest/api/2/search", params={
+                "jql": jql, "fields": ",".join(fields), "startAt": start, "maxResults": 100,
+                "validateQuery": "warn",
+            })
+            issues = _expect_list(body, "issues", "search")
+            tickets.extend(_ticket(i) for i in issues)
+            start += len(issues)
+            total = body.get("total")
+            if not issues or not isinstance(total, int) or start >= total:
+                return tickets
+
+    def _by_requested_key(
+        self, issues: list[Any], keys: list[str], tickets: list[Ticket] | None = None
+    ) -> dict[str, Ticket]:
+        found = {t.key: t for t in (tickets if tickets is not None else map(_ticket, issues))}
+        return {k: found[k] for k in keys if k in found}
+
+
+def _expect_list(body: Any, key: str, endpoint: str) -> list[Any]:
+    if not isinstance(body, Mapping) or not isinstance(body.get(key, []), list):
+        raise UpstreamError("Jira", f"{endpoint} answered an unexpected shape (no '{key}' list)")
+    items: list[Any] = body.get(key, [])
+    return items
+
+
+def _ticket(issue: Any) -> Ticket:
+    try:
+        key = str(issue["key"]).upper()
+        fields = issue.get("fields") or {}
+        status = fields.get("status") or {}
+        category = (status.get("statusCategory") or {}).get("key", "")
+        return Ticket(
+            key=key,
+            summary=str(fields.get("summary") or ""),
+            status=str(status.get("name") or ""),
+            status_category=str(category or ""),
+            issue_type=str((fields.get("issuetype") or {}).get("name") or ""),
+            fix_versions=tuple(str(v["name"]) for v in fields.get("fixVersions") or []),
+        )
+    except (KeyError, TypeError, AttributeError):
+        raise UpstreamError("Jira", "answered an issue of an unexpected shape") from None
+
+
+_QUOTED = re.compile(r"'([^']+)'")
+
+
+def _keys_named_in_error(body: object, keys: Sequence[str]) -> set[str]:
+    """Keys a 400 names as unknown ("An issue with key 'UTF-8' does not exist ...")."""
+    if not isinstance(body, Mapping):
+        return set()
+    wanted = {k.upper(): k for k in keys}
+    named: set[str] = set()
+    for message in body.get("errorMessages") or []:
+        for quoted in _QUOTED.findall(str(message)):
+            if quoted.upper() in wanted:
+                named.add(wanted[quoted.upper()])
+    return named

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.jira import FakeJira
+
+# Variables a developer's shell or a pipeline may set that would leak into a test's run.
+_ISOLATED = ("JIRA_", "ARGOCD_", "BITBUCKET_", "TEAMS_WEBHOOK_", "PUSHGATEWAY_", "DEVEX_")
+
+FAST_HTTP = "[http]\nbackoff = 0.01\nmax_retry_after = 2\nretries = 3\ntimeout = 5\n"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(_ISOLATED):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+
+
+@pytest.fixture
+def jira() -> Iterator[FakeJira]:
+    server = FakeJira().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def jira_dc() -> Iterator[FakeJira]:
+    server = FakeJira(cloud=False).start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def devex(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> object:
+    """Run `devex ARGS` in this process: exit code, stdout and stderr.
+
+    Unless the arguments name a --config, a devex.toml with fast HTTP retries is used.
+    """
+    from devex_cli.cli import main
+
+    default_config = tmp_path / "fast-devex.toml"
+    default_config.write_text(FAST_HTTP)
+
+    def run(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None,
+            config: str | None = None) -> Result:
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        argv = list(args)
+        if "--config" not in argv:
+            argv = ["--config", config or str(default_config), *argv]
+        capsys.readouterr()
+        try:
+            main(argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        else:  # pragma: no cover - main always exits
+            code = 0
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run

@@ -1,0 +1,183 @@
+"""A loopback Jira that answers as Jira Cloud (or Data Center) does today.
+
+Cloud: `POST /rest/api/3/issue/bulkfetch` (<=100 keys, unknown keys silently omitted),
+`GET|POST /rest/api/3/search/jql` (only `id` unless `fields` is given, `nextPageToken`, no `total`;
+400 with `errorMessages` for a key that does not exist), 410 Gone on the removed
+`/rest/api/3/search` and `/rest/api/2/search`. Data Center: `/rest/api/2/search` with
+`startAt`/`total`, `validateQuery=warn` turning unknown keys into `warningMessages`.
+Auth: Cloud wants Basic email:token, Data Center a Bearer token; anything else is 401.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.fakes.server import Answer, FakeServer, Request
+
+_KEY_IN = re.compile(r"key\s+in\s*\(([^)]*)\)", re.IGNORECASE)
+_KEY_EQ = re.compile(r"key\s*=\s*([A-Z][A-Z0-9_]*-\d+)", re.IGNORECASE)
+_PROJECT = re.compile(r"project\s*=\s*\"?([A-Z][A-Z0-9_]*)\"?", re.IGNORECASE)
+
+UNAUTHORIZED = {"errorMessages": [
+    "You are not authenticated. Authentication required to perform this operation."],
+    "errors": {}}
+
+
+@dataclass
+class FakeIssue:
+    key: str
+    summary: str = "A change"
+    status: str = "In Progress"
+    category: str = "indeterminate"
+    issue_type: str = "Story"
+    fix_versions: list[str] = field(default_factory=list)
+
+    def as_json(self, fields: list[str] | None, issue_id: int) -> dict[str, Any]:
+        every = {
+            "summary": self.summary,
+            "status": {"name": self.status, "statusCategory": {"key": self.category}},
+            "issuetype": {"name": self.issue_type},
+            "fixVersions": [{"id": str(1000 + i), "name": n, "released": False}
+                            for i, n in enumerate(self.fix_versions)],
+            "created": "2026-10-01T09:00:00.000+0000",
+            "resolutiondate": None,
+        }
+        issue: dict[str, Any] = {"id": str(issue_id), "key": self.key,
+                                 "self": f"/rest/api/3/issue/{issue_id}"}
+        if fields:
+            wanted = every if "*all" in fields else {k: v for k, v in every.items() if k in fields}
+            issue["fields"] = wanted
+        return issue
+
+
+class FakeJira(FakeServer):
+    def __init__(self, *, cloud: bool = True, email: str = "ci@example.com",
+                 token: str = "jira-secret-token-123", page_size: int = 50) -> None:
+        super().__init__()
+        self.cloud = cloud
+        self.email = email
+        self.token = token
+        self.page_size = page_size
+        self.issues: dict[str, FakeIssue] = {}
+        if cloud:
+            self.route("POST", "/rest/api/3/issue/bulkfetch", self._bulkfetch)
+            self.route("POST", "/rest/api/3/search/jql", self._search_jql)
+            self.route("GET", "/rest/api/3/search/jql", self._search_jql)
+            for gone in ("/rest/api/3/search", "/rest/api/2/search"):
+                self.route("GET", gone, self._gone)
+                self.route("POST", gone, self._gone)
+        else:
+            self.route("GET", "/rest/api/2/search", self._search_dc)
+            self.route("POST", "/rest/api/2/search", self._search_dc)
+
+    def add(self, key: str, *fix_versions: str, **attrs: Any) -> FakeIssue:
+        issue = FakeIssue(key, fix_versions=list(fix_versions), **attrs)
+        self.issues[key] = issue
+        return issue
+
+    def env(self) -> dict[str, str]:
+        """The environment a devex run against this fake needs."""
+        if self.cloud:
+            return {"JIRA_URL": self.url, "JIRA_EMAIL": self.email, "JIRA_API_TOKEN": self.token}
+        return {"JIRA_URL": self.url, "JIRA_API_TOKEN": self.token}
+
+    def api_requests(self) -> list[Request]:
+        return [r for r in self.requests if r.path.startswith("/rest/")]
+
+    # -- handlers ------------------------------------------------------------------------
+
+    def _authorised(self, request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        if self.cloud:
+            expected = base64.b64encode(f"{self.email}:{self.token}".encode()).decode()
+            return header == f"Basic {expected}"
+        return header == f"Bearer {self.token}"
+
+    def _id(self, key: str) -> int:
+        return 10000 + list(self.issues).index(key)
+
+    def _gone(self, request: Request) -> Answer:
+        return Answer(410, {"errorMessages": [
+            "The requested API has been removed. Please migrate to the /rest/api/3/search/jql "
+            "API. A full migration guideline is available at "
+            "https://developer.atlassian.com/changelog/#CHANGE-2046"], "errors": {}})
+
+    def _bulkfetch(self, request: Request) -> Answer:
+        if not self._authorised(request):
+            return Answer(401, UNAUTHORIZED)
+        body = request.body or {}
+        keys = body.get("issueIdsOrKeys") or []
+        if not keys or len(keys) > 100:
+            return Answer(400, {"errorMessages": [
+                "The number of issue IDs or keys must be between 1 and 100."], "errors": {}})
+        fields = body.get("fields") or ["*navigable"]
+        found = [self.issues[k.upper()].as_json(fields, self._id(k.upper()))
+                 for k in keys if k.upper() in self.issues]
+        return Answer(200, {"expand": "schema,names", "issues": found, "issueErrors": []})
+
+    def _matching(self, jql: str) -> tuple[list[FakeIssue], list[str]]:
+        keys: list[str] = []
+        if found := _KEY_IN.search(jql):
+            keys = [k.strip().strip('"').upper() for k in found.group(1).split(",") if k.strip()]
+        elif found := _KEY_EQ.search(jql):
+            keys = [found.group(1).upper()]
+        if keys:
+            unknown = [k for k in keys if k not in self.issues]
+            return [self.issues[k] for k in keys if k in self.issues], unknown
+        if found := _PROJECT.search(jql):
+            project = found.group(1).upper()
+            return [i for k, i in self.issues.items() if k.startswith(project + "-")], []
+        return list(self.issues.values()), []
+
+    def _search_jql(self, request: Request) -> Answer:
+        if not self._authorised(request):
+            return Answer(401, UNAUTHORIZED)
+        if request.method == "POST":
+            params = request.body or {}
+        else:
+            params = {k: v[0] for k, v in request.query.items()}
+            if "fields" in params:
+                params["fields"] = params["fields"].split(",")
+        matching, unknown = self._matching(str(params.get("jql", "")))
+        if unknown:
+            return Answer(400, {"errorMessages": [
+                f"An issue with key '{k}' does not exist for field 'key'." for k in unknown],
+                "warningMessages": []})
+        size = min(int(params.get("maxResults") or self.page_size), self.page_size)
+        start = int(params.get("nextPageToken") or 0)
+        page = matching[start : start + size]
+        fields = params.get("fields")
+        answer: dict[str, Any] = {"issues": [i.as_json(fields, self._id(i.key)) for i in page]}
+        if start + size < len(matching):
+            answer["nextPageToken"] = str(start + size)
+            answer["isLast"] = False
+        else:
+            answer["isLast"] = True
+        return Answer(200, answer)
+
+    def _search_dc(self, request: Request) -> Answer:
+        if not self._authorised(request):
+            return Answer(401, UNAUTHORIZED)
+        if request.method == "POST":
+            params = request.body or {}
+        else:
+            params = {k: v[0] for k, v in request.query.items()}
+        fields = params.get("fields") or "*navigable"
+        if isinstance(fields, str):
+            fields = fields.split(",")
+        matching, unknown = self._matching(str(params.get("jql", "")))
+        warnings: list[str] = []
+        if unknown:
+            messages = [f"An issue with key '{k}' does not exist for field 'key'." for k in unknown]
+            if str(params.get("validateQuery", "strict")) not in ("warn", "false"):
+                return Answer(400, {"errorMessages": messages, "errors": {}})
+            warnings = messages
+        start = int(params.get("startAt") or 0)
+        size = min(int(params.get("maxResults") or self.page_size), self.page_size)
+        page = matching[start : start + size]
+        return Answer(200, {"startAt": start, "maxResults": size, "total": len(matching),
+                            "issues": [i.as_json(fields, self._id(i.key)) for i in page],
+                            "warningMessages": warnings})

@@ -1,0 +1,117 @@
+"""A loopback HTTP server base for the fakes of outside systems: real sockets on 127.0.0.1,
+a request log, and scripted faults (status, headers, raw body) served before normal answers."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Fault:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Route = Callable[[Request], Answer]
+
+
+class FakeServer:
+    """Subclasses register routes with `self.route(method, path, handler)`."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.faults: list[Fault] = []
+        self._routes: dict[tuple[str, str], Route] = {}
+        self._lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = raw
+                request = Request(self.command, parts.path, parse_qs(parts.query),
+                                  {k.lower(): v for k, v in self.headers.items()}, body)
+                status, payload, headers = owner._answer(request)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def route(self, method: str, path: str, handler: Route) -> None:
+        self._routes[(method, path)] = handler
+
+    def fail_next(self, status: int, body: bytes | str | dict[str, Any] = b"",
+                  headers: dict[str, str] | None = None, times: int = 1) -> None:
+        """Answer the next `times` requests with this status and body, whatever they ask."""
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode()
+        heads = {"Content-Type": "application/json", **(headers or {})}
+        with self._lock:
+            self.faults.extend(Fault(status, body, heads) for _ in range(times))
+
+    def _answer(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
+        with self._lock:
+            self.requests.append(request)
+            fault = self.faults.pop(0) if self.faults else None
+        if fault is not None:
+            return fault.status, fault.body, fault.headers
+        handler = self._routes.get((request.method, request.path))
+        if handler is None:
+            return 404, json.dumps({"errorMessages": ["Not found"]}).encode(), {
+                "Content-Type": "application/json"}
+        answer = handler(request)
+        return answer.status, json.dumps(answer.body).encode(), {
+            "Content-Type": "application/json", **answer.headers}

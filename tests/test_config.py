@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devex_cli.config import find_config_file, load_settings
+from devex_cli.errors import ConfigError
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_a_file(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    settings = load_settings(environ={}, cwd=tmp_path)
+    assert settings.source is None
+    assert settings.gitops.manifests == ("apps/{service}/overlays/{environment}/kustomization.yaml",)
+    assert settings.gate.environment == "qa"
+    assert settings.jira.batch_size == 100
+
+
+def test_nearest_file_up_to_the_repository_root(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "a" / "b").mkdir(parents=True)
+    config = write(repo / "devex.toml", "[gate]\nenvironment = 'uat'\n")
+    write(tmp_path / "devex.toml", "[gate]\nenvironment = 'outside'\n")
+    assert find_config_file(repo / "a" / "b", {}) == config
+    assert load_settings(environ={}, cwd=repo / "a" / "b").gate.environment == "uat"
+
+
+def test_devex_config_variable(tmp_path: Path) -> None:
+    config = write(tmp_path / "x.toml", "[jira]\nprojects = ['PROJ']\n")
+    settings = load_settings(environ={"DEVEX_CONFIG": str(config)}, cwd=tmp_path)
+    assert settings.jira.projects == ("PROJ",)
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    config = write(tmp_path / "devex.toml", "[jira]\nurl = 'https://file.example'\n")
+    settings = load_settings(config, environ={"JIRA_URL": "https://env.example"})
+    assert settings.jira.url == "https://env.example"
+    assert load_settings(config, environ={}).jira.url == "https://file.example"
+
+
+def test_services(tmp_path: Path) -> None:
+    config = write(tmp_path / "devex.toml", """
+[services.payments]
+image = "ghcr.io/org/payments-api"
+aliases = ["payment"]
+""")
+    service = load_settings(config, environ={}).services["payments"]
+    assert service.image == "ghcr.io/org/payments-api"
+    assert service.aliases == ("payment",)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[jira]\nurll = 'x'\n", "unknown key jira.urll"),
+    ("[jiraa]\n", r"unknown section \[jiraa\]"),
+    ("[jira]\nbatch_size = 'ten'\n", "jira.batch_size must be a non-negative integer, not str"),
+    ("[gitops]\nmanifests = 'apps/x'\n", "gitops.manifests must be a list of strings"),
+    ("[services.x]\nimagee = 'y'\n", "unknown key services.x.imagee"),
+    ("[services]\nx = 1\n", "services.x must be a table"),
+    ("[jira\n", "is not valid TOML"),
+])
+def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    config = write(tmp_path / "devex.toml", text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(config, environ={})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml", environ={})
