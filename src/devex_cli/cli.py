@@ -99,7 +99,8 @@ def gate_qa_release(
     environment: Annotated[str | None, typer.Option(
         metavar="ENV", help="Environment of the release (default: gate.environment, else qa).")] = None,
     gitops: Annotated[str | None, typer.Option(
-        metavar="PATH|URL", help="GitOps repository: a path or a git URL (default: $DEVEX_GITOPS_REPO).")] = None,
+        metavar="PATH|URL",
+        help="GitOps repository: a path or a git URL (default: $DEVEX_GITOPS_REPO).")] = None,
     repo: Annotated[Path, typer.Option(
         metavar="PATH", help="The service's app repository (default: the current folder).")] = Path(),
     head: Annotated[str | None, typer.Option(

@@ -198,7 +198,7 @@ def read_history(
                 touched.add((service, environment))
                 if release is not None:
                     path_release[(change.path, service)] = release
-        for service, environment in touched:
+        for service, environment in sorted(touched):
             now = _release_of(service, environment, path_release, templates, commit)
             before = current.get((service, environment))
             if now is None:

@@ -1,0 +1,227 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devex_cli.config import load_settings
+from devex_cli.gitops_layout import (
+    Image,
+    ManifestError,
+    ManifestTemplate,
+    order_environments,
+    parse_kustomization,
+    revision_in_tag,
+)
+from devex_cli.sources.gitops import GitOpsHistory, read_history
+from tests.gitworld import GitRepo, image, kustomization, overlay
+
+SHA_A = "58ddfd6a1b2c3d4e5f60718293a4b5c6d7e8f901"
+SHA_B = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
+
+
+def history(repo: GitRepo, tmp_path: Path, config: str = "", **kw: object) -> GitOpsHistory:
+    path = tmp_path / "devex-test.toml"
+    path.write_text(config)
+    return read_history(repo.path, load_settings(path, environ={}), **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def gitops(tmp_path: Path) -> GitRepo:
+    return GitRepo(tmp_path / "gitops")
+
+
+@pytest.mark.parametrize(("tag", "revision"), [
+    ("58ddfd6", "58ddfd6"),
+    (SHA_A, SHA_A),
+    ("1.4.2-58ddfd6a", "58ddfd6a"),
+    ("sha-58DDFD6", "58ddfd6"),
+    ("main-58ddfd6-build12", "58ddfd6"),
+    ("v20241105x", None),
+    ("latest", None),
+    ("29.0", None),
+    ("3.11.0-debian", None),
+    ("abcdef", None),
+    (None, None),
+])
+def test_revision_in_tag(tag: str | None, revision: str | None) -> None:
+    assert revision_in_tag(tag) == revision
+
+
+def test_tags_stay_text() -> None:
+    images = parse_kustomization(b"images:\n- name: app\n  newTag: 0054442\n"
+                                 b"- name: other\n  newTag: 12e4567\n- name: x\n  newTag: 1.10\n")
+    assert [i.tag for i in images] == ["0054442", "12e4567", "1.10"]
+
+
+def test_tag_in_new_name_and_commented_lines() -> None:
+    images = parse_kustomization(
+        b"images:\n# - name: old\n#   newTag: deadbeef1\n"
+        b"- name: app\n  newName: reg.example:5000/team/app:1.2-58ddfd6 # pinned\n")
+    assert images == (Image("app", "reg.example:5000/team/app:1.2-58ddfd6", None, None),)
+    assert images[0].tag == "1.2-58ddfd6"
+    assert images[0].is_named("app")
+
+
+@pytest.mark.parametrize("content", [b"images: [\n", b"- a\n- b\n", b"images: {a: 1}\n",
+                                     b"images:\n- newTag: x\n", b"\xff\xfe"])
+def test_unreadable_manifests(content: bytes) -> None:
+    with pytest.raises(ManifestError):
+        parse_kustomization(content)
+
+
+def test_template_matching() -> None:
+    template = ManifestTemplate("apps/{service}/overlays/{environment}/kustomization.yaml")
+    assert template.match("apps/pay/overlays/qa/kustomization.yaml") == ("pay", "qa")
+    assert template.match("apps/pay/base/kustomization.yaml") is None
+    assert template.pathspec == ":(glob)apps/*/overlays/*/kustomization.yaml"
+    own = ManifestTemplate("envs/{environment}/payments.yaml", service="payments")
+    assert own.match("envs/prod/payments.yaml") == ("payments", "prod")
+
+
+def test_environment_order() -> None:
+    assert order_environments(["prod", "zeta", "qa", "dev", "alpha", "staging", "local"]) == [
+        "local", "dev", "qa", "staging", "prod", "alpha", "zeta"]
+    assert order_environments(["prod", "qa"], ["qa", "prod"]) == ["qa", "prod"]
+
+
+def test_deployments_are_revision_changes(gitops: GitRepo, tmp_path: Path) -> None:
+    first = gitops.commit("deploy pay to qa", {overlay("pay", "qa"): kustomization(
+        [image("pay", "58ddfd6")])})
+    gitops.commit("only a comment", {overlay("pay", "qa"): kustomization(
+        [image("pay", "58ddfd6")], extra="# note\n")})
+    gitops.commit("rebuild: same commit, new tag", {overlay("pay", "qa"): kustomization(
+        [image("pay", "1.0.1-58ddfd6")])})
+    second = gitops.commit("deploy pay", {overlay("pay", "qa"): kustomization(
+        [image("pay", "0a1b2c3")])})
+    result = history(gitops, tmp_path)
+    assert [(d.service, d.environment, d.release.revision, d.gitops_commit)
+            for d in result.deployments] == [
+        ("pay", "qa", "58ddfd6", first), ("pay", "qa", "0a1b2c3", second)]
+    assert result.deployments[0].previous is None
+    assert result.deployments[1].previous is not None
+    state = result.state("pay", "qa")
+    assert state is not None and state.gitops_commit == second
+    assert result.services == ("pay",)
+
+
+def test_several_images_one_named_after_the_service(gitops: GitRepo, tmp_path: Path) -> None:
+    gitops.commit("qa", {overlay("pay", "qa"): kustomization([
+        {"name": "docker.io/library/redis", "newTag": "7.2"},
+        image("pay", "58ddfd6"),
+        {"name": "envoyproxy/envoy", "newTag": "v1.29.0"}])})
+    gitops.commit("bump redis only", {overlay("pay", "qa"): kustomization([
+        {"name": "docker.io/library/redis", "newTag": "7.4"},
+        image("pay", "58ddfd6"),
+        {"name": "envoyproxy/envoy", "newTag": "v1.29.0"}])})
+    result = history(gitops, tmp_path)
+    assert [d.service for d in result.deployments] == ["pay"]
+
+
+def test_several_images_none_named_each_is_a_service(gitops: GitRepo, tmp_path: Path) -> None:
+    path = "overlays/{environment}/kustomization.yaml"
+    gitops.commit("stack", {"overlays/dev/kustomization.yaml": kustomization([
+        {"name": "ghcr.io/org/web", "newTag": "58ddfd6"},
+        {"name": "ghcr.io/org/worker", "newName": "ghcr.io/org/worker-v1", "newTag": "0a1b2c3"},
+        {"name": "postgres", "newTag": "16.2"}])})
+    gitops.commit("rename worker image", {"overlays/dev/kustomization.yaml": kustomization([
+        {"name": "ghcr.io/org/web", "newTag": "58ddfd6"},
+        {"name": "ghcr.io/org/worker", "newName": "ghcr.io/org/worker-v2", "newTag": "0a1b2c3"},
+        {"name": "postgres", "newTag": "16.3"}])})
+    result = history(gitops, tmp_path, f"[services.stack]\nmanifest = '{path}'\n")
+    assert result.services == ("postgres", "web", "worker")
+    assert [(d.service, d.release.version) for d in result.deployments] == [
+        ("postgres", "16.2"), ("web", "58ddfd6"), ("worker", "0a1b2c3"), ("postgres", "16.3")]
+    postgres = result.state("postgres", "dev")
+    assert postgres is not None and postgres.release.revision is None
+
+
+def test_pinned_image(gitops: GitRepo, tmp_path: Path) -> None:
+    gitops.commit("qa", {overlay("pay", "qa"): kustomization([
+        {"name": "ghcr.io/org/payments-api", "newTag": "58ddfd6"},
+        {"name": "ghcr.io/org/payments-migrations", "newTag": "0a1b2c3"}])})
+    result = history(gitops, tmp_path, "[services.pay]\nimage = 'ghcr.io/org/payments-api'\n")
+    state = result.state("pay", "qa")
+    assert state is not None and state.release.revision == "58ddfd6"
+
+
+def test_version_only_tags_are_deployments_without_revision(
+    gitops: GitRepo, tmp_path: Path
+) -> None:
+    gitops.commit("a", {overlay("pay", "prod"): kustomization([image("pay", "latest")])})
+    gitops.commit("b", {overlay("pay", "prod"): kustomization([image("pay", "29.0")])})
+    gitops.commit("c", {overlay("pay", "prod"): kustomization([image("pay", "20241105")])})
+    result = history(gitops, tmp_path)
+    assert [(d.release.version, d.release.revision) for d in result.deployments] == [
+        ("latest", None), ("29.0", None), ("20241105", None)]
+    with_app = history(gitops, tmp_path, has_commit=lambda svc, sha: sha == "20241105")
+    assert with_app.deployments[-1].release.revision == "20241105"
+
+
+def test_merge_commit_is_the_deployment(gitops: GitRepo, tmp_path: Path) -> None:
+    gitops.commit("qa", {overlay("pay", "qa"): kustomization([image("pay", "58ddfd6")])})
+    gitops.checkout("promote", create=True)
+    gitops.commit("bump on a branch", {overlay("pay", "qa"): kustomization(
+        [image("pay", "0a1b2c3")])})
+    gitops.commit("unrelated", {"README.md": "hi\n"})
+    gitops.checkout("main")
+    gitops.commit("other work", {"docs.md": "x\n"})
+    merge = gitops.merge("promote", "Merge pull request #7")
+    result = history(gitops, tmp_path)
+    assert [d.gitops_commit for d in result.deployments][-1] == merge
+    assert len(result.deployments) == 2
+
+
+def test_broken_manifest_is_skipped_then_fixed(gitops: GitRepo, tmp_path: Path) -> None:
+    gitops.commit("ok", {overlay("pay", "qa"): kustomization([image("pay", "58ddfd6")])})
+    broken = [gitops.commit(f"broken {n}", {overlay("pay", "qa"): "images: [\n" + "x" * n})
+              for n in range(3)]
+    mid = history(gitops, tmp_path)
+    assert [s.commit for s in mid.skipped] == broken
+    assert [p.commit for p in mid.broken_at_head] == [broken[-1]]
+    fixed = gitops.commit("fixed", {overlay("pay", "qa"): kustomization([image("pay", "0a1b2c3")])})
+    result = history(gitops, tmp_path)
+    assert result.broken_at_head == ()
+    assert [d.gitops_commit for d in result.deployments][-1] == fixed
+    assert len(result.deployments) == 2
+
+
+def test_renamed_service_continues_through_aliases(gitops: GitRepo, tmp_path: Path) -> None:
+    gitops.commit("old", {overlay("payment", "qa"): kustomization([image("payment", "58ddfd6")])})
+    gitops.commit("rename", {overlay("payment", "qa"): None,
+                             overlay("payments", "qa"): kustomization([
+                                 image("payments", "58ddfd6")])})
+    gitops.commit("deploy", {overlay("payments", "qa"): kustomization([
+        image("payments", "0a1b2c3")])})
+    result = history(gitops, tmp_path, "[services.payments]\naliases = ['payment']\n")
+    assert result.services == ("payments",)
+    assert [d.release.revision for d in result.deployments] == ["58ddfd6", "0a1b2c3"]
+    state = result.state("payments", "qa")
+    assert state is not None and state.manifest == overlay("payments", "qa")
+
+
+def test_removed_overlay_leaves_the_environment(gitops: GitRepo, tmp_path: Path) -> None:
+    gitops.commit("qa", {overlay("pay", "qa"): kustomization([image("pay", "58ddfd6")]),
+                         overlay("pay", "dev"): kustomization([image("pay", "58ddfd6")])})
+    gitops.commit("drop qa", {overlay("pay", "qa"): None})
+    result = history(gitops, tmp_path)
+    assert result.state("pay", "qa") is None
+    assert result.state("pay", "dev") is not None
+    assert result.environments == ("dev", "qa")
+
+
+def test_committer_time_not_author_time(gitops: GitRepo, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    when = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
+    gitops.commit("late merge", {overlay("pay", "qa"): kustomization([image("pay", "58ddfd6")])},
+                  when=when, authored=datetime(2026, 9, 1, tzinfo=UTC))
+    assert history(gitops, tmp_path).deployments[0].time == when
+
+
+def test_environments_setting_drops_others(gitops: GitRepo, tmp_path: Path) -> None:
+    gitops.commit("x", {overlay("pay", "local"): kustomization([image("pay", "latest")]),
+                        overlay("pay", "qa"): kustomization([image("pay", "58ddfd6")])})
+    result = history(gitops, tmp_path, "[gitops]\nenvironments = ['qa']\n")
+    assert result.environments == ("qa",)
+    assert [d.environment for d in result.deployments] == ["qa"]

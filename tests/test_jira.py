@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devex_cli.config import load_settings
+from devex_cli.errors import ConfigError, UpstreamError, UpstreamHTTPError
+from devex_cli.sources.jira import JiraClient
+from tests.conftest import FAST_HTTP
+from tests.fakes.jira import FakeJira
+
+
+def settings_for(server: FakeJira, tmp_path: Path, extra: str = "", **env: str):  # type: ignore[no-untyped-def]
+    config = tmp_path / "devex.toml"
+    config.write_text(FAST_HTTP + extra)
+    return load_settings(config, environ={**server.env(), **env})
+
+
+def test_bulkfetch_in_batches_of_100(jira: FakeJira, tmp_path: Path) -> None:
+    keys = [f"PROJ-{n}" for n in range(1, 251)]
+    for n, key in enumerate(keys):
+        jira.add(key, *(["1.4.0"] if n % 2 else []))
+    with JiraClient(settings_for(jira, tmp_path)) as client:
+        lookup = client.fetch_tickets([*keys, "UTF-8", "SHA-256"])
+    calls = jira.api_requests()
+    assert [r.path for r in calls] == ["/rest/api/3/issue/bulkfetch"] * 3
+    assert sorted(len(r.body["issueIdsOrKeys"]) for r in calls) == [52, 100, 100]
+    assert len(lookup.tickets) == 250
+    assert lookup.unknown == ("UTF-8", "SHA-256")
+    assert lookup.tickets["PROJ-2"].fix_versions == ("1.4.0",)
+    assert lookup.tickets["PROJ-1"].fix_versions == ()
+    assert lookup.tickets["PROJ-1"].status == "In Progress"
+    assert list(lookup.tickets)[:2] == ["PROJ-1", "PROJ-2"]
+
+
+def test_search_jql_follows_next_page_token(jira: FakeJira, tmp_path: Path) -> None:
+    for n in range(1, 121):
+        jira.add(f"OPS-{n}", issue_type="Incident")
+    with JiraClient(settings_for(jira, tmp_path)) as client:
+        tickets = client.search("project = OPS")
+    assert len(tickets) == 120
+    assert tickets[0].issue_type == "Incident"
+    assert len(jira.api_requests()) == 3  # pages of 50
+
+
+def test_data_center_search_with_validate_query_warn(jira_dc: FakeJira, tmp_path: Path) -> None:
+    jira_dc.add("PROJ-1", "2.0")
+    with JiraClient(settings_for(jira_dc, tmp_path)) as client:
+        assert not client.cloud
+        lookup = client.fetch_tickets(["PROJ-1", "UTF-8"])
+    assert lookup.tickets["PROJ-1"].fix_versions == ("2.0",)
+    assert lookup.unknown == ("UTF-8",)
+    request = jira_dc.api_requests()[0]
+    assert request.path == "/rest/api/2/search"
+    assert request.query["validateQuery"] == ["warn"]
+    assert request.headers["authorization"] == f"Bearer {jira_dc.token}"
+
+
+def test_data_center_400_naming_unknown_keys_is_retried_without_them(
+    jira_dc: FakeJira, tmp_path: Path
+) -> None:
+    jira_dc.add("PROJ-1")
+    # A server that ignores validateQuery answers 400 naming the key.
+    jira_dc.fail_next(400, {"errorMessages": [
+        "An issue with key 'SHA-256' does not exist for field 'key'."], "errors": {}})
+    with JiraClient(settings_for(jira_dc, tmp_path)) as client:
+        lookup = client.fetch_tickets(["PROJ-1", "SHA-256"])
+    assert list(lookup.tickets) == ["PROJ-1"]
+    assert lookup.unknown == ("SHA-256",)
+    assert "SHA-256" not in jira_dc.api_requests()[1].query["jql"][0]
+
+
+def test_429_then_success(jira: FakeJira, tmp_path: Path) -> None:
+    jira.add("PROJ-1", "1.0")
+    jira.fail_next(429, {"errorMessages": ["Rate limit exceeded"]}, {"Retry-After": "1"})
+    with JiraClient(settings_for(jira, tmp_path)) as client:
+        assert client.fetch_tickets(["PROJ-1"]).tickets["PROJ-1"].fix_versions == ("1.0",)
+    assert len(jira.api_requests()) == 2
+
+
+def test_wrong_credentials(jira: FakeJira, tmp_path: Path) -> None:
+    settings = settings_for(jira, tmp_path, JIRA_API_TOKEN="wrong-token-value")
+    with JiraClient(settings) as client, pytest.raises(UpstreamHTTPError) as raised:
+        client.fetch_tickets(["PROJ-1"])
+    assert raised.value.status == 401
+    assert "not authenticated" in str(raised.value)
+    assert "wrong-token-value" not in str(raised.value)
+
+
+def test_removed_search_endpoint_answers_410(jira: FakeJira, tmp_path: Path) -> None:
+    with JiraClient(settings_for(jira, tmp_path)) as client, \
+            pytest.raises(UpstreamHTTPError) as raised:
+        client.api.get_json("/rest/api/3/search", params={"jql": "project = X"})
+    assert raised.value.status == 410 and "search/jql" in str(raised.value)
+
+
+def test_malformed_and_wrongly_shaped_answers(jira: FakeJira, tmp_path: Path) -> None:
+    jira.fail_next(200, b"{not json")
+    jira.fail_next(200, {"issues": {"PROJ-1": {}}})
+    with JiraClient(settings_for(jira, tmp_path)) as client:
+        with pytest.raises(UpstreamError, match="not JSON"):
+            client.fetch_tickets(["PROJ-1"])
+        with pytest.raises(UpstreamError, match="unexpected shape"):
+            client.fetch_tickets(["PROJ-1"])
+
+
+def test_not_configured(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    with pytest.raises(ConfigError, match="JIRA_URL"):
+        JiraClient(load_settings(environ={}, cwd=tmp_path))
