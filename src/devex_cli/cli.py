@@ -6,7 +6,6 @@ Imports of heavy modules (httpx, yaml, jinja2, rich) happen inside the commands 
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -20,8 +19,6 @@ from devex_cli.errors import DevexError, GateBlocked
 
 if TYPE_CHECKING:
     from devex_cli.config import Settings
-
-log = logging.getLogger("devex")
 
 app = typer.Typer(
     name="devex",
@@ -74,21 +71,21 @@ def main_options(
 
 
 def _setup_logging(*, verbose: bool, quiet: bool) -> None:
+    import logging
+
     from devex_cli.masking import MaskingFilter
+
+    class LevelFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return f"devex: {record.levelname.lower()}: {record.getMessage()}"
 
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(MaskingFilter())
-    handler.setFormatter(_LevelFormatter())
+    handler.setFormatter(LevelFormatter())
     root = logging.getLogger("devex")
     root.handlers[:] = [handler]
     root.propagate = False
     root.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
-
-
-class _LevelFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        level = record.levelname.lower()
-        return f"devex: {level}: {record.getMessage()}"
 
 
 @gate_app.command("qa-release")
@@ -118,6 +115,8 @@ def gate_qa_release(
 
     Exit 0: allowed. Exit 1: blocked. Exit 2: bad input. Exit 3: Jira or git unreachable.
     """
+    import logging
+
     from devex_cli.context import PipelineContext
     from devex_cli.errors import UsageError
     from devex_cli.gates import messages, qa_release
@@ -138,7 +137,7 @@ def gate_qa_release(
     )
     report = qa_release.run(options, settings)
     for warning in report.warnings:
-        log.warning("%s", warning)
+        logging.getLogger("devex").warning("%s", warning)
     if output_format == "json":
         sys.stdout.write(messages.render_json(report) + "\n")
     else:

@@ -9,7 +9,7 @@ Data Center (`JIRA_API_TOKEN` alone, Bearer): `/rest/api/2/search` with `startAt
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,8 +109,8 @@ class JiraClient:
             "/rest/api/3/issue/bulkfetch",
             {"issueIdsOrKeys": keys, "fields": list(TICKET_FIELDS)},
         )
-        issues = _expect_list(body, "issues", "bulkfetch")
-        return self._by_requested_key(issues, keys)
+        tickets = map(_ticket, _expect_list(body, "issues", "bulkfetch"))
+        return _only(keys, tickets)
 
     def _search_cloud(self, jql: str, fields: Sequence[str]) -> Iterator[Ticket]:
         token: str | None = None
@@ -143,7 +143,7 @@ class JiraClient:
                     raise
                 remaining = [k for k in remaining if k not in named]
                 continue
-            return self._by_requested_key([], keys, tickets)
+            return _only(keys, tickets)
         return {}
 
     def _search_dc(self, jql: str, fields: Sequence[str]) -> list[Ticket]:
@@ -161,17 +161,18 @@ class JiraClient:
             if not issues or not isinstance(total, int) or start >= total:
                 return tickets
 
-    def _by_requested_key(
-        self, issues: list[Any], keys: list[str], tickets: list[Ticket] | None = None
-    ) -> dict[str, Ticket]:
-        found = {t.key: t for t in (tickets if tickets is not None else map(_ticket, issues))}
-        return {k: found[k] for k in keys if k in found}
+
+def _only(keys: Sequence[str], tickets: Iterable[Ticket]) -> dict[str, Ticket]:
+    """The tickets that were asked for, by key."""
+    found = {t.key: t for t in tickets}
+    return {k: found[k] for k in keys if k in found}
 
 
 def _expect_list(body: Any, key: str, endpoint: str) -> list[Any]:
-    if not isinstance(body, Mapping) or not isinstance(body.get(key, []), list):
+    # A missing list is not "no tickets": the gate must never read an odd answer as a pass.
+    if not isinstance(body, Mapping) or not isinstance(body.get(key), list):
         raise UpstreamError("Jira", f"{endpoint} answered an unexpected shape (no '{key}' list)")
-    items: list[Any] = body.get(key, [])
+    items: list[Any] = body[key]
     return items
 
 

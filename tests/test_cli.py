@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import Result
+
+Devex = Callable[..., Result]
+
+
+def test_help_lists_commands(devex: Devex) -> None:
+    result = devex("--help")
+    assert result.code == 0
+    assert "gate" in result.out
+
+
+def test_version(devex: Devex) -> None:
+    from devex_cli import __version__
+
+    assert devex("--version").out.strip() == f"devex {__version__}"
+
+
+def test_unknown_flag_is_a_usage_error(devex: Devex) -> None:
+    result = devex("gate", "qa-release", "--bogus")
+    assert result.code == 2
+    assert "No such option: --bogus" in result.err
+
+
+def test_bad_format_value(devex: Devex, tmp_path: Path) -> None:
+    result = devex("gate", "qa-release", "--format", "yaml", "--service", "x")
+    assert result.code == 2
+    assert result.err.strip() == "devex: error: --format must be text or json, not 'yaml'"
+
+
+def test_config_error_is_one_line_exit_2(devex: Devex, tmp_path: Path) -> None:
+    config = tmp_path / "devex.toml"
+    config.write_text("[jira]\nurll = 'x'\n")
+    result = devex("gate", "qa-release", "--service", "x", config=str(config))
+    assert result.code == 2
+    assert result.err.startswith("devex: error: ") and "unknown key jira.urll" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert "Traceback" not in result.err
+
+
+def test_missing_service(devex: Devex, tmp_path: Path) -> None:
+    result = devex("gate", "qa-release", "--repo", str(tmp_path))
+    assert result.code == 2
+    assert "no service given" in result.err
+
+
+def test_not_a_repository(devex: Devex, tmp_path: Path) -> None:
+    result = devex("gate", "qa-release", "--service", "x", "--repo", str(tmp_path))
+    assert result.code == 2 and "is not a git repository" in result.err
+
+
+def test_startup_imports_stay_lazy() -> None:
+    """`devex --help` must not pay for the HTTP, YAML, template or metrics stacks."""
+    heavy = ["httpx", "yaml", "jinja2", "rich", "stamina", "prometheus_client", "pydantic",
+             "devex_cli.config", "devex_cli.sources.jira", "devex_cli.sources.gitops"]
+    code = ("import sys, devex_cli.cli\n"
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == ""
+
+
+def test_module_entry_point() -> None:
+    done = subprocess.run([sys.executable, "-m", "devex_cli", "--version"], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0 and done.stdout.startswith("devex ")
