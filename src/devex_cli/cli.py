@@ -146,6 +146,45 @@ def gate_qa_release(
         raise GateBlocked(f"{len(report.missing_fix_version)} ticket(s) without a fix version")
 
 
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    gitops: Annotated[str | None, typer.Option(
+        metavar="PATH|URL",
+        help="GitOps repository: a path or a git URL (default: $DEVEX_GITOPS_REPO, "
+             "else the current folder).")] = None,
+    environment: Annotated[list[str] | None, typer.Option(
+        metavar="ENV", help="Only this environment (repeatable).")] = None,
+    output_format: Annotated[str, typer.Option(
+        "--format", metavar="table|json", help="Output format.")] = "table",
+    offline: Annotated[bool, typer.Option(
+        help="Read the GitOps repository alone (no Argo CD).")] = False,
+) -> None:
+    """What is deployed where now: service x environment, revision or version and its age."""
+    from datetime import UTC, datetime
+
+    from devex_cli import status as status_view
+    from devex_cli.errors import UsageError
+    from devex_cli.sources import gitops as gitops_source
+
+    if output_format not in ("table", "json"):
+        raise UsageError(f"--format must be table or json, not {output_format!r}")
+    settings = ctx.obj.settings()
+    repo = gitops_source.open_repository(gitops, settings, default_here=True)
+    history = gitops_source.read_history(repo, settings)
+    unknown = [e for e in environment or () if e not in history.environments]
+    if unknown:
+        raise UsageError(f"unknown environment {unknown[0]!r}: the GitOps repository has "
+                         f"{', '.join(history.environments) or 'none'}")
+    report = status_view.build_status(
+        history, environments=environment or (),
+        unmatched=gitops_source.unmatched_manifests(repo, history.branch, settings))
+    if output_format == "json":
+        sys.stdout.write(status_view.render_json(report) + "\n")
+    else:
+        status_view.render_table(report, now=datetime.now(UTC), color=not ctx.obj.no_color)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: run the command; map every error to its exit code and one line."""
     command = typer.main.get_command(app)

@@ -108,13 +108,14 @@ class _Commit:
     changes: list[_Change]
 
 
-def open_repository(spec: str | None, settings: Settings) -> Path:
+def open_repository(spec: str | None, settings: Settings, *, default_here: bool = False) -> Path:
     """A local checkout of the GitOps repository: the path itself, or a clone in the cache.
 
+    With `default_here`, the current folder is the repository when none is configured.
     Raises UsageError for a path that is not a git repository, UpstreamError when a remote
     cannot be fetched.
     """
-    spec = spec or settings.gitops.repo
+    spec = spec or settings.gitops.repo or ("." if default_here else None)
     if not spec:
         raise UsageError("no GitOps repository given",
                          hint="pass --gitops PATH|URL, set DEVEX_GITOPS_REPO or gitops.repo")
@@ -268,6 +269,24 @@ def _templates(settings: Settings) -> list[ManifestTemplate]:
     own = [ManifestTemplate(s.manifest, service=name)
            for name, s in settings.services.items() if s.manifest]
     return own + [ManifestTemplate(t) for t in settings.gitops.manifests]
+
+
+_NOT_OVERLAYS = {"base", "bases", "components", "component"}
+
+
+def unmatched_manifests(repo: Path, branch: str, settings: Settings) -> list[str]:
+    """Kustomizations at the branch head that no template matches (bases and components aside)."""
+    try:
+        listing = git(repo, "ls-tree", "-r", "--name-only", "-z", branch)
+    except GitFailed:
+        return []
+    templates = _templates(settings)
+    return [
+        path for path in listing.split("\x00")
+        if path.rsplit("/", 1)[-1] in ("kustomization.yaml", "kustomization.yml")
+        and _where(path, templates) is None
+        and not _NOT_OVERLAYS.intersection(path.split("/")[:-1])
+    ]
 
 
 def path_owner(path: str, settings: Settings) -> tuple[str, str] | None:
