@@ -185,6 +185,154 @@ def status(
         status_view.render_table(report, now=datetime.now(UTC), color=not ctx.obj.no_color)
 
 
+@app.command("collect")
+def collect_command(
+    ctx: typer.Context,
+    gitops: Annotated[str | None, typer.Option(
+        metavar="PATH|URL",
+        help="GitOps repository: a path or a git URL (default: $DEVEX_GITOPS_REPO).")] = None,
+    since: Annotated[str, typer.Option(
+        metavar="90d|DATE", help="Start of the window: a duration back from now or a date.")] = "30d",
+    until: Annotated[str | None, typer.Option(
+        metavar="DATE", help="End of the window (default: now).")] = None,
+    offline: Annotated[bool, typer.Option(help="Use git alone (no Argo CD, Jira).")] = False,
+    output: Annotated[str, typer.Option(
+        metavar="FILE|-", help="Where --format json|prometheus goes.")] = "-",
+    output_format: Annotated[str, typer.Option(
+        "--format", metavar="table|json|prometheus", help="Output format.")] = "table",
+    serve_metrics: Annotated[bool, typer.Option(
+        "--serve", help="Run an exporter: /metrics and /healthz, re-collecting.")] = False,
+    listen: Annotated[str, typer.Option(
+        metavar="HOST:PORT", help="Where --serve listens.")] = "127.0.0.1:9464",
+    interval: Annotated[str, typer.Option(
+        metavar="5m", help="How often --serve collects.")] = "5m",
+) -> None:
+    """The DORA collector: deployments, lead time, failures, recovery, tickets and bottlenecks."""
+    from devex_cli.errors import UsageError
+
+    if output_format not in ("table", "json", "prometheus"):
+        raise UsageError(f"--format must be table, json or prometheus, not {output_format!r}")
+    _run_collect(ctx.obj, gitops=gitops, since=since, until=until, offline=offline, output=output,
+                 output_format=output_format, serve_metrics=serve_metrics, listen=listen,
+                 interval=interval)
+
+
+def _run_collect(options: Globals, *, gitops: str | None, since: str, until: str | None,
+                 offline: bool, output: str, output_format: str, serve_metrics: bool,
+                 listen: str, interval: str, config: Path | None = None) -> None:
+    from datetime import UTC, datetime
+
+    from devex_cli.collect import CollectOptions, collect
+    from devex_cli.config import load_settings
+    from devex_cli.timeutil import parse_duration, parse_moment
+
+    settings = load_settings(config) if config else options.settings()
+    every = parse_duration(interval, option="--interval").total_seconds()
+    host, port = _listen_address(listen)
+
+    def once() -> object:
+        now = datetime.now(UTC)
+        end = parse_moment(until, option="--until", now=now) if until else now
+        start = parse_moment(since, option="--since", now=end)
+        if start >= end:
+            from devex_cli.errors import UsageError
+
+            raise UsageError(f"--since {since} is not before --until {until or 'now'}")
+        return collect(settings, CollectOptions(gitops, start, end, offline), now=now)
+
+    if serve_metrics:
+        from devex_cli.metrics.exporter import Exporter, serve
+
+        exporter = Exporter(once, interval=every)  # type: ignore[arg-type]
+        exporter.collect()  # the first collection in the foreground: bad input fails fast
+        if exporter.snapshot is None:
+            once()  # raise the error that made it fail
+
+        def ready(url: str) -> None:
+            sys.stderr.write(f"devex: serving {url}/metrics and {url}/healthz, "
+                             f"collecting every {interval}\n")
+            sys.stderr.flush()
+
+        serve(exporter, host, port, ready=ready)
+        return
+    snapshot = once()
+    _write_snapshot(snapshot, output_format, output, color=not options.no_color)
+
+
+def _write_snapshot(snapshot: object, output_format: str, output: str, *, color: bool) -> None:
+    from devex_cli.dora.model import Snapshot
+
+    assert isinstance(snapshot, Snapshot)
+    if output_format == "table":
+        from devex_cli.snapshot_views import render_tables
+
+        render_tables(snapshot, color=color)
+        return
+    if output_format == "json":
+        from devex_cli.snapshot_views import render_json
+
+        text = render_json(snapshot) + "\n"
+    else:
+        from devex_cli.metrics.exposition import render
+
+        text = render(snapshot)
+    if output == "-":
+        sys.stdout.write(text)
+    else:
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            from devex_cli.errors import UsageError
+
+            raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+
+
+def _listen_address(listen: str) -> tuple[str, int]:
+    from devex_cli.errors import UsageError
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise UsageError(f"--listen {listen!r} is not HOST:PORT", hint="e.g. 0.0.0.0:9464")
+    return host.strip("[]"), int(port)
+
+
+@app.command("demo")
+def demo(
+    ctx: typer.Context,
+    serve_metrics: Annotated[bool, typer.Option(
+        "--serve", help="Keep the exporter up for a local Prometheus/Grafana.")] = False,
+    listen: Annotated[str, typer.Option(
+        metavar="HOST:PORT", help="Where --serve listens.")] = "127.0.0.1:9464",
+    keep: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="Build the sample organisation here and keep it.")] = None,
+    output_format: Annotated[str, typer.Option(
+        "--format", metavar="table|json|prometheus", help="Output format.")] = "table",
+) -> None:
+    """A sample organisation (4 services, 4 environments, 90 days) and the four answers."""
+    import shutil
+    import tempfile
+
+    from devex_cli.demo import build_demo
+    from devex_cli.errors import UsageError
+
+    if output_format not in ("table", "json", "prometheus"):
+        raise UsageError(f"--format must be table, json or prometheus, not {output_format!r}")
+    if keep is not None and keep.exists() and any(keep.iterdir()):
+        raise UsageError(f"{keep} is not empty", hint="give --keep a new or empty folder")
+    root = keep or Path(tempfile.mkdtemp(prefix="devex-demo-"))
+    try:
+        config = build_demo(root / "org" if keep is None else root)
+        if output_format == "table":
+            sys.stdout.write(f"Sample organisation in {config.parent} (GitOps repository and four "
+                             "app repositories), collected offline:\n\n")
+        _run_collect(ctx.obj, gitops=None, since="30d", until=None, offline=True, output="-",
+                     output_format=output_format, serve_metrics=serve_metrics, listen=listen,
+                     interval="5m", config=config)
+    finally:
+        if keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: run the command; map every error to its exit code and one line."""
     command = typer.main.get_command(app)

@@ -133,12 +133,29 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     settings = _from_mapping(raw, str(path) if path else CONFIG_FILE_NAME)
+    if path is not None:
+        settings = _relative_to(settings, path.parent)
     for variable, (section, key) in _ENV_KEYS.items():
         if value := env.get(variable):
             settings = replace(
                 settings, **{section: replace(getattr(settings, section), **{key: value})}
             )
     return replace(settings, source=path, environ=env)
+
+
+def _relative_to(settings: Settings, folder: Path) -> Settings:
+    """Repository paths written in a devex.toml are relative to the file's folder."""
+
+    def place(spec: str | None) -> str | None:
+        if not spec or "://" in spec or ("@" in spec.split("/", 1)[0]) or Path(spec).is_absolute():
+            return spec
+        return str(folder / Path(spec).expanduser())
+
+    return replace(
+        settings,
+        gitops=replace(settings.gitops, repo=place(settings.gitops.repo)),
+        services={name: replace(s, repo=place(s.repo)) for name, s in settings.services.items()},
+    )
 
 
 def _from_mapping(raw: Mapping[str, Any], origin: str) -> Settings:

@@ -7,6 +7,7 @@ commit.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import subprocess
@@ -82,3 +83,31 @@ def read_blobs(repo: Path, shas: Iterable[str]) -> dict[str, bytes]:
 def remote_error(url: str, exc: GitFailed) -> UpstreamError:
     return UpstreamError("git", f"cannot fetch {mask(url)}: {exc}",
                          hint="check the URL and the credentials of the git remote")
+
+
+def local_repository(spec: str, cache_root: Path, *, what: str) -> Path:
+    """A local path as it is, or a URL cloned (bare) into the cache and fetched on each call.
+
+    Raises UsageError for a path that is not a git repository, UpstreamError when a remote cannot
+    be fetched.
+    """
+    if not is_url(spec):
+        path = Path(spec).expanduser()
+        if not path.is_dir():
+            raise UsageError(f"{what} {spec} does not exist", hint="give a local path or a git URL")
+        try:
+            git(path, "rev-parse", "--git-dir")
+        except GitFailed:
+            raise UsageError(f"{spec} is not a git repository",
+                             hint=f"give the {what}'s folder or its git URL") from None
+        return path
+    target = cache_root / hashlib.sha256(spec.encode()).hexdigest()[:16]
+    try:
+        if (target / "HEAD").is_file():
+            git(target, "fetch", "--prune", "--quiet", "origin", "+refs/heads/*:refs/heads/*")
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            git(target.parent, "clone", "--bare", "--quiet", spec, str(target))
+    except GitFailed as exc:
+        raise remote_error(spec, exc) from None
+    return target

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -90,7 +91,8 @@ def render_table(report: StatusReport, *, now: datetime, color: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(no_color=not color, highlight=False, soft_wrap=False)
+    console = Console(no_color=not color, highlight=False, soft_wrap=False,
+                      width=None if sys.stdout.isatty() else 120)
     if not report.services:
         console.print("No service found in the GitOps repository "
                       "(check gitops.manifests against its layout).")

@@ -8,7 +8,6 @@ first parent's.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from devex_cli.config import Settings
 from devex_cli.errors import UsageError
-from devex_cli.gitcli import GitFailed, git, is_url, read_blobs, remote_error
+from devex_cli.gitcli import GitFailed, git, local_repository, read_blobs
 from devex_cli.gitops_layout import (
     Image,
     ManifestError,
@@ -119,27 +118,7 @@ def open_repository(spec: str | None, settings: Settings, *, default_here: bool 
     if not spec:
         raise UsageError("no GitOps repository given",
                          hint="pass --gitops PATH|URL, set DEVEX_GITOPS_REPO or gitops.repo")
-    if not is_url(spec):
-        path = Path(spec).expanduser()
-        if not path.is_dir():
-            raise UsageError(f"GitOps repository {spec} does not exist",
-                             hint="pass --gitops with a local path or a git URL")
-        try:
-            git(path, "rev-parse", "--git-dir")
-        except GitFailed:
-            raise UsageError(f"{spec} is not a git repository",
-                             hint="pass --gitops with the GitOps repository's folder") from None
-        return path
-    target = settings.cache_dir() / "gitops" / hashlib.sha256(spec.encode()).hexdigest()[:16]
-    try:
-        if (target / "HEAD").is_file():
-            git(target, "fetch", "--prune", "--quiet", "origin", "+refs/heads/*:refs/heads/*")
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            git(target.parent, "clone", "--bare", "--quiet", spec, str(target))
-    except GitFailed as exc:
-        raise remote_error(spec, exc) from None
-    return target
+    return local_repository(spec, settings.cache_dir() / "gitops", what="GitOps repository")
 
 
 def read_history(

@@ -1,0 +1,178 @@
+"""`devex collect`: read the sources, correlate them, and compute one snapshot.
+
+Only the GitOps repository is required. Every other source (app repositories, Jira) is optional,
+and a failing one degrades the snapshot (its `devex_source_up` is 0) instead of aborting the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from devex_cli.config import Settings
+from devex_cli.dora.compute import build_snapshot
+from devex_cli.dora.model import (
+    Change,
+    DataQuality,
+    DeploymentRecord,
+    Skip,
+    Snapshot,
+    TicketInfo,
+)
+from devex_cli.errors import DevexError, UpstreamError
+from devex_cli.gitcli import local_repository
+from devex_cli.sources import gitops
+from devex_cli.sources.commitgraph import CommitGraph
+from devex_cli.tickets import compile_ticket_pattern, extract_ticket_keys
+
+log = logging.getLogger("devex.collect")
+
+
+@dataclass(frozen=True)
+class CollectOptions:
+    gitops: str | None
+    start: datetime
+    end: datetime
+    offline: bool = False
+
+
+def collect(settings: Settings, options: CollectOptions, *, now: datetime) -> Snapshot:
+    """Read every configured source and compute the snapshot.
+
+    Raises UsageError/UpstreamError only for the GitOps repository; other sources degrade.
+    """
+    sources: dict[str, bool] = {"gitops": True}
+    repo = gitops.open_repository(options.gitops, settings)
+    graphs = _app_repositories(settings, sources)
+
+    def has_commit(service: str, sha: str) -> bool:
+        graph = graphs.get(service)
+        return graph is not None and graph.resolve([sha])[sha] is not None
+
+    history = gitops.read_history(repo, settings, has_commit=has_commit)
+    records, pending, not_found = _records(history, graphs, settings)
+    quality = DataQuality(
+        manifests_skipped=tuple(Skip(s.path, s.commit, s.reason) for s in history.skipped),
+        revisions_not_found=tuple(sorted(not_found)),
+    )
+    snapshot = build_snapshot(
+        records, environments=history.environments, production=history.production, now=now,
+        start=options.start, end=options.end, pending=pending, data_quality=quality,
+        sources=sources)
+    if not options.offline and settings.jira.url:
+        snapshot = _with_jira(snapshot, settings)
+    return snapshot
+
+
+def _app_repositories(settings: Settings, sources: dict[str, bool]) -> dict[str, CommitGraph]:
+    graphs = {}
+    for name, service in settings.services.items():
+        if not service.repo:
+            continue
+        try:
+            path = local_repository(service.repo, settings.cache_dir() / "apps",
+                                    what=f"app repository of {name}")
+        except DevexError as exc:
+            log.warning("%s: change sets and lead times of %s are unknown this run", exc, name)
+            sources["git"] = False
+            continue
+        graphs[name] = CommitGraph(path)
+        sources.setdefault("git", True)
+    return graphs
+
+
+def _records(
+    history: gitops.GitOpsHistory, graphs: Mapping[str, CommitGraph], settings: Settings
+) -> tuple[list[DeploymentRecord], dict[tuple[str, str], tuple[Change, ...]],
+           set[tuple[str, str]]]:
+    """Deployment records with change sets and rollbacks; the commits each environment before
+    production has and production does not; the deployed revisions missing from app repos."""
+    pattern = compile_ticket_pattern(settings.jira.ticket_pattern)
+    projects = settings.jira.projects
+    full: dict[tuple[str, str], str | None] = {}
+    for service, graph in graphs.items():
+        revisions = {r for d in history.deployments if d.service == service
+                     for r in (d.release.revision, d.previous.revision if d.previous else None)
+                     if r}
+        resolved = graph.resolve(sorted(revisions))
+        full.update({(service, short): sha for short, sha in resolved.items()})
+        graph.load(sha for sha in resolved.values() if sha)
+    not_found = {key for key, sha in full.items() if sha is None}
+    ticket_cache: dict[str, tuple[str, ...]] = {}
+
+    def tickets(sha: str, message: str) -> tuple[str, ...]:
+        if sha not in ticket_cache:
+            ticket_cache[sha] = tuple(extract_ticket_keys([message], pattern=pattern,
+                                                          projects=projects))
+        return ticket_cache[sha]
+
+    records = []
+    for deployment in history.deployments:
+        app = graphs.get(deployment.service)
+        new = full.get((deployment.service, deployment.release.revision or ""))
+        previous = deployment.previous.revision if deployment.previous else None
+        old = full.get((deployment.service, previous or ""))
+        change_set: tuple[Change, ...] | None = None
+        rollback = False
+        if app is not None and new and old:
+            commits = app.only_in(new, old)
+            change_set = tuple(Change(c.sha, c.author_time, tickets(c.sha, c.message),
+                                      merge=c.is_merge) for c in reversed(commits))
+            rollback = not commits and new != old
+        records.append(DeploymentRecord(
+            service=deployment.service, environment=deployment.environment,
+            revision=new or deployment.release.revision, version=deployment.release.version,
+            time=deployment.time, gitops_commit=deployment.gitops_commit,
+            change_set=change_set, rollback=rollback))
+    return records, _pending(history, graphs, full, tickets), not_found
+
+
+def _pending(
+    history: gitops.GitOpsHistory,
+    graphs: Mapping[str, CommitGraph],
+    full: Mapping[tuple[str, str], str | None],
+    tickets: Callable[[str, str], tuple[str, ...]],
+) -> dict[tuple[str, str], tuple[Change, ...]]:
+    production = history.production
+    if production is None or production not in history.environments:
+        return {}
+    before = history.environments[: history.environments.index(production)]
+    pending = {}
+    for (service, environment), state in history.current.items():
+        graph = graphs.get(service)
+        prod = history.state(service, production)
+        if graph is None or environment not in before or prod is None:
+            continue
+        here = full.get((service, state.release.revision or ""))
+        there = full.get((service, prod.release.revision or ""))
+        if here and there:
+            pending[(service, environment)] = tuple(
+                Change(c.sha, c.author_time, tickets(c.sha, c.message), merge=c.is_merge)
+                for c in reversed(graph.only_in(here, there)))
+    return pending
+
+
+def _with_jira(snapshot: Snapshot, settings: Settings) -> Snapshot:
+    from devex_cli.sources.jira import JiraClient
+
+    keys = sorted({t.ticket for t in snapshot.tickets_in_environment})
+    sources = {**snapshot.sources, "jira": True}
+    infos: dict[str, TicketInfo] = {}
+    try:
+        with JiraClient(settings) as jira:
+            lookup = jira.fetch_tickets(keys) if keys else None
+    except (UpstreamError, DevexError) as exc:
+        log.warning("%s; tickets are shown without fix versions", exc)
+        return replace(snapshot, sources={**sources, "jira": False})
+    if lookup is not None:
+        infos = {k: TicketInfo(k, t.status, t.fix_versions, t.summary)
+                 for k, t in lookup.tickets.items()}
+    tickets = tuple(
+        replace(t, fix_versions=infos[t.ticket].fix_versions, status=infos[t.ticket].status)
+        if t.ticket in infos else t
+        for t in snapshot.tickets_in_environment
+        if lookup is None or t.ticket in infos  # keys Jira does not know are not tickets
+    )
+    return replace(snapshot, tickets_in_environment=tickets, sources=sources)

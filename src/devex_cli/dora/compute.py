@@ -1,0 +1,267 @@
+"""From deployment records to a snapshot, by the contract's "What the DORA figures mean"."""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from devex_cli.dora import tiers
+from devex_cli.dora.model import (
+    Change,
+    DataQuality,
+    Deployment,
+    DeploymentRecord,
+    EnvironmentFigures,
+    Incident,
+    PromotionWait,
+    ServiceFigures,
+    Snapshot,
+    TicketInEnvironment,
+    TicketInfo,
+    WindowFigures,
+)
+from devex_cli.dora.stats import Summary
+
+STANDARD_WINDOWS = {"7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
+MONTHS_KEPT = 13  # calendar months of per-month counts (bounded label values)
+
+_Key = tuple[str, str]  # (service, environment)
+
+
+class _History:
+    """The records in order, with what every window needs computed once."""
+
+    def __init__(self, records: Iterable[DeploymentRecord], incidents: Sequence[Incident],
+                 production: str | None) -> None:
+        ordered = sorted(records, key=lambda r: r.time)
+        self.by_key: dict[_Key, list[DeploymentRecord]] = defaultdict(list)
+        for record in ordered:
+            self.by_key[(record.service, record.environment)].append(record)
+        self.failed: dict[int, bool] = {}
+        for (service, environment), group in self.by_key.items():
+            for i, record in enumerate(group):
+                following = group[i + 1] if i + 1 < len(group) else None
+                self.failed[id(record)] = (
+                    record.failed_sync
+                    or (following is not None and following.rollback)
+                    or (environment == production and _incident_after(
+                        incidents, service, record.time, following.time if following else None))
+                )
+        # The first time each commit reached each environment, and the commits themselves.
+        self.first: dict[_Key, dict[str, datetime]] = defaultdict(dict)
+        self.changes: dict[str, Change] = {}
+        for key, group in self.by_key.items():
+            for record in group:
+                for change in record.change_set or ():
+                    self.changes.setdefault(change.sha, change)
+                    self.first[key].setdefault(change.sha, record.time)
+        self.merges = {sha for sha, change in self.changes.items() if change.merge}
+        self.ordered = ordered
+
+    def is_failed(self, record: DeploymentRecord) -> bool:
+        return self.failed[id(record)]
+
+
+def _incident_after(incidents: Sequence[Incident], service: str, start: datetime,
+                    end: datetime | None) -> bool:
+    return any(i.service == service and start <= i.time and (end is None or i.time < end)
+               for i in incidents)
+
+
+def build_snapshot(
+    records: Iterable[DeploymentRecord],
+    *,
+    environments: Sequence[str],
+    production: str | None,
+    now: datetime,
+    start: datetime,
+    end: datetime,
+    incidents: Sequence[Incident] = (),
+    tickets: Mapping[str, TicketInfo] | None = None,
+    pending: Mapping[tuple[str, str], Sequence[Change]] | None = None,
+    data_quality: DataQuality | None = None,
+    sources: Mapping[str, bool] | None = None,
+) -> Snapshot:
+    """Every figure for the window [start, end), and for the standard windows ending `now`.
+
+    `pending` gives, per (service, environment) before production, the commits of the
+    environment's revision that production's revision does not have (from the app repository);
+    where it is missing, they are taken from the change sets deployed there and not to production.
+    """
+    history = _History(records, incidents, production)
+    deployments = tuple(
+        Deployment(
+            service=r.service, environment=r.environment, revision=r.revision, version=r.version,
+            time=r.time, gitops_commit=r.gitops_commit,
+            commits=None if r.change_set is None else tuple(
+                c.sha for c in r.change_set if not c.merge),
+            tickets=tuple(dict.fromkeys(t for c in r.change_set or () for t in c.tickets)),
+            failed=history.is_failed(r), rollback=r.rollback,
+        )
+        for r in history.ordered
+    )
+    window = _window("window", history, environments, production, start, end)
+    windows = {name: _window(name, history, environments, production, now - span, now)
+               for name, span in STANDARD_WINDOWS.items()}
+    quality = data_quality or DataQuality()
+    quality = replace(quality, deployments_without_change_set=sum(
+        1 for d in deployments if d.commits is None and d.revision is not None))
+    return Snapshot(
+        generated_at=now,
+        environments=tuple(environments),
+        production=production,
+        deployments=deployments,
+        window=window,
+        windows=windows,
+        monthly=_monthly(history, now),
+        tickets_in_environment=_tickets_in_environments(history, environments, production,
+                                                        tickets, pending or {}),
+        data_quality=quality,
+        sources=dict(sources or {}),
+    )
+
+
+def _window(name: str, history: _History, environments: Sequence[str], production: str | None,
+            start: datetime, end: datetime) -> WindowFigures:
+    days = max((end - start).total_seconds() / 86400, 1e-9)
+    services = sorted({s for s, _ in history.by_key})
+    figures = []
+    every_wait: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for service in services:
+        envs = tuple(
+            _environment(history, service, env, start, end, days)
+            for env in environments if (service, env) in history.by_key
+        )
+        waits = _promotion_waits(history, service, environments, production, start, end)
+        for stage, values in waits.items():
+            every_wait[stage].extend(values)
+        promotion = _summaries(waits, environments)
+        prod = next((e for e in envs if e.environment == production), None)
+        figures.append(ServiceFigures(
+            service=service, environments=envs, tier=_tier(prod), promotion_waits=promotion,
+            bottleneck=_largest(promotion)))
+    promotion = _summaries(every_wait, environments)
+    return WindowFigures(name, start, end, tuple(figures), promotion, _largest(promotion))
+
+
+def _environment(history: _History, service: str, environment: str, start: datetime,
+                 end: datetime, days: float) -> EnvironmentFigures:
+    group = history.by_key[(service, environment)]
+    inside = [r for r in group if start <= r.time < end]
+    before_end = [r for r in group if r.time < end]
+    current = before_end[-1] if before_end else None
+    failed = [r for r in inside if history.is_failed(r)]
+    recoveries = []
+    for record in failed:
+        later = (r for r in group if r.time > record.time and not history.is_failed(r))
+        recovered = next(later, None)
+        if recovered is not None:
+            recoveries.append((recovered.time - record.time).total_seconds())
+    first = history.first.get((service, environment), {})
+    leads = [
+        max(0.0, (at - history.changes[sha].author_time).total_seconds())
+        for sha, at in first.items() if start <= at < end and sha not in history.merges
+    ]
+    return EnvironmentFigures(
+        environment=environment,
+        revision=current.revision if current else None,
+        version=current.version if current else None,
+        last_deployed_at=current.time if current else None,
+        deployments=len(inside),
+        deployment_frequency_per_day=len(inside) / days,
+        lead_time=Summary.of(leads),
+        change_failure_rate=len(failed) / len(inside) if inside else None,
+        failed=len(failed),
+        rollbacks=sum(1 for r in inside if r.rollback),
+        recovery_time=Summary.of(recoveries),
+    )
+
+
+def _promotion_waits(history: _History, service: str, environments: Sequence[str],
+                     production: str | None, start: datetime,
+                     end: datetime) -> dict[tuple[str, str], list[float]]:
+    """Per stage, the waits of the commits first deployed to production in the window."""
+    waits: dict[tuple[str, str], list[float]] = defaultdict(list)
+    if production is None:
+        return waits
+    firsts = [history.first.get((service, env), {}) for env in environments]
+    for sha, reached in history.first.get((service, production), {}).items():
+        if not start <= reached < end or sha in history.merges:
+            continue
+        path = [(env, f[sha]) for env, f in zip(environments, firsts, strict=True) if sha in f]
+        for (env_a, at_a), (env_b, at_b) in itertools.pairwise(path):
+            if at_b >= at_a:
+                waits[(env_a, env_b)].append((at_b - at_a).total_seconds())
+    return waits
+
+
+def _summaries(waits: Mapping[tuple[str, str], list[float]],
+               environments: Sequence[str]) -> tuple[PromotionWait, ...]:
+    order = {env: i for i, env in enumerate(environments)}
+    return tuple(
+        PromotionWait(a, b, Summary.of(values))
+        for (a, b), values in sorted(waits.items(), key=lambda kv: (order[kv[0][0]],
+                                                                     order[kv[0][1]]))
+    )
+
+
+def _largest(waits: Sequence[PromotionWait]) -> PromotionWait | None:
+    measured = [w for w in waits if w.wait.median is not None]
+    return max(measured, key=lambda w: w.wait.median or 0.0) if measured else None
+
+
+def _tier(production: EnvironmentFigures | None) -> str | None:
+    if production is None or production.deployments == 0:
+        return None
+    ranks = [tiers.frequency_tier(production.deployment_frequency_per_day)]
+    if production.lead_time.median is not None:
+        ranks.append(tiers.lead_time_tier(production.lead_time.median))
+    if production.change_failure_rate is not None:
+        ranks.append(tiers.change_failure_tier(production.change_failure_rate))
+    if production.recovery_time.median is not None:
+        ranks.append(tiers.recovery_tier(production.recovery_time.median))
+    return tiers.overall_tier(ranks)
+
+
+def _monthly(history: _History, now: datetime) -> dict[tuple[str, str, str], int]:
+    first_month = (now.year * 12 + now.month - 1) - (MONTHS_KEPT - 1)
+    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    for record in history.ordered:
+        if record.time.year * 12 + record.time.month - 1 >= first_month:
+            counts[(record.service, record.environment, record.time.strftime("%Y-%m"))] += 1
+    return dict(counts)
+
+
+def _tickets_in_environments(
+    history: _History,
+    environments: Sequence[str],
+    production: str | None,
+    tickets: Mapping[str, TicketInfo] | None,
+    pending: Mapping[tuple[str, str], Sequence[Change]],
+) -> tuple[TicketInEnvironment, ...]:
+    """Tickets of commits deployed to an environment before production and not yet in it."""
+    if production is None or production not in environments:
+        return ()
+    before = environments[: environments.index(production)]
+    found: dict[tuple[str, str, str], TicketInEnvironment] = {}
+    keys = sorted({k for k in history.by_key if k[1] in before} | set(pending))
+    for service, environment in keys:
+        if (service, environment) in pending:
+            changes: Iterable[Change] = pending[(service, environment)]
+        else:
+            in_production = history.first.get((service, production), {})
+            changes = (history.changes[sha]
+                       for sha in history.first.get((service, environment), {})
+                       if sha not in in_production)
+        for change in changes:
+            for key in change.tickets:
+                info = tickets.get(key) if tickets is not None else None
+                found.setdefault((key, service, environment), TicketInEnvironment(
+                    ticket=key, service=service, environment=environment,
+                    fix_versions=info.fix_versions if info else (None if tickets is None
+                                                                 else ()),
+                    status=info.status if info else None))
+    return tuple(found.values())

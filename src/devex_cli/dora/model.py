@@ -1,0 +1,155 @@
+"""Records the DORA computation reads, and the snapshot it produces. Plain frozen values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from devex_cli.dora.stats import Summary
+
+
+@dataclass(frozen=True)
+class Change:
+    """An application commit, as far as the figures need it."""
+
+    sha: str
+    author_time: datetime
+    tickets: tuple[str, ...] = ()
+    merge: bool = False  # merges carry tickets but are not changes of their own
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """A deployment read from the GitOps history, refined by the other sources."""
+
+    service: str
+    environment: str
+    revision: str | None
+    version: str
+    time: datetime
+    gitops_commit: str
+    change_set: tuple[Change, ...] | None = None  # None: unknown (first deployment, no app repo)
+    rollback: bool = False  # its revision is a proper ancestor of the one it replaced
+    failed_sync: bool = False  # Argo CD: the sync failed or health went Degraded
+
+
+@dataclass(frozen=True)
+class Incident:
+    """An incident ticket for a service (from Jira's incident JQL)."""
+
+    key: str
+    service: str
+    time: datetime
+
+
+@dataclass(frozen=True)
+class TicketInfo:
+    key: str
+    status: str
+    fix_versions: tuple[str, ...]
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    service: str
+    environment: str
+    revision: str | None
+    version: str
+    time: datetime
+    gitops_commit: str
+    commits: tuple[str, ...] | None
+    tickets: tuple[str, ...]
+    failed: bool
+    rollback: bool
+
+
+@dataclass(frozen=True)
+class EnvironmentFigures:
+    environment: str
+    revision: str | None
+    version: str | None
+    last_deployed_at: datetime | None
+    deployments: int
+    deployment_frequency_per_day: float
+    lead_time: Summary
+    change_failure_rate: float | None
+    failed: int
+    rollbacks: int
+    recovery_time: Summary
+
+
+@dataclass(frozen=True)
+class PromotionWait:
+    """Time commits waited between their first deployment to one stage and to the next."""
+
+    from_environment: str
+    to_environment: str
+    wait: Summary
+
+
+@dataclass(frozen=True)
+class ServiceFigures:
+    service: str
+    environments: tuple[EnvironmentFigures, ...]
+    tier: str | None
+    promotion_waits: tuple[PromotionWait, ...]
+    bottleneck: PromotionWait | None
+
+    def environment(self, name: str) -> EnvironmentFigures | None:
+        return next((e for e in self.environments if e.environment == name), None)
+
+
+@dataclass(frozen=True)
+class WindowFigures:
+    name: str
+    start: datetime
+    end: datetime
+    services: tuple[ServiceFigures, ...]
+    promotion_waits: tuple[PromotionWait, ...]  # all services together
+    bottleneck: PromotionWait | None
+
+    @property
+    def days(self) -> float:
+        return max((self.end - self.start).total_seconds() / 86400, 1e-9)
+
+    def service(self, name: str) -> ServiceFigures | None:
+        return next((s for s in self.services if s.service == name), None)
+
+
+@dataclass(frozen=True)
+class TicketInEnvironment:
+    ticket: str
+    service: str
+    environment: str
+    fix_versions: tuple[str, ...] | None  # None: Jira was not asked
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class Skip:
+    path: str
+    commit: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DataQuality:
+    manifests_skipped: tuple[Skip, ...] = ()
+    revisions_not_found: tuple[tuple[str, str], ...] = ()  # (service, revision)
+    deployments_without_change_set: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    generated_at: datetime
+    environments: tuple[str, ...]
+    production: str | None
+    deployments: tuple[Deployment, ...]
+    window: WindowFigures
+    windows: Mapping[str, WindowFigures]
+    monthly: Mapping[tuple[str, str, str], int]  # (service, environment, YYYY-MM) -> deployments
+    tickets_in_environment: tuple[TicketInEnvironment, ...]
+    data_quality: DataQuality = field(default_factory=DataQuality)
+    sources: Mapping[str, bool] = field(default_factory=dict)  # source -> up

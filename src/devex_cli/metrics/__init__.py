@@ -1,0 +1,1 @@
+"""Prometheus exposition of a snapshot, the exporter server, and the Pushgateway client."""

@@ -1,0 +1,230 @@
+"""Two of the three views of a snapshot: JSON and terminal tables (Prometheus is in metrics/)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from devex_cli.dora.model import Snapshot, WindowFigures
+from devex_cli.dora.stats import Summary
+from devex_cli.timeutil import rfc3339
+
+
+def to_json(snapshot: Snapshot) -> dict[str, Any]:
+    """The contract's JSON shape, plus tiers, promotion waits, monthly counts and data quality."""
+    window = snapshot.window
+    return {
+        "generated_at": rfc3339(snapshot.generated_at),
+        "window": {"start": rfc3339(window.start), "end": rfc3339(window.end)},
+        "environments": list(snapshot.environments),
+        "production": snapshot.production,
+        "deployments": [
+            {"service": d.service, "environment": d.environment, "revision": d.revision,
+             "version": d.version, "time": rfc3339(d.time), "gitops_commit": d.gitops_commit,
+             "commits": list(d.commits or ()), "change_set_known": d.commits is not None,
+             "tickets": list(d.tickets), "failed": d.failed, "rollback": d.rollback}
+            for d in snapshot.deployments if window.start <= d.time < window.end
+        ],
+        "services": [
+            {
+                "service": s.service,
+                "tier": s.tier,
+                "bottleneck": None if s.bottleneck is None else {
+                    "from": s.bottleneck.from_environment, "to": s.bottleneck.to_environment,
+                    "median_seconds": s.bottleneck.wait.median},
+                "promotion_waits": [
+                    {"from": w.from_environment, "to": w.to_environment, **_summary(w.wait)}
+                    for w in s.promotion_waits],
+                "environments": [
+                    {"environment": e.environment, "revision": e.revision, "version": e.version,
+                     "last_deployed_at": rfc3339(e.last_deployed_at) if e.last_deployed_at
+                     else None,
+                     "deployments": e.deployments,
+                     "deployment_frequency_per_day": round(e.deployment_frequency_per_day, 6),
+                     "lead_time_seconds": _summary(e.lead_time),
+                     "change_failure_rate": e.change_failure_rate,
+                     "failed_deployments": e.failed,
+                     "rollbacks": e.rollbacks,
+                     "recovery_time_seconds": {"median": e.recovery_time.median,
+                                               "count": e.recovery_time.count}}
+                    for e in s.environments],
+            }
+            for s in window.services
+        ],
+        "deployments_per_month": [
+            {"service": service, "environment": environment, "month": month, "deployments": n}
+            for (service, environment, month), n in sorted(snapshot.monthly.items())
+        ],
+        "tickets_in_environment": [
+            {"ticket": t.ticket, "service": t.service, "environment": t.environment,
+             "fix_versions": None if t.fix_versions is None else list(t.fix_versions),
+             "status": t.status}
+            for t in snapshot.tickets_in_environment
+        ],
+        "data_quality": {
+            "manifests_skipped": [{"path": s.path, "commit": s.commit, "reason": s.reason}
+                                  for s in snapshot.data_quality.manifests_skipped],
+            "revisions_not_found": [{"service": s, "revision": r}
+                                    for s, r in snapshot.data_quality.revisions_not_found],
+            "deployments_without_change_set":
+                snapshot.data_quality.deployments_without_change_set,
+        },
+        "sources": dict(snapshot.sources),
+    }
+
+
+def render_json(snapshot: Snapshot) -> str:
+    return json.dumps(to_json(snapshot), indent=2)
+
+
+def _summary(summary: Summary) -> dict[str, Any]:
+    return {"median": summary.median, "mean": summary.mean, "p90": summary.p90,
+            "count": summary.count}
+
+
+def duration(seconds: float | None) -> str:
+    """`3d 4h`, `5h 12m`, `42m`, `-` for no value."""
+    if seconds is None:
+        return "-"
+    minutes = round(seconds / 60)
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m"
+
+
+def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa") -> None:
+    """The four answers, then the DORA figures per service, on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(no_color=not color, highlight=False, width=_width())
+    window = snapshot.window
+    production = snapshot.production or "production"
+    span = f"{window.start:%Y-%m-%d} to {window.end:%Y-%m-%d}"
+
+    # 1. How many deployments did we do this month?
+    month = snapshot.generated_at.strftime("%Y-%m")
+    table = Table(title=f"1. Deployments this month ({month})", title_justify="left")
+    table.add_column("service")
+    for environment in snapshot.environments:
+        table.add_column(environment, justify="right")
+    totals: Counter[str] = Counter()
+    for name in sorted({s for s, _, _ in snapshot.monthly}):
+        row = [name]
+        for environment in snapshot.environments:
+            n = snapshot.monthly.get((name, environment, month), 0)
+            totals[environment] += n
+            row.append(str(n))
+        table.add_row(*row)
+    table.add_row("all", *(str(totals[e]) for e in snapshot.environments), style="bold")
+    console.print(table)
+    console.print()
+
+    # 2. What is our lead time from commit to production?
+    table = Table(title=f"2. Lead time from commit to {production} ({span})",
+                  title_justify="left")
+    for name in ("service", "median", "p90", "commits"):
+        table.add_column(name, justify="left" if name == "service" else "right")
+    for service in window.services:
+        prod = service.environment(production)
+        if prod is not None:
+            table.add_row(service.service, duration(prod.lead_time.median),
+                          duration(prod.lead_time.p90), str(prod.lead_time.count))
+    console.print(table)
+    console.print()
+
+    # 3. Which Jira tickets are in the QA release right now?
+    in_qa = [t for t in snapshot.tickets_in_environment if t.environment == qa_environment]
+    jira_known = any(t.fix_versions is not None for t in in_qa)
+    table = Table(title=f"3. Tickets in {qa_environment} and not yet in {production} "
+                        f"({len(in_qa)})", title_justify="left")
+    for name in ("service", "tickets", "without fix version", "keys"):
+        table.add_column(name, justify="right" if name in ("tickets", "without fix version")
+                         else "left")
+    for name in sorted({t.service for t in in_qa}):
+        mine = [t for t in in_qa if t.service == name]
+        missing = [t for t in mine if t.fix_versions == ()]
+        keys = ", ".join(f"{t.ticket}*" if t.fix_versions == () else t.ticket for t in mine)
+        table.add_row(name, str(len(mine)), str(len(missing)) if jira_known else "?", keys)
+    console.print(table)
+    console.print()
+    if in_qa and not jira_known:
+        console.print("   Fix versions come from Jira: set JIRA_URL (and credentials) and drop "
+                      "--offline.")
+    elif any(t.fix_versions == () for t in in_qa):
+        console.print("   * no fix version in Jira")
+
+    # 4. Where are our deployment bottlenecks?
+    _bottlenecks(console, window)
+
+    # The DORA keys per service.
+    table = Table(title=f"DORA figures in {production} ({span})", title_justify="left")
+    for name in ("service", "deploys/day", "lead time", "change failure rate",
+                 "recovery (median)", "tier"):
+        table.add_column(name, justify="left" if name == "service" else "right")
+    for service in window.services:
+        prod = service.environment(production)
+        if prod is None:
+            continue
+        rate = "-" if prod.change_failure_rate is None else f"{prod.change_failure_rate:.0%}"
+        table.add_row(service.service, f"{prod.deployment_frequency_per_day:.2f}",
+                      duration(prod.lead_time.median), rate,
+                      duration(prod.recovery_time.median), service.tier or "-")
+    console.print(table)
+    console.print()
+    _data_quality(console, snapshot)
+
+
+def _bottlenecks(console: Any, window: WindowFigures) -> None:
+    from rich.table import Table
+
+    table = Table(title="4. Bottlenecks: median wait between stages", title_justify="left")
+    table.add_column("service")
+    stages = [(w.from_environment, w.to_environment) for w in window.promotion_waits]
+    for a, b in stages:
+        table.add_column(f"{a} -> {b}", justify="right")
+    table.add_column("bottleneck")
+    for service in window.services:
+        waits = {(w.from_environment, w.to_environment): w.wait.median
+                 for w in service.promotion_waits}
+        neck = service.bottleneck
+        table.add_row(service.service, *(duration(waits.get(stage)) for stage in stages),
+                      f"{neck.from_environment} -> {neck.to_environment}" if neck else "-")
+    if window.promotion_waits:
+        neck = window.bottleneck
+        table.add_row("all", *(duration(w.wait.median) for w in window.promotion_waits),
+                      f"{neck.from_environment} -> {neck.to_environment}" if neck else "-",
+                      style="bold")
+    console.print(table)
+    console.print()
+
+
+def _data_quality(console: Any, snapshot: Snapshot) -> None:
+    quality = snapshot.data_quality
+    notes = []
+    if quality.manifests_skipped:
+        notes.append(f"{len(quality.manifests_skipped)} manifest version(s) could not be read")
+    if quality.revisions_not_found:
+        notes.append(f"{len(quality.revisions_not_found)} deployed revision(s) are not in the "
+                     "app repositories")
+    if quality.deployments_without_change_set:
+        notes.append(f"{quality.deployments_without_change_set} deployment(s) have no change set "
+                     "(first deployments, or no app repository)")
+    down = [name for name, up in snapshot.sources.items() if not up]
+    if down:
+        notes.append(f"sources that failed: {', '.join(down)}")
+    if notes:
+        console.print("Data quality: " + "; ".join(notes) + ". --format json lists them.")
+
+
+
+def _width() -> int | None:
+    """The terminal's width, or 120 columns in a log (rich would use 80)."""
+    import sys
+
+    return None if sys.stdout.isatty() else 120

@@ -1,0 +1,107 @@
+"""An app repository's commit graph in memory: one `git log` for every commit devex needs, then
+ranges (`git rev-list NEW ^OLD`) and ancestry answered without another process.
+
+Ranges use git's own approach: walk both sides newest-first by commit time and stop once every
+commit left to visit is reachable from the excluded side.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from devex_cli.gitcli import GitFailed, git, git_bytes
+
+_NEW, _OLD = 1, 2
+
+
+@dataclass(frozen=True)
+class GraphCommit:
+    sha: str
+    parents: tuple[str, ...]
+    commit_time: int
+    author_time: datetime
+    message: str
+
+    @property
+    def is_merge(self) -> bool:
+        return len(self.parents) > 1
+
+
+class CommitGraph:
+    """The commits reachable from a set of revisions of one repository."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self.commits: dict[str, GraphCommit] = {}
+        self._resolved: dict[str, str | None] = {}
+        self._tips: list[str] = []
+
+    def resolve(self, revisions: Iterable[str]) -> dict[str, str | None]:
+        """Full SHAs of (short) SHAs in one `git cat-file --batch-check`; None if absent or not
+        a commit, or ambiguous."""
+        wanted = [r for r in dict.fromkeys(revisions) if r not in self._resolved]
+        if wanted:
+            out = git_bytes(self.repo, "cat-file", "--batch-check=%(objectname) %(objecttype)",
+                            input_bytes=("\n".join(wanted) + "\n").encode()).decode()
+            for revision, line in zip(wanted, out.splitlines(), strict=False):
+                parts = line.split()
+                ok = len(parts) == 2 and parts[1] == "commit"
+                self._resolved[revision] = parts[0] if ok else None
+        return {r: self._resolved.get(r) for r in revisions}
+
+    def load(self, tips: Iterable[str]) -> None:
+        """Read every commit reachable from the tips (full SHAs) that is not loaded yet."""
+        missing = [t for t in dict.fromkeys(tips) if t not in self.commits]
+        if not missing:
+            return
+        exclude = [f"^{sha}" for sha in self._tips]  # what is loaded is not read again
+        try:
+            out = git(self.repo, "log", "--format=%x01%H%x02%P%x02%ct%x02%at%x02%B",
+                      "--stdin", input_text="\n".join(missing + exclude) + "\n")
+        except GitFailed:
+            return
+        self._tips.extend(missing)
+        for chunk in out.split("\x01")[1:]:
+            sha, parents, committed, authored, message = chunk.split("\x02", 4)
+            if sha not in self.commits:
+                self.commits[sha] = GraphCommit(
+                    sha, tuple(parents.split()), int(committed),
+                    datetime.fromtimestamp(int(authored), UTC), message.strip())
+
+    def only_in(self, new: str, old: str | None) -> list[GraphCommit]:
+        """Commits reachable from `new` and not from `old` (`git rev-list new ^old`), newest first."""
+        flags: dict[str, int] = {new: _NEW}
+        heap: list[tuple[int, str]] = [(-self._time(new), new)]
+        if old is not None:
+            flags[old] = flags.get(old, 0) | _OLD
+            heapq.heappush(heap, (-self._time(old), old))
+        popped: list[str] = []
+        while heap and any(flags[sha] & _OLD == 0 for _, sha in heap):
+            _, sha = heapq.heappop(heap)
+            flag = flags[sha]
+            popped.append(sha)
+            commit = self.commits.get(sha)
+            for parent in commit.parents if commit else ():
+                before = flags.get(parent, 0)
+                if before | flag != before:
+                    flags[parent] = before | flag
+                    heapq.heappush(heap, (-self._time(parent), parent))
+        seen: set[str] = set()
+        result = []
+        for sha in popped:
+            if flags[sha] == _NEW and sha not in seen and sha in self.commits:
+                seen.add(sha)
+                result.append(self.commits[sha])
+        return result
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """True when `ancestor` is reachable from `descendant` (or is it)."""
+        return not self.only_in(ancestor, descendant)
+
+    def _time(self, sha: str) -> int:
+        commit = self.commits.get(sha)
+        return commit.commit_time if commit else 0
