@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 from devex_cli.dora.model import Snapshot, WindowFigures
@@ -108,8 +109,9 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
     span = f"{window.start:%Y-%m-%d} to {window.end:%Y-%m-%d}"
 
     # 1. How many deployments did we do this month?
-    month = snapshot.generated_at.strftime("%Y-%m")
-    table = Table(title=f"1. Deployments this month ({month})", title_justify="left")
+    month = (window.end - timedelta(seconds=1)).strftime("%Y-%m")
+    console.print(f"1. Deployments this month ({month})", style="bold")
+    table = Table()
     table.add_column("service")
     for environment in snapshot.environments:
         table.add_column(environment, justify="right")
@@ -126,8 +128,8 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
     console.print()
 
     # 2. What is our lead time from commit to production?
-    table = Table(title=f"2. Lead time from commit to {production} ({span})",
-                  title_justify="left")
+    console.print(f"2. Lead time from commit to {production} ({span})", style="bold")
+    table = Table()
     for name in ("service", "median", "p90", "commits"):
         table.add_column(name, justify="left" if name == "service" else "right")
     for service in window.services:
@@ -141,8 +143,9 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
     # 3. Which Jira tickets are in the QA release right now?
     in_qa = [t for t in snapshot.tickets_in_environment if t.environment == qa_environment]
     jira_known = any(t.fix_versions is not None for t in in_qa)
-    table = Table(title=f"3. Tickets in {qa_environment} and not yet in {production} "
-                        f"({len(in_qa)})", title_justify="left")
+    console.print(f"3. Tickets in {qa_environment} and not yet in {production} ({len(in_qa)})",
+                  style="bold")
+    table = Table()
     for name in ("service", "tickets", "without fix version", "keys"):
         table.add_column(name, justify="right" if name in ("tickets", "without fix version")
                          else "left")
@@ -163,7 +166,8 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
     _bottlenecks(console, window)
 
     # The DORA keys per service.
-    table = Table(title=f"DORA figures in {production} ({span})", title_justify="left")
+    console.print(f"DORA figures in {production} ({span})", style="bold")
+    table = Table()
     for name in ("service", "deploys/day", "lead time", "change failure rate",
                  "recovery (median)", "tier"):
         table.add_column(name, justify="left" if name == "service" else "right")
@@ -183,7 +187,8 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
 def _bottlenecks(console: Any, window: WindowFigures) -> None:
     from rich.table import Table
 
-    table = Table(title="4. Bottlenecks: median wait between stages", title_justify="left")
+    console.print("4. Bottlenecks: median wait between stages", style="bold")
+    table = Table()
     table.add_column("service")
     stages = [(w.from_environment, w.to_environment) for w in window.promotion_waits]
     for a, b in stages:

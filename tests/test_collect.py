@@ -1,0 +1,197 @@
+"""`devex collect` on real git repositories whose figures were worked out by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FAST_HTTP, Result
+from tests.fakes.jira import FakeJira
+from tests.gitworld import GitRepo, image, kustomization, overlay
+
+Devex = Callable[..., Result]
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+class World:
+    """App repository `pay` and its GitOps history (see the docstring of `build`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        app = GitRepo(root / "pay")
+        self.c0 = app.commit("Initial commit", {"a": "0"}, when=at("2026-09-01T09:00"))
+        self.c1 = app.commit("PAY-1 feature one", {"a": "1"}, when=at("2026-09-02T10:00"))
+        self.c2 = app.commit("PAY-2 feature two", {"a": "2"}, when=at("2026-09-03T10:00"))
+        app.checkout("feature", create=True)
+        self.c3 = app.commit("feature work", {"b": "3"}, when=at("2026-09-04T10:00"))
+        app.checkout("main")
+        self.m1 = app.merge("feature", "Merge pull request #5 from feature/PAY-3",
+                            when=at("2026-09-04T12:00"))
+        self.c4 = app.commit("PAY-4 later; uses UTF-8", {"a": "4"}, when=at("2026-10-05T10:00"))
+        gitops = GitRepo(root / "gitops")
+
+        def deploy(when: str, message: str, **tags: str) -> str:
+            return gitops.commit(message, {overlay("pay", env): kustomization([image("pay", tag)])
+                                           for env, tag in tags.items()}, when=at(when))
+
+        deploy("2026-09-01T12:00", "first", prod=self.c0[:7], qa=self.c0[:7])
+        deploy("2026-09-03T12:00", "qa c2", qa=self.c2[:7])
+        deploy("2026-09-05T12:00", "qa m1", qa=self.m1[:8])
+        deploy("2026-09-06T12:00", "prod m1", prod=self.m1[:7])
+        deploy("2026-09-07T12:00", "rebuild, same revision", prod=f"1.0.1-{self.m1[:7]}")
+        deploy("2026-10-06T12:00", "qa c4", qa=self.c4[:7])
+        deploy("2026-10-06T18:00", "prod c4", prod=self.c4[:7])
+        self.rollback = deploy("2026-10-06T20:00", "roll back prod", prod=self.m1[:7])
+        self.config = root / "devex.toml"
+        self.config.write_text(FAST_HTTP + '[gitops]\nrepo = "gitops"\n\n'
+                               '[jira]\nprojects = ["PAY"]\n\n[services.pay]\nrepo = "pay"\n')
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return World(tmp_path_factory.mktemp("world"))
+
+
+def collect_json(devex: Devex, world: World, *args: str) -> dict:  # type: ignore[type-arg]
+    result = devex("collect", "--offline", "--format", "json", "--since", "2026-09-01",
+                   "--until", "2026-11-01", *args, config=str(world.config))
+    assert result.code == 0, result.err
+    return json.loads(result.out)  # type: ignore[no-any-return]
+
+
+def test_hand_computed_figures(devex: Devex, world: World) -> None:
+    report = collect_json(devex, world)
+    assert report["window"] == {"start": "2026-09-01T00:00:00Z", "end": "2026-11-01T00:00:00Z"}
+    prod_deployments = [d for d in report["deployments"] if d["environment"] == "prod"]
+    assert [(d["revision"], d["time"], d["failed"], d["rollback"]) for d in prod_deployments] == [
+        (world.c0, "2026-09-01T12:00:00Z", False, False),
+        (world.m1, "2026-09-06T12:00:00Z", False, False),  # the rebuild on 09-07 is not one
+        (world.c4, "2026-10-06T18:00:00Z", True, False),
+        (world.m1, "2026-10-06T20:00:00Z", False, True),
+    ]
+    assert prod_deployments[0]["change_set_known"] is False  # no predecessor
+    assert prod_deployments[1]["commits"] == [world.c1, world.c2, world.c3]  # not the merge
+    assert prod_deployments[1]["tickets"] == ["PAY-1", "PAY-2", "PAY-3"]
+    assert prod_deployments[3]["commits"] == []
+
+    (pay,) = report["services"]
+    prod = next(e for e in pay["environments"] if e["environment"] == "prod")
+    assert prod["deployments"] == 4
+    assert prod["revision"] == world.m1
+    assert prod["change_failure_rate"] == 0.25
+    assert prod["recovery_time_seconds"] == {"median": 7200.0, "count": 1}
+    # c1 4d2h, c2 3d2h, c3 2d2h (first in prod on 09-06 12:00), c4 1d8h
+    assert prod["lead_time_seconds"] == {"median": 223200.0, "mean": 228600.0,
+                                         "p90": pytest.approx(326880.0), "count": 4}
+    assert prod["deployment_frequency_per_day"] == pytest.approx(4 / 61, abs=1e-6)
+    months = {(m["environment"], m["month"]): m["deployments"]
+              for m in report["deployments_per_month"]}
+    assert months == {("prod", "2026-09"): 2, ("prod", "2026-10"): 2,
+                      ("qa", "2026-09"): 3, ("qa", "2026-10"): 1}
+    assert report["tickets_in_environment"] == [
+        {"ticket": "PAY-4", "service": "pay", "environment": "qa", "fix_versions": None,
+         "status": None}]
+    waits = {(w["from"], w["to"]): w["median"] for w in pay["promotion_waits"]}
+    # c1, c2: qa 09-03 -> prod 09-06 (3 d); c3: qa 09-05 -> prod 09-06 (1 d); c4: 6 h
+    assert waits == {("qa", "prod"): 2 * 86400.0}
+    assert report["data_quality"]["deployments_without_change_set"] == 2
+
+
+def test_window_excludes_earlier_deployments(devex: Devex, world: World) -> None:
+    report = devex("collect", "--offline", "--format", "json", "--since", "2026-10-01",
+                   "--until", "2026-11-01", config=str(world.config))
+    data = json.loads(report.out)
+    prod = next(e for e in data["services"][0]["environments"] if e["environment"] == "prod")
+    assert prod["deployments"] == 2 and prod["lead_time_seconds"]["count"] == 1
+
+
+def test_jira_fix_versions_and_unknown_keys(devex: Devex, world: World, jira: FakeJira) -> None:
+    jira.add("PAY-4", "2.0", status="Done")
+    result = devex("collect", "--format", "json", "--since", "2026-09-01", "--until",
+                   "2026-11-01", config=str(world.config), env=jira.env())
+    report = json.loads(result.out)
+    assert report["tickets_in_environment"][0]["fix_versions"] == ["2.0"]
+    assert report["sources"]["jira"] is True
+
+
+def test_failing_jira_degrades_and_does_not_abort(devex: Devex, world: World,
+                                                  jira: FakeJira) -> None:
+    jira.fail_next(500, {"errorMessages": ["boom"]}, times=10)
+    result = devex("collect", "--format", "json", "--since", "2026-09-01", "--until",
+                   "2026-11-01", config=str(world.config), env=jira.env())
+    assert result.code == 0
+    report = json.loads(result.out)
+    assert report["sources"]["jira"] is False
+    assert report["tickets_in_environment"][0]["fix_versions"] is None
+    assert "fix versions" in result.err
+
+
+def test_table_answers_the_four_questions(devex: Devex, world: World) -> None:
+    result = devex("collect", "--offline", "--since", "2026-09-01", "--until", "2026-11-01",
+                   config=str(world.config))
+    assert result.code == 0, result.err
+    for heading in ("1. Deployments this month", "2. Lead time from commit to prod",
+                    "3. Tickets in qa and not yet in prod (1)", "4. Bottlenecks",
+                    "DORA figures in prod"):
+        assert heading in result.out
+    assert "PAY-4" in result.out and "2d 14h" in result.out  # the median lead time
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None and os.environ.get("CI") != "true",
+                    reason="needs promtool (Debian prometheus); .ci/run installs it")
+def test_prometheus_output_passes_promtool(devex: Devex, world: World, tmp_path: Path) -> None:
+    out = tmp_path / "devex.prom"
+    result = devex("collect", "--offline", "--format", "prometheus", "--output", str(out),
+                   config=str(world.config))
+    assert result.code == 0, result.err
+    text = out.read_text()
+    for name in ("deployment_desired_state", "deployment_lead_time_seconds",
+                 "deployment_age_seconds", "ticket_in_environment", "dora_change_failure_ratio",
+                 "devex_source_up"):
+        assert f"# TYPE {name} gauge" in text
+    assert f'deployment_desired_state{{environment="prod",revision="{world.m1}"' in text \
+        or f'revision="{world.m1}"' in text
+    lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                          text=True, check=False)
+    assert lint.returncode == 0 and lint.stdout.strip() == "" and lint.stderr.strip() == "", \
+        lint.stdout + lint.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--since", "yesterday"), "neither a date nor a duration"),
+    (("--since", "2026-11-02", "--until", "2026-11-01"), "is not before"),
+    (("--format", "xml"), "--format must be table, json or prometheus"),
+    (("--serve", "--listen", "nowhere"), "is not HOST:PORT"),
+    (("--interval", "soon"), "is not a duration"),
+])
+def test_bad_options(devex: Devex, world: World, args: tuple[str, ...], message: str) -> None:
+    result = devex("collect", "--offline", *args, config=str(world.config))
+    assert result.code == 2 and message in result.err
+
+
+def test_demo_answers_offline(devex: Devex) -> None:
+    result = devex("demo")
+    assert result.code == 0, result.err
+    assert "Sample organisation in" in result.out
+    assert "preprod -> prod" in result.out  # the bottleneck the demo is built around
+    assert "checkout" in result.out and "20%" in result.out  # its production rollback
+
+
+def test_demo_json_keeps_the_organisation(devex: Devex, tmp_path: Path) -> None:
+    result = devex("demo", "--format", "json", "--keep", str(tmp_path / "org"))
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert {s["service"] for s in report["services"]} == {"payments", "checkout", "catalog",
+                                                          "notifications"}
+    assert (tmp_path / "org" / "gitops" / ".git").is_dir()
+    assert any(d["rollback"] for d in report["deployments"])
