@@ -176,8 +176,18 @@ def status(
     if unknown:
         raise UsageError(f"unknown environment {unknown[0]!r}: the GitOps repository has "
                          f"{', '.join(history.environments) or 'none'}")
+    actual = None
+    if not offline and settings.environ.get("ARGOCD_SERVER"):
+        from devex_cli.collect import read_argocd
+        from devex_cli.correlate import actual_states
+
+        sources: dict[str, bool] = {}
+        view = read_argocd(settings, history, sources)
+        if view is not None:
+            actual = actual_states(history, view,
+                                   gitops_source.first_parent_positions(repo, history.branch))
     report = status_view.build_status(
-        history, environments=environment or (),
+        history, environments=environment or (), actual=actual,
         unmatched=gitops_source.unmatched_manifests(repo, history.branch, settings))
     if output_format == "json":
         sys.stdout.write(status_view.render_json(report) + "\n")

@@ -12,8 +12,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from devex_cli.config import Settings
+from devex_cli.correlate import ArgoView, actual_states, refine
 from devex_cli.dora.compute import build_snapshot
 from devex_cli.dora.model import (
+    ActualState,
     Change,
     DataQuality,
     DeploymentRecord,
@@ -26,6 +28,7 @@ from devex_cli.gitcli import local_repository
 from devex_cli.sources import gitops
 from devex_cli.sources.commitgraph import CommitGraph
 from devex_cli.tickets import compile_ticket_pattern, extract_ticket_keys
+from devex_cli.timeutil import rfc3339
 
 log = logging.getLogger("devex.collect")
 
@@ -57,13 +60,66 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime) -> Sn
         manifests_skipped=tuple(Skip(s.path, s.commit, s.reason) for s in history.skipped),
         revisions_not_found=tuple(sorted(not_found)),
     )
+    actual: dict[tuple[str, str], ActualState] = {}
+    if not options.offline and settings.environ.get("ARGOCD_SERVER"):
+        view = read_argocd(settings, history, sources)
+        if view is not None:
+            records = refine(records, view)
+            actual = actual_states(history, view,
+                                   gitops.first_parent_positions(repo, history.branch))
+            for (service, environment), state in list(actual.items()):
+                graph = graphs.get(service)
+                if graph is not None and state.revision:
+                    full = graph.resolve([state.revision])[state.revision]
+                    actual[(service, environment)] = replace(state,
+                                                             revision=full or state.revision)
     snapshot = build_snapshot(
         records, environments=history.environments, production=history.production, now=now,
         start=options.start, end=options.end, pending=pending, data_quality=quality,
-        sources=sources)
+        sources=sources, actual=actual)
     if not options.offline and settings.jira.url:
         snapshot = _with_jira(snapshot, settings)
     return snapshot
+
+
+def read_argocd(settings: Settings, history: gitops.GitOpsHistory,
+                sources: dict[str, bool]) -> ArgoView | None:
+    """Argo CD's applications mapped to services, with history entries kept from earlier runs.
+
+    A failure marks the source down and returns None.
+    """
+    from devex_cli.cache import JsonCache
+    from devex_cli.sources.argocd import ArgoCDClient, HistoryEntry, map_applications, server_url
+
+    try:
+        with ArgoCDClient(settings) as client:
+            applications = client.applications()
+    except DevexError as exc:
+        log.warning("%s; deployment times come from the GitOps commits", exc)
+        sources["argocd"] = False
+        return None
+    sources["argocd"] = True
+    mapped = map_applications(
+        applications, owner_of_path=lambda path: gitops.path_owner(path, settings),
+        services=history.services, environments=history.environments,
+        explicit=settings.argocd.applications)
+    cache = JsonCache(settings.cache_dir(), "argocd-history")
+    stored = cache.load()
+    server = server_url(settings.environ.get("ARGOCD_SERVER", ""))
+    known: dict[str, dict[str, list[int | str | None]]] = stored.get(server, {})
+    entries: dict[str, list[HistoryEntry]] = {}
+    for app in mapped.values():
+        seen = known.setdefault(app.name, {})
+        for entry in app.history:  # immutable once recorded: keep every one ever seen
+            seen[f"{entry.id}:{entry.revision}"] = [
+                entry.id, entry.revision, rfc3339(entry.deployed_at),
+                rfc3339(entry.deploy_started_at) if entry.deploy_started_at else None]
+        entries[app.name] = [
+            HistoryEntry(int(str(i)), str(rev),
+                         datetime.fromisoformat(str(at).replace("Z", "+00:00")))
+            for i, rev, at, _ in seen.values()]
+    cache.save({**stored, server: known})
+    return ArgoView(mapped, entries)
 
 
 def _app_repositories(settings: Settings, sources: dict[str, bool]) -> dict[str, CommitGraph]:

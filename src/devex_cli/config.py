@@ -38,6 +38,13 @@ class JiraSettings:
 
 
 @dataclass(frozen=True)
+class ArgoCDSettings:
+    selector: str | None = None
+    projects: tuple[str, ...] = ()
+    applications: Mapping[str, str] = field(default_factory=dict)  # name -> "service/env"
+
+
+@dataclass(frozen=True)
 class GateSettings:
     environment: str = "qa"
 
@@ -67,6 +74,7 @@ class CacheSettings:
 class Settings:
     gitops: GitOpsSettings = field(default_factory=GitOpsSettings)
     jira: JiraSettings = field(default_factory=JiraSettings)
+    argocd: ArgoCDSettings = field(default_factory=ArgoCDSettings)
     gate: GateSettings = field(default_factory=GateSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
@@ -86,6 +94,7 @@ class Settings:
 _SECTIONS: dict[str, type] = {
     "gitops": GitOpsSettings,
     "jira": JiraSettings,
+    "argocd": ArgoCDSettings,
     "gate": GateSettings,
     "http": HttpSettings,
     "cache": CacheSettings,
@@ -199,6 +208,10 @@ def _coerce(value: Any, type_name: str, key: str, origin: str) -> Any:
     def wrong(expected: str) -> ConfigError:
         return ConfigError(f"{origin}: {key} must be {expected}, not {type(value).__name__}")
 
+    if type_name.startswith("Mapping[str, str]"):
+        if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+            raise wrong("a table of strings")
+        return dict(value)
     if type_name.startswith("tuple[str"):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise wrong("a list of strings")

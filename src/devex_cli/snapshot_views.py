@@ -72,6 +72,13 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
                 snapshot.data_quality.deployments_without_change_set,
         },
         "sources": dict(snapshot.sources),
+        "actual_state": [
+            {"service": service, "environment": environment, "application": a.application,
+             "gitops_revision": a.gitops_revision, "revision": a.revision, "version": a.version,
+             "sync": a.sync, "health": a.health, "drift": a.drift,
+             "drift_since": rfc3339(a.drift_since) if a.drift_since else None}
+            for (service, environment), a in sorted(snapshot.actual.items())
+        ],
     }
 
 
@@ -181,6 +188,20 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
                       duration(prod.recovery_time.median), service.tier or "-")
     console.print(table)
     console.print()
+    drifting = sorted((k, a) for k, a in snapshot.actual.items() if a.drift)
+    if drifting:
+        console.print("Drift: Argo CD runs something else than the GitOps repository asks for",
+                      style="bold")
+        table = Table()
+        for name in ("service", "environment", "runs", "sync", "health", "since"):
+            table.add_column(name)
+        for (name, environment), state in drifting:
+            since = (duration((snapshot.generated_at - state.drift_since).total_seconds())
+                     if state.drift_since else "-")
+            table.add_row(name, environment, (state.revision or "")[:7] or state.version or "?",
+                          state.sync, state.health, since)
+        console.print(table)
+        console.print()
     _data_quality(console, snapshot)
 
 

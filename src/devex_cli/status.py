@@ -8,17 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from devex_cli.dora.model import ActualState
 from devex_cli.sources.gitops import DeployedState, GitOpsHistory
 from devex_cli.timeutil import age, rfc3339
-
-
-@dataclass(frozen=True)
-class ActualState:
-    """What Argo CD reports for a service in an environment."""
-
-    revision: str | None
-    sync: str
-    health: str
 
 
 @dataclass(frozen=True)
@@ -79,7 +71,10 @@ def render_json(report: StatusReport) -> str:
                 "gitops_commit": state.gitops_commit,
                 "manifest": state.manifest,
                 "actual": None if actual is None else {
-                    "revision": actual.revision, "sync": actual.sync, "health": actual.health},
+                    "revision": actual.revision, "version": actual.version,
+                    "sync": actual.sync, "health": actual.health,
+                    "application": actual.application, "gitops_revision": actual.gitops_revision,
+                    "drift": actual.drift},
             })
         services.append({"service": service, "environments": rows})
     skipped = [{"path": s.path, "commit": s.commit, "reason": s.reason} for s in report.skipped]
@@ -121,7 +116,8 @@ def _cell(state: DeployedState, actual: ActualState | None, now: datetime) -> st
     shown = state.release.revision[:7] if state.release.revision else state.release.version
     text = f"{shown} ({age(now - state.deployed_at)})"
     if actual is not None:
-        marker = "" if actual.revision and state.release.revision and \
-            actual.revision.startswith(state.release.revision) else " ≠"
-        text += f"\n{actual.sync}/{actual.health}{marker}"
+        text += f"\n{actual.sync}/{actual.health}"
+        if actual.drift:
+            running = (actual.revision or "")[:7] or actual.version or "?"
+            text += f"\nruns {running} (drift)"
     return text

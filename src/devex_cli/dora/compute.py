@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from devex_cli.dora import tiers
 from devex_cli.dora.model import (
+    ActualState,
     Change,
     DataQuality,
     Deployment,
@@ -84,6 +85,7 @@ def build_snapshot(
     pending: Mapping[tuple[str, str], Sequence[Change]] | None = None,
     data_quality: DataQuality | None = None,
     sources: Mapping[str, bool] | None = None,
+    actual: Mapping[tuple[str, str], ActualState] | None = None,
 ) -> Snapshot:
     """Every figure for the window [start, end), and for the standard windows ending `now`.
 
@@ -121,6 +123,7 @@ def build_snapshot(
                                                         tickets, pending or {}),
         data_quality=quality,
         sources=dict(sources or {}),
+        actual=dict(actual or {}),
     )
 
 

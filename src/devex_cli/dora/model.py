@@ -52,6 +52,20 @@ class TicketInfo:
 
 
 @dataclass(frozen=True)
+class ActualState:
+    """What Argo CD runs of a service in an environment, beside what the GitOps repo asks for."""
+
+    application: str
+    gitops_revision: str | None
+    revision: str | None
+    version: str | None
+    sync: str
+    health: str
+    drift: bool
+    drift_since: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Deployment:
     service: str
     environment: str
@@ -153,3 +167,4 @@ class Snapshot:
     tickets_in_environment: tuple[TicketInEnvironment, ...]
     data_quality: DataQuality = field(default_factory=DataQuality)
     sources: Mapping[str, bool] = field(default_factory=dict)  # source -> up
+    actual: Mapping[tuple[str, str], ActualState] = field(default_factory=dict)

@@ -61,6 +61,9 @@ class Exporter:
                 source = "gitops" if source == "git" else source
                 self.snapshot = replace(self.snapshot,
                                         sources={**self.snapshot.sources, source: False})
+        except Exception:  # a bug must not kill the collector thread and freeze /metrics
+            log.exception("collection failed unexpectedly; serving the last good figures")
+            self.last_success = False
         else:
             self.snapshot = snapshot
             self.last_success = True

@@ -78,6 +78,25 @@ def families(snapshot: Snapshot, *, now: float) -> Iterator[GaugeMetricFamily]:
         last.add_metric([name, environment], stamp)
     yield from (desired, age, last)
 
+    actual = GaugeMetricFamily(
+        "deployment_actual_state",
+        "1 for the revision Argo CD runs, with its sync and health status",
+        labels=[*se, "revision", "version", "sync", "health"])
+    drift = GaugeMetricFamily("deployment_drift",
+                              "1 when what runs differs from what the GitOps repository asks for",
+                              labels=se)
+    drift_age = GaugeMetricFamily("deployment_drift_seconds",
+                                  "How long what runs has differed from the desired state",
+                                  labels=se)
+    for (name, environment), state in sorted(snapshot.actual.items()):
+        actual.add_metric([name, environment, state.revision or "", state.version or "",
+                           state.sync, state.health], 1)
+        drift.add_metric([name, environment], 1 if state.drift else 0)
+        if state.drift and state.drift_since is not None:
+            drift_age.add_metric([name, environment],
+                                 max(0.0, now - state.drift_since.timestamp()))
+    yield from (actual, drift, drift_age)
+
     swe = [*se, "window"]
     lead = GaugeMetricFamily("deployment_lead_time_seconds",
                              "Lead time from commit (author time) to its first deployment to the "

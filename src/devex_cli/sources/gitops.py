@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from devex_cli.config import Settings
-from devex_cli.errors import UsageError
+from devex_cli.errors import InputError, UsageError
 from devex_cli.gitcli import GitFailed, git, local_repository, read_blobs
 from devex_cli.gitops_layout import (
     Image,
@@ -134,8 +134,12 @@ def read_history(
     """
     branch = settings.gitops.branch or _head_branch(repo)
     templates = _templates(settings)
-    commits = _log(repo, branch, templates)
-    blobs = _parse_blobs(repo, commits)
+    try:
+        commits = _log(repo, branch, templates)
+        blobs = _parse_blobs(repo, commits)
+    except GitFailed as exc:
+        raise InputError(f"cannot read the GitOps repository {repo}: {exc}",
+                         hint="is it a complete clone? try removing devex's cached copy") from None
     aliases = {alias: name for name, s in settings.services.items() for alias in s.aliases}
     rules = _path_rules(commits, blobs, templates, settings, aliases)
 
@@ -248,6 +252,15 @@ def _templates(settings: Settings) -> list[ManifestTemplate]:
     own = [ManifestTemplate(s.manifest, service=name)
            for name, s in settings.services.items() if s.manifest]
     return own + [ManifestTemplate(t) for t in settings.gitops.manifests]
+
+
+def first_parent_positions(repo: Path, branch: str) -> dict[str, int]:
+    """The first-parent commits of the branch, numbered from the oldest."""
+    try:
+        out = git(repo, "rev-list", "--first-parent", "--reverse", branch)
+    except GitFailed:
+        return {}
+    return {sha: n for n, sha in enumerate(out.split())}
 
 
 _NOT_OVERLAYS = {"base", "bases", "components", "component"}

@@ -1,0 +1,76 @@
+"""Argo CD's view beside the GitOps history: what runs, how it synced, and when deployments
+really happened. Pure: applications and history in, refinements out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from devex_cli.dora.model import ActualState, DeploymentRecord
+from devex_cli.sources.argocd import Application, HistoryEntry
+from devex_cli.sources.gitops import GitOpsHistory
+
+
+@dataclass(frozen=True)
+class ArgoView:
+    applications: Mapping[tuple[str, str], Application]
+    history: Mapping[str, Sequence[HistoryEntry]]  # application -> entries (cache included)
+
+
+def actual_states(history: GitOpsHistory, view: ArgoView,
+                  positions: Mapping[str, int]) -> dict[tuple[str, str], ActualState]:
+    """What each application runs: the service's state at the GitOps commit it is synced to.
+
+    `positions` numbers the first-parent commits of the tracked branch, oldest first.
+    """
+    by_key: dict[tuple[str, str], list[tuple[int, str | None, str]]] = {}
+    for deployment in history.deployments:
+        position = positions.get(deployment.gitops_commit)
+        if position is not None:
+            by_key.setdefault((deployment.service, deployment.environment), []).append(
+                (position, deployment.release.revision, deployment.release.version))
+    states = {}
+    for key, app in view.applications.items():
+        revision = version = None
+        synced = positions.get(app.sync_revision or "")
+        if synced is not None:
+            before = [d for d in by_key.get(key, []) if d[0] <= synced]
+            if before:
+                _, revision, version = max(before)
+        desired = history.state(*key)
+        in_step = desired is not None and (revision, version) == (
+            desired.release.revision, desired.release.version)
+        drift = app.sync_status == "OutOfSync" or not in_step
+        states[key] = ActualState(
+            application=app.name, gitops_revision=app.sync_revision, revision=revision,
+            version=version, sync=app.sync_status, health=app.health, drift=drift,
+            drift_since=desired.deployed_at if drift and desired is not None else None)
+    return states
+
+
+def refine(records: Sequence[DeploymentRecord], view: ArgoView) -> list[DeploymentRecord]:
+    """Argo CD's `deployedAt` as the time of the deployments it knows; failed syncs and
+    Degraded health mark deployments failed."""
+    latest: dict[tuple[str, str], DeploymentRecord] = {}
+    for record in records:
+        key = (record.service, record.environment)
+        if key not in latest or record.time >= latest[key].time:
+            latest[key] = record
+    refined = []
+    for record in records:
+        key = (record.service, record.environment)
+        app = view.applications.get(key)
+        if app is None:
+            refined.append(record)
+            continue
+        deployed: datetime | None = None
+        for entry in view.history.get(app.name, ()):
+            if entry.revision == record.gitops_commit:
+                deployed = entry.deployed_at if deployed is None else min(deployed,
+                                                                          entry.deployed_at)
+        failed = (app.sync_failed and app.operation_revision == record.gitops_commit) or (
+            app.health == "Degraded" and latest[key] is record)
+        refined.append(replace(record, time=deployed or record.time,
+                               failed_sync=record.failed_sync or failed))
+    return refined
