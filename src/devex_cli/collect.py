@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from devex_cli.cache import JsonCache
 from devex_cli.config import Settings
 from devex_cli.correlate import ArgoView, actual_states, refine
 from devex_cli.dora.compute import build_snapshot
@@ -26,9 +27,12 @@ from devex_cli.dora.model import (
 from devex_cli.errors import DevexError, UpstreamError
 from devex_cli.gitcli import local_repository
 from devex_cli.sources import gitops
+from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits, bitbucket_configured
 from devex_cli.sources.commitgraph import CommitGraph
 from devex_cli.tickets import compile_ticket_pattern, extract_ticket_keys
 from devex_cli.timeutil import rfc3339
+
+CommitSource = CommitGraph | BitbucketCommits
 
 log = logging.getLogger("devex.collect")
 
@@ -55,7 +59,24 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime) -> Sn
         return graph is not None and graph.resolve([sha])[sha] is not None
 
     history = gitops.read_history(repo, settings, has_commit=has_commit)
-    records, pending, not_found = _records(history, graphs, settings)
+    sources_of_commits: dict[str, CommitSource] = dict(graphs)
+    bitbucket = None
+    if not options.offline and bitbucket_configured(settings):
+        bitbucket = BitbucketClient(settings)
+        sources["bitbucket"] = True
+        store_cache = JsonCache(settings.cache_dir(), "bitbucket-commits")
+        store = store_cache.load()
+        for service in history.services:
+            if service not in graphs:
+                slug = (settings.services[service].bitbucket_repo
+                        if service in settings.services else None) or service
+                sources_of_commits[service] = BitbucketCommits(bitbucket, slug, store_cache,
+                                                               store)
+    try:
+        records, pending, not_found = _records(history, sources_of_commits, settings, sources)
+    finally:
+        if bitbucket is not None:
+            bitbucket.close()
     quality = DataQuality(
         manifests_skipped=tuple(Skip(s.path, s.commit, s.reason) for s in history.skipped),
         revisions_not_found=tuple(sorted(not_found)),
@@ -88,7 +109,6 @@ def read_argocd(settings: Settings, history: gitops.GitOpsHistory,
 
     A failure marks the source down and returns None.
     """
-    from devex_cli.cache import JsonCache
     from devex_cli.sources.argocd import ArgoCDClient, HistoryEntry, map_applications, server_url
 
     try:
@@ -140,7 +160,8 @@ def _app_repositories(settings: Settings, sources: dict[str, bool]) -> dict[str,
 
 
 def _records(
-    history: gitops.GitOpsHistory, graphs: Mapping[str, CommitGraph], settings: Settings
+    history: gitops.GitOpsHistory, commit_sources: Mapping[str, CommitSource],
+    settings: Settings, sources: dict[str, bool],
 ) -> tuple[list[DeploymentRecord], dict[tuple[str, str], tuple[Change, ...]],
            set[tuple[str, str]]]:
     """Deployment records with change sets and rollbacks; the commits each environment before
@@ -148,13 +169,27 @@ def _records(
     pattern = compile_ticket_pattern(settings.jira.ticket_pattern)
     projects = settings.jira.projects
     full: dict[tuple[str, str], str | None] = {}
-    for service, graph in graphs.items():
-        revisions = {r for d in history.deployments if d.service == service
+    graphs: dict[str, CommitSource] = {}
+    for service, graph in commit_sources.items():
+        mine = [d for d in history.deployments if d.service == service]
+        revisions = {r for d in mine
                      for r in (d.release.revision, d.previous.revision if d.previous else None)
                      if r}
-        resolved = graph.resolve(sorted(revisions))
+        try:
+            resolved = graph.resolve(sorted(revisions))
+            graph.load(sha for sha in resolved.values() if sha)
+            graph.prefetch(
+                (new, old) for d in mine
+                if (new := resolved.get(d.release.revision or ""))
+                and (old := resolved.get(d.previous.revision if d.previous and
+                                         d.previous.revision else ""))
+            )
+        except DevexError as exc:
+            log.warning("%s; change sets of %s are unknown this run", exc, service)
+            sources["bitbucket" if isinstance(graph, BitbucketCommits) else "git"] = False
+            continue
+        graphs[service] = graph
         full.update({(service, short): sha for short, sha in resolved.items()})
-        graph.load(sha for sha in resolved.values() if sha)
     not_found = {key for key, sha in full.items() if sha is None}
     ticket_cache: dict[str, tuple[str, ...]] = {}
 
@@ -187,7 +222,7 @@ def _records(
 
 def _pending(
     history: gitops.GitOpsHistory,
-    graphs: Mapping[str, CommitGraph],
+    graphs: Mapping[str, CommitSource],
     full: Mapping[tuple[str, str], str | None],
     tickets: Callable[[str, str], tuple[str, ...]],
 ) -> dict[tuple[str, str], tuple[Change, ...]]:

@@ -45,6 +45,12 @@ class ArgoCDSettings:
 
 
 @dataclass(frozen=True)
+class BitbucketSettings:
+    workspace: str | None = None  # default: $BITBUCKET_WORKSPACE
+    concurrency: int = 8
+
+
+@dataclass(frozen=True)
 class GateSettings:
     environment: str = "qa"
 
@@ -54,7 +60,8 @@ class ServiceSettings:
     image: str | None = None
     manifest: str | None = None
     aliases: tuple[str, ...] = ()
-    repo: str | None = None
+    repo: str | None = None  # a local path or a git URL
+    bitbucket_repo: str | None = None  # repository slug when read through Bitbucket's API
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,7 @@ class Settings:
     gitops: GitOpsSettings = field(default_factory=GitOpsSettings)
     jira: JiraSettings = field(default_factory=JiraSettings)
     argocd: ArgoCDSettings = field(default_factory=ArgoCDSettings)
+    bitbucket: BitbucketSettings = field(default_factory=BitbucketSettings)
     gate: GateSettings = field(default_factory=GateSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
@@ -95,6 +103,7 @@ _SECTIONS: dict[str, type] = {
     "gitops": GitOpsSettings,
     "jira": JiraSettings,
     "argocd": ArgoCDSettings,
+    "bitbucket": BitbucketSettings,
     "gate": GateSettings,
     "http": HttpSettings,
     "cache": CacheSettings,

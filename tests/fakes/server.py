@@ -45,6 +45,7 @@ class FakeServer:
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
         self._routes: dict[tuple[str, str], Route] = {}
+        self._prefixes: list[tuple[str, str, Route]] = []
         self._lock = threading.Lock()
         owner = self
 
@@ -91,6 +92,9 @@ class FakeServer:
     def route(self, method: str, path: str, handler: Route) -> None:
         self._routes[(method, path)] = handler
 
+    def route_prefix(self, method: str, prefix: str, handler: Route) -> None:
+        self._prefixes.append((method, prefix, handler))
+
     def fail_next(self, status: int, body: bytes | str | dict[str, Any] = b"",
                   headers: dict[str, str] | None = None, times: int = 1) -> None:
         """Answer the next `times` requests with this status and body, whatever they ask."""
@@ -108,7 +112,9 @@ class FakeServer:
             fault = self.faults.pop(0) if self.faults else None
         if fault is not None:
             return fault.status, fault.body, fault.headers
-        handler = self._routes.get((request.method, request.path))
+        handler = self._routes.get((request.method, request.path)) or next(
+            (h for m, prefix, h in self._prefixes
+             if m == request.method and request.path.startswith(prefix)), None)
         if handler is None:
             return 404, json.dumps({"errorMessages": ["Not found"]}).encode(), {
                 "Content-Type": "application/json"}

@@ -72,6 +72,9 @@ class CommitGraph:
                     sha, tuple(parents.split()), int(committed),
                     datetime.fromtimestamp(int(authored), UTC), message.strip())
 
+    def prefetch(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Nothing to fetch: the graph answers ranges from memory."""
+
     def only_in(self, new: str, old: str | None) -> list[GraphCommit]:
         """Commits reachable from `new` and not from `old` (`git rev-list new ^old`), newest first."""
         flags: dict[str, int] = {new: _NEW}

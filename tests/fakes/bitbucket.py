@@ -1,0 +1,87 @@
+"""A loopback Bitbucket Cloud API (`/2.0`) backed by real git repositories: a single commit,
+and `commits?include=&exclude=` with `pagelen` and `next` pages, as Bitbucket answers them
+(errors as `{"type": "error", "error": {"message": ...}}`)."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from tests.fakes.server import Answer, FakeServer, Request
+
+NOT_FOUND = {"type": "error", "error": {"message": "Resource not found"}}
+
+
+class FakeBitbucket(FakeServer):
+    def __init__(self, workspace: str = "acme", token: str = "bb-access-token-77",
+                 user: str | None = None, page_size: int = 30) -> None:
+        super().__init__()
+        self.workspace = workspace
+        self.token = token
+        self.user = user
+        self.page_size = page_size
+        self.repos: dict[str, Path] = {}
+        self.route_prefix("GET", "/2.0/repositories/", self._repositories)
+
+    def env(self) -> dict[str, str]:
+        env = {"BITBUCKET_API_URL": f"{self.url}/2.0", "BITBUCKET_API_TOKEN": self.token,
+               "BITBUCKET_WORKSPACE": self.workspace}
+        if self.user:
+            env["BITBUCKET_API_USER"] = self.user
+        return env
+
+    def api_requests(self) -> int:
+        return sum(1 for r in self.requests if r.path.startswith("/2.0/"))
+
+    def _authorised(self, request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        if self.user:
+            pair = base64.b64encode(f"{self.user}:{self.token}".encode()).decode()
+            return header == f"Basic {pair}"
+        return header == f"Bearer {self.token}"
+
+    def _git(self, repo: Path, *args: str) -> str:
+        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                              check=False)
+        return done.stdout if done.returncode == 0 else ""
+
+    def _commit_json(self, repo: Path, sha: str) -> dict[str, Any]:
+        out = self._git(repo, "show", "-s", "--format=%H%x00%P%x00%aI%x00%an <%ae>%x00%B", sha)
+        full, parents, date, author, message = out.split("\x00", 4)
+        return {"type": "commit", "hash": full, "date": date, "message": message,
+                "author": {"type": "author", "raw": author},
+                "parents": [{"type": "commit", "hash": p} for p in parents.split()],
+                "links": {"html": {"href": f"https://bitbucket.org/{self.workspace}/x/commits/"
+                                           f"{full}"}}}
+
+    def _repositories(self, request: Request) -> Answer:
+        if not self._authorised(request):
+            return Answer(401, {"type": "error", "error": {"message": "Unauthorized"}})
+        parts = request.path.split("/")  # '', '2.0', 'repositories', ws, repo, kind, [rev]
+        if len(parts) < 6 or parts[3] != self.workspace or parts[4] not in self.repos:
+            return Answer(404, NOT_FOUND)
+        repo = self.repos[parts[4]]
+        if parts[5] == "commit" and len(parts) == 7:
+            sha = self._git(repo, "rev-parse", "--verify", "--quiet", f"{parts[6]}^{{commit}}")
+            if not sha.strip():
+                return Answer(404, {"type": "error",
+                                    "error": {"message": f"Commit not found: {parts[6]}"}})
+            return Answer(200, self._commit_json(repo, sha.strip()))
+        if parts[5] == "commits" and len(parts) == 6:
+            query = {k: v[0] for k, v in request.query.items()}
+            include, exclude = query.get("include", "HEAD"), query.get("exclude")
+            size = min(int(query.get("pagelen", self.page_size)), 100)
+            page = int(query.get("page", 1))
+            shas = self._git(repo, "rev-list", include,
+                             *([f"^{exclude}"] if exclude else [])).split()
+            chunk = shas[(page - 1) * size : page * size]
+            body: dict[str, Any] = {"pagelen": size, "page": page,
+                                    "values": [self._commit_json(repo, s) for s in chunk]}
+            if page * size < len(shas):
+                following = {**query, "page": str(page + 1), "pagelen": str(size)}
+                body["next"] = f"{self.url}{request.path}?{urlencode(following)}"
+            return Answer(200, body)
+        return Answer(404, NOT_FOUND)
