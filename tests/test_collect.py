@@ -195,3 +195,27 @@ def test_demo_json_keeps_the_organisation(devex: Devex, tmp_path: Path) -> None:
                                                           "notifications"}
     assert (tmp_path / "org" / "gitops" / ".git").is_dir()
     assert any(d["rollback"] for d in report["deployments"])
+
+
+def test_incidents_from_jira_mark_production_deployments_failed(devex: Devex, world: World,
+                                                                jira: FakeJira,
+                                                                tmp_path: Path) -> None:
+    incident = jira.add("OPS-7", issue_type="Incident")
+    incident.components = ["pay"]
+    incident.created = "2026-09-06T15:00:00.000+0000"
+    other = jira.add("OPS-8", issue_type="Incident")
+    other.components = ["web"]
+    config = tmp_path / "devex.toml"
+    config.write_text(world.config.read_text().replace('repo = "gitops"',
+                                                       f'repo = "{world.root / "gitops"}"')
+                      .replace('repo = "pay"', f'repo = "{world.root / "pay"}"')
+                      .replace('projects = ["PAY"]',
+                               'projects = ["PAY"]\nincident_jql = "project = OPS"'))
+    result = devex("collect", "--format", "json", "--since", "2026-09-01", "--until",
+                   "2026-11-01", config=str(config), env=jira.env())
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    prod = [d for d in report["deployments"] if d["environment"] == "prod"]
+    assert [d["failed"] for d in prod] == [False, True, True, False]  # m1 on 09-06, then c4
+    figures = next(e for e in report["services"][0]["environments"] if e["environment"] == "prod")
+    assert figures["change_failure_rate"] == 0.5

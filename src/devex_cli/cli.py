@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -240,7 +241,7 @@ def _run_collect(options: Globals, *, gitops: str | None, since: str, until: str
     every = parse_duration(interval, option="--interval").total_seconds()
     host, port = _listen_address(listen)
 
-    def once() -> object:
+    def once(step: Callable[[str], None] = lambda text: None) -> object:
         now = datetime.now(UTC)
         end = parse_moment(until, option="--until", now=now) if until else now
         start = parse_moment(since, option="--since", now=end)
@@ -248,7 +249,7 @@ def _run_collect(options: Globals, *, gitops: str | None, since: str, until: str
             from devex_cli.errors import UsageError
 
             raise UsageError(f"--since {since} is not before --until {until or 'now'}")
-        return collect(settings, CollectOptions(gitops, start, end, offline), now=now)
+        return collect(settings, CollectOptions(gitops, start, end, offline), now=now, step=step)
 
     if serve_metrics:
         from devex_cli.metrics.exporter import Exporter, serve
@@ -265,7 +266,10 @@ def _run_collect(options: Globals, *, gitops: str | None, since: str, until: str
 
         serve(exporter, host, port, ready=ready)
         return
-    snapshot = once()
+    from devex_cli.progress import progress
+
+    with progress(quiet=options.quiet) as step:
+        snapshot = once(step)
     _write_snapshot(snapshot, output_format, output, color=not options.no_color)
 
 

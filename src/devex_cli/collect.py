@@ -7,7 +7,7 @@ and a failing one degrades the snapshot (its `devex_source_up` is 0) instead of 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -20,6 +20,7 @@ from devex_cli.dora.model import (
     Change,
     DataQuality,
     DeploymentRecord,
+    Incident,
     Skip,
     Snapshot,
     TicketInfo,
@@ -45,19 +46,23 @@ class CollectOptions:
     offline: bool = False
 
 
-def collect(settings: Settings, options: CollectOptions, *, now: datetime) -> Snapshot:
-    """Read every configured source and compute the snapshot.
+def collect(settings: Settings, options: CollectOptions, *, now: datetime,
+            step: Callable[[str], None] = lambda text: None) -> Snapshot:
+    """Read every configured source and compute the snapshot; `step` hears what it is doing.
 
     Raises UsageError/UpstreamError only for the GitOps repository; other sources degrade.
     """
     sources: dict[str, bool] = {"gitops": True}
+    step("opening the GitOps repository")
     repo = gitops.open_repository(options.gitops, settings)
+    step("opening the app repositories")
     graphs = _app_repositories(settings, sources)
 
     def has_commit(service: str, sha: str) -> bool:
         graph = graphs.get(service)
         return graph is not None and graph.resolve([sha])[sha] is not None
 
+    step("reading the GitOps history")
     history = gitops.read_history(repo, settings, has_commit=has_commit)
     sources_of_commits: dict[str, CommitSource] = dict(graphs)
     bitbucket = None
@@ -72,6 +77,7 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime) -> Sn
                         if service in settings.services else None) or service
                 sources_of_commits[service] = BitbucketCommits(bitbucket, slug, store_cache,
                                                                store)
+    step(f"reading the change sets of {len(history.deployments)} deployments")
     try:
         records, pending, not_found = _records(history, sources_of_commits, settings, sources)
     finally:
@@ -83,6 +89,7 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime) -> Sn
     )
     actual: dict[tuple[str, str], ActualState] = {}
     if not options.offline and settings.environ.get("ARGOCD_SERVER"):
+        step("asking Argo CD")
         view = read_argocd(settings, history, sources)
         if view is not None:
             records = refine(records, view)
@@ -94,13 +101,39 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime) -> Sn
                     full = graph.resolve([state.revision])[state.revision]
                     actual[(service, environment)] = replace(state,
                                                              revision=full or state.revision)
+    jira = not options.offline and bool(settings.jira.url)
+    if jira:
+        step("asking Jira")
+    incidents = _incidents(settings, history.services, sources) if jira else []
     snapshot = build_snapshot(
         records, environments=history.environments, production=history.production, now=now,
         start=options.start, end=options.end, pending=pending, data_quality=quality,
-        sources=sources, actual=actual)
-    if not options.offline and settings.jira.url:
-        snapshot = _with_jira(snapshot, settings)
-    return snapshot
+        sources=sources, actual=actual, incidents=incidents)
+    return _with_jira(snapshot, settings) if jira else snapshot
+
+
+def _incidents(settings: Settings, services: Sequence[str],
+               sources: dict[str, bool]) -> list[Incident]:
+    """Incident tickets from `jira.incident_jql`, tied to a service by a component or label
+    named after it, at their creation time."""
+    if not settings.jira.incident_jql:
+        return []
+    from devex_cli.sources.jira import JiraClient
+
+    try:
+        with JiraClient(settings) as jira:
+            tickets = jira.search(settings.jira.incident_jql)
+    except DevexError as exc:
+        log.warning("%s; incidents do not count as failures this run", exc)
+        sources["jira"] = False
+        return []
+    by_name = {s.lower(): s for s in services}
+    incidents = []
+    for ticket in tickets:
+        for name in {n.lower() for n in (*ticket.components, *ticket.labels)}:
+            if name in by_name and ticket.created is not None:
+                incidents.append(Incident(ticket.key, by_name[name], ticket.created))
+    return incidents
 
 
 def read_argocd(settings: Settings, history: gitops.GitOpsHistory,
@@ -249,7 +282,7 @@ def _with_jira(snapshot: Snapshot, settings: Settings) -> Snapshot:
     from devex_cli.sources.jira import JiraClient
 
     keys = sorted({t.ticket for t in snapshot.tickets_in_environment})
-    sources = {**snapshot.sources, "jira": True}
+    sources = {**snapshot.sources, "jira": snapshot.sources.get("jira", True)}
     infos: dict[str, TicketInfo] = {}
     try:
         with JiraClient(settings) as jira:

@@ -35,6 +35,7 @@ class JiraSettings:
     ticket_pattern: str | None = None
     batch_size: int = 100
     concurrency: int = 4
+    incident_jql: str | None = None  # e.g. 'project = OPS AND issuetype = Incident'
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,9 @@ class FakeIssue:
     category: str = "indeterminate"
     issue_type: str = "Story"
     fix_versions: list[str] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    created: str = "2026-10-01T09:00:00.000+0000"
 
     def as_json(self, fields: list[str] | None, issue_id: int) -> dict[str, Any]:
         every = {
@@ -42,7 +45,9 @@ class FakeIssue:
             "issuetype": {"name": self.issue_type},
             "fixVersions": [{"id": str(1000 + i), "name": n, "released": False}
                             for i, n in enumerate(self.fix_versions)],
-            "created": "2026-10-01T09:00:00.000+0000",
+            "created": self.created,
+            "components": [{"id": str(i), "name": c} for i, c in enumerate(self.components)],
+            "labels": self.labels,
             "resolutiondate": None,
         }
         issue: dict[str, Any] = {"id": str(issue_id), "key": self.key,

@@ -12,13 +12,15 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from devex_cli.config import Settings
 from devex_cli.errors import ConfigError, UpstreamError, UpstreamHTTPError
 from devex_cli.http import ApiClient, BearerAuth, basic_auth
 
-TICKET_FIELDS = ("summary", "status", "fixVersions", "issuetype", "resolutiondate", "created")
+TICKET_FIELDS = ("summary", "status", "fixVersions", "issuetype", "resolutiondate", "created",
+                 "components", "labels")
 MAX_KEYS_PER_REQUEST = 100
 
 
@@ -30,6 +32,9 @@ class Ticket:
     status_category: str
     issue_type: str
     fix_versions: tuple[str, ...]
+    created: datetime | None = None
+    components: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
 
     @property
     def has_fix_version(self) -> bool:
@@ -189,9 +194,22 @@ def _ticket(issue: Any) -> Ticket:
             status_category=str(category or ""),
             issue_type=str((fields.get("issuetype") or {}).get("name") or ""),
             fix_versions=tuple(str(v["name"]) for v in fields.get("fixVersions") or []),
+            created=_jira_time(fields.get("created")),
+            components=tuple(str(c["name"]) for c in fields.get("components") or []),
+            labels=tuple(str(label) for label in fields.get("labels") or []),
         )
-    except (KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError, ValueError):
         raise UpstreamError("Jira", "answered an issue of an unexpected shape") from None
+
+
+def _jira_time(value: object) -> datetime | None:
+    """Jira's `2026-10-01T09:00:00.000+0000` (or ISO 8601) as an aware datetime."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.replace("Z", "+00:00")
+    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
+        text = f"{text[:-2]}:{text[-2:]}"
+    return datetime.fromisoformat(text)
 
 
 _QUOTED = re.compile(r"'([^']+)'")
