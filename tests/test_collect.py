@@ -100,7 +100,7 @@ def test_hand_computed_figures(devex: Devex, world: World) -> None:
                       ("qa", "2026-09"): 3, ("qa", "2026-10"): 1}
     assert report["tickets_in_environment"] == [
         {"ticket": "PAY-4", "service": "pay", "environment": "qa", "fix_versions": None,
-         "status": None}]
+         "status": None, "sprint": None}]
     waits = {(w["from"], w["to"]): w["median"] for w in pay["promotion_waits"]}
     # c1, c2: qa 09-03 -> prod 09-06 (3 d); c3: qa 09-05 -> prod 09-06 (1 d); c4: 6 h
     assert waits == {("qa", "prod"): 2 * 86400.0}
@@ -116,12 +116,16 @@ def test_window_excludes_earlier_deployments(devex: Devex, world: World) -> None
 
 
 def test_jira_fix_versions_and_unknown_keys(devex: Devex, world: World, jira: FakeJira) -> None:
-    jira.add("PAY-4", "2.0", status="Done")
+    ticket = jira.add("PAY-4", "2.0", status="Done")
+    ticket.sprints = [("Sprint 41", "closed"), ("Sprint 42", "active")]
     result = devex("collect", "--format", "json", "--since", "2026-09-01", "--until",
                    "2026-11-01", config=str(world.config), env=jira.env())
     report = json.loads(result.out)
     assert report["tickets_in_environment"][0]["fix_versions"] == ["2.0"]
+    assert report["tickets_in_environment"][0]["sprint"] == "Sprint 42"
     assert report["sources"]["jira"] is True
+    assert [r.path for r in jira.api_requests()] == ["/rest/api/3/field",
+                                                     "/rest/api/3/issue/bulkfetch"]
 
 
 def test_failing_jira_degrades_and_does_not_abort(devex: Devex, world: World,

@@ -74,3 +74,24 @@ def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_pipeline_context_from_bitbucket_and_local_git(tmp_path: Path) -> None:
+    from devex_cli.context import PipelineContext, pipeline_context
+    from tests.gitworld import GitRepo
+
+    repo = GitRepo(tmp_path / "app")
+    sha = repo.commit("PROJ-1 first", {"a": "1"})
+    context, local = pipeline_context({}, repo.path)
+    assert context.commit == sha and context.branch == "main"
+    assert local is not None and local.author == "Dev One" and local.subject == "PROJ-1 first"
+    env = {"BITBUCKET_COMMIT": "abc1234", "BITBUCKET_BRANCH": "feature/x",
+           "BITBUCKET_BUILD_NUMBER": "42", "BITBUCKET_PR_ID": "", "BITBUCKET_REPO_SLUG": "app",
+           "BITBUCKET_GIT_HTTP_ORIGIN": "https://bitbucket.org/acme/app"}
+    context, _ = pipeline_context(env, repo.path)
+    assert context.commit == "abc1234" and context.branch == "feature/x"
+    assert context.pr_id is None and context.in_pipeline
+    assert context.build_url == "https://bitbucket.org/acme/app/pipelines/results/42"
+    assert PipelineContext.from_environment({}).in_pipeline is False
+    _, outside = pipeline_context({}, tmp_path)
+    assert outside is None

@@ -175,3 +175,20 @@ def test_service_tier_from_production_figures() -> None:
     figures = snapshot(records, start=T0, end=T0 + 2 * D).window.service("pay")
     assert figures.tier == "elite"  # 24 a day, 10 minutes, no failure
     assert snapshot([deploy("qa", "a", T0)]).window.service("pay").tier is None
+
+
+def test_hotfix_skips_the_environments_before_production() -> None:
+    normal = change("n", T0 - H)
+    urgent = change("u", T0 + 2 * H)
+    records = [
+        deploy("qa", "r1", T0, (normal,)),
+        deploy("prod", "r1", T0 + H, (normal,)),
+        deploy("prod", "r2", T0 + 3 * H, (urgent,)),  # never in dev or qa first
+        deploy("qa", "r2", T0 + 4 * H, (urgent,)),
+        deploy("prod", "w1", T0, (change("w", T0 - H),), service="web"),  # web has no qa at all
+    ]
+    snap = snapshot(records)
+    assert [(d.service, d.revision, d.hotfix) for d in snap.deployments
+            if d.environment == "prod"] == [("web", "w1", False), ("pay", "r1", False),
+                                            ("pay", "r2", True)]
+    assert snap.window.service("pay").environment("prod").hotfixes == 1

@@ -109,3 +109,15 @@ def test_not_configured(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     with pytest.raises(ConfigError, match="JIRA_URL"):
         JiraClient(load_settings(environ={}, cwd=tmp_path))
+
+
+def test_sprint_from_data_center_strings() -> None:
+    from devex_cli.sources.jira import _sprint
+
+    old = ["com.atlassian.greenhopper.service.sprint.Sprint@1a2b[id=3,rapidViewId=1,"
+           "state=CLOSED,name=S 3,startDate=2026-01-01]",
+           "com.atlassian.greenhopper.service.sprint.Sprint@1a2c[id=4,rapidViewId=1,"
+           "state=ACTIVE,name=S 4,startDate=2026-01-15]"]
+    assert _sprint(old) == "S 4"
+    assert _sprint([{"name": "A", "state": "closed"}, {"name": "B", "state": "future"}]) == "B"
+    assert _sprint(None) is None

@@ -286,15 +286,16 @@ def _with_jira(snapshot: Snapshot, settings: Settings) -> Snapshot:
     infos: dict[str, TicketInfo] = {}
     try:
         with JiraClient(settings) as jira:
-            lookup = jira.fetch_tickets(keys) if keys else None
+            lookup = jira.fetch_tickets(keys, with_sprint=True) if keys else None
     except (UpstreamError, DevexError) as exc:
         log.warning("%s; tickets are shown without fix versions", exc)
         return replace(snapshot, sources={**sources, "jira": False})
     if lookup is not None:
-        infos = {k: TicketInfo(k, t.status, t.fix_versions, t.summary)
+        infos = {k: TicketInfo(k, t.status, t.fix_versions, t.summary, t.sprint)
                  for k, t in lookup.tickets.items()}
     tickets = tuple(
-        replace(t, fix_versions=infos[t.ticket].fix_versions, status=infos[t.ticket].status)
+        replace(t, fix_versions=infos[t.ticket].fix_versions, status=infos[t.ticket].status,
+                sprint=infos[t.ticket].sprint)
         if t.ticket in infos else t
         for t in snapshot.tickets_in_environment
         if lookup is None or t.ticket in infos  # keys Jira does not know are not tickets

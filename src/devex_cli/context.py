@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,40 @@ class PipelineContext:
         if self.git_http_origin and self.build_number:
             return f"{self.git_http_origin.rstrip('/')}/pipelines/results/{self.build_number}"
         return None
+
+
+@dataclass(frozen=True)
+class LocalCommit:
+    """The checked-out commit of a local repository."""
+
+    sha: str
+    branch: str | None
+    author: str
+    subject: str
+
+
+def local_commit(repo: Path) -> LocalCommit | None:
+    """HEAD of the repository at `repo`, or None outside a git repository."""
+    from devex_cli.gitcli import GitFailed, git
+
+    try:
+        out = git(repo, "log", "-1", "--format=%H%x00%an%x00%s", "HEAD")
+    except GitFailed:
+        return None
+    sha, author, subject = [*out.strip().split("\x00"), "", ""][:3]
+    try:
+        branch: str | None = git(repo, "symbolic-ref", "--short", "-q", "HEAD").strip() or None
+    except GitFailed:
+        branch = None  # detached, as Bitbucket Pipelines check out
+    return LocalCommit(sha, branch, author, subject)
+
+
+def pipeline_context(environ: Mapping[str, str], repo: Path) -> tuple[PipelineContext,
+                                                                       LocalCommit | None]:
+    """Bitbucket's variables, with the local repository filling what they leave out."""
+    context = PipelineContext.from_environment(environ)
+    local = local_commit(repo)
+    if local is not None:
+        context = replace(context, commit=context.commit or local.sha,
+                          branch=context.branch or local.branch)
+    return context, local

@@ -24,7 +24,8 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
             {"service": d.service, "environment": d.environment, "revision": d.revision,
              "version": d.version, "time": rfc3339(d.time), "gitops_commit": d.gitops_commit,
              "commits": list(d.commits or ()), "change_set_known": d.commits is not None,
-             "tickets": list(d.tickets), "failed": d.failed, "rollback": d.rollback}
+             "tickets": list(d.tickets), "failed": d.failed, "rollback": d.rollback,
+             "hotfix": d.hotfix}
             for d in snapshot.deployments if window.start <= d.time < window.end
         ],
         "services": [
@@ -47,6 +48,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
                      "change_failure_rate": e.change_failure_rate,
                      "failed_deployments": e.failed,
                      "rollbacks": e.rollbacks,
+                     "hotfixes": e.hotfixes,
                      "recovery_time_seconds": {"median": e.recovery_time.median,
                                                "count": e.recovery_time.count}}
                     for e in s.environments],
@@ -60,7 +62,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
         "tickets_in_environment": [
             {"ticket": t.ticket, "service": t.service, "environment": t.environment,
              "fix_versions": None if t.fix_versions is None else list(t.fix_versions),
-             "status": t.status}
+             "status": t.status, "sprint": t.sprint}
             for t in snapshot.tickets_in_environment
         ],
         "data_quality": {
@@ -175,17 +177,20 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
     # The DORA keys per service.
     console.print(f"DORA figures in {production} ({span})", style="bold")
     table = Table()
-    for name in ("service", "deploys/day", "lead time", "change failure rate",
-                 "recovery (median)", "tier"):
-        table.add_column(name, justify="left" if name == "service" else "right")
+    for name in ("service", "runs", "deploys/day", "lead time", "change failure rate",
+                 "recovery (median)", "rework", "tier"):
+        table.add_column(name, justify="left" if name in ("service", "runs") else "right")
     for service in window.services:
         prod = service.environment(production)
         if prod is None:
             continue
         rate = "-" if prod.change_failure_rate is None else f"{prod.change_failure_rate:.0%}"
-        table.add_row(service.service, f"{prod.deployment_frequency_per_day:.2f}",
+        runs = (prod.revision or "")[:7] if prod.revision and all(
+            c in "0123456789abcdef" for c in prod.revision) else prod.version or "-"
+        table.add_row(service.service, runs, f"{prod.deployment_frequency_per_day:.2f}",
                       duration(prod.lead_time.median), rate,
-                      duration(prod.recovery_time.median), service.tier or "-")
+                      duration(prod.recovery_time.median),
+                      str(prod.rollbacks + prod.hotfixes), service.tier or "-")
     console.print(table)
     console.print()
     drifting = sorted((k, a) for k, a in snapshot.actual.items() if a.drift)
@@ -202,6 +207,9 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
                           state.sync, state.health, since)
         console.print(table)
         console.print()
+    console.print(f"   runs: the revision (or version) in {production}; "
+                  "rework: rollbacks + hotfixes (changes that skipped the earlier stages)")
+    console.print()
     _data_quality(console, snapshot)
 
 

@@ -21,6 +21,18 @@ _KEY_IN = re.compile(r"key\s+in\s*\(([^)]*)\)", re.IGNORECASE)
 _KEY_EQ = re.compile(r"key\s*=\s*([A-Z][A-Z0-9_]*-\d+)", re.IGNORECASE)
 _PROJECT = re.compile(r"project\s*=\s*\"?([A-Z][A-Z0-9_]*)\"?", re.IGNORECASE)
 
+SPRINT_FIELD = "customfield_10020"
+FIELDS = [
+    {"id": "summary", "name": "Summary", "custom": False, "schema": {"type": "string",
+                                                                   "system": "summary"}},
+    {"id": "customfield_10001", "name": "Team", "custom": True,
+     "schema": {"type": "team", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:"
+                                          "atlassian-team"}},
+    {"id": SPRINT_FIELD, "name": "Sprint", "custom": True,
+     "schema": {"type": "array", "items": "json",
+                "custom": "com.pyxis.greenhopper.jira:gh-sprint", "customId": 10020}},
+]
+
 UNAUTHORIZED = {"errorMessages": [
     "You are not authenticated. Authentication required to perform this operation."],
     "errors": {}}
@@ -37,6 +49,7 @@ class FakeIssue:
     components: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     created: str = "2026-10-01T09:00:00.000+0000"
+    sprints: list[tuple[str, str]] = field(default_factory=list)  # (name, state)
 
     def as_json(self, fields: list[str] | None, issue_id: int) -> dict[str, Any]:
         every = {
@@ -48,6 +61,8 @@ class FakeIssue:
             "created": self.created,
             "components": [{"id": str(i), "name": c} for i, c in enumerate(self.components)],
             "labels": self.labels,
+            SPRINT_FIELD: [{"id": 100 + n, "name": name, "state": state, "boardId": 1}
+                           for n, (name, state) in enumerate(self.sprints)] or None,
             "resolutiondate": None,
         }
         issue: dict[str, Any] = {"id": str(issue_id), "key": self.key,
@@ -67,6 +82,8 @@ class FakeJira(FakeServer):
         self.token = token
         self.page_size = page_size
         self.issues: dict[str, FakeIssue] = {}
+        version = 3 if cloud else 2
+        self.route("GET", f"/rest/api/{version}/field", self._fields)
         if cloud:
             self.route("POST", "/rest/api/3/issue/bulkfetch", self._bulkfetch)
             self.route("POST", "/rest/api/3/search/jql", self._search_jql)
@@ -103,6 +120,11 @@ class FakeJira(FakeServer):
 
     def _id(self, key: str) -> int:
         return 10000 + list(self.issues).index(key)
+
+    def _fields(self, request: Request) -> Answer:
+        if not self._authorised(request):
+            return Answer(401, UNAUTHORIZED)
+        return Answer(200, FIELDS)
 
     def _gone(self, request: Request) -> Answer:
         return Answer(410, {"errorMessages": [

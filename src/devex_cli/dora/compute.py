@@ -36,7 +36,7 @@ class _History:
     """The records in order, with what every window needs computed once."""
 
     def __init__(self, records: Iterable[DeploymentRecord], incidents: Sequence[Incident],
-                 production: str | None) -> None:
+                 production: str | None, environments: Sequence[str] = ()) -> None:
         ordered = sorted(records, key=lambda r: r.time)
         self.by_key: dict[_Key, list[DeploymentRecord]] = defaultdict(list)
         for record in ordered:
@@ -61,6 +61,19 @@ class _History:
                     self.first[key].setdefault(change.sha, record.time)
         self.merges = {sha for sha, change in self.changes.items() if change.merge}
         self.ordered = ordered
+        self.hotfix: set[int] = set()
+        if production is not None and production in environments:
+            before = environments[: list(environments).index(production)]
+            for (service, environment), group in self.by_key.items():
+                stages = [self.first.get((service, e), {}) for e in before
+                          if (service, e) in self.by_key]
+                if environment != production or not stages:
+                    continue
+                for record in group:
+                    changes = [c for c in record.change_set or () if not c.merge]
+                    if any(all(c.sha not in stage or stage[c.sha] > record.time
+                               for stage in stages) for c in changes):
+                        self.hotfix.add(id(record))
 
     def is_failed(self, record: DeploymentRecord) -> bool:
         return self.failed[id(record)]
@@ -93,7 +106,7 @@ def build_snapshot(
     environment's revision that production's revision does not have (from the app repository);
     where it is missing, they are taken from the change sets deployed there and not to production.
     """
-    history = _History(records, incidents, production)
+    history = _History(records, incidents, production, environments)
     deployments = tuple(
         Deployment(
             service=r.service, environment=r.environment, revision=r.revision, version=r.version,
@@ -101,7 +114,7 @@ def build_snapshot(
             commits=None if r.change_set is None else tuple(
                 c.sha for c in r.change_set if not c.merge),
             tickets=tuple(dict.fromkeys(t for c in r.change_set or () for t in c.tickets)),
-            failed=history.is_failed(r), rollback=r.rollback,
+            failed=history.is_failed(r), rollback=r.rollback, hotfix=id(r) in history.hotfix,
         )
         for r in history.ordered
     )
@@ -180,6 +193,7 @@ def _environment(history: _History, service: str, environment: str, start: datet
         failed=len(failed),
         rollbacks=sum(1 for r in inside if r.rollback),
         recovery_time=Summary.of(recoveries),
+        hotfixes=sum(1 for r in inside if id(r) in history.hotfix),
     )
 
 
@@ -266,5 +280,6 @@ def _tickets_in_environments(
                     ticket=key, service=service, environment=environment,
                     fix_versions=info.fix_versions if info else (None if tickets is None
                                                                  else ()),
-                    status=info.status if info else None))
+                    status=info.status if info else None,
+                    sprint=info.sprint if info else None))
     return tuple(found.values())

@@ -49,6 +49,7 @@ class TicketInfo:
     status: str
     fix_versions: tuple[str, ...]
     summary: str = ""
+    sprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Deployment:
     tickets: tuple[str, ...]
     failed: bool
     rollback: bool
+    hotfix: bool = False  # reached production without passing the environments before it
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class EnvironmentFigures:
     failed: int
     rollbacks: int
     recovery_time: Summary
+    hotfixes: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ class TicketInEnvironment:
     environment: str
     fix_versions: tuple[str, ...] | None  # None: Jira was not asked
     status: str | None = None
+    sprint: str | None = None
 
 
 @dataclass(frozen=True)

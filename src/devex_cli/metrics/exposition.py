@@ -113,6 +113,9 @@ def families(snapshot: Snapshot, *, now: float) -> Iterator[GaugeMetricFamily]:
     failed = GaugeMetricFamily("dora_failed_deployments", "Failed deployments in the window",
                                labels=swe)
     rollbacks = GaugeMetricFamily("dora_rollbacks", "Rollbacks in the window", labels=swe)
+    hotfixes = GaugeMetricFamily("dora_hotfixes",
+                                 "Production deployments with commits that skipped the "
+                                 "environments before production", labels=swe)
     recovery = GaugeMetricFamily("dora_recovery_time_seconds",
                                  "Failed deployment recovery time over the window",
                                  labels=[*swe, "statistic"])
@@ -138,6 +141,7 @@ def families(snapshot: Snapshot, *, now: float) -> Iterator[GaugeMetricFamily]:
                     failure.add_metric(labels, env.change_failure_rate)
                 failed.add_metric(labels, env.failed)
                 rollbacks.add_metric(labels, env.rollbacks)
+                hotfixes.add_metric(labels, env.hotfixes)
                 if env.recovery_time.median is not None:
                     recovery.add_metric([*labels, "median"], env.recovery_time.median)
             if service.tier is not None:
@@ -151,8 +155,8 @@ def families(snapshot: Snapshot, *, now: float) -> Iterator[GaugeMetricFamily]:
         for stage in window.promotion_waits:
             _statistics(wait, ["", stage.from_environment, stage.to_environment, window_name],
                         stage.wait)
-    yield from (lead, lead_commits, count, frequency, failure, failed, rollbacks, recovery, tier,
-                wait, neck)
+    yield from (lead, lead_commits, count, frequency, failure, failed, rollbacks, hotfixes,
+                recovery, tier, wait, neck)
 
     monthly = GaugeMetricFamily("dora_monthly_deployments",
                                 "Deployments per calendar month (UTC), last 13 months",

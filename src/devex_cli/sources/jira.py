@@ -35,6 +35,7 @@ class Ticket:
     created: datetime | None = None
     components: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
+    sprint: str | None = None
 
     @property
     def has_fix_version(self) -> bool:
@@ -82,16 +83,26 @@ class JiraClient:
     def browse_url(self, key: str) -> str:
         return f"{self.url}/browse/{key}"
 
-    def fetch_tickets(self, keys: Sequence[str]) -> TicketLookup:
+    def fetch_tickets(self, keys: Sequence[str], *, with_sprint: bool = False) -> TicketLookup:
         """Tickets for the keys, in batches of at most 100, several batches at once.
 
+        With `with_sprint`, the sprint custom field is found first (one request) and read too.
         Raises UpstreamError when Jira cannot be asked or answers what cannot be read.
         """
         unique = list(dict.fromkeys(k.upper() for k in keys))
         if not unique:
             return TicketLookup()
+        fields: tuple[str, ...] = TICKET_FIELDS
+        sprint = self.sprint_field() if with_sprint else None
+        if sprint:
+            fields = (*fields, sprint)
         batches = [unique[i : i + self._batch] for i in range(0, len(unique), self._batch)]
-        fetch = self._bulkfetch if self.cloud else self._search_keys
+
+        def fetch(batch: list[str]) -> dict[str, Ticket]:
+            if self.cloud:
+                return self._bulkfetch(batch, fields, sprint)
+            return self._search_keys(batch, fields, sprint)
+
         with ThreadPoolExecutor(max_workers=min(self._concurrency, len(batches))) as pool:
             results = list(pool.map(fetch, batches))
         tickets: dict[str, Ticket] = {}
@@ -101,6 +112,18 @@ class JiraClient:
         return TicketLookup(tickets={k: tickets[k] for k in unique if k in tickets},
                             unknown=unknown)
 
+    def sprint_field(self) -> str | None:
+        """The id of the Jira Software sprint field (`schema.custom` ends with `gh-sprint`)."""
+        version = 3 if self.cloud else 2
+        body = self.api.get_json(f"/rest/api/{version}/field")
+        if not isinstance(body, list):
+            raise UpstreamError("Jira", "field answered an unexpected shape (not a list)")
+        for item in body:
+            custom = str(((item or {}).get("schema") or {}).get("custom") or "")
+            if custom.endswith("gh-sprint") and item.get("id"):
+                return str(item["id"])
+        return None
+
     def search(self, jql: str, *, fields: Sequence[str] = TICKET_FIELDS) -> list[Ticket]:
         """Every ticket a JQL query finds, following the pages."""
         if self.cloud:
@@ -109,12 +132,11 @@ class JiraClient:
 
     # Cloud -------------------------------------------------------------------------------
 
-    def _bulkfetch(self, keys: list[str]) -> dict[str, Ticket]:
+    def _bulkfetch(self, keys: list[str], fields: Sequence[str] = TICKET_FIELDS,
+                   sprint: str | None = None) -> dict[str, Ticket]:
         body = self.api.post_json(
-            "/rest/api/3/issue/bulkfetch",
-            {"issueIdsOrKeys": keys, "fields": list(TICKET_FIELDS)},
-        )
-        tickets = map(_ticket, _expect_list(body, "issues", "bulkfetch"))
+            "/rest/api/3/issue/bulkfetch", {"issueIdsOrKeys": keys, "fields": list(fields)})
+        tickets = (_ticket(i, sprint) for i in _expect_list(body, "issues", "bulkfetch"))
         return _only(keys, tickets)
 
     def _search_cloud(self, jql: str, fields: Sequence[str]) -> Iterator[Ticket]:
@@ -136,12 +158,13 @@ class JiraClient:
 
     # Data Center -------------------------------------------------------------------------
 
-    def _search_keys(self, keys: list[str]) -> dict[str, Ticket]:
+    def _search_keys(self, keys: list[str], fields: Sequence[str] = TICKET_FIELDS,
+                     sprint: str | None = None) -> dict[str, Ticket]:
         remaining = list(keys)
         while remaining:
             jql = f"key in ({', '.join(remaining)})"
             try:
-                tickets = self._search_dc(jql, TICKET_FIELDS)
+                tickets = self._search_dc(jql, fields, sprint)
             except UpstreamHTTPError as exc:
                 named = _keys_named_in_error(exc.body, remaining) if exc.status == 400 else set()
                 if not named:
@@ -151,7 +174,8 @@ class JiraClient:
             return _only(keys, tickets)
         return {}
 
-    def _search_dc(self, jql: str, fields: Sequence[str]) -> list[Ticket]:
+    def _search_dc(self, jql: str, fields: Sequence[str],
+                   sprint: str | None = None) -> list[Ticket]:
         tickets: list[Ticket] = []
         start = 0
         while True:
@@ -160,7 +184,7 @@ class JiraClient:
                 "validateQuery": "warn",
             })
             issues = _expect_list(body, "issues", "search")
-            tickets.extend(_ticket(i) for i in issues)
+            tickets.extend(_ticket(i, sprint) for i in issues)
             start += len(issues)
             total = body.get("total")
             if not issues or not isinstance(total, int) or start >= total:
@@ -181,7 +205,7 @@ def _expect_list(body: Any, key: str, endpoint: str) -> list[Any]:
     return items
 
 
-def _ticket(issue: Any) -> Ticket:
+def _ticket(issue: Any, sprint_field: str | None = None) -> Ticket:
     try:
         key = str(issue["key"]).upper()
         fields = issue.get("fields") or {}
@@ -197,9 +221,26 @@ def _ticket(issue: Any) -> Ticket:
             created=_jira_time(fields.get("created")),
             components=tuple(str(c["name"]) for c in fields.get("components") or []),
             labels=tuple(str(label) for label in fields.get("labels") or []),
+            sprint=_sprint(fields.get(sprint_field)) if sprint_field else None,
         )
     except (KeyError, TypeError, AttributeError, ValueError):
         raise UpstreamError("Jira", "answered an issue of an unexpected shape") from None
+
+
+_SPRINT_TEXT = re.compile(r"state=([A-Z]+),name=([^,\]]+)")
+
+
+def _sprint(value: object) -> str | None:
+    """The active sprint's name, else the last one's. Cloud answers objects; old Data Center
+    versions answer strings such as `...Sprint@1a2b[id=3,rapidViewId=1,state=ACTIVE,name=S 3,...]`."""
+    sprints: list[tuple[str, str]] = []
+    for item in value if isinstance(value, list) else []:
+        if isinstance(item, Mapping) and item.get("name"):
+            sprints.append((str(item.get("state") or "").upper(), str(item["name"])))
+        elif isinstance(item, str) and (found := _SPRINT_TEXT.search(item)):
+            sprints.append((found.group(1), found.group(2)))
+    active = [name for state, name in sprints if state == "ACTIVE"]
+    return active[-1] if active else (sprints[-1][1] if sprints else None)
 
 
 def _jira_time(value: object) -> datetime | None:
