@@ -21,6 +21,8 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path) -> None:
     wheel = next(dist.glob("devex_cli-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "devex_cli/cli.py" in names
+    for template in ("deployment", "pr_deployment", "tests", "security"):
+        assert f"devex_cli/templates/teams/{template}.json.j2" in names
     assert not any(n.startswith("tests/") for n in names)
 
     env_dir = tmp_path / "venv"
@@ -34,3 +36,9 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path) -> None:
     gate_help = subprocess.run([str(env_dir / "bin" / "devex"), "gate", "qa-release", "--help"],
                                capture_output=True, text=True, check=False, cwd=tmp_path)
     assert gate_help.returncode == 0 and "--fail-open" in gate_help.stdout
+    data = ROOT / "tests" / "data"
+    card = subprocess.run([str(env_dir / "bin" / "devex"), "report", "tests", "--junit",
+                           str(data / "jest-junit.xml"), "--dry-run"], capture_output=True,
+                          text=True, check=False, cwd=tmp_path)
+    assert card.returncode == 0, card.stderr
+    assert "Basket applies vouchers" in card.stdout  # rendered from the templates in the wheel

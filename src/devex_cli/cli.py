@@ -347,6 +347,87 @@ def demo(
             shutil.rmtree(root, ignore_errors=True)
 
 
+report_app = typer.Typer(help="Pipeline events as Teams Adaptive Cards.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+_CHANNEL = typer.Option(metavar="NAME", help="Send to this channel instead of the routing "
+                        "(repeatable; webhook from TEAMS_WEBHOOK_<NAME>).")
+_TEMPLATE = typer.Option(metavar="FILE", help="Render this Jinja template instead of the "
+                         "event's own.")
+_DRY_RUN = typer.Option(help="Post nothing; print [{channel, payload}] as JSON.")
+_STRICT = typer.Option(help="Exit 3 when a post fails (default: warn and exit 0).")
+
+
+@report_app.command("deployment")
+def report_deployment(
+    ctx: typer.Context,
+    environment: Annotated[str, typer.Option(metavar="ENV", help="The environment.")],
+    status: Annotated[str, typer.Option(metavar="started|succeeded|failed",
+                                        help="Where the deployment is.")],
+    service: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Service (default: $BITBUCKET_REPO_SLUG).")] = None,
+    version: Annotated[str | None, typer.Option(
+        metavar="TAG", help="Version deployed (default: the commit's short SHA).")] = None,
+    url: Annotated[str | None, typer.Option(metavar="URL",
+                                            help="Where the deployed service answers.")] = None,
+    duration: Annotated[str | None, typer.Option(
+        metavar="5m", help="How long the deployment took, when known.")] = None,
+    at: Annotated[str | None, typer.Option(
+        metavar="TIME", help="When it happened (RFC 3339; default: now).")] = None,
+    channel: Annotated[list[str] | None, _CHANNEL] = None,
+    template: Annotated[Path | None, _TEMPLATE] = None,
+    dry_run: Annotated[bool, _DRY_RUN] = False,
+    strict: Annotated[bool, _STRICT] = False,
+) -> None:
+    """A deployment started, succeeded or failed: routed to deployments (and qa), or pr."""
+    from devex_cli.errors import UsageError
+    from devex_cli.notify import send
+
+    if status not in ("started", "succeeded", "failed"):
+        raise UsageError(f"--status must be started, succeeded or failed, not {status!r}")
+    send.deployment(ctx.obj.settings(), environment=environment, status=status, service=service,
+                    version=version, url=url, duration=duration, at=at,
+                    channels=channel or [], template=template, dry_run=dry_run, strict=strict,
+                    offline=False)
+
+
+@report_app.command("tests")
+def report_tests(
+    ctx: typer.Context,
+    junit: Annotated[list[Path], typer.Option(metavar="FILE",
+                                              help="JUnit XML file (repeatable).")],
+    title: Annotated[str | None, typer.Option(metavar="TEXT", help="Card title.")] = None,
+    channel: Annotated[list[str] | None, _CHANNEL] = None,
+    template: Annotated[Path | None, _TEMPLATE] = None,
+    dry_run: Annotated[bool, _DRY_RUN] = False,
+    strict: Annotated[bool, _STRICT] = False,
+) -> None:
+    """Test results from JUnit XML (pytest, jest-junit, Maven Surefire)."""
+    from devex_cli.notify import send
+
+    send.tests(ctx.obj.settings(), junit=junit, title=title, channels=channel or [],
+               template=template, dry_run=dry_run, strict=strict)
+
+
+@report_app.command("security")
+def report_security(
+    ctx: typer.Context,
+    veracode: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="Veracode Pipeline Scan results.json.")] = None,
+    sca: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="SourceClear / Veracode SCA JSON (srcclr scan --json).")] = None,
+    channel: Annotated[list[str] | None, _CHANNEL] = None,
+    template: Annotated[Path | None, _TEMPLATE] = None,
+    dry_run: Annotated[bool, _DRY_RUN] = False,
+    strict: Annotated[bool, _STRICT] = False,
+) -> None:
+    """Security scan results, routed to security."""
+    from devex_cli.notify import send
+
+    send.security(ctx.obj.settings(), veracode=veracode, sca=sca, channels=channel or [],
+                  template=template, dry_run=dry_run, strict=strict)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: run the command; map every error to its exit code and one line."""
     command = typer.main.get_command(app)

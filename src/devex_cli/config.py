@@ -52,6 +52,24 @@ class BitbucketSettings:
 
 
 @dataclass(frozen=True)
+class RouteRule:
+    """A routing rule of `[[report.routes]]`: the first rule that matches decides the channels."""
+
+    event: str | None = None  # deployment | pr_deployment | tests | security
+    environment: str | None = None  # a glob, e.g. "prod*"
+    branch: str | None = None  # a glob, e.g. "release/*"
+    channels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    payload: str = "envelope"  # envelope | bare
+    fun: bool = True
+    templates_dir: str | None = None
+    routes: tuple[RouteRule, ...] = ()
+
+
+@dataclass(frozen=True)
 class GateSettings:
     environment: str = "qa"
 
@@ -84,6 +102,7 @@ class Settings:
     jira: JiraSettings = field(default_factory=JiraSettings)
     argocd: ArgoCDSettings = field(default_factory=ArgoCDSettings)
     bitbucket: BitbucketSettings = field(default_factory=BitbucketSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
     gate: GateSettings = field(default_factory=GateSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
@@ -105,6 +124,7 @@ _SECTIONS: dict[str, type] = {
     "jira": JiraSettings,
     "argocd": ArgoCDSettings,
     "bitbucket": BitbucketSettings,
+    "report": ReportSettings,
     "gate": GateSettings,
     "http": HttpSettings,
     "cache": CacheSettings,
@@ -159,6 +179,9 @@ def load_settings(
             settings = replace(
                 settings, **{section: replace(getattr(settings, section), **{key: value})}
             )
+    if settings.report.payload not in ("envelope", "bare"):
+        raise ConfigError(f"{path}: report.payload must be \"envelope\" or \"bare\", not "
+                          f"{settings.report.payload!r}")
     return replace(settings, source=path, environ=env)
 
 
@@ -210,7 +233,15 @@ def _section(section_type: type, content: Any, where: str, origin: str) -> Any:
             raise ConfigError(
                 f"{origin}: unknown key {where}.{key} (known: {', '.join(sorted(known))})"
             )
-        values[key] = _coerce(value, str(known[key].type), f"{where}.{key}", origin)
+        type_name = str(known[key].type)
+        if type_name.startswith("tuple[RouteRule"):
+            if not isinstance(value, list):
+                raise ConfigError(f"{origin}: {where}.{key} must be an array of tables "
+                                  f"([[{where}.{key}]])")
+            values[key] = tuple(_section(RouteRule, item, f"{where}.{key}[{n}]", origin)
+                                for n, item in enumerate(value))
+            continue
+        values[key] = _coerce(value, type_name, f"{where}.{key}", origin)
     return section_type(**values)
 
 

@@ -98,9 +98,11 @@ class ApiClient:
         auth_hint: str = "",
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
+        display: str | None = None,
     ) -> None:
         self.system = system
         self.base_url = base_url.rstrip("/")
+        self._display = display
         self.requests_made = 0
         self._settings = settings
         self._auth_hint = auth_hint
@@ -130,7 +132,7 @@ class ApiClient:
 
     @property
     def where(self) -> str:
-        return mask_url(self.base_url)
+        return self._display or mask_url(self.base_url)
 
     def request(
         self,

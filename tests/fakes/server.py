@@ -119,5 +119,7 @@ class FakeServer:
             return 404, json.dumps({"errorMessages": ["Not found"]}).encode(), {
                 "Content-Type": "application/json"}
         answer = handler(request)
+        if answer.body is None:
+            return answer.status, b"", answer.headers
         return answer.status, json.dumps(answer.body).encode(), {
             "Content-Type": "application/json", **answer.headers}

@@ -110,6 +110,9 @@ class AppRepo:
                                      datetime.fromtimestamp(int(at), UTC), message.strip()))
         return commits
 
+    def is_ancestor(self, ancestor: str, head: str) -> bool:
+        return self._is_ancestor(ancestor, head)
+
     def _is_ancestor(self, ancestor: str, head: str) -> bool:
         try:
             git(self.path, "merge-base", "--is-ancestor", ancestor, head)

@@ -66,6 +66,11 @@ class BitbucketClient:
             raise
         return _commit(body)
 
+    def pull_request_title(self, repo: str, pr_id: str) -> str | None:
+        body = self.api.get_json(f"/repositories/{self.workspace}/{repo}/pullrequests/{pr_id}")
+        title = body.get("title") if isinstance(body, Mapping) else None
+        return str(title) if title else None
+
     def range(self, repo: str, new: str, old: str) -> list[GraphCommit]:
         """`git rev-list new ^old`, newest first, every page."""
         commits: list[GraphCommit] = []

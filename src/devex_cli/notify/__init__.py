@@ -1,0 +1,1 @@
+"""Pipeline events as Teams Adaptive Cards: input parsers, routing, rendering and delivery."""

@@ -1,0 +1,135 @@
+"""The report commands: build the event, route it, render it, deliver it (or print it)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from devex_cli.config import Settings
+from devex_cli.context import pipeline_context
+from devex_cli.errors import ConfigError, DevexError, UpstreamError, UsageError
+from devex_cli.notify import cards, events, routing, teams
+
+log = logging.getLogger("devex.report")
+
+
+def deployment(settings: Settings, *, environment: str, status: str, service: str | None,
+               version: str | None, url: str | None, duration: str | None, at: str | None,
+               channels: Sequence[str], template: Path | None, dry_run: bool, strict: bool,
+               offline: bool) -> None:
+    from devex_cli.timeutil import parse_duration, parse_moment
+
+    pipeline, local = pipeline_context(settings.environ, Path())
+    name = service or pipeline.repo_slug
+    if not name:
+        raise UsageError("no service given", hint="pass --service NAME (defaults to "
+                                                  "$BITBUCKET_REPO_SLUG)")
+    moment = parse_moment(at, option="--at", now=datetime.now(UTC)) if at else datetime.now(UTC)
+    took = None
+    if duration:
+        seconds = int(parse_duration(duration, option="--duration").total_seconds())
+        took = f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+    changes = events.summarise_changes(settings, service=name, environment=environment,
+                                       head=pipeline.commit, repo_path=Path(),
+                                       jira=not offline and bool(settings.jira.url))
+    production = environment in ("prod", "production") or environment == settings.gitops.production
+    context = events.deployment_context(
+        service=name, environment=environment, status=status,
+        version=version or (pipeline.commit or "")[:7] or "unknown", url=url, duration=took,
+        pipeline=pipeline, local=local, changes=changes, at=moment, production=production,
+        fun=settings.report.fun, jira_url=settings.jira.url)
+    in_pr = pipeline.pr_id is not None
+    event = "pr_deployment" if in_pr or not routing.is_main_branch(pipeline.branch) \
+        else "deployment"
+    if in_pr:
+        context["pr"] = _with_pr_title(settings, context["pr"], pipeline.pr_id)
+    targets = list(channels) or routing.route(event, environment=environment,
+                                              branch=pipeline.branch, in_pr=in_pr,
+                                              rules=settings.report.routes)
+    _deliver(settings, f"{event}.json.j2", context, targets, template=template,
+             dry_run=dry_run, strict=strict)
+
+
+def tests(settings: Settings, *, junit: Sequence[Path], title: str | None,
+          channels: Sequence[str], template: Path | None, dry_run: bool, strict: bool) -> None:
+    from devex_cli.notify.junit import parse_junit
+
+    report = parse_junit(junit)
+    pipeline, local = pipeline_context(settings.environ, Path())
+    context = events.tests_context(report, title=title, pipeline=pipeline, local=local,
+                                   fun=settings.report.fun)
+    targets = list(channels) or routing.route("tests", branch=pipeline.branch,
+                                              in_pr=pipeline.pr_id is not None,
+                                              rules=settings.report.routes)
+    _deliver(settings, "tests.json.j2", context, targets, template=template, dry_run=dry_run,
+             strict=strict)
+
+
+def security(settings: Settings, *, veracode: Path | None, sca: Path | None,
+             channels: Sequence[str], template: Path | None, dry_run: bool,
+             strict: bool) -> None:
+    from devex_cli.notify.security import read_security
+
+    report = read_security(veracode, sca)
+    pipeline, local = pipeline_context(settings.environ, Path())
+    context = events.security_context(report, pipeline=pipeline, local=local)
+    targets = list(channels) or routing.route("security", branch=pipeline.branch,
+                                              in_pr=pipeline.pr_id is not None,
+                                              rules=settings.report.routes)
+    _deliver(settings, "security.json.j2", context, targets, template=template,
+             dry_run=dry_run, strict=strict)
+
+
+def _with_pr_title(settings: Settings, pr: dict[str, Any] | None,
+                   pr_id: str | None) -> dict[str, Any] | None:
+    """The PR's title from Bitbucket when it is configured; the card goes out without it else."""
+    from devex_cli.sources.bitbucket import BitbucketClient, bitbucket_configured
+
+    repo = settings.environ.get("BITBUCKET_REPO_SLUG")
+    if pr is None or not pr_id or not repo or not bitbucket_configured(settings):
+        return pr
+    client = BitbucketClient(settings)
+    try:
+        title = client.pull_request_title(repo, pr_id)
+    except DevexError as exc:
+        log.warning("%s; the card shows the PR without its title", exc)
+        return pr
+    finally:
+        client.close()
+    return {**pr, "title": title or ""}
+
+
+def _deliver(settings: Settings, template_name: str, context: dict[str, Any],
+             channels: Sequence[str], *, template: Path | None, dry_run: bool,
+             strict: bool) -> None:
+    folder = cards.templates_folder(settings.report.templates_dir)
+    if template is not None and not template.is_file():
+        raise UsageError(f"--template {template} does not exist")
+    card = cards.render_card(template_name, context, folder=folder, template_file=template)
+    body = cards.payload(card, settings.report.payload)
+    if dry_run:
+        sys.stdout.write(json.dumps([{"channel": c, "payload": body} for c in channels],
+                                    indent=2, ensure_ascii=False) + "\n")
+        return
+    failures: list[DevexError] = []
+    for channel in channels:
+        url = teams.webhook_for(channel, settings.environ)
+        if url is None:
+            log.warning("no webhook for channel %r: set %s to deliver there", channel,
+                        teams.variable_for(channel))
+            continue
+        try:
+            teams.check_webhook(channel, url)
+            status = teams.post(url, body, settings.http)
+        except (ConfigError, UpstreamError) as exc:
+            log.warning("not delivered to %s: %s", channel, exc)
+            failures.append(exc)
+            continue
+        log.info("delivered to %s (%d)", channel, status)
+    if failures and strict:
+        raise failures[0]

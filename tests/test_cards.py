@@ -1,0 +1,146 @@
+"""Every card template: valid JSON, valid Adaptive Card 1.4 (less `msteams`), within Teams'
+size limit, whatever the outside values hold; and golden files read in review.
+
+Set DEVEX_UPDATE_GOLDEN=1 to rewrite tests/golden/ after a deliberate change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema.validators import validator_for
+
+from devex_cli.context import LocalCommit, PipelineContext
+from devex_cli.notify import cards, events
+from devex_cli.notify.junit import parse_junit
+from devex_cli.notify.security import read_security
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_PATH = ROOT.parent / "shared" / "specs" / "adaptive-card-1.4.schema.json"
+GOLDEN = Path(__file__).parent / "golden"
+DATA = Path(__file__).parent / "data"
+FOLDER = ROOT / "templates" / "teams"
+
+PIPELINE = PipelineContext(commit="58ddfd6a1b2c3d4e5f60718293a4b5c6d7e8f901", branch="main",
+                           repo_slug="payments", workspace="acme", build_number="412",
+                           git_http_origin="https://bitbucket.org/acme/payments")
+PR_PIPELINE = PipelineContext(commit="0a1b2c3d4e5f60718293a4b5c6d7e8f901234567",
+                              branch="feature/PAY-9-refunds", pr_id="87",
+                              pr_destination_branch="main", repo_slug="payments",
+                              build_number="413",
+                              git_http_origin="https://bitbucket.org/acme/payments")
+LOCAL = LocalCommit("58ddfd6a1b2c3d4e5f60718293a4b5c6d7e8f901", "main", "Ana Lima",
+                    "PAY-7 Make refunds idempotent")
+FRIDAY = datetime(2026, 11, 27, 15, 30, tzinfo=UTC)
+
+
+def validate(card: dict[str, Any]) -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    validator = validator_for(schema)(schema)
+    body = {k: v for k, v in card.items() if k != "msteams"}
+    errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
+    assert not errors, [(list(e.path), e.message, [c.message for c in e.context or []][:3])
+                        for e in errors[:3]]
+    assert card["version"] == "1.4" and card["msteams"] == {"width": "Full"}
+    assert len(json.dumps(cards.payload(card, "envelope")).encode()) <= 28_000
+
+
+def changes(n_commits: int = 3, n_tickets: int = 2, text: str = "") -> events.ChangeSummary:
+    return events.ChangeSummary(
+        commits=[{"short": f"{i:07x}", "subject": f"PAY-{i} change {i} {text}",
+                  "author": "Ben Okafor", "url": None} for i in range(n_commits)],
+        tickets=[{"key": f"PAY-{i}", "url": f"https://acme.atlassian.net/browse/PAY-{i}",
+                  "summary": f"Ticket {i} {text}", "status": "Done"} for i in range(n_tickets)],
+        previous_revision="1f2e3d4c", production_deployments=100, clean_streak=20)
+
+
+def contexts(text: str = "", n: int = 3) -> dict[str, tuple[str, dict[str, Any]]]:
+    deployment = events.deployment_context(
+        service="payments", environment="prod", status="succeeded", version="1.4.2-58ddfd6",
+        url="https://payments.acme.example", duration="4m 12s", pipeline=PIPELINE, local=LOCAL,
+        changes=changes(n, n, text), at=FRIDAY, production=True, fun=True,
+        jira_url="https://acme.atlassian.net")
+    failed = events.deployment_context(
+        service="payments", environment="qa", status="failed", version="1.4.2-58ddfd6", url=None,
+        duration=None, pipeline=PIPELINE, local=LOCAL, changes=None, at=FRIDAY,
+        production=False, fun=True, jira_url=None)
+    pr = events.deployment_context(
+        service="payments", environment="dev", status="started", version="pr-87",
+        url=None, duration=None, pipeline=PR_PIPELINE, local=LOCAL, changes=changes(n, 0, text),
+        at=FRIDAY, production=False, fun=True, jira_url=None)
+    pr["pr"] = {**pr["pr"], "title": f"Refunds: idempotency keys {text}"}
+    tests = events.tests_context(parse_junit([DATA / "pytest-junit.xml", DATA / "jest-junit.xml"]),
+                                 title=None, pipeline=PIPELINE, local=LOCAL, fun=True)
+    security = events.security_context(
+        read_security(DATA / "veracode-results.json", DATA / "sca.json"), pipeline=PIPELINE,
+        local=LOCAL)
+    return {"deployment-succeeded": ("deployment.json.j2", deployment),
+            "deployment-failed": ("deployment.json.j2", failed),
+            "pr-deployment": ("pr_deployment.json.j2", pr),
+            "tests": ("tests.json.j2", tests),
+            "security": ("security.json.j2", security)}
+
+
+@pytest.mark.parametrize("name", sorted(contexts()))
+def test_golden_cards(name: str) -> None:
+    template, context = contexts()[name]
+    card = cards.render_card(template, context, folder=FOLDER)
+    validate(card)
+    golden = GOLDEN / f"{name}.json"
+    text = json.dumps(card, indent=2, ensure_ascii=False) + "\n"
+    if os.environ.get("DEVEX_UPDATE_GOLDEN") == "1":
+        golden.write_text(text)
+    assert golden.exists(), f"{golden} is missing: run with DEVEX_UPDATE_GOLDEN=1 and review it"
+    assert text == golden.read_text(), f"{golden} differs: DEVEX_UPDATE_GOLDEN=1 to accept"
+
+
+def test_fun_touches_are_deterministic_and_can_be_turned_off() -> None:
+    _, context = contexts()["deployment-succeeded"]
+    assert context["notes"] == [
+        "🍕 A Friday-afternoon production deployment. Brave. Someone keep an eye on the "
+        "dashboards until it settles.",
+        "🎉 The 100th production deployment of payments.",
+        "🟢 20 deployments in a row without a rollback."]
+    quiet = events.deployment_context(
+        service="payments", environment="prod", status="succeeded", version="1", url=None,
+        duration=None, pipeline=PIPELINE, local=LOCAL, changes=changes(), at=FRIDAY,
+        production=True, fun=False, jira_url=None)
+    assert quiet["notes"] == []
+
+
+def test_long_lists_are_cut_to_fit() -> None:
+    for template, context in contexts("x" * 300, n=400).values():
+        card = cards.render_card(template, context, folder=FOLDER)
+        validate(card)
+    text = json.dumps(cards.render_card(*contexts("x" * 300, n=400)["deployment-succeeded"],
+                                        folder=FOLDER))
+    assert "more" in text
+
+
+hostile = st.text(st.characters(codec="utf-8"), max_size=200) | st.sampled_from([
+    '"quoted" \\ backslash', "line\nbreak\r\n\ttab", "{{ template }} {% block %}", "🎉🚀 emoji",
+    "</script><b>html</b>", "\x00\x07 control", "[link](javascript:alert(1))"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile)
+def test_any_outside_text_gives_a_valid_card(text: str) -> None:
+    for template, context in contexts(text, n=2).values():
+        card = cards.render_card(template, context, folder=FOLDER)
+        validate(card)  # parsed back as JSON and checked against the schema
+
+
+def test_bare_and_envelope_payloads() -> None:
+    card = {"type": "AdaptiveCard", "version": "1.4"}
+    assert cards.payload(card, "bare") == card
+    envelope = cards.payload(card, "envelope")
+    assert envelope == {"type": "message", "attachments": [
+        {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None,
+         "content": card}]}
