@@ -99,3 +99,21 @@ def query(prometheus_url: str, promql: str, *, wait: float = 20.0) -> list[dict[
         if result or time.monotonic() > deadline:
             return result
         time.sleep(0.5)
+
+
+def pushgateway_available() -> bool:
+    import os
+
+    return shutil.which("prometheus-pushgateway") is not None or os.environ.get("CI") == "true"
+
+
+@contextmanager
+def pushgateway(folder: Path) -> Iterator[str]:
+    """A Prometheus Pushgateway on 127.0.0.1; yields its URL."""
+    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port}"
+    with running(["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{port}",
+                  f"--persistence.file={folder / 'pushgateway.data'}"], f"{url}/-/ready",
+                 log=folder / "pushgateway.log"):
+        yield url

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -426,6 +426,197 @@ def report_security(
 
     send.security(ctx.obj.settings(), veracode=veracode, sca=sca, channels=channel or [],
                   template=template, dry_run=dry_run, strict=strict)
+
+
+push_app = typer.Typer(help="Pipeline metrics to a Prometheus Pushgateway.",
+                       invoke_without_command=True)
+app.add_typer(push_app, name="push-metrics")
+
+_GATEWAY = typer.Option(metavar="URL", help="Pushgateway (default: $PUSHGATEWAY_URL).")
+_JOB = typer.Option(metavar="NAME", help="The job of the grouping key.")
+_GROUPING = typer.Option(metavar="KEY=VALUE", help="More grouping labels (repeatable; keep "
+                         "them bounded: never a build number or a commit).")
+_REPLACE = typer.Option(help="PUT: replace the whole group (default POST replaces only the "
+                        "metrics of the same names).")
+_DELETE = typer.Option(help="DELETE the group.")
+
+
+@dataclass
+class _PushOptions:
+    gateway: str | None
+    job: str
+    grouping: list[str]
+    replace: bool
+    delete: bool
+
+    def merged(self, gateway: str | None, job: str | None, grouping: list[str] | None,
+               replace: bool, delete: bool) -> _PushOptions:
+        return _PushOptions(gateway or self.gateway, job or self.job,
+                            [*self.grouping, *(grouping or [])], replace or self.replace,
+                            delete or self.delete)
+
+
+@push_app.callback()
+def push_metrics(
+    ctx: typer.Context,
+    from_file: Annotated[Path | None, typer.Option(
+        "--from", metavar="FILE", help="Push a Prometheus text file, e.g. from devex collect.",
+        dir_okay=False)] = None,
+    gateway: Annotated[str | None, _GATEWAY] = None,
+    job: Annotated[str, _JOB] = "devex",
+    grouping: Annotated[list[str] | None, _GROUPING] = None,
+    replace: Annotated[bool, _REPLACE] = False,
+    delete: Annotated[bool, _DELETE] = False,
+) -> None:
+    """Push deployment, test or security metrics, or a Prometheus text file (--from)."""
+    options = _PushOptions(gateway, job, list(grouping or []), replace, delete)
+    ctx.meta["push"] = options
+    if ctx.invoked_subcommand is not None:
+        return
+    from devex_cli.errors import InputError, UsageError
+    from devex_cli.metrics import pushgateway
+
+    if from_file is None and not delete:
+        raise UsageError("nothing to push",
+                         hint="name an event (deployment, tests, security) or pass --from FILE")
+    families: Sequence[object] = []
+    if from_file is not None:
+        try:
+            text = from_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read {from_file}: {exc}") from None
+        families = pushgateway.read_exposition(str(from_file), text)
+    _push(ctx.obj, options, families, grouping={})
+
+
+def _push(options: Globals, push: _PushOptions, families: Sequence[object],
+          grouping: dict[str, str]) -> None:
+    from devex_cli.errors import UsageError
+    from devex_cli.metrics import pushgateway
+
+    settings = options.settings()
+    if push.replace and push.delete:
+        raise UsageError("--replace and --delete do not go together")
+    url = pushgateway.gateway_url(settings, push.gateway)
+    key = {**{k: v for k, v in grouping.items() if v}, **pushgateway.parse_grouping(push.grouping)}
+    method = "DELETE" if push.delete else "PUT" if push.replace else "POST"
+    where = pushgateway.push(settings, url, job=push.job, grouping=key,
+                             families=families, method=method)  # type: ignore[arg-type]
+    if not options.quiet:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(key.items()))
+        sys.stderr.write(f"devex: {method} {len(families)} metric famil"
+                         f"{'y' if len(families) == 1 else 'ies'} to {where} "
+                         f"(job={push.job}{',' + labels if labels else ''})\n")
+
+
+@push_app.command("deployment")
+def push_deployment(
+    ctx: typer.Context,
+    environment: Annotated[str, typer.Option(metavar="ENV", help="The environment.")],
+    status: Annotated[str | None, typer.Option(
+        metavar="started|succeeded|failed",
+        help="Where the deployment is (not needed with --delete).")] = None,
+    service: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Service (default: $BITBUCKET_REPO_SLUG).")] = None,
+    version: Annotated[str | None, typer.Option(
+        metavar="TAG", help="Version deployed (default: the commit's short SHA).")] = None,
+    duration: Annotated[str | None, typer.Option(metavar="5m", help="How long it took.")] = None,
+    at: Annotated[str | None, typer.Option(metavar="TIME", help="When (default: now).")] = None,
+    gateway: Annotated[str | None, _GATEWAY] = None,
+    job: Annotated[str | None, _JOB] = None,
+    grouping: Annotated[list[str] | None, _GROUPING] = None,
+    replace: Annotated[bool, _REPLACE] = False,
+    delete: Annotated[bool, _DELETE] = False,
+) -> None:
+    """Last deployment status, time, version and duration per service and environment."""
+    from datetime import UTC, datetime
+
+    from devex_cli.context import pipeline_context
+    from devex_cli.errors import UsageError
+    from devex_cli.metrics.events import deployment_families
+    from devex_cli.timeutil import parse_duration, parse_moment
+
+    push = ctx.meta["push"].merged(gateway, job, grouping, replace, delete)
+    settings = ctx.obj.settings()
+    pipeline, _ = pipeline_context(settings.environ, Path())
+    name = service or pipeline.repo_slug
+    if not name:
+        raise UsageError("no service given", hint="pass --service NAME")
+    if push.delete:
+        _push(ctx.obj, push, [], {"service": name, "environment": environment})
+        return
+    if status not in ("started", "succeeded", "failed"):
+        raise UsageError(f"--status must be started, succeeded or failed, not {status!r}")
+    now = datetime.now(UTC)
+    families = deployment_families(
+        service=name, environment=environment, status=status,
+        version=version or (pipeline.commit or "")[:7] or "unknown",
+        at=parse_moment(at, option="--at", now=now) if at else now,
+        duration_seconds=parse_duration(duration, option="--duration").total_seconds()
+        if duration else None)
+    _push(ctx.obj, push, families, {"service": name, "environment": environment})
+
+
+@push_app.command("tests")
+def push_tests(
+    ctx: typer.Context,
+    junit: Annotated[list[Path] | None, typer.Option(
+        metavar="FILE", help="JUnit XML file (repeatable; not needed with --delete).")] = None,
+    service: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Service (default: $BITBUCKET_REPO_SLUG).")] = None,
+    gateway: Annotated[str | None, _GATEWAY] = None,
+    job: Annotated[str | None, _JOB] = None,
+    grouping: Annotated[list[str] | None, _GROUPING] = None,
+    replace: Annotated[bool, _REPLACE] = False,
+    delete: Annotated[bool, _DELETE] = False,
+) -> None:
+    """Test totals by result, pass ratio, duration and time of the last run."""
+    from datetime import UTC, datetime
+
+    from devex_cli.errors import UsageError
+    from devex_cli.metrics.events import tests_families
+    from devex_cli.notify.junit import parse_junit
+
+    settings = ctx.obj.settings()
+    name = service or settings.environ.get("BITBUCKET_REPO_SLUG")
+    if not name:
+        raise UsageError("no service given", hint="pass --service NAME")
+    push = ctx.meta["push"].merged(gateway, job, grouping, replace, delete)
+    families = [] if push.delete else tests_families(parse_junit(junit or []), service=name,
+                                                     at=datetime.now(UTC))
+    _push(ctx.obj, push, families, {"service": name})
+
+
+@push_app.command("security")
+def push_security(
+    ctx: typer.Context,
+    veracode: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="Veracode Pipeline Scan results.json.")] = None,
+    sca: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="SourceClear / Veracode SCA JSON.")] = None,
+    service: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Service (default: $BITBUCKET_REPO_SLUG).")] = None,
+    gateway: Annotated[str | None, _GATEWAY] = None,
+    job: Annotated[str | None, _JOB] = None,
+    grouping: Annotated[list[str] | None, _GROUPING] = None,
+    replace: Annotated[bool, _REPLACE] = False,
+    delete: Annotated[bool, _DELETE] = False,
+) -> None:
+    """Findings per severity and vulnerable dependencies per CVSS band of the last scan."""
+    from datetime import UTC, datetime
+
+    from devex_cli.errors import UsageError
+    from devex_cli.metrics.events import security_families
+    from devex_cli.notify.security import read_security
+
+    settings = ctx.obj.settings()
+    name = service or settings.environ.get("BITBUCKET_REPO_SLUG")
+    if not name:
+        raise UsageError("no service given", hint="pass --service NAME")
+    push = ctx.meta["push"].merged(gateway, job, grouping, replace, delete)
+    families = [] if push.delete else security_families(read_security(veracode, sca),
+                                                        service=name, at=datetime.now(UTC))
+    _push(ctx.obj, push, families, {"service": name})
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -141,6 +141,8 @@ class ApiClient:
         *,
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send a request with retries. Returns a 2xx response or raises UpstreamError."""
         try:
@@ -153,7 +155,7 @@ class ApiClient:
                 wait_jitter=self._settings.backoff,
             ):
                 with attempt:
-                    response = self._send(method, path, params, json_body)
+                    response = self._send(method, path, params, json_body, content, headers)
         except _RetryableStatus as exc:
             raise self._status_error(exc.response, retried=True) from None
         except httpx.TimeoutException:
@@ -192,10 +194,12 @@ class ApiClient:
             ) from None
 
     def _send(
-        self, method: str, path: str, params: Mapping[str, Any] | None, json_body: Any
+        self, method: str, path: str, params: Mapping[str, Any] | None, json_body: Any,
+        content: bytes | None = None, headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         self.requests_made += 1
-        response = self._client.request(method, path, params=params, json=json_body)
+        response = self._client.request(method, path, params=params, json=json_body,
+                                        content=content, headers=headers)
         log.debug("%s %s %s -> %d", self.system, method, response.request.url.path,
                   response.status_code)
         if response.status_code in RETRY_STATUSES:

@@ -61,6 +61,8 @@ def parse_junit(paths: Sequence[Path]) -> TestReport:
 
     Raises InputError naming the file and the problem when one cannot be read.
     """
+    if not paths:
+        raise InputError("no JUnit file given", hint="pass --junit FILE")
     tests = failures = errors = skipped = flaky = 0
     duration = 0.0
     failed: list[FailedTest] = []

@@ -44,6 +44,8 @@ class SecurityReport:
     findings: tuple[Finding, ...] = ()
     vulnerabilities: tuple[Vulnerability, ...] = ()
     sources: tuple[str, ...] = field(default=())
+    static_scanned: bool = False  # a Veracode Pipeline Scan was read
+    sca_scanned: bool = False  # an SCA scan was read
 
     def findings_by_severity(self) -> dict[int, int]:
         counts = dict.fromkeys(SEVERITIES, 0)
@@ -165,4 +167,6 @@ def read_security(veracode: Path | None, sca: Path | None) -> SecurityReport:
         findings=parse_veracode(veracode) if veracode else (),
         vulnerabilities=parse_sca(sca) if sca else (),
         sources=tuple(str(p) for p in (veracode, sca) if p),
+        static_scanned=veracode is not None,
+        sca_scanned=sca is not None,
     )
