@@ -190,3 +190,23 @@ def test_custom_template_and_routes(devex: Devex, pipeline: Pipeline, tmp_path: 
     assert posted["channel"] == "leadership"
     assert posted["payload"]["attachments"][0]["content"]["body"][0]["text"] == \
         "Deployed payments"
+
+
+def test_pr_title_and_triggerer_from_bitbucket(devex: Devex, pipeline: Pipeline,
+                                               tmp_path: Path) -> None:
+    from tests.fakes.bitbucket import FakeBitbucket
+
+    bitbucket = FakeBitbucket().start()
+    try:
+        bitbucket.repos["payments"] = pipeline.app.path
+        bitbucket.pull_requests["87"] = "Refunds: idempotency keys"
+        bitbucket.users["{4f1c}"] = "Dara Novak"
+        result = report(devex, pipeline, "deployment", "--environment", "dev", "--status",
+                        "succeeded", "--dry-run", BITBUCKET_PR_ID="87",
+                        BITBUCKET_BRANCH="feature/PAY-3", BITBUCKET_STEP_TRIGGERER_UUID="{4f1c}",
+                        **bitbucket.env())
+        assert result.code == 0, result.err
+        body = texts(json.loads(result.out)[0]["payload"])
+        assert "Refunds: idempotency keys" in body and "by Dara Novak" in body
+    finally:
+        bitbucket.stop()

@@ -24,7 +24,10 @@ class FakeBitbucket(FakeServer):
         self.user = user
         self.page_size = page_size
         self.repos: dict[str, Path] = {}
+        self.users: dict[str, str] = {}  # "{uuid}" -> display name
+        self.pull_requests: dict[str, str] = {}  # id -> title
         self.route_prefix("GET", "/2.0/repositories/", self._repositories)
+        self.route_prefix("GET", "/2.0/users/", self._user)
 
     def env(self) -> dict[str, str]:
         env = {"BITBUCKET_API_URL": f"{self.url}/2.0", "BITBUCKET_API_TOKEN": self.token,
@@ -42,6 +45,16 @@ class FakeBitbucket(FakeServer):
             pair = base64.b64encode(f"{self.user}:{self.token}".encode()).decode()
             return header == f"Basic {pair}"
         return header == f"Bearer {self.token}"
+
+    def _user(self, request: Request) -> Answer:
+        if not self._authorised(request):
+            return Answer(401, {"type": "error", "error": {"message": "Unauthorized"}})
+        from urllib.parse import unquote
+
+        uuid = unquote(request.path.rsplit("/", 1)[-1])
+        if uuid not in self.users:
+            return Answer(404, NOT_FOUND)
+        return Answer(200, {"type": "user", "uuid": uuid, "display_name": self.users[uuid]})
 
     def _git(self, repo: Path, *args: str) -> str:
         done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
@@ -64,6 +77,13 @@ class FakeBitbucket(FakeServer):
         if len(parts) < 6 or parts[3] != self.workspace or parts[4] not in self.repos:
             return Answer(404, NOT_FOUND)
         repo = self.repos[parts[4]]
+        if parts[5] == "pullrequests" and len(parts) == 7:
+            title = self.pull_requests.get(parts[6])
+            if title is None:
+                return Answer(404, NOT_FOUND)
+            return Answer(200, {"type": "pullrequest", "id": int(parts[6]), "title": title,
+                                "state": "OPEN",
+                                "destination": {"branch": {"name": "main"}}})
         if parts[5] == "commit" and len(parts) == 7:
             sha = self._git(repo, "rev-parse", "--verify", "--quiet", f"{parts[6]}^{{commit}}")
             if not sha.strip():

@@ -43,6 +43,9 @@ def deployment(settings: Settings, *, environment: str, status: str, service: st
         version=version or (pipeline.commit or "")[:7] or "unknown", url=url, duration=took,
         pipeline=pipeline, local=local, changes=changes, at=moment, production=production,
         fun=settings.report.fun, jira_url=settings.jira.url)
+    if pipeline.step_triggerer_uuid:
+        context["triggered_by"] = _triggerer(settings, pipeline.step_triggerer_uuid) or \
+            context["triggered_by"]
     in_pr = pipeline.pr_id is not None
     event = "pr_deployment" if in_pr or not routing.is_main_branch(pipeline.branch) \
         else "deployment"
@@ -83,6 +86,22 @@ def security(settings: Settings, *, veracode: Path | None, sca: Path | None,
                                               rules=settings.report.routes)
     _deliver(settings, "security.json.j2", context, targets, template=template,
              dry_run=dry_run, strict=strict)
+
+
+def _triggerer(settings: Settings, uuid: str) -> str | None:
+    """Who triggered the step, from Bitbucket when it is configured."""
+    from devex_cli.sources.bitbucket import BitbucketClient, bitbucket_configured
+
+    if not bitbucket_configured(settings):
+        return None
+    client = BitbucketClient(settings)
+    try:
+        return client.user_name(uuid)
+    except DevexError as exc:
+        log.warning("%s; the card names the commit's author instead", exc)
+        return None
+    finally:
+        client.close()
 
 
 def _with_pr_title(settings: Settings, pr: dict[str, Any] | None,

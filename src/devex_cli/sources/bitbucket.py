@@ -66,6 +66,12 @@ class BitbucketClient:
             raise
         return _commit(body)
 
+    def user_name(self, uuid: str) -> str | None:
+        """A user's display name from the `{uuid}` Pipelines gives the step's triggerer."""
+        body = self.api.get_json(f"/users/{uuid}")
+        name = body.get("display_name") if isinstance(body, Mapping) else None
+        return str(name) if name else None
+
     def pull_request_title(self, repo: str, pr_id: str) -> str | None:
         body = self.api.get_json(f"/repositories/{self.workspace}/{repo}/pullrequests/{pr_id}")
         title = body.get("title") if isinstance(body, Mapping) else None
