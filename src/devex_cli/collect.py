@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from devex_cli.cache import JsonCache
 from devex_cli.config import Settings
@@ -28,12 +30,15 @@ from devex_cli.dora.model import (
 from devex_cli.errors import DevexError, UpstreamError
 from devex_cli.gitcli import local_repository
 from devex_cli.sources import gitops
-from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits, bitbucket_configured
 from devex_cli.sources.commitgraph import CommitGraph
 from devex_cli.tickets import compile_ticket_pattern, extract_ticket_keys
 from devex_cli.timeutil import rfc3339
 
-CommitSource = CommitGraph | BitbucketCommits
+if TYPE_CHECKING:  # the HTTP stack loads only when an online source is used
+    from devex_cli.sources.argocd import Application
+    from devex_cli.sources.bitbucket import BitbucketCommits
+
+    CommitSource = CommitGraph | BitbucketCommits
 
 log = logging.getLogger("devex.collect")
 
@@ -53,6 +58,11 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
     Raises UsageError/UpstreamError only for the GitOps repository; other sources degrade.
     """
     sources: dict[str, bool] = {"gitops": True}
+    background = ThreadPoolExecutor(max_workers=1)  # Argo CD answers while git is read
+    argo_applications = (background.submit(_argocd_applications, settings)
+                         if not options.offline and settings.environ.get("ARGOCD_SERVER")
+                         else None)
+    background.shutdown(wait=False)
     step("opening the GitOps repository")
     repo = gitops.open_repository(options.gitops, settings)
     step("opening the app repositories")
@@ -65,32 +75,35 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
     step("reading the GitOps history")
     history = gitops.read_history(repo, settings, has_commit=has_commit)
     sources_of_commits: dict[str, CommitSource] = dict(graphs)
+    from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits, bitbucket_configured
+
     bitbucket = None
+    store_cache = JsonCache(settings.cache_dir(), "bitbucket-commits")
+    store: dict[str, Any] = {}
     if not options.offline and bitbucket_configured(settings):
         bitbucket = BitbucketClient(settings)
         sources["bitbucket"] = True
-        store_cache = JsonCache(settings.cache_dir(), "bitbucket-commits")
         store = store_cache.load()
         for service in history.services:
             if service not in graphs:
                 slug = (settings.services[service].bitbucket_repo
                         if service in settings.services else None) or service
-                sources_of_commits[service] = BitbucketCommits(bitbucket, slug, store_cache,
-                                                               store)
+                sources_of_commits[service] = BitbucketCommits(bitbucket, slug, store)
     step(f"reading the change sets of {len(history.deployments)} deployments")
     try:
         records, pending, not_found = _records(history, sources_of_commits, settings, sources)
     finally:
         if bitbucket is not None:
             bitbucket.close()
+            store_cache.save(store)  # what was fetched stays fetched, even after a failure
     quality = DataQuality(
         manifests_skipped=tuple(Skip(s.path, s.commit, s.reason) for s in history.skipped),
         revisions_not_found=tuple(sorted(not_found)),
     )
     actual: dict[tuple[str, str], ActualState] = {}
-    if not options.offline and settings.environ.get("ARGOCD_SERVER"):
+    if argo_applications is not None:
         step("asking Argo CD")
-        view = read_argocd(settings, history, sources)
+        view = read_argocd(settings, history, sources, applications=argo_applications.result())
         if view is not None:
             records = refine(records, view)
             actual = actual_states(history, view,
@@ -136,19 +149,29 @@ def _incidents(settings: Settings, services: Sequence[str],
     return incidents
 
 
-def read_argocd(settings: Settings, history: gitops.GitOpsHistory,
-                sources: dict[str, bool]) -> ArgoView | None:
-    """Argo CD's applications mapped to services, with history entries kept from earlier runs.
-
-    A failure marks the source down and returns None.
-    """
-    from devex_cli.sources.argocd import ArgoCDClient, HistoryEntry, map_applications, server_url
+def _argocd_applications(settings: Settings) -> list[Application] | DevexError:
+    from devex_cli.sources.argocd import ArgoCDClient
 
     try:
         with ArgoCDClient(settings) as client:
-            applications = client.applications()
+            return client.applications()
     except DevexError as exc:
-        log.warning("%s; deployment times come from the GitOps commits", exc)
+        return exc
+
+
+def read_argocd(settings: Settings, history: gitops.GitOpsHistory, sources: dict[str, bool],
+                applications: list[Application] | DevexError | None = None) -> ArgoView | None:
+    """Argo CD's applications mapped to services, with history entries kept from earlier runs.
+
+    `applications` is Argo CD's answer when it was asked already. A failure marks the source
+    down and returns None.
+    """
+    from devex_cli.sources.argocd import HistoryEntry, map_applications, server_url
+
+    if applications is None:
+        applications = _argocd_applications(settings)
+    if isinstance(applications, DevexError):
+        log.warning("%s; deployment times come from the GitOps commits", applications)
         sources["argocd"] = False
         return None
     sources["argocd"] = True
@@ -203,23 +226,34 @@ def _records(
     projects = settings.jira.projects
     full: dict[tuple[str, str], str | None] = {}
     graphs: dict[str, CommitSource] = {}
-    for service, graph in commit_sources.items():
+
+    def prepare(service: str, graph: CommitSource) -> dict[str, str | None]:
+        """Resolve a service's revisions and fetch (or load) its change sets."""
         mine = [d for d in history.deployments if d.service == service]
         revisions = {r for d in mine
                      for r in (d.release.revision, d.previous.revision if d.previous else None)
                      if r}
+        resolved = graph.resolve(sorted(revisions))
+        graph.load(sha for sha in resolved.values() if sha)
+        graph.prefetch(
+            (new, old) for d in mine
+            if (new := resolved.get(d.release.revision or ""))
+            and (old := resolved.get(d.previous.revision if d.previous and
+                                     d.previous.revision else ""))
+        )
+        return resolved
+
+    # Services are prepared side by side; each source bounds its own concurrency.
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(commit_sources)))) as pool:
+        futures = {service: pool.submit(prepare, service, graph)
+                   for service, graph in commit_sources.items()}
+    for service, future in futures.items():
+        graph = commit_sources[service]
         try:
-            resolved = graph.resolve(sorted(revisions))
-            graph.load(sha for sha in resolved.values() if sha)
-            graph.prefetch(
-                (new, old) for d in mine
-                if (new := resolved.get(d.release.revision or ""))
-                and (old := resolved.get(d.previous.revision if d.previous and
-                                         d.previous.revision else ""))
-            )
+            resolved = future.result()
         except DevexError as exc:
             log.warning("%s; change sets of %s are unknown this run", exc, service)
-            sources["bitbucket" if isinstance(graph, BitbucketCommits) else "git"] = False
+            sources["git" if isinstance(graph, CommitGraph) else "bitbucket"] = False
             continue
         graphs[service] = graph
         full.update({(service, short): sha for short, sha in resolved.items()})
@@ -259,23 +293,32 @@ def _pending(
     full: Mapping[tuple[str, str], str | None],
     tickets: Callable[[str, str], tuple[str, ...]],
 ) -> dict[tuple[str, str], tuple[Change, ...]]:
+    """Per (service, environment) before production: the commits it runs that production does
+    not (`git rev-list PROD..ENV`)."""
     production = history.production
     if production is None or production not in history.environments:
         return {}
     before = history.environments[: history.environments.index(production)]
-    pending = {}
+    ranges: dict[tuple[str, str], tuple[str, str]] = {}
     for (service, environment), state in history.current.items():
-        graph = graphs.get(service)
         prod = history.state(service, production)
-        if graph is None or environment not in before or prod is None:
+        if service not in graphs or environment not in before or prod is None:
             continue
         here = full.get((service, state.release.revision or ""))
         there = full.get((service, prod.release.revision or ""))
         if here and there:
-            pending[(service, environment)] = tuple(
-                Change(c.sha, c.author_time, tickets(c.sha, c.message), merge=c.is_merge)
-                for c in reversed(graph.only_in(here, there)))
-    return pending
+            ranges[(service, environment)] = (here, there)
+    by_service: dict[str, list[tuple[str, str]]] = {}
+    for (service, _), pair in ranges.items():
+        by_service.setdefault(service, []).append(pair)
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(by_service)))) as pool:
+        for future in [pool.submit(graphs[s].prefetch, pairs) for s, pairs in by_service.items()]:
+            future.result()
+    return {
+        key: tuple(Change(c.sha, c.author_time, tickets(c.sha, c.message), merge=c.is_merge)
+                   for c in reversed(graphs[key[0]].only_in(here, there)))
+        for key, (here, there) in ranges.items()
+    }
 
 
 def _with_jira(snapshot: Snapshot, settings: Settings) -> Snapshot:

@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from devex_cli.dora.model import ActualState, DeploymentRecord
-from devex_cli.sources.argocd import Application, HistoryEntry
 from devex_cli.sources.gitops import GitOpsHistory
+
+if TYPE_CHECKING:
+    from devex_cli.sources.argocd import Application, HistoryEntry
 
 
 @dataclass(frozen=True)

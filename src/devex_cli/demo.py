@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -96,20 +97,23 @@ class _AppHistory:
 
 
 def build_demo(root: Path, *, end: datetime | None = None, days: int = 90,
-               seed: int = 7) -> Path:
-    """Write the sample organisation under `root`; returns the path of its devex.toml."""
+               seed: int = 7, services: Sequence[DemoService] = SERVICES) -> Path:
+    """Write the sample organisation under `root`; returns the path of its devex.toml.
+
+    `services` and `days` let the benchmarks build a larger organisation the same way.
+    """
     rng = random.Random(seed)  # noqa: S311 - reproducible sample data, not secrets
     end = (end or datetime.now(UTC)).replace(microsecond=0)
     start = (end - timedelta(days=days)).replace(hour=0, minute=0, second=0)
     apps = {service.name: _app_history(root / "apps" / service.name, service, start, end, rng)
-            for service in SERVICES}
-    _gitops_history(root / "gitops", apps, start, end, rng)
+            for service in services}
+    _gitops_history(root / "gitops", apps, services, start, end, rng)
     config = root / "devex.toml"
-    repos = "\n".join(f'[services.{s.name}]\nrepo = "apps/{s.name}"\n' for s in SERVICES)
+    repos = "\n".join(f'[services.{s.name}]\nrepo = "apps/{s.name}"\n' for s in services)
     config.write_text(
         '[gitops]\nrepo = "gitops"\nenvironments = ["dev", "qa", "preprod", "prod"]\n'
         'production = "prod"\n\n'
-        f"[jira]\nprojects = [{', '.join(repr(s.project) for s in SERVICES)}]\n\n" + repos)
+        f"[jira]\nprojects = [{', '.join(repr(s.project) for s in services)}]\n\n" + repos)
     return config
 
 
@@ -152,11 +156,11 @@ def _poisson(rng: random.Random, mean: float) -> int:
     return count
 
 
-def _gitops_history(path: Path, apps: dict[str, _AppHistory], start: datetime, end: datetime,
-                    rng: random.Random) -> None:
+def _gitops_history(path: Path, apps: dict[str, _AppHistory], services: Sequence[DemoService],
+                    start: datetime, end: datetime, rng: random.Random) -> None:
     repo = _FastImport(path)
     events: list[tuple[datetime, str, str, int]] = []  # (time, service, environment, app mark)
-    for service in SERVICES:
+    for service in services:
         app = apps[service.name]
         deployed: dict[str, int] = {}
         day = start
@@ -190,7 +194,7 @@ def _gitops_history(path: Path, apps: dict[str, _AppHistory], start: datetime, e
     repo.commit("Bootstrap the GitOps repository", {"README.md": "# GitOps\n"},
                 start - timedelta(days=1), "Platform Bot <platform@acme.example>")
     for when, service_name, environment, mark in events:
-        service = next(s for s in SERVICES if s.name == service_name)
+        service = next(s for s in services if s.name == service_name)
         sha = apps[service_name].shas[mark]
         state[(service_name, environment)] = mark
         images = [f"  - name: {REGISTRY}/{service_name}\n    newTag: 1.{mark}.0-{sha[:7]}\n"]

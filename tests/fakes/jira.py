@@ -82,8 +82,10 @@ class FakeJira(FakeServer):
         self.token = token
         self.page_size = page_size
         self.issues: dict[str, FakeIssue] = {}
+        self.auto_projects: set[str] = set()  # keys of these projects exist on demand
         version = 3 if cloud else 2
         self.route("GET", f"/rest/api/{version}/field", self._fields)
+        self.route_prefix("GET", f"/rest/api/{version}/issue/", self._issue)
         if cloud:
             self.route("POST", "/rest/api/3/issue/bulkfetch", self._bulkfetch)
             self.route("POST", "/rest/api/3/search/jql", self._search_jql)
@@ -121,6 +123,26 @@ class FakeJira(FakeServer):
     def _id(self, key: str) -> int:
         return 10000 + list(self.issues).index(key)
 
+    def _known(self, key: str) -> FakeIssue | None:
+        key = key.upper()
+        if key not in self.issues and key.rsplit("-", 1)[0] in self.auto_projects:
+            number = int(key.rsplit("-", 1)[1])
+            self.issues[key] = FakeIssue(key, summary=f"Change {number}",
+                                         fix_versions=[] if number % 7 == 0 else ["1.0"])
+        return self.issues.get(key)
+
+    def _issue(self, request: Request) -> Answer:
+        """GET /rest/api/N/issue/{key}: one ticket (what per-ticket scripts call)."""
+        if not self._authorised(request):
+            return Answer(401, UNAUTHORIZED)
+        key = request.path.rsplit("/", 1)[-1]
+        issue = self._known(key)
+        if issue is None:
+            return Answer(404, {"errorMessages": ["Issue does not exist or you do not have "
+                                                  "permission to see it."], "errors": {}})
+        fields = request.query.get("fields", ["*navigable"])[0].split(",")
+        return Answer(200, issue.as_json(fields, self._id(issue.key)))
+
     def _fields(self, request: Request) -> Answer:
         if not self._authorised(request):
             return Answer(401, UNAUTHORIZED)
@@ -141,8 +163,8 @@ class FakeJira(FakeServer):
             return Answer(400, {"errorMessages": [
                 "The number of issue IDs or keys must be between 1 and 100."], "errors": {}})
         fields = body.get("fields") or ["*navigable"]
-        found = [self.issues[k.upper()].as_json(fields, self._id(k.upper()))
-                 for k in keys if k.upper() in self.issues]
+        found = [issue.as_json(fields, self._id(issue.key))
+                 for k in keys if (issue := self._known(k)) is not None]
         return Answer(200, {"expand": "schema,names", "issues": found, "issueErrors": []})
 
     def _matching(self, jql: str) -> tuple[list[FakeIssue], list[str]]:

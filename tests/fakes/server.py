@@ -44,6 +44,7 @@ class FakeServer:
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
+        self.latency = 0.0  # seconds added to every answer (benchmarks)
         self._routes: dict[tuple[str, str], Route] = {}
         self._prefixes: list[tuple[str, str, Route]] = []
         self._lock = threading.Lock()
@@ -107,6 +108,10 @@ class FakeServer:
             self.faults.extend(Fault(status, body, heads) for _ in range(times))
 
     def _answer(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
+        if self.latency:
+            import time
+
+            time.sleep(self.latency)
         with self._lock:
             self.requests.append(request)
             fault = self.faults.pop(0) if self.faults else None

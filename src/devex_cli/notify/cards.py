@@ -39,18 +39,27 @@ def render_card(
     *,
     folder: Path,
     template_file: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The card for an event, as a dict, within Teams' size limit.
 
     `context["limit"]` is set by this function: templates show at most that many list items.
     Raises InputError when the template does not render to a JSON object.
     """
-    from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
+    from jinja2 import FileSystemBytecodeCache, FileSystemLoader, StrictUndefined, TemplateError
     from jinja2.sandbox import SandboxedEnvironment
 
     search = [str(template_file.parent), str(folder)] if template_file else [str(folder)]
+    bytecode = None
+    if cache_dir is not None:  # compiled templates, keyed by name and source checksum
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            bytecode = FileSystemBytecodeCache(str(cache_dir))
+        except OSError:
+            bytecode = None
     environment = SandboxedEnvironment(loader=FileSystemLoader(search), undefined=StrictUndefined,
-                                       autoescape=False, keep_trailing_newline=True)
+                                       autoescape=False, keep_trailing_newline=True,
+                                       bytecode_cache=bytecode)
     name = template_file.name if template_file else template
     card: dict[str, Any] = {}
     for limit in LIST_LIMITS:

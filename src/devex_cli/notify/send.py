@@ -13,7 +13,7 @@ from typing import Any
 from devex_cli.config import Settings
 from devex_cli.context import pipeline_context
 from devex_cli.errors import ConfigError, DevexError, UpstreamError, UsageError
-from devex_cli.notify import cards, events, routing, teams
+from devex_cli.notify import cards, events, routing
 
 log = logging.getLogger("devex.report")
 
@@ -129,12 +129,15 @@ def _deliver(settings: Settings, template_name: str, context: dict[str, Any],
     folder = cards.templates_folder(settings.report.templates_dir)
     if template is not None and not template.is_file():
         raise UsageError(f"--template {template} does not exist")
-    card = cards.render_card(template_name, context, folder=folder, template_file=template)
+    card = cards.render_card(template_name, context, folder=folder, template_file=template,
+                             cache_dir=settings.cache_dir() / "templates")
     body = cards.payload(card, settings.report.payload)
     if dry_run:
         sys.stdout.write(json.dumps([{"channel": c, "payload": body} for c in channels],
                                     indent=2, ensure_ascii=False) + "\n")
         return
+    from devex_cli.notify import teams  # the HTTP stack only when something is posted
+
     failures: list[DevexError] = []
     for channel in channels:
         url = teams.webhook_for(channel, settings.environ)

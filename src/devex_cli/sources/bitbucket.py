@@ -10,12 +10,12 @@ Bitbucket only about deployments it has not seen.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from devex_cli.cache import JsonCache
 from devex_cli.config import Settings
 from devex_cli.errors import ConfigError, UpstreamError, UpstreamHTTPError
 from devex_cli.http import ApiClient, BearerAuth, basic_auth
@@ -46,6 +46,8 @@ class BitbucketClient:
         user = settings.environ.get("BITBUCKET_API_USER")
         self.workspace = workspace
         self.concurrency = max(1, settings.bitbucket.concurrency)
+        # Every request of this client, from any thread, counts against one limit.
+        self._slots = threading.BoundedSemaphore(self.concurrency)
         self.api = ApiClient(
             "Bitbucket", settings.environ.get("BITBUCKET_API_URL") or DEFAULT_API,
             settings=settings.http,
@@ -56,10 +58,14 @@ class BitbucketClient:
     def close(self) -> None:
         self.api.close()
 
+    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        with self._slots:
+            return self.api.get_json(path, params=params)
+
     def commit(self, repo: str, revision: str) -> GraphCommit | None:
         """One commit, or None when the repository has no such revision (404)."""
         try:
-            body = self.api.get_json(f"/repositories/{self.workspace}/{repo}/commit/{revision}")
+            body = self._get(f"/repositories/{self.workspace}/{repo}/commit/{revision}")
         except UpstreamHTTPError as exc:
             if exc.status == 404:
                 return None
@@ -68,12 +74,12 @@ class BitbucketClient:
 
     def user_name(self, uuid: str) -> str | None:
         """A user's display name from the `{uuid}` Pipelines gives the step's triggerer."""
-        body = self.api.get_json(f"/users/{uuid}")
+        body = self._get(f"/users/{uuid}")
         name = body.get("display_name") if isinstance(body, Mapping) else None
         return str(name) if name else None
 
     def pull_request_title(self, repo: str, pr_id: str) -> str | None:
-        body = self.api.get_json(f"/repositories/{self.workspace}/{repo}/pullrequests/{pr_id}")
+        body = self._get(f"/repositories/{self.workspace}/{repo}/pullrequests/{pr_id}")
         title = body.get("title") if isinstance(body, Mapping) else None
         return str(title) if title else None
 
@@ -84,7 +90,7 @@ class BitbucketClient:
         params: dict[str, Any] | None = {"include": new, "exclude": old, "pagelen": PAGE}
         seen: set[str] = set()
         while url:
-            body = self.api.get_json(url, params=params)
+            body = self._get(url, params=params)
             if not isinstance(body, Mapping) or not isinstance(body.get("values"), list):
                 raise UpstreamError("Bitbucket", "commits answered an unexpected shape "
                                     "(no 'values' list)")
@@ -112,29 +118,28 @@ def _commit(value: Any) -> GraphCommit:
 
 
 class BitbucketCommits:
-    """The commit-graph interface of collect, answered by Bitbucket, cached between runs."""
+    """The commit-graph interface of collect, answered by Bitbucket. Answers go into `store`
+    (shared by every repository of a run, guarded by one lock); the caller saves it once."""
 
-    def __init__(self, client: BitbucketClient, repo: str, cache: JsonCache,
-                 store: dict[str, Any]) -> None:
+    lock = threading.Lock()
+
+    def __init__(self, client: BitbucketClient, repo: str, store: dict[str, Any]) -> None:
         self.client = client
         self.repo = repo
-        self._cache = cache
-        self._store = store
-        key = f"{client.workspace}/{repo}"
-        mine = store.setdefault(key, {})
-        self._resolved: dict[str, str | None] = mine.setdefault("resolved", {})
-        self._ranges: dict[str, list[list[Any]]] = mine.setdefault("ranges", {})
-        self.requests = 0
+        with self.lock:
+            mine = store.setdefault(f"{client.workspace}/{repo}", {})
+            self._resolved: dict[str, str | None] = mine.setdefault("resolved", {})
+            self._ranges: dict[str, list[list[Any]]] = mine.setdefault("ranges", {})
 
     def resolve(self, revisions: Iterable[str]) -> dict[str, str | None]:
         wanted = list(dict.fromkeys(revisions))
         missing = [r for r in wanted if r not in self._resolved]
         if missing:
             with ThreadPoolExecutor(max_workers=min(self.client.concurrency, len(missing))) as pool:
-                for revision, commit in zip(missing, pool.map(
-                        lambda r: self.client.commit(self.repo, r), missing), strict=True):
+                found = list(pool.map(lambda r: self.client.commit(self.repo, r), missing))
+            with self.lock:
+                for revision, commit in zip(missing, found, strict=True):
                     self._resolved[revision] = commit.sha if commit else None
-            self._save()
         return {r: self._resolved.get(r) for r in wanted}
 
     def load(self, tips: Iterable[str]) -> None:
@@ -146,12 +151,12 @@ class BitbucketCommits:
         if not missing:
             return
         with ThreadPoolExecutor(max_workers=min(self.client.concurrency, len(missing))) as pool:
-            results = pool.map(lambda p: self.client.range(self.repo, p[0], p[1]), missing)
+            results = list(pool.map(lambda p: self.client.range(self.repo, p[0], p[1]), missing))
+        with self.lock:
             for (new, old), commits in zip(missing, results, strict=True):
                 self._ranges[f"{new}..{old}"] = [
                     [c.sha, list(c.parents), c.author_time.isoformat(), c.message]
                     for c in commits]
-        self._save()
 
     def only_in(self, new: str, old: str | None) -> list[GraphCommit]:
         if old is None:
@@ -159,6 +164,3 @@ class BitbucketCommits:
         self.prefetch([(new, old)])
         return [GraphCommit(sha, tuple(parents), 0, datetime.fromisoformat(at), message)
                 for sha, parents, at, message in self._ranges[f"{new}..{old}"]]
-
-    def _save(self) -> None:
-        self._cache.save(self._store)

@@ -68,6 +68,7 @@ class JiraClient:
         elif token:
             auth = BearerAuth(token)
         self._batch = max(1, min(settings.jira.batch_size, MAX_KEYS_PER_REQUEST))
+        self._cache_dir = settings.cache_dir()
         self._concurrency = max(1, settings.jira.concurrency)
         self.api = api or ApiClient(
             "Jira", self.url, settings=settings.http, auth=auth,
@@ -113,7 +114,22 @@ class JiraClient:
                             unknown=unknown)
 
     def sprint_field(self) -> str | None:
-        """The id of the Jira Software sprint field (`schema.custom` ends with `gh-sprint`)."""
+        """The id of the Jira Software sprint field (`schema.custom` ends with `gh-sprint`).
+
+        Field ids never change for a site, so the answer is kept in the cache.
+        """
+        from devex_cli.cache import JsonCache
+
+        cache = JsonCache(self._cache_dir, "jira-fields")
+        known = cache.load()
+        if self.url in known:
+            cached = known[self.url]
+            return str(cached) if cached else None
+        found = self._find_sprint_field()
+        cache.save({**known, self.url: found})
+        return found
+
+    def _find_sprint_field(self) -> str | None:
         version = 3 if self.cloud else 2
         body = self.api.get_json(f"/rest/api/{version}/field")
         if not isinstance(body, list):

@@ -1,0 +1,257 @@
+"""devex at the scale of an organisation, against loopback fakes with latency.
+
+    python -m bench.run [--services 20] [--days 365] [--latency 0.05] [--quick]
+
+World: N services x dev/qa/preprod/prod x a year of history (git fast-import, reproducible from
+--seed), app repositories served by the Bitbucket fake, tickets by the Jira fake, applications by
+the Argo CD fake; every fake answers after --latency seconds and counts requests.
+
+Scenarios (each devex run is its own process; peak memory is that process's max RSS):
+  1. gate qa-release, 500 commits and 200 tickets since the QA release
+  2. collect, cold cache        3. collect again, warm, nothing new
+  4. collect after 10 new deployments
+  5. start-up: devex --help and devex report --dry-run
+Baselines measured in the same run: a sequential client making one request per item (what the
+Bash scripts did), timed on a sample and scaled to the item count; and the floor: unique requests
+/ concurrency x latency, plus a bare interpreter's start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes.argocd import FakeApplication, FakeArgoCD  # noqa: E402
+from tests.fakes.bitbucket import FakeBitbucket  # noqa: E402
+from tests.fakes.jira import FakeJira  # noqa: E402
+from tests.gitworld import GitRepo, image, kustomization, overlay  # noqa: E402
+
+from devex_cli.demo import DemoService, build_demo  # noqa: E402
+
+ENVIRONMENTS = ("dev", "qa", "preprod", "prod")
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_mib: float
+    code: int
+    out: str
+    err: str
+
+
+def run_devex(args: list[str], env: dict[str, str], cwd: Path | None = None) -> Run:
+    """One devex process: wall time, max RSS (os.wait4), output."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "devex_cli", *args], stdout=out,
+                                   stderr=err, env=env, cwd=cwd)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Run(seconds, usage.ru_maxrss / 1024, process.returncode,
+                   out.read().decode(), err.read().decode())
+
+
+def python_floor(runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def sequential_cost(url: str, headers: dict[str, str], samples: int = 20) -> float:
+    """Seconds per request of a sequential client (one request after another)."""
+    with httpx.Client(headers=headers, timeout=30) as client:
+        started = time.perf_counter()
+        for _ in range(samples):
+            client.get(url)
+        return (time.perf_counter() - started) / samples
+
+
+def services(count: int) -> list[DemoService]:
+    return [DemoService(f"svc{n:02d}", f"P{n:02d}", commits_per_day=2.0 + n % 3,
+                        prod_every_weeks=1 + n % 2) for n in range(count)]
+
+
+def report_row(name: str, run: Run, requests: int, baseline: float | None,
+               floor: float | None) -> dict[str, object]:
+    row: dict[str, object] = {"scenario": name, "seconds": round(run.seconds, 3),
+                              "requests": requests, "peak_mib": round(run.peak_mib, 1)}
+    if baseline:
+        row["baseline_seconds"] = round(baseline, 3)
+        row["devex/baseline"] = round(run.seconds / baseline, 3)
+    if floor:
+        row["floor_seconds"] = round(floor, 3)
+        row["devex/floor"] = round(run.seconds / floor, 2)
+    print(json.dumps(row))
+    return row
+
+
+def gate_scenario(root: Path, jira: FakeJira, env: dict[str, str], floor_python: float,
+                  latency: float) -> dict[str, object]:
+    app = GitRepo(root / "gate-app")
+    deployed = app.commit("P99-1 the QA release", {"a": "0"})
+    stream = []
+    for n in range(500):
+        ticket = 2 + n % 200
+        message = f"P99-{ticket} change {n}\n\nRefs P99-{2 + (n * 7) % 200}".encode()
+        stream.append(b"commit refs/heads/main\n" + f"mark :{n + 1}\n".encode()
+                      + b"committer Dev <dev@acme.example> 1790000000 +0000\n"
+                      + f"data {len(message)}\n".encode() + message + b"\n"
+                      + (f"from {deployed}\n".encode() if n == 0 else b"")
+                      + f"M 100644 inline f{n % 20}\ndata 2\n{n % 10}\n\n".encode())
+    subprocess.run(["git", "-C", str(app.path), "fast-import", "--quiet"],
+                   input=b"".join(stream), check=True, capture_output=True)
+    app.git("reset", "-q", "--hard", "main")
+    gitops = GitRepo(root / "gate-gitops")
+    gitops.commit("qa", {overlay("gate", "qa"): kustomization([image("gate", deployed[:7])])})
+    before = len(jira.api_requests())
+    run = run_devex(["gate", "qa-release", "--service", "gate", "--gitops", str(gitops.path),
+                     "--repo", str(app.path), "--format", "json"], env)
+    requests = len(jira.api_requests()) - before
+    report = json.loads(run.out)
+    assert report["commits"] == 500 and len(report["tickets"]) == 200, report
+    per_request = sequential_cost(f"{jira.url}/rest/api/3/issue/P99-2",
+                                  {"Authorization": httpx.BasicAuth(
+                                      jira.email, jira.token)._auth_header})
+    baseline = floor_python + 200 * per_request
+    floor = floor_python + math.ceil(math.ceil(200 / 100) / 4) * latency
+    return report_row("1 gate: 500 commits, 200 tickets", run, requests, baseline, floor)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--services", type=int, default=20)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="5 services, 60 days")
+    args = parser.parse_args()
+    if args.quick:
+        args.services, args.days = 5, 60
+    # An installed wheel has its bytecode compiled; do the same for the source tree, so that
+    # start-up is measured as users get it (PYTHONDONTWRITEBYTECODE may be set).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], check=True)
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        started = time.perf_counter()
+        end = datetime.now(UTC).replace(microsecond=0)
+        build_demo(root / "org", end=end, days=args.days, seed=args.seed,
+                   services=services(args.services))
+        gitops = root / "org" / "gitops"
+        commits = int(subprocess.run(["git", "-C", str(gitops), "rev-list", "--count", "main"],
+                                     capture_output=True, text=True).stdout)
+        app_commits = sum(int(subprocess.run(
+            ["git", "-C", str(p), "rev-list", "--count", "main"], capture_output=True,
+            text=True).stdout) for p in (root / "org" / "apps").iterdir())
+        print(f"world: {args.services} services x {len(ENVIRONMENTS)} environments x "
+              f"{args.days} days: {commits} GitOps commits, {app_commits} app commits "
+              f"(built in {time.perf_counter() - started:.1f}s)")
+
+        jira, argocd, bitbucket = FakeJira().start(), FakeArgoCD().start(), FakeBitbucket().start()
+        for server in (jira, argocd, bitbucket):
+            server.latency = args.latency
+        jira.auto_projects = {f"P{n:02d}" for n in range(args.services)} | {"P99"}
+        for app in (root / "org" / "apps").iterdir():
+            bitbucket.repos[app.name] = app
+        head = subprocess.run(["git", "-C", str(gitops), "rev-parse", "main"],
+                              capture_output=True, text=True).stdout.strip()
+        for service in services(args.services):
+            for environment in ENVIRONMENTS:
+                argocd.add(FakeApplication(f"{service.name}-{environment}",
+                                           f"apps/{service.name}/overlays/{environment}",
+                                           sync_revision=head))
+        remote = root / "remote.toml"
+        projects = ", ".join(f'"P{n:02d}"' for n in range(args.services))
+        remote.write_text(f'[gitops]\nrepo = "{gitops}"\n\n[jira]\nprojects = [{projects}]\n')
+        env = {**os.environ, **jira.env(), **argocd.env(), **bitbucket.env(),
+               "XDG_CACHE_HOME": str(root / "cache"), "CI": "true"}
+        floor_python = python_floor()
+        rows = [gate_scenario(root, jira, env, floor_python, args.latency)]
+
+        def counts() -> tuple[int, int, int]:
+            return (len(jira.api_requests()), len(argocd.requests), bitbucket.api_requests())
+
+        collect = ["--config", str(remote), "collect", "--format", "json", "--output",
+                   str(root / "out.json"), "--since", "90d"]
+        before = counts()
+        cold = run_devex(collect, env)
+        assert cold.code == 0, cold.err
+        after = counts()
+        spent = [a - b for a, b in zip(after, before, strict=True)]
+        unique = sum(spent)
+        per_request = sequential_cost(
+            f"{bitbucket.url}/2.0/repositories/acme/svc00/commit/main",
+            {"Authorization": f"Bearer {bitbucket.token}"})
+        baseline = floor_python + unique * per_request
+        floor = floor_python + (spent[2] / 8 + math.ceil(spent[0] / 4) + spent[1]) * args.latency
+        rows.append(report_row(f"2 collect cold (jira {spent[0]}, argocd {spent[1]}, "
+                               f"bitbucket {spent[2]})", cold, unique, baseline, floor))
+
+        before = counts()
+        warm = run_devex(collect, env)
+        spent_warm = [a - b for a, b in zip(counts(), before, strict=True)]
+        row = report_row(f"3 collect warm (jira {spent_warm[0]}, argocd {spent_warm[1]}, "
+                         f"bitbucket {spent_warm[2]})", warm, sum(spent_warm), None,
+                         floor_python + (1 + 1) * args.latency)
+        row["warm/cold"] = round(warm.seconds / cold.seconds, 3)
+        print(json.dumps({"warm/cold": row["warm/cold"],
+                          "immutable requests (bitbucket)": spent_warm[2]}))
+        rows.append(row)
+
+        for service in services(args.services)[:10]:
+            app = GitRepo.__new__(GitRepo)
+            app.path = root / "org" / "apps" / service.name
+            app.clock = end
+            sha = app.commit(f"{service.project}-9999 a new change", {"new.txt": "x"},
+                             when=end + timedelta(minutes=1))
+            repo = GitRepo.__new__(GitRepo)
+            repo.path, repo.clock = gitops, end
+            repo.commit(f"Deploy {service.name} to dev", {
+                f"apps/{service.name}/overlays/dev/kustomization.yaml": kustomization(
+                    [{"name": f"registry.acme.example/shop/{service.name}",
+                      "newTag": f"9.9.9-{sha[:7]}"}])}, when=end + timedelta(minutes=2))
+        before = counts()
+        new = run_devex(collect, env)
+        spent_new = [a - b for a, b in zip(counts(), before, strict=True)]
+        row = report_row(f"4 collect after 10 new deployments (jira {spent_new[0]}, argocd "
+                         f"{spent_new[1]}, bitbucket {spent_new[2]})", new, sum(spent_new),
+                         floor_python + sum(spent_new) * per_request,
+                         floor_python + (spent_new[2] / 8 + 2) * args.latency)
+        rows.append(row)
+
+        junit = ROOT / "tests" / "data" / "jest-junit.xml"
+        for name, argv in (("5 devex --help", ["--help"]),
+                           ("5 devex report tests --dry-run",
+                            ["report", "tests", "--junit", str(junit), "--dry-run"])):
+            runs = [run_devex(argv, {**os.environ, "XDG_CACHE_HOME": str(root / "c")})
+                    for _ in range(7)]
+            middle = sorted(runs, key=lambda r: r.seconds)[3]
+            report_row(name, middle, 0, None, floor_python)
+        for server in (jira, argocd, bitbucket):
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
