@@ -192,6 +192,21 @@ def families(snapshot: Snapshot, *, now: float) -> Iterator[GaugeMetricFamily]:
         tickets_count.add_metric([name, environment], n)
     yield from (in_env, versions, missing, tickets_count)
 
+    environments = GaugeMetricFamily(
+        "devex_environment_info",
+        "1 per environment, with its promotion order and whether it is production; join on "
+        "`environment` to pick production figures", labels=["environment", "order", "production"])
+    for order, environment in enumerate(snapshot.environments):
+        environments.add_metric([environment, str(order),
+                                 "true" if environment == snapshot.production else "false"], 1)
+    yield environments
+    if snapshot.production is not None:
+        production = GaugeMetricFamily("devex_production_environment",
+                                       "1 for the environment that is production",
+                                       labels=["environment"])
+        production.add_metric([snapshot.production], 1)
+        yield production
+
     up = GaugeMetricFamily("devex_source_up", "1 when the source answered in the last "
                            "collection, 0 when it failed", labels=["source"])
     for source, ok in sorted(snapshot.sources.items()):
