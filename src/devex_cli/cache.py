@@ -17,19 +17,27 @@ class JsonCache:
 
     def __init__(self, root: Path, name: str) -> None:
         self.path = root / f"{name}.json"
+        self._loaded: str | None = None  # what load() read, to skip writing it back unchanged
 
     def load(self) -> dict[str, Any]:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            text = self.path.read_text(encoding="utf-8")
+            data = json.loads(text)
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
             log.warning("ignoring the unreadable cache %s (%s)", self.path, exc)
             return {}
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict):
+            return {}
+        self._loaded = _fingerprint(data)
+        return data
 
     def save(self, data: dict[str, Any]) -> None:
-        """Write atomically with mode 0600 in a 0700 folder; a failure only warns."""
+        """Write atomically with mode 0600 in a 0700 folder, unless nothing changed since
+        load(); a failure only warns."""
+        if self._loaded is not None and _fingerprint(data) == self._loaded:
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
@@ -39,3 +47,16 @@ class JsonCache:
         except OSError as exc:
             log.warning("cannot write the cache %s (%s); the next run fetches again",
                         self.path, exc)
+
+
+def _fingerprint(data: dict[str, Any]) -> str:
+    """A cheap identity of the cache's content: its keys and the sizes below them. The caches
+    only ever grow (immutable facts are added), so an unchanged shape is unchanged content."""
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            parts.append(f"{key}:{len(value)}:" + ",".join(
+                f"{k}={len(v) if isinstance(v, dict | list) else 1}" for k, v in value.items()))
+        else:
+            parts.append(f"{key}:{len(value) if isinstance(value, list) else 1}")
+    return "|".join(parts)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from devex_cli.config import Settings
 from devex_cli.errors import InputError, UsageError
@@ -136,14 +137,17 @@ def read_history(
     templates = _templates(settings)
     try:
         commits = _log(repo, branch, templates)
-        blobs = _parse_blobs(repo, commits)
+        blobs = _parse_blobs(repo, commits, settings.cache_dir())
     except GitFailed as exc:
         raise InputError(f"cannot read the GitOps repository {repo}: {exc}",
                          hint="is it a complete clone? try removing devex's cached copy") from None
     aliases = {alias: name for name, s in settings.services.items() for alias in s.aliases}
     rules = _path_rules(commits, blobs, templates, settings, aliases)
 
-    path_release: dict[tuple[str, str], Release] = {}  # (path, service) -> release
+    # (service, environment) -> {path: release}: a service can be given by several paths
+    # (an alias and its new name) for a moment, so the release of a path is kept per path.
+    releases: dict[tuple[str, str], dict[str, Release]] = defaultdict(dict)
+    path_services: dict[str, set[str]] = defaultdict(set)  # path -> services it gives
     path_images: dict[str, tuple[Image, ...]] = {}
     current: dict[tuple[str, str], DeployedState] = {}
     deployments: list[Deployment] = []
@@ -170,20 +174,22 @@ def read_history(
                 broken.pop(change.path, None)
                 path_images[change.path] = parsed
             rule = rules[change.path]
-            for key in [k for k in path_release if k[0] == change.path]:
-                del path_release[key]
-                touched.add((key[1], environment))
+            for gone in path_services.pop(change.path, set()):
+                releases[(gone, environment)].pop(change.path, None)
+                touched.add((gone, environment))
             for image in path_images.get(change.path, ()):
-                service = rule.service_of(image, path_service)
-                if service is None:
+                named = rule.service_of(image, path_service)
+                if named is None:
                     continue
-                service = aliases.get(service, service)
+                service = aliases.get(named, named)
                 release = _release(image, service, has_commit)
                 touched.add((service, environment))
                 if release is not None:
-                    path_release[(change.path, service)] = release
+                    releases[(service, environment)][change.path] = release
+                    path_services[change.path].add(service)
+        changed = {c.path for c in commit.changes}
         for service, environment in sorted(touched):
-            now = _release_of(service, environment, path_release, templates, commit)
+            now = _release_of(releases[(service, environment)], changed)
             before = current.get((service, environment))
             if now is None:
                 current.pop((service, environment), None)
@@ -228,24 +234,14 @@ def _release(image: Image, service: str, has_commit: CommitChecker | None) -> Re
     return Release(version=tag, revision=revision)
 
 
-def _release_of(
-    service: str,
-    environment: str,
-    path_release: Mapping[tuple[str, str], Release],
-    templates: list[ManifestTemplate],
-    commit: _Commit,
-) -> tuple[Release, str] | None:
-    """The release a service has in an environment after a commit; paths it changed win."""
-    changed = {c.path for c in commit.changes}
-    candidates = [
-        (path not in changed, path, release)
-        for (path, svc), release in path_release.items()
-        if svc == service and (where := _where(path, templates)) and where[1] == environment
-    ]
-    if not candidates:
+def _release_of(by_path: Mapping[str, Release],
+                changed: set[str]) -> tuple[Release, str] | None:
+    """The release a service has in an environment after a commit: of the paths giving it, the
+    one the commit changed wins."""
+    if not by_path:
         return None
-    _, path, release = min(candidates)
-    return release, path
+    _, path = min((path not in changed, path) for path in by_path)
+    return by_path[path], path
 
 
 def _templates(settings: Settings) -> list[ManifestTemplate]:
@@ -335,14 +331,31 @@ def _log(repo: Path, branch: str, templates: list[ManifestTemplate]) -> list[_Co
 _Parsed = tuple[Image, ...] | ManifestError
 
 
-def _parse_blobs(repo: Path, commits: list[_Commit]) -> dict[str, _Parsed]:
+def _parse_blobs(repo: Path, commits: list[_Commit],
+                 cache_dir: Path | None = None) -> dict[str, _Parsed]:
+    """Each manifest version parsed once: a blob's content never changes, so what it gives is
+    kept in the cache by blob SHA and a later run reads and parses only new blobs."""
+    from devex_cli.cache import JsonCache
+
+    cache = JsonCache(cache_dir, "gitops-manifests") if cache_dir else None
+    known: dict[str, Any] = cache.load() if cache else {}
     shas = {c.blob for commit in commits for c in commit.changes if c.blob}
     parsed: dict[str, _Parsed] = {}
-    for sha, content in read_blobs(repo, shas).items():
+    for sha in shas & known.keys():
+        entry = known[sha]
+        parsed[sha] = (ManifestError(entry["error"]) if isinstance(entry, dict)
+                       else tuple(Image(*fields) for fields in entry))
+    for sha, content in read_blobs(repo, shas - known.keys()).items():
         try:
-            parsed[sha] = parse_kustomization(content)
+            images = parse_kustomization(content)
         except ManifestError as exc:
             parsed[sha] = exc
+            known[sha] = {"error": str(exc)}
+        else:
+            parsed[sha] = images
+            known[sha] = [[i.name, i.new_name, i.new_tag, i.digest] for i in images]
+    if cache:
+        cache.save(known)
     return parsed
 
 
