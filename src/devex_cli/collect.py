@@ -30,7 +30,7 @@ from devex_cli.dora.model import (
 from devex_cli.errors import DevexError, UpstreamError
 from devex_cli.gitcli import local_repository
 from devex_cli.sources import gitops
-from devex_cli.sources.commitgraph import CommitGraph
+from devex_cli.sources.commitgraph import CommitGraph, GraphCommit
 from devex_cli.tickets import compile_ticket_pattern, extract_ticket_keys
 from devex_cli.timeutil import rfc3339
 
@@ -259,12 +259,21 @@ def _records(
         full.update({(service, short): sha for short, sha in resolved.items()})
     not_found = {key for key, sha in full.items() if sha is None}
     ticket_cache: dict[str, tuple[str, ...]] = {}
+    change_cache: dict[str, Change] = {}  # a commit is in the change sets of every environment
 
     def tickets(sha: str, message: str) -> tuple[str, ...]:
         if sha not in ticket_cache:
             ticket_cache[sha] = tuple(extract_ticket_keys([message], pattern=pattern,
                                                           projects=projects))
         return ticket_cache[sha]
+
+    def change(commit: GraphCommit) -> Change:
+        found = change_cache.get(commit.sha)
+        if found is None:
+            found = change_cache[commit.sha] = Change(
+                commit.sha, commit.author_time, tickets(commit.sha, commit.message),
+                merge=commit.is_merge)
+        return found
 
     records = []
     for deployment in history.deployments:
@@ -276,22 +285,21 @@ def _records(
         rollback = False
         if app is not None and new and old:
             commits = app.only_in(new, old)
-            change_set = tuple(Change(c.sha, c.author_time, tickets(c.sha, c.message),
-                                      merge=c.is_merge) for c in reversed(commits))
+            change_set = tuple(change(c) for c in reversed(commits))
             rollback = not commits and new != old
         records.append(DeploymentRecord(
             service=deployment.service, environment=deployment.environment,
             revision=new or deployment.release.revision, version=deployment.release.version,
             time=deployment.time, gitops_commit=deployment.gitops_commit,
             change_set=change_set, rollback=rollback))
-    return records, _pending(history, graphs, full, tickets), not_found
+    return records, _pending(history, graphs, full, change), not_found
 
 
 def _pending(
     history: gitops.GitOpsHistory,
     graphs: Mapping[str, CommitSource],
     full: Mapping[tuple[str, str], str | None],
-    tickets: Callable[[str, str], tuple[str, ...]],
+    change: Callable[[GraphCommit], Change],
 ) -> dict[tuple[str, str], tuple[Change, ...]]:
     """Per (service, environment) before production: the commits it runs that production does
     not (`git rev-list PROD..ENV`)."""
@@ -315,8 +323,7 @@ def _pending(
         for future in [pool.submit(graphs[s].prefetch, pairs) for s, pairs in by_service.items()]:
             future.result()
     return {
-        key: tuple(Change(c.sha, c.author_time, tickets(c.sha, c.message), merge=c.is_merge)
-                   for c in reversed(graphs[key[0]].only_in(here, there)))
+        key: tuple(change(c) for c in reversed(graphs[key[0]].only_in(here, there)))
         for key, (here, there) in ranges.items()
     }
 
