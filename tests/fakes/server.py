@@ -74,7 +74,13 @@ class FakeServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                """A client that gave up (a timeout test) is not the fake's problem."""
+
+        self._httpd = Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     @property
@@ -96,10 +102,10 @@ class FakeServer:
     def route_prefix(self, method: str, prefix: str, handler: Route) -> None:
         self._prefixes.append((method, prefix, handler))
 
-    def fail_next(self, status: int, body: bytes | str | dict[str, Any] = b"",
+    def fail_next(self, status: int, body: object = b"",
                   headers: dict[str, str] | None = None, times: int = 1) -> None:
         """Answer the next `times` requests with this status and body, whatever they ask."""
-        if isinstance(body, dict):
+        if not isinstance(body, bytes | str):
             body = json.dumps(body)
         if isinstance(body, str):
             body = body.encode()
