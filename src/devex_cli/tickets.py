@@ -3,28 +3,60 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from devex_cli.errors import UsageError
 
 DEFAULT_TICKET_PATTERN = r"\b[A-Z][A-Z0-9_]+-[1-9][0-9]*\b"
 
 
-def compile_ticket_pattern(pattern: str | None) -> re.Pattern[str]:
+PATTERN_TIMEOUT = 0.25  # seconds per message for a configured pattern
+
+
+class TicketPattern:
+    """A ticket regex. The default one is linear; a configured one runs under the `regex`
+    module's timeout, so a pattern with catastrophic backtracking fails fast instead of hanging
+    a pipeline."""
+
+    def __init__(self, pattern: str | None) -> None:
+        self.source = pattern or DEFAULT_TICKET_PATTERN
+        self.configured = pattern is not None
+        engine: Any = re
+        if self.configured:
+            import regex
+
+            engine = regex
+        try:
+            self._compiled: Any = engine.compile(self.source)
+        except engine.error as exc:
+            raise UsageError(
+                f"the ticket pattern {pattern!r} is not a valid regular expression: {exc}",
+                hint="fix --ticket-pattern or jira.ticket_pattern",
+            ) from None
+        self.groups: int = self._compiled.groups
+
+    def finditer(self, text: str) -> Iterator[Any]:
+        if not self.configured:
+            return iter(self._compiled.finditer(text))
+        try:
+            return iter(list(self._compiled.finditer(text, timeout=PATTERN_TIMEOUT)))
+        except TimeoutError:
+            raise UsageError(
+                f"the ticket pattern {self.source!r} took over {PATTERN_TIMEOUT}s on one commit "
+                "message (catastrophic backtracking?)",
+                hint="simplify --ticket-pattern or jira.ticket_pattern") from None
+
+
+def compile_ticket_pattern(pattern: str | None) -> TicketPattern:
     """The ticket regex; a pattern that does not compile is a usage error."""
-    try:
-        return re.compile(pattern or DEFAULT_TICKET_PATTERN)
-    except re.error as exc:
-        raise UsageError(
-            f"the ticket pattern {pattern!r} is not a valid regular expression: {exc}",
-            hint="fix --ticket-pattern or jira.ticket_pattern",
-        ) from None
+    return TicketPattern(pattern)
 
 
 def extract_ticket_keys(
     messages: Iterable[str],
     *,
-    pattern: re.Pattern[str] | None = None,
+    pattern: TicketPattern | None = None,
     projects: Sequence[str] = (),
 ) -> list[str]:
     """Keys in the messages, de-duplicated, in order of first appearance.
