@@ -293,3 +293,14 @@ def test_project_filter(devex: Devex, world: World, jira: FakeJira) -> None:
     result = gate(devex, world, jira, "--project", "PROJ", "--format", "json")
     assert [t["key"] for t in json.loads(result.out)["tickets"]] == ["PROJ-2"]
     assert json.loads(result.out)["unknown"] == []
+
+
+def test_partial_jira_answer_is_never_a_pass(devex: Devex, world: World, jira: FakeJira) -> None:
+    """bulkfetch lists keys it could not return under issueErrors: not unknown, not allowed."""
+    world.app.commit("PROJ-2 x", {"x": "1"})
+    jira.add("PROJ-2")
+    jira.fail_next(200, {"issues": [], "issueErrors": [
+        {"id": "PROJ-2", "errorMessages": ["Retry later"], "status": 503}]}, times=10)
+    result = gate(devex, world, jira, "--format", "json")
+    assert result.code == 3 and "issueErrors" in result.err
+    assert result.out == ""

@@ -152,7 +152,15 @@ class JiraClient:
                    sprint: str | None = None) -> dict[str, Ticket]:
         body = self.api.post_json(
             "/rest/api/3/issue/bulkfetch", {"issueIdsOrKeys": keys, "fields": list(fields)})
-        tickets = (_ticket(i, sprint) for i in _expect_list(body, "issues", "bulkfetch"))
+        tickets = [_ticket(i, sprint) for i in _expect_list(body, "issues", "bulkfetch")]
+        errors = body.get("issueErrors") or []
+        if errors:
+            # Keys Jira could not return (a retriable error, a payload limit) are not "unknown":
+            # the gate must not read them as tickets without a problem.
+            named = ", ".join(str(e.get("id") or e.get("issueIdOrKey") or "?")
+                              for e in errors[:5] if isinstance(e, Mapping))
+            raise UpstreamError("Jira", f"bulkfetch could not return {len(errors)} ticket(s) "
+                                f"({named}): issueErrors", hint="try again later")
         return _only(keys, tickets)
 
     def _search_cloud(self, jql: str, fields: Sequence[str]) -> Iterator[Ticket]:
