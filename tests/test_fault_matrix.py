@@ -36,6 +36,7 @@ class Fault:
 FAULTS = [
     Fault("connection refused"),
     Fault("timeout"),
+    Fault("slow trickle"),
     Fault("401", 401, {"errorMessages": ["You are not authenticated."], "error": "unauthorized"}),
     Fault("403", 403, {"errorMessages": ["Forbidden"], "error": "permission denied"}),
     Fault("404", 404, {"errorMessages": ["Not found"], "error": "not found"}),
@@ -81,6 +82,10 @@ def inject(server: FakeServer, fault: Fault) -> str | None:
     if fault.name == "timeout":
         server.latency = 1.5
         return None
+    if fault.name == "slow trickle":  # each byte in time, the whole answer far too late
+        server.trickle = 0.05
+        server.fail_next(200, {"padding": "x" * 200}, times=50)
+        return None
     server.fail_next(fault.status or 500, fault.body, dict(fault.headers), times=50)  # type: ignore[arg-type]
     return None
 
@@ -93,7 +98,7 @@ def servers() -> Iterator[dict[str, FakeServer]]:
         "teams": FakeTeams(signature=CANARY).start()}
     yield running
     for server in running.values():
-        server.latency = 0
+        server.latency = server.trickle = 0
         server.stop()
 
 
@@ -199,3 +204,45 @@ def test_git_remote_unreachable(devex: Devex, world: World, tmp_path: Path) -> N
         assert result.code == 3, (args, result.err)
         assert "cannot fetch" in result.err
         check_no_secret(result, tmp_path / "cache")
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+def test_status_with_argocd_failing(devex: Devex, world: World, servers: dict[str, FakeServer],
+                                    fault: Fault) -> None:
+    argocd = servers["argocd"]
+    assert isinstance(argocd, FakeArgoCD)
+    argocd.add(FakeApplication("pay-qa", "apps/pay/overlays/qa", sync_revision=world.gitops.sha()))
+    url = inject(argocd, fault) or argocd.url
+    result = devex("-v", "status", "--format", "json", config=str(world.config),
+                   env={"ARGOCD_SERVER": url, "ARGOCD_AUTH_TOKEN": CANARY})
+    assert result.code == 0, (fault, result.err)
+    services = json.loads(result.out)["services"]
+    assert all(e["actual"] is None for s in services for e in s["environments"])
+    assert "Argo CD" in result.err
+    check_no_secret(result)
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+@pytest.mark.parametrize("system", ["jira", "bitbucket"])
+def test_deployment_card_with_sources_failing(devex: Devex, world: World,
+                                              servers: dict[str, FakeServer], system: str,
+                                              fault: Fault) -> None:
+    jira, bitbucket = servers["jira"], servers["bitbucket"]
+    assert isinstance(jira, FakeJira) and isinstance(bitbucket, FakeBitbucket)
+    jira.add("PAY-2", "1.0")
+    bitbucket.repos["pay"] = world.app.path
+    failing = servers[system]
+    url = inject(failing, fault)
+    env = {"JIRA_URL": jira.url, "JIRA_EMAIL": "ci@example.com", "JIRA_API_TOKEN": CANARY,
+           "BITBUCKET_API_URL": f"{bitbucket.url}/2.0", "BITBUCKET_API_TOKEN": CANARY,
+           "BITBUCKET_REPO_SLUG": "pay", "BITBUCKET_PR_ID": "5",
+           "BITBUCKET_STEP_TRIGGERER_UUID": "{abc}"}
+    if url is not None:
+        env["JIRA_URL" if system == "jira" else "BITBUCKET_API_URL"] = \
+            url + ("/2.0" if system == "bitbucket" else "")
+    result = devex("-v", "report", "deployment", "--environment", "qa", "--status", "started",
+                   "--dry-run", cwd=world.app.path, config=str(world.config), env=env)
+    assert result.code == 0, (system, fault, result.err)
+    (posted,) = json.loads(result.out)
+    assert posted["channel"] == "pr"  # the card goes out, without what the source would add
+    check_no_secret(result)

@@ -208,14 +208,34 @@ class ApiClient:
         content: bytes | None = None, headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         self.requests_made += 1
-        response = self._client.request(method, path, params=params, json=json_body,
-                                        content=content, headers=headers)
+        request = self._client.build_request(method, path, params=params, json=json_body,
+                                             content=content, headers=headers)
+        response = self._read_with_deadline(request)
         log.debug("%s %s %s -> %d", self.system, method, response.request.url.path,
                   response.status_code)
         if response.status_code in RETRY_STATUSES:
             response.read()
             raise _RetryableStatus(response, parse_retry_after(response.headers.get("Retry-After")))
         return response
+
+    def _read_with_deadline(self, request: httpx.Request) -> httpx.Response:
+        """Send and read the whole answer within twice `http.timeout`: httpx's read timeout is
+        per chunk, so a server trickling a byte at a time would otherwise hold a pipeline for
+        hours."""
+        deadline = time.monotonic() + 2 * self._settings.timeout
+        streamed = self._client.send(request, stream=True)
+        try:
+            chunks = []
+            for chunk in streamed.iter_raw():
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("the answer took too long to arrive",
+                                            request=request)
+        finally:
+            streamed.close()
+        return httpx.Response(streamed.status_code, headers=streamed.headers,
+                              content=b"".join(chunks), request=request,
+                              extensions=streamed.extensions)
 
     def _should_retry(self, exc: Exception) -> bool | float:
         if isinstance(exc, _RetryableStatus):

@@ -45,6 +45,7 @@ class FakeServer:
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
         self.latency = 0.0  # seconds added to every answer (benchmarks)
+        self.trickle = 0.0  # seconds between the bytes of a body (a slow, trickling server)
         self._routes: dict[tuple[str, str], Route] = {}
         self._prefixes: list[tuple[str, str, Route]] = []
         self._lock = threading.Lock()
@@ -70,7 +71,15 @@ class FakeServer:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if owner.trickle:
+                    import time
+
+                    for byte in payload:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(owner.trickle)
+                else:
+                    self.wfile.write(payload)
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
