@@ -13,7 +13,8 @@ from pathlib import Path
 from devex_cli.config import Settings
 from devex_cli.errors import InputError, UpstreamError, UsageError
 from devex_cli.sources import gitops
-from devex_cli.sources.apprepo import AppCommit, AppRepo
+from devex_cli.sources.apprepo import AppRepo
+from devex_cli.sources.commitgraph import GraphCommit
 from devex_cli.sources.jira import TicketLookup
 from devex_cli.tickets import compile_ticket_pattern, extract_ticket_keys
 
@@ -65,7 +66,7 @@ def decide(
     environment: str,
     deployed_revision: str | None,
     head: str,
-    commits: Sequence[AppCommit],
+    commits: Sequence[GraphCommit],
     keys: Sequence[str],
     lookup: TicketLookup,
     browse_url: str,

@@ -7,33 +7,16 @@ history, the clone is deepened (then unshallowed) rather than silently walking a
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from devex_cli.errors import UsageError
 from devex_cli.gitcli import GitFailed, git, remote_error
+from devex_cli.sources.commitgraph import GraphCommit
 
 log = logging.getLogger("devex.apprepo")
 
 _DEEPEN_STEPS = (100, 500)
-
-
-@dataclass(frozen=True)
-class AppCommit:
-    sha: str
-    parents: tuple[str, ...]
-    author: str
-    author_time: datetime
-    message: str
-
-    @property
-    def is_merge(self) -> bool:
-        return len(self.parents) > 1
-
-    @property
-    def subject(self) -> str:
-        return self.message.split("\n", 1)[0]
 
 
 class AppRepo:
@@ -98,16 +81,17 @@ class AppRepo:
             hint="check the deployed revision; there is no range of commits to inspect",
         )
 
-    def commits(self, base: str | None, head: str) -> list[AppCommit]:
+    def commits(self, base: str | None, head: str) -> list[GraphCommit]:
         """Commits in `git rev-list base..head` (merges included), oldest first."""
         spec = f"{base}..{head}" if base else head
-        out = git(self.path, "log", "--reverse", "--format=%x01%H%x02%P%x02%an%x02%at%x02%B",
-                  spec, "--")
+        out = git(self.path, "log", "--reverse",
+                  "--format=%x01%H%x02%P%x02%ct%x02%at%x02%an%x02%B", spec, "--")
         commits = []
         for chunk in out.split("\x01")[1:]:
-            sha, parents, author, at, message = chunk.split("\x02", 4)
-            commits.append(AppCommit(sha, tuple(parents.split()), author,
-                                     datetime.fromtimestamp(int(at), UTC), message.strip()))
+            sha, parents, committed, authored, author, message = chunk.split("\x02", 5)
+            commits.append(GraphCommit(sha, tuple(parents.split()), int(committed),
+                                       datetime.fromtimestamp(int(authored), UTC),
+                                       message.strip(), author))
         return commits
 
     def is_ancestor(self, ancestor: str, head: str) -> bool:

@@ -112,6 +112,7 @@ def _commit(value: Any) -> GraphCommit:
             commit_time=0,
             author_time=datetime.fromisoformat(str(value["date"]).replace("Z", "+00:00")),
             message=str(value.get("message") or "").strip(),
+            author=str((value.get("author") or {}).get("raw") or "").split(" <", 1)[0],
         )
     except (KeyError, TypeError, ValueError):
         raise UpstreamError("Bitbucket", "answered a commit of an unexpected shape") from None

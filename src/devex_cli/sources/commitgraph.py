@@ -20,15 +20,22 @@ _NEW, _OLD = 1, 2
 
 @dataclass(frozen=True)
 class GraphCommit:
+    """An application commit, from a local repository or Bitbucket."""
+
     sha: str
     parents: tuple[str, ...]
-    commit_time: int
+    commit_time: int  # Unix time; 0 when the source does not say (Bitbucket)
     author_time: datetime
     message: str
+    author: str = ""
 
     @property
     def is_merge(self) -> bool:
         return len(self.parents) > 1
+
+    @property
+    def subject(self) -> str:
+        return self.message.split("\n", 1)[0]
 
 
 class CommitGraph:
@@ -60,17 +67,17 @@ class CommitGraph:
             return
         exclude = [f"^{sha}" for sha in self._tips]  # what is loaded is not read again
         try:
-            out = git(self.repo, "log", "--format=%x01%H%x02%P%x02%ct%x02%at%x02%B",
+            out = git(self.repo, "log", "--format=%x01%H%x02%P%x02%ct%x02%at%x02%an%x02%B",
                       "--stdin", input_text="\n".join(missing + exclude) + "\n")
         except GitFailed:
             return
         self._tips.extend(missing)
         for chunk in out.split("\x01")[1:]:
-            sha, parents, committed, authored, message = chunk.split("\x02", 4)
+            sha, parents, committed, authored, author, message = chunk.split("\x02", 5)
             if sha not in self.commits:
                 self.commits[sha] = GraphCommit(
                     sha, tuple(parents.split()), int(committed),
-                    datetime.fromtimestamp(int(authored), UTC), message.strip())
+                    datetime.fromtimestamp(int(authored), UTC), message.strip(), author)
 
     def prefetch(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Nothing to fetch: the graph answers ranges from memory."""
