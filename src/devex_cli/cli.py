@@ -574,18 +574,24 @@ def push_tests(
     """Test totals by result, pass ratio, duration and time of the last run."""
     from datetime import UTC, datetime
 
-    from devex_cli.errors import UsageError
     from devex_cli.metrics.events import tests_families
     from devex_cli.notify.junit import parse_junit
 
-    settings = ctx.obj.settings()
-    name = service or settings.environ.get("BITBUCKET_REPO_SLUG")
-    if not name:
-        raise UsageError("no service given", hint="pass --service NAME")
+    name = _service_of(ctx, service)
     push = ctx.meta["push"].merged(gateway, job, grouping, replace, delete)
     families = [] if push.delete else tests_families(parse_junit(junit or []), service=name,
                                                      at=datetime.now(UTC))
     _push(ctx.obj, push, families, {"service": name})
+
+
+def _service_of(ctx: typer.Context, service: str | None) -> str:
+    """--service, else $BITBUCKET_REPO_SLUG; a usage error without either."""
+    from devex_cli.errors import UsageError
+
+    name = service or ctx.obj.settings().environ.get("BITBUCKET_REPO_SLUG")
+    if not name:
+        raise UsageError("no service given", hint="pass --service NAME")
+    return str(name)
 
 
 @push_app.command("security")
@@ -606,14 +612,10 @@ def push_security(
     """Findings per severity and vulnerable dependencies per CVSS band of the last scan."""
     from datetime import UTC, datetime
 
-    from devex_cli.errors import UsageError
     from devex_cli.metrics.events import security_families
     from devex_cli.notify.security import read_security
 
-    settings = ctx.obj.settings()
-    name = service or settings.environ.get("BITBUCKET_REPO_SLUG")
-    if not name:
-        raise UsageError("no service given", hint="pass --service NAME")
+    name = _service_of(ctx, service)
     push = ctx.meta["push"].merged(gateway, job, grouping, replace, delete)
     families = [] if push.delete else security_families(read_security(veracode, sca),
                                                         service=name, at=datetime.now(UTC))
