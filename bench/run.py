@@ -224,10 +224,14 @@ def main() -> None:
             app = GitRepo.__new__(GitRepo)
             app.path = root / "org" / "apps" / service.name
             app.clock = end
+            app.git("config", "user.name", "Bench")
+            app.git("config", "user.email", "bench@acme.example")
             sha = app.commit(f"{service.project}-9999 a new change", {"new.txt": "x"},
                              when=end + timedelta(minutes=1))
             repo = GitRepo.__new__(GitRepo)
             repo.path, repo.clock = gitops, end
+            repo.git("config", "user.name", "Bench")
+            repo.git("config", "user.email", "bench@acme.example")
             repo.commit(f"Deploy {service.name} to dev", {
                 f"apps/{service.name}/overlays/dev/kustomization.yaml": kustomization(
                     [{"name": f"registry.acme.example/shop/{service.name}",

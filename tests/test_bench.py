@@ -1,0 +1,29 @@
+"""The benchmarks keep working (no timing is asserted here: figures are read as ratios in
+docs/performance.md), and their request counts hold the properties the design promises."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_quick_bench_runs_and_warm_collect_asks_nothing_immutable() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--latency", "0.01"],
+                          capture_output=True, text=True, check=False, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    scenarios = " ".join(str(r.get("scenario", "")) for r in rows)
+    for name in ("1 gate", "2 collect cold", "3 collect warm", "4 collect after",
+                 "5 devex --help", "5 devex report tests --dry-run"):
+        assert name in scenarios
+    gate = next(r for r in rows if str(r.get("scenario", "")).startswith("1 gate"))
+    assert gate["requests"] == 2  # 200 tickets, 100 keys a request
+    summary = next(r for r in rows if "immutable requests (bitbucket)" in r)
+    assert summary["immutable requests (bitbucket)"] == 0
