@@ -41,11 +41,15 @@ class Globals:
     verbose: bool
     quiet: bool
     no_color: bool
+    _settings: "Settings | None" = None
 
     def settings(self) -> "Settings":
-        from devex_cli.config import load_settings
+        """devex.toml and the environment, read once per command."""
+        if self._settings is None:
+            from devex_cli.config import load_settings
 
-        return load_settings(self.config)
+            self._settings = load_settings(self.config)
+        return self._settings
 
 
 def _version(value: bool) -> None:
