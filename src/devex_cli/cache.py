@@ -33,10 +33,11 @@ class JsonCache:
         self._loaded = _fingerprint(data)
         return data
 
-    def save(self, data: dict[str, Any]) -> None:
+    def save(self, data: dict[str, Any], *, force: bool = False) -> None:
         """Write atomically with mode 0600 in a 0700 folder, unless nothing changed since
-        load(); a failure only warns."""
-        if self._loaded is not None and _fingerprint(data) == self._loaded:
+        load() (`force` writes anyway: for a document that changes, not only grows); a
+        failure only warns."""
+        if not force and self._loaded is not None and _fingerprint(data) == self._loaded:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -8,6 +8,7 @@ first parent's.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from devex_cli.cache import JsonCache
 from devex_cli.config import Settings
 from devex_cli.errors import InputError, UsageError
 from devex_cli.gitcli import GitFailed, git, local_repository, read_blobs
@@ -132,29 +134,99 @@ def read_history(
 
     `has_commit` decides whether a tag of digits only names a commit of the service's app
     repository; without it such a tag is a version.
+
+    The reader's state at the branch head is kept in the cache: a later run reads only the
+    commits since (`git log OLD..NEW`), so its cost grows with new commits, not with history. It
+    reads everything again when the branch was rewritten, the settings that shape the reading
+    changed, a path's image names now map to services differently, or a digits-only tag is
+    judged differently.
     """
     branch = settings.gitops.branch or _head_branch(repo)
     templates = _templates(settings)
+    aliases = {alias: name for name, s in settings.services.items() for alias in s.aliases}
+    pinned = {name: s.image for name, s in settings.services.items() if s.image}
+    cache = _state_cache(repo, branch, settings)
+    fingerprint = _fingerprint(templates, aliases, pinned)
     try:
-        commits = _log(repo, branch, templates)
-        blobs = _parse_blobs(repo, commits, settings.cache_dir())
+        head = _branch_head(repo, branch)
+        state = _ReaderState.load(cache.load(), fingerprint)
+        if state is not None and not state.digits_hold(has_commit):
+            state = None
+        if state is not None and state.head != head:
+            since = state.head
+            if since is None or head is None or not _follows(repo, since, head):
+                state = None
+            else:
+                commits = _log(repo, f"{since}..{head}", templates)
+                blobs = _parse_new_blobs(repo, commits)
+                if not state.apply(commits, blobs, templates, aliases, pinned, has_commit):
+                    state = None
+        if state is None:
+            commits = _log(repo, head, templates) if head else []
+            blobs = _parse_blobs(repo, commits, settings.cache_dir())
+            state = _ReaderState(fingerprint)
+            state.apply(commits, blobs, templates, aliases, pinned, has_commit)
     except GitFailed as exc:
         raise InputError(f"cannot read the GitOps repository {repo}: {exc}",
                          hint="is it a complete clone? try removing devex's cached copy") from None
-    aliases = {alias: name for name, s in settings.services.items() for alias in s.aliases}
-    rules = _path_rules(commits, blobs, templates, settings, aliases)
+    if state.head != head:
+        state.head = head
+        cache.save(state.dump(), force=True)
+    return state.history(head, branch, settings)
 
-    # (service, environment) -> {path: release}: a service can be given by several paths
-    # (an alias and its new name) for a moment, so the release of a path is kept per path.
-    releases: dict[tuple[str, str], dict[str, Release]] = defaultdict(dict)
-    path_services: dict[str, set[str]] = defaultdict(set)  # path -> services it gives
-    path_images: dict[str, tuple[Image, ...]] = {}
-    current: dict[tuple[str, str], DeployedState] = {}
-    deployments: list[Deployment] = []
-    skipped: list[Skipped] = []
-    broken: dict[str, Skipped] = {}
 
-    for commit in commits:
+_STATE_VERSION = 1
+
+
+class _ReaderState:
+    """What the reader knows after the commits it has read; kept in the cache between runs."""
+
+    def __init__(self, fingerprint: str) -> None:
+        self.fingerprint = fingerprint
+        self.head: str | None = None
+        # (service, environment) -> {path: release}: a service can be given by several paths
+        # (an alias and its new name) for a moment, so the release of a path is kept per path.
+        self.releases: dict[tuple[str, str], dict[str, Release]] = defaultdict(dict)
+        self.path_services: dict[str, set[str]] = defaultdict(set)  # path -> services it gives
+        self.path_images: dict[str, tuple[Image, ...]] = {}
+        self.held: dict[str, dict[tuple[str, str | None], None]] = defaultdict(dict)
+        self.rules: dict[str, PathRule] = {}
+        self.digits: dict[tuple[str, str], bool] = {}  # (service, digits tag) -> a commit?
+        self.current: dict[tuple[str, str], DeployedState] = {}
+        self.deployments: list[Deployment] = []
+        self.skipped: list[Skipped] = []
+        self.broken: dict[str, Skipped] = {}
+
+    def digits_hold(self, has_commit: CommitChecker | None) -> bool:
+        """Whether every digits-only tag read so far is still judged as it was."""
+        return all(bool(has_commit and has_commit(service, tag)) == was
+                   for (service, tag), was in self.digits.items())
+
+    def apply(self, commits: list[_Commit], blobs: Mapping[str, _Parsed],
+              templates: list[ManifestTemplate], aliases: Mapping[str, str],
+              pinned: Mapping[str, str], has_commit: CommitChecker | None) -> bool:
+        """Read `commits` (oldest first) on top of the state. False when the new commits change
+        how a path already read maps images to services: the history must be read again."""
+        paths = {c.path for commit in commits for c in commit.changes}
+        earlier = {path: _path_rule(path, self.held[path], templates, aliases, pinned)
+                   for path in paths if self.held.get(path)}
+        for commit in commits:
+            for change in commit.changes:
+                parsed = blobs.get(change.blob) if change.blob else None
+                for image in parsed if isinstance(parsed, tuple) else ():
+                    self.held[change.path].setdefault((image.name, image.new_name), None)
+        for path in paths:
+            rule = _path_rule(path, self.held.get(path, {}), templates, aliases, pinned)
+            if path in earlier and earlier[path] != rule:
+                return False
+            self.rules[path] = rule
+        for commit in commits:
+            self._read(commit, blobs, templates, aliases, has_commit)
+        return True
+
+    def _read(self, commit: _Commit, blobs: Mapping[str, _Parsed],
+              templates: list[ManifestTemplate], aliases: Mapping[str, str],
+              has_commit: CommitChecker | None) -> None:
         touched: set[tuple[str, str]] = set()
         for change in commit.changes:
             where = _where(change.path, templates)
@@ -162,76 +234,172 @@ def read_history(
                 continue
             path_service, environment = where
             if change.blob is None:
-                path_images.pop(change.path, None)
-                broken.pop(change.path, None)
+                self.path_images.pop(change.path, None)
+                self.broken.pop(change.path, None)
             else:
                 parsed = blobs.get(change.blob, ManifestError("blob missing from the repository"))
                 if isinstance(parsed, ManifestError):
                     problem = Skipped(change.path, commit.sha, str(parsed))
-                    skipped.append(problem)
-                    broken[change.path] = problem
+                    self.skipped.append(problem)
+                    self.broken[change.path] = problem
                     continue
-                broken.pop(change.path, None)
-                path_images[change.path] = parsed
-            rule = rules[change.path]
-            for gone in path_services.pop(change.path, set()):
-                releases[(gone, environment)].pop(change.path, None)
+                self.broken.pop(change.path, None)
+                self.path_images[change.path] = parsed
+            rule = self.rules[change.path]
+            for gone in self.path_services.pop(change.path, set()):
+                self.releases[(gone, environment)].pop(change.path, None)
                 touched.add((gone, environment))
-            for image in path_images.get(change.path, ()):
+            for image in self.path_images.get(change.path, ()):
                 named = rule.service_of(image, path_service)
                 if named is None:
                     continue
                 service = aliases.get(named, named)
-                release = _release(image, service, has_commit)
+                release = self._release(image, service, has_commit)
                 touched.add((service, environment))
                 if release is not None:
-                    releases[(service, environment)][change.path] = release
-                    path_services[change.path].add(service)
+                    self.releases[(service, environment)][change.path] = release
+                    self.path_services[change.path].add(service)
         changed = {c.path for c in commit.changes}
         for service, environment in sorted(touched):
-            now = _release_of(releases[(service, environment)], changed)
-            before = current.get((service, environment))
+            now = _release_of(self.releases[(service, environment)], changed)
+            before = self.current.get((service, environment))
             if now is None:
-                current.pop((service, environment), None)
+                self.current.pop((service, environment), None)
                 continue
             release, manifest = now
             if before is not None and before.release.identity == release.identity:
                 if before.release != release or before.manifest != manifest:
-                    current[(service, environment)] = DeployedState(
+                    self.current[(service, environment)] = DeployedState(
                         service, environment, release, manifest,
                         before.gitops_commit, before.deployed_at)
                 continue
-            deployments.append(Deployment(
+            self.deployments.append(Deployment(
                 service, environment, release, before.release if before else None,
                 commit.sha, commit.committed_at, manifest))
-            current[(service, environment)] = DeployedState(
+            self.current[(service, environment)] = DeployedState(
                 service, environment, release, manifest, commit.sha, commit.committed_at)
 
-    found_envs = {env for _, env in current} | {d.environment for d in deployments}
-    environments = order_environments(found_envs, settings.gitops.environments)
-    keep = set(environments)
-    return GitOpsHistory(
-        head=_rev(repo, branch),
-        branch=branch,
-        deployments=tuple(d for d in deployments if d.environment in keep),
-        current={k: v for k, v in current.items() if k[1] in keep},
-        skipped=tuple(skipped),
-        environments=tuple(environments),
-        production=production_environment(environments, settings.gitops.production),
-        services=tuple(sorted({s for s, e in current if e in keep}
-                              | {d.service for d in deployments if d.environment in keep})),
-        broken_at_head=tuple(broken.values()),
-    )
+    def _release(self, image: Image, service: str,
+                 has_commit: CommitChecker | None) -> Release | None:
+        tag = image.tag or image.digest
+        if not tag:
+            return None
+        revision = revision_in_tag(image.tag)
+        if revision and is_digits_only(revision):
+            known = self.digits.get((service, revision))
+            if known is None:
+                known = self.digits[(service, revision)] = bool(
+                    has_commit and has_commit(service, revision))
+            if not known:
+                revision = None
+        return Release(version=tag, revision=revision)
+
+    def history(self, head: str | None, branch: str, settings: Settings) -> GitOpsHistory:
+        deployments, current = self.deployments, self.current
+        found_envs = {env for _, env in current} | {d.environment for d in deployments}
+        environments = order_environments(found_envs, settings.gitops.environments)
+        keep = set(environments)
+        return GitOpsHistory(
+            head=head,
+            branch=branch,
+            deployments=tuple(d for d in deployments if d.environment in keep),
+            current={k: v for k, v in current.items() if k[1] in keep},
+            skipped=tuple(self.skipped),
+            environments=tuple(environments),
+            production=production_environment(environments, settings.gitops.production),
+            services=tuple(sorted({s for s, e in current if e in keep}
+                                  | {d.service for d in deployments if d.environment in keep})),
+            broken_at_head=tuple(self.broken.values()),
+        )
+
+    def dump(self) -> dict[str, Any]:
+        def release(r: Release | None) -> list[str | None] | None:
+            return None if r is None else [r.version, r.revision]
+
+        def pair(r: Release) -> tuple[str, str | None]:
+            return r.version, r.revision
+
+        return {
+            "version": _STATE_VERSION, "fingerprint": self.fingerprint, "head": self.head,
+            "releases": [[s, e, path, *pair(r)]
+                         for (s, e), by_path in self.releases.items()
+                         for path, r in by_path.items()],
+            "path_services": {p: sorted(s) for p, s in self.path_services.items() if s},
+            "path_images": {p: [[i.name, i.new_name, i.new_tag, i.digest] for i in images]
+                            for p, images in self.path_images.items()},
+            "held": {p: [list(pair) for pair in pairs] for p, pairs in self.held.items()},
+            "digits": [[s, tag, was] for (s, tag), was in self.digits.items()],
+            "current": [[s.service, s.environment, *pair(s.release), s.manifest,
+                         s.gitops_commit, int(s.deployed_at.timestamp())]
+                        for s in self.current.values()],
+            "deployments": [[d.service, d.environment, *pair(d.release),
+                             release(d.previous), d.gitops_commit, int(d.time.timestamp()),
+                             d.manifest] for d in self.deployments],
+            "skipped": [[s.path, s.commit, s.reason] for s in self.skipped],
+            "broken": [[s.path, s.commit, s.reason] for s in self.broken.values()],
+        }
+
+    @classmethod
+    def load(cls, data: Mapping[str, Any], fingerprint: str) -> _ReaderState | None:
+        """The state from the cache, or None when it is missing, stale or unreadable."""
+        if data.get("version") != _STATE_VERSION or data.get("fingerprint") != fingerprint:
+            return None
+        state = cls(fingerprint)
+        try:
+            state.head = data["head"]
+            releases: dict[tuple[str | None, str | None], Release] = {}
+
+            def release(version: str, revision: str | None) -> Release:
+                found = releases.get((version, revision))
+                if found is None:
+                    found = releases[(version, revision)] = Release(version, revision)
+                return found
+
+            def moment(seconds: int) -> datetime:
+                return datetime.fromtimestamp(seconds, UTC)
+
+            for s, e, path, version, revision in data["releases"]:
+                state.releases[(s, e)][path] = release(version, revision)
+            for path, services in data["path_services"].items():
+                state.path_services[path] = set(services)
+            state.path_images = {p: tuple(Image(*fields) for fields in images)
+                                 for p, images in data["path_images"].items()}
+            for path, pairs in data["held"].items():
+                state.held[path] = {(name, new_name): None for name, new_name in pairs}
+            state.digits = {(s, tag): bool(was) for s, tag, was in data["digits"]}
+            for s, e, version, revision, manifest, commit, at in data["current"]:
+                state.current[(s, e)] = DeployedState(s, e, release(version, revision),
+                                                      manifest, commit, moment(at))
+            state.deployments = [
+                Deployment(s, e, release(version, revision),
+                           release(*previous) if previous else None, commit, moment(at),
+                           manifest)
+                for s, e, version, revision, previous, commit, at, manifest
+                in data["deployments"]]
+            state.skipped = [Skipped(*fields) for fields in data["skipped"]]
+            state.broken = {fields[0]: Skipped(*fields) for fields in data["broken"]}
+        except (KeyError, TypeError, ValueError):
+            return None
+        return state
 
 
-def _release(image: Image, service: str, has_commit: CommitChecker | None) -> Release | None:
-    tag = image.tag or image.digest
-    if not tag:
-        return None
-    revision = revision_in_tag(image.tag)
-    if revision and is_digits_only(revision) and not (has_commit and has_commit(service, revision)):
-        revision = None
-    return Release(version=tag, revision=revision)
+def _fingerprint(templates: list[ManifestTemplate], aliases: Mapping[str, str],
+                 pinned: Mapping[str, str]) -> str:
+    """What shapes the reading besides the commits: a change reads the history again."""
+    return repr((sorted((t.template, t.service or '') for t in templates), sorted(aliases.items()),
+                 sorted(pinned.items())))
+
+
+def _state_cache(repo: Path, branch: str, settings: Settings) -> JsonCache:
+    name = hashlib.sha256(f"{repo.resolve()}\0{branch}".encode()).hexdigest()[:16]
+    return JsonCache(settings.cache_dir() / "gitops-state", name)
+
+
+def _follows(repo: Path, old: str, new: str) -> bool:
+    """Whether `old` is on the first-parent chain of `new` (the branch moved forward)."""
+    out = git(repo, "rev-list", "--first-parent", "--parents", f"{old}..{new}").split("\n")
+    oldest = [line for line in out if line.strip()][-1:]
+    return bool(oldest) and oldest[0].split()[1:2] == [old]
 
 
 def _release_of(by_path: Mapping[str, Release],
@@ -303,14 +471,20 @@ def _rev(repo: Path, branch: str) -> str | None:
         return None
 
 
-def _log(repo: Path, branch: str, templates: list[ManifestTemplate]) -> list[_Commit]:
-    if _rev(repo, branch) is None:
-        if branch == "HEAD":
-            return []  # an empty repository
+def _branch_head(repo: Path, branch: str) -> str | None:
+    """The commit the branch points at; None for an empty repository."""
+    head = _rev(repo, branch)
+    if head is None and branch != "HEAD":
         raise UsageError(f"the GitOps repository has no branch {branch!r}",
                          hint="set gitops.branch to the branch Argo CD tracks")
+    return head
+
+
+def _log(repo: Path, revisions: str, templates: list[ManifestTemplate]) -> list[_Commit]:
+    """The first-parent commits of `revisions` (a commit or a range) that touch a template,
+    oldest first."""
     out = git(repo, "log", "--first-parent", "--reverse", "--diff-merges=first-parent",
-              "--no-renames", "--raw", "--no-abbrev", "-z", "--format=%x01%H%x02%ct", branch,
+              "--no-renames", "--raw", "--no-abbrev", "-z", "--format=%x01%H%x02%ct", revisions,
               "--", *sorted({t.pathspec for t in templates}))
     commits = []
     for chunk in out.split("\x01")[1:]:
@@ -329,6 +503,18 @@ def _log(repo: Path, branch: str, templates: list[ManifestTemplate]) -> list[_Co
 
 
 _Parsed = tuple[Image, ...] | ManifestError
+
+
+def _parse_new_blobs(repo: Path, commits: list[_Commit]) -> dict[str, _Parsed]:
+    """The blobs of a few new commits, parsed without the manifest cache."""
+    parsed: dict[str, _Parsed] = {}
+    shas = {c.blob for commit in commits for c in commit.changes if c.blob}
+    for sha, content in read_blobs(repo, shas).items():
+        try:
+            parsed[sha] = parse_kustomization(content)
+        except ManifestError as exc:
+            parsed[sha] = exc
+    return parsed
 
 
 def _parse_blobs(repo: Path, commits: list[_Commit],
@@ -359,23 +545,12 @@ def _parse_blobs(repo: Path, commits: list[_Commit],
     return parsed
 
 
-def _path_rules(
-    commits: list[_Commit],
-    blobs: Mapping[str, tuple[Image, ...] | ManifestError],
-    templates: list[ManifestTemplate],
-    settings: Settings,
-    aliases: Mapping[str, str],
-) -> dict[str, PathRule]:
-    images: dict[str, list[Image]] = defaultdict(list)
-    for commit in commits:
-        for change in commit.changes:
-            parsed = blobs.get(change.blob) if change.blob else None
-            images[change.path].extend(parsed if isinstance(parsed, tuple) else ())
-    rules = {}
-    for path, held in images.items():
-        where = _where(path, templates)
-        service = where[0] if where else None
-        canonical = aliases.get(service, service) if service else None
-        own = settings.services.get(canonical) if canonical else None
-        rules[path] = choose_path_rule(service, held, pinned_image=own.image if own else None)
-    return rules
+def _path_rule(path: str, held: Iterable[tuple[str, str | None]],
+               templates: list[ManifestTemplate], aliases: Mapping[str, str],
+               pinned: Mapping[str, str]) -> PathRule:
+    """How a path maps images to services, from the image names it has ever held."""
+    where = _where(path, templates)
+    service = where[0] if where else None
+    canonical = aliases.get(service, service) if service else None
+    images = [Image(name, new_name) for name, new_name in held]
+    return choose_path_rule(service, images, pinned_image=pinned.get(canonical or ""))

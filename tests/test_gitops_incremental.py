@@ -1,0 +1,167 @@
+"""The GitOps reader keeps its state at the branch head and reads only the commits since.
+
+Every test compares the incremental answer with a read from an empty cache: whatever the reader
+keeps between runs, the history it returns must be the one a full read gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devex_cli.config import Settings, load_settings
+from devex_cli.sources import gitops
+from devex_cli.sources.gitops import GitOpsHistory, read_history
+from tests.gitops_shapes import SHAPES
+from tests.gitworld import GitRepo, kustomization, overlay
+
+REG = "registry.acme.example/org"
+
+
+def settings(tmp_path: Path, cache: str, config: str = "") -> Settings:
+    path = tmp_path / "devex-incremental.toml"
+    path.write_text(config)
+    return load_settings(path, environ={"XDG_CACHE_HOME": str(tmp_path / cache)})
+
+
+def answer(history: GitOpsHistory) -> tuple[Any, ...]:
+    return (history.head, history.deployments, dict(history.current), history.skipped,
+            history.broken_at_head, history.environments, history.services, history.production)
+
+
+@pytest.fixture
+def logs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The revisions each `git log` of the reader was asked for."""
+    asked: list[str] = []
+    real = gitops._log
+
+    def spy(repo: Path, revisions: str, templates: Any) -> Any:
+        asked.append(revisions)
+        return real(repo, revisions, templates)
+
+    monkeypatch.setattr(gitops, "_log", spy)
+    return asked
+
+
+def all_shapes(repo: GitRepo) -> str:
+    config = ""
+    for shape in sorted(SHAPES):
+        config += SHAPES[shape](repo).config
+    # a manifest broken for two commits, then fixed
+    repo.commit("broken", {overlay("web", "dev"): "images: [unclosed\n"})
+    repo.commit("still broken", {overlay("web", "dev"): "images: {\n"})
+    repo.commit("fixed", {overlay("web", "dev"): kustomization(
+        [{"name": f"{REG}/web", "newTag": "4d4d4d4"}])})
+    return config
+
+
+def test_every_cut_of_a_messy_history_reads_as_a_full_read(tmp_path: Path,
+                                                          logs: list[str]) -> None:
+    """Read at each commit, then at the head: the same history as a read from nothing."""
+    repo = GitRepo(tmp_path / "gitops")
+    config = all_shapes(repo)
+    head = repo.sha()
+    chain = repo.git("rev-list", "--first-parent", "--reverse", "main").split()
+    full = answer(read_history(repo.path, settings(tmp_path, "fresh", config)))
+    assert full[1], "the shapes give deployments"
+    for n, cut in enumerate(chain[:-1]):
+        repo.git("update-ref", "refs/heads/main", cut)
+        cache = f"cut-{n}"
+        read_history(repo.path, settings(tmp_path, cache, config))
+        repo.git("update-ref", "refs/heads/main", head)
+        logs.clear()
+        again = read_history(repo.path, settings(tmp_path, cache, config))
+        assert logs == [f"{cut}..{head}"], f"cut {n} was not read incrementally"
+        assert answer(again) == full, f"cut {n}"
+
+
+def test_nothing_new_reads_no_log(tmp_path: Path, logs: list[str]) -> None:
+    repo = GitRepo(tmp_path / "gitops")
+    config = all_shapes(repo)
+    first = read_history(repo.path, settings(tmp_path, "c", config))
+    logs.clear()
+    second = read_history(repo.path, settings(tmp_path, "c", config))
+    assert logs == []
+    assert answer(second) == answer(first)
+
+
+def test_a_new_image_name_that_remaps_a_path_reads_everything_again(
+        tmp_path: Path, logs: list[str]) -> None:
+    """One image name in an overlay is its service; a second one makes each image a service of
+    its own (the contract's rule 4), which changes how the older commits read."""
+    repo = GitRepo(tmp_path / "gitops")
+    repo.commit("one", {overlay("shop", "prod"): kustomization(
+        [{"name": f"{REG}/storefront", "newTag": "1a1a1a1"}])})
+    repo.commit("two", {overlay("shop", "prod"): kustomization(
+        [{"name": f"{REG}/storefront", "newTag": "2b2b2b2"}])})
+    before = read_history(repo.path, settings(tmp_path, "c"))
+    assert before.services == ("shop",)
+    repo.commit("sidecar", {overlay("shop", "prod"): kustomization(
+        [{"name": f"{REG}/storefront", "newTag": "2b2b2b2"},
+         {"name": f"{REG}/checkout", "newTag": "3c3c3c3"}])})
+    logs.clear()
+    after = read_history(repo.path, settings(tmp_path, "c"))
+    assert logs[-1] == repo.sha(), "the whole branch was read again"
+    assert after.services == ("checkout", "storefront")
+    assert answer(after) == answer(read_history(repo.path, settings(tmp_path, "fresh")))
+
+
+def test_a_rewritten_branch_reads_everything_again(tmp_path: Path, logs: list[str]) -> None:
+    repo = GitRepo(tmp_path / "gitops")
+    for tag in ("1a1a1a1", "2b2b2b2", "3c3c3c3"):
+        repo.commit(tag, {overlay("api", "prod"): kustomization(
+            [{"name": f"{REG}/api", "newTag": tag}])})
+    read_history(repo.path, settings(tmp_path, "c"))
+    repo.git("reset", "-q", "--hard", "HEAD~2")
+    repo.commit("force-pushed", {overlay("api", "prod"): kustomization(
+        [{"name": f"{REG}/api", "newTag": "9f9f9f9"}])})
+    logs.clear()
+    after = read_history(repo.path, settings(tmp_path, "c"))
+    assert logs == [repo.sha()]
+    assert [d.release.revision for d in after.deployments] == ["1a1a1a1", "9f9f9f9"]
+    assert answer(after) == answer(read_history(repo.path, settings(tmp_path, "fresh")))
+
+
+def test_changed_settings_read_everything_again(tmp_path: Path, logs: list[str]) -> None:
+    repo = GitRepo(tmp_path / "gitops")
+    SHAPES["renamed_service"](repo)
+    without = read_history(repo.path, settings(tmp_path, "c"))
+    assert set(without.services) == {"payment", "payments"}
+    logs.clear()
+    config = '[services.payments]\naliases = ["payment"]\n'
+    with_alias = read_history(repo.path, settings(tmp_path, "c", config))
+    assert logs == [repo.sha()]
+    assert with_alias.services == ("payments",)
+
+
+def test_a_digits_only_tag_judged_differently_reads_everything_again(
+        tmp_path: Path, logs: list[str]) -> None:
+    repo = GitRepo(tmp_path / "gitops")
+    repo.commit("digits", {overlay("auth", "prod"): kustomization(
+        [{"name": f"{REG}/auth", "newTag": "0054442"}])})
+    known: set[str] = set()
+    checker: Callable[[str, str], bool] = lambda service, sha: sha in known  # noqa: E731
+    first = read_history(repo.path, settings(tmp_path, "c"), has_commit=checker)
+    assert first.current[("auth", "prod")].release.revision is None
+    known.add("0054442")  # the app repository now has that commit
+    logs.clear()
+    second = read_history(repo.path, settings(tmp_path, "c"), has_commit=checker)
+    assert logs == [repo.sha()]
+    assert second.current[("auth", "prod")].release.revision == "0054442"
+
+
+def test_an_unreadable_state_is_a_full_read(tmp_path: Path, logs: list[str]) -> None:
+    repo = GitRepo(tmp_path / "gitops")
+    config = all_shapes(repo)
+    read_history(repo.path, settings(tmp_path, "c", config))
+    for state in (tmp_path / "c" / "devex" / "gitops-state").glob("*.json"):
+        state.write_text('{"version": 1, "fingerprint": "x", "deployments": [1, 2]}')
+    logs.clear()
+    again = read_history(repo.path, settings(tmp_path, "c", config))
+    assert logs == [repo.sha()]
+    assert answer(again) == answer(read_history(repo.path, settings(tmp_path, "fresh", config)))
+    mode = next((tmp_path / "c" / "devex" / "gitops-state").glob("*.json")).stat().st_mode
+    assert mode & 0o777 == 0o600
