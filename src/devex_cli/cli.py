@@ -290,7 +290,7 @@ def _write_snapshot(snapshot: object, output_format: str, output: str, *, color:
     if output_format == "json":
         from devex_cli.snapshot_views import render_json
 
-        text = render_json(snapshot) + "\n"
+        text = render_json(snapshot, pretty=output == "-" and sys.stdout.isatty()) + "\n"
     else:
         from devex_cli.metrics.exposition import render
 

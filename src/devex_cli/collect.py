@@ -7,7 +7,7 @@ and a failing one degrades the snapshot (its `devex_source_up` is 0) instead of 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -19,9 +19,7 @@ from devex_cli.correlate import ArgoView, actual_states, refine
 from devex_cli.dora.compute import build_snapshot
 from devex_cli.dora.model import (
     ActualState,
-    Change,
     DataQuality,
-    DeploymentRecord,
     Incident,
     Skip,
     Snapshot,
@@ -29,16 +27,14 @@ from devex_cli.dora.model import (
 )
 from devex_cli.errors import DevexError, UpstreamError
 from devex_cli.gitcli import local_repository
+from devex_cli.records import RecordCache, build_records
 from devex_cli.sources import gitops
-from devex_cli.sources.commitgraph import CommitGraph, GraphCommit
-from devex_cli.tickets import compile_ticket_pattern, extract_ticket_keys
+from devex_cli.sources.commitgraph import CommitGraph
 from devex_cli.timeutil import rfc3339
 
 if TYPE_CHECKING:  # the HTTP stack loads only when an online source is used
+    from devex_cli.records import CommitSource
     from devex_cli.sources.argocd import Application
-    from devex_cli.sources.bitbucket import BitbucketCommits
-
-    CommitSource = CommitGraph | BitbucketCommits
 
 log = logging.getLogger("devex.collect")
 
@@ -74,28 +70,40 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
 
     step("reading the GitOps history")
     history = gitops.read_history(repo, settings, has_commit=has_commit)
-    sources_of_commits: dict[str, CommitSource] = dict(graphs)
     from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits, bitbucket_configured
 
-    bitbucket = None
+    bitbucket: BitbucketClient | None = None
     store_cache = JsonCache(settings.cache_dir(), "bitbucket-commits")
-    store: dict[str, Any] = {}
+    store: dict[str, Any] | None = None
+
+    def source_of(service: str) -> CommitSource | None:
+        """The app source of a service; Bitbucket's client and cache open on first need."""
+        nonlocal bitbucket, store
+        if service in graphs:
+            return graphs[service]
+        if options.offline or not bitbucket_configured(settings):
+            return None
+        if bitbucket is None or store is None:
+            bitbucket, store = BitbucketClient(settings), store_cache.load()
+        slug = (settings.services[service].bitbucket_repo
+                if service in settings.services else None) or service
+        return BitbucketCommits(bitbucket, slug, store)
+
     if not options.offline and bitbucket_configured(settings):
-        bitbucket = BitbucketClient(settings)
-        sources["bitbucket"] = True
-        store = store_cache.load()
-        for service in history.services:
-            if service not in graphs:
-                slug = (settings.services[service].bitbucket_repo
-                        if service in settings.services else None) or service
-                sources_of_commits[service] = BitbucketCommits(bitbucket, slug, store)
+        sources["bitbucket"] = True  # asked only for what the cache does not have
+    cache = RecordCache(settings)
     step(f"reading the change sets of {len(history.deployments)} deployments")
     try:
-        records, pending, not_found = _records(history, sources_of_commits, settings, sources)
+        built = build_records(history, source_of, settings, sources, cache)
     finally:
         if bitbucket is not None:
             bitbucket.close()
+        if store is not None:
             store_cache.save(store)  # what was fetched stays fetched, even after a failure
+        cache.save()
+    log.info("%d deployments, %d change sets computed (the others kept from earlier runs)",
+             len(built.records), built.computed)
+    records, pending, not_found = built.records, built.pending, built.not_found
     quality = DataQuality(
         manifests_skipped=tuple(Skip(s.path, s.commit, s.reason) for s in history.skipped),
         revisions_not_found=tuple(sorted(not_found)),
@@ -213,119 +221,6 @@ def _app_repositories(settings: Settings, sources: dict[str, bool]) -> dict[str,
         graphs[name] = CommitGraph(path)
         sources.setdefault("git", True)
     return graphs
-
-
-def _records(
-    history: gitops.GitOpsHistory, commit_sources: Mapping[str, CommitSource],
-    settings: Settings, sources: dict[str, bool],
-) -> tuple[list[DeploymentRecord], dict[tuple[str, str], tuple[Change, ...]],
-           set[tuple[str, str]]]:
-    """Deployment records with change sets and rollbacks; the commits each environment before
-    production has and production does not; the deployed revisions missing from app repos."""
-    pattern = compile_ticket_pattern(settings.jira.ticket_pattern)
-    projects = settings.jira.projects
-    full: dict[tuple[str, str], str | None] = {}
-    graphs: dict[str, CommitSource] = {}
-
-    def prepare(service: str, graph: CommitSource) -> dict[str, str | None]:
-        """Resolve a service's revisions and fetch (or load) its change sets."""
-        mine = [d for d in history.deployments if d.service == service]
-        revisions = {r for d in mine
-                     for r in (d.release.revision, d.previous.revision if d.previous else None)
-                     if r}
-        resolved = graph.resolve(sorted(revisions))
-        graph.load(sha for sha in resolved.values() if sha)
-        graph.prefetch(
-            (new, old) for d in mine
-            if (new := resolved.get(d.release.revision or ""))
-            and (old := resolved.get(d.previous.revision if d.previous and
-                                     d.previous.revision else ""))
-        )
-        return resolved
-
-    # Services are prepared side by side; each source bounds its own concurrency.
-    with ThreadPoolExecutor(max_workers=max(1, min(16, len(commit_sources)))) as pool:
-        futures = {service: pool.submit(prepare, service, graph)
-                   for service, graph in commit_sources.items()}
-    for service, future in futures.items():
-        graph = commit_sources[service]
-        try:
-            resolved = future.result()
-        except DevexError as exc:
-            log.warning("%s; change sets of %s are unknown this run", exc, service)
-            sources["git" if isinstance(graph, CommitGraph) else "bitbucket"] = False
-            continue
-        graphs[service] = graph
-        full.update({(service, short): sha for short, sha in resolved.items()})
-    not_found = {key for key, sha in full.items() if sha is None}
-    ticket_cache: dict[str, tuple[str, ...]] = {}
-    change_cache: dict[str, Change] = {}  # a commit is in the change sets of every environment
-
-    def tickets(sha: str, message: str) -> tuple[str, ...]:
-        if sha not in ticket_cache:
-            ticket_cache[sha] = tuple(extract_ticket_keys([message], pattern=pattern,
-                                                          projects=projects))
-        return ticket_cache[sha]
-
-    def change(commit: GraphCommit) -> Change:
-        found = change_cache.get(commit.sha)
-        if found is None:
-            found = change_cache[commit.sha] = Change(
-                commit.sha, commit.author_time, tickets(commit.sha, commit.message),
-                merge=commit.is_merge)
-        return found
-
-    records = []
-    for deployment in history.deployments:
-        app = graphs.get(deployment.service)
-        new = full.get((deployment.service, deployment.release.revision or ""))
-        previous = deployment.previous.revision if deployment.previous else None
-        old = full.get((deployment.service, previous or ""))
-        change_set: tuple[Change, ...] | None = None
-        rollback = False
-        if app is not None and new and old:
-            commits = app.only_in(new, old)
-            change_set = tuple(change(c) for c in reversed(commits))
-            rollback = not commits and new != old
-        records.append(DeploymentRecord(
-            service=deployment.service, environment=deployment.environment,
-            revision=new or deployment.release.revision, version=deployment.release.version,
-            time=deployment.time, gitops_commit=deployment.gitops_commit,
-            change_set=change_set, rollback=rollback))
-    return records, _pending(history, graphs, full, change), not_found
-
-
-def _pending(
-    history: gitops.GitOpsHistory,
-    graphs: Mapping[str, CommitSource],
-    full: Mapping[tuple[str, str], str | None],
-    change: Callable[[GraphCommit], Change],
-) -> dict[tuple[str, str], tuple[Change, ...]]:
-    """Per (service, environment) before production: the commits it runs that production does
-    not (`git rev-list PROD..ENV`)."""
-    production = history.production
-    if production is None or production not in history.environments:
-        return {}
-    before = history.environments[: history.environments.index(production)]
-    ranges: dict[tuple[str, str], tuple[str, str]] = {}
-    for (service, environment), state in history.current.items():
-        prod = history.state(service, production)
-        if service not in graphs or environment not in before or prod is None:
-            continue
-        here = full.get((service, state.release.revision or ""))
-        there = full.get((service, prod.release.revision or ""))
-        if here and there:
-            ranges[(service, environment)] = (here, there)
-    by_service: dict[str, list[tuple[str, str]]] = {}
-    for (service, _), pair in ranges.items():
-        by_service.setdefault(service, []).append(pair)
-    with ThreadPoolExecutor(max_workers=max(1, min(16, len(by_service)))) as pool:
-        for future in [pool.submit(graphs[s].prefetch, pairs) for s, pairs in by_service.items()]:
-            future.result()
-    return {
-        key: tuple(change(c) for c in reversed(graphs[key[0]].only_in(here, there)))
-        for key, (here, there) in ranges.items()
-    }
 
 
 def _with_jira(snapshot: Snapshot, settings: Settings) -> Snapshot:

@@ -60,6 +60,12 @@ def refine(records: Sequence[DeploymentRecord], view: ArgoView) -> list[Deployme
         key = (record.service, record.environment)
         if key not in latest or record.time >= latest[key].time:
             latest[key] = record
+    deployed_at: dict[str, dict[str, datetime]] = {}  # application -> GitOps commit -> first
+    for name, entries in view.history.items():
+        first = deployed_at[name] = {}
+        for entry in entries:
+            if entry.revision not in first or entry.deployed_at < first[entry.revision]:
+                first[entry.revision] = entry.deployed_at
     refined = []
     for record in records:
         key = (record.service, record.environment)
@@ -67,13 +73,10 @@ def refine(records: Sequence[DeploymentRecord], view: ArgoView) -> list[Deployme
         if app is None:
             refined.append(record)
             continue
-        deployed: datetime | None = None
-        for entry in view.history.get(app.name, ()):
-            if entry.revision == record.gitops_commit:
-                deployed = entry.deployed_at if deployed is None else min(deployed,
-                                                                          entry.deployed_at)
+        deployed = deployed_at.get(app.name, {}).get(record.gitops_commit)
         failed = (app.sync_failed and app.operation_revision == record.gitops_commit) or (
             app.health == "Degraded" and latest[key] is record)
-        refined.append(replace(record, time=deployed or record.time,
-                               failed_sync=record.failed_sync or failed))
+        time, failed_sync = deployed or record.time, record.failed_sync or failed
+        refined.append(record if (time, failed_sync) == (record.time, record.failed_sync)
+                       else replace(record, time=time, failed_sync=failed_sync))
     return refined

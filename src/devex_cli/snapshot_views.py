@@ -26,7 +26,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
              "commits": list(d.commits or ()), "change_set_known": d.commits is not None,
              "tickets": list(d.tickets), "failed": d.failed, "rollback": d.rollback,
              "hotfix": d.hotfix}
-            for d in snapshot.deployments if window.start <= d.time < window.end
+            for d in snapshot.deployments
         ],
         "services": [
             {
@@ -84,8 +84,11 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
     }
 
 
-def render_json(snapshot: Snapshot) -> str:
-    return json.dumps(to_json(snapshot), indent=2)
+def render_json(snapshot: Snapshot, *, pretty: bool = True) -> str:
+    """Indented for a person; compact (and several times faster to write) for a file."""
+    if pretty:
+        return json.dumps(to_json(snapshot), indent=2)
+    return json.dumps(to_json(snapshot), separators=(",", ":"))
 
 
 def _summary(summary: Summary) -> dict[str, Any]:

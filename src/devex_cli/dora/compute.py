@@ -116,14 +116,14 @@ def build_snapshot(
             tickets=tuple(dict.fromkeys(t for c in r.change_set or () for t in c.tickets)),
             failed=history.is_failed(r), rollback=r.rollback, hotfix=id(r) in history.hotfix,
         )
-        for r in history.ordered
+        for r in history.ordered if start <= r.time < end
     )
     window = _window("window", history, environments, production, start, end)
     windows = {name: _window(name, history, environments, production, now - span, now)
                for name, span in STANDARD_WINDOWS.items()}
     quality = data_quality or DataQuality()
     quality = replace(quality, deployments_without_change_set=sum(
-        1 for d in deployments if d.commits is None and d.revision is not None))
+        1 for r in history.ordered if r.change_set is None and r.revision is not None))
     return Snapshot(
         generated_at=now,
         environments=tuple(environments),

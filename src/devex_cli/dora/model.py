@@ -164,7 +164,7 @@ class Snapshot:
     generated_at: datetime
     environments: tuple[str, ...]
     production: str | None
-    deployments: tuple[Deployment, ...]
+    deployments: tuple[Deployment, ...]  # those in the window, oldest first
     window: WindowFigures
     windows: Mapping[str, WindowFigures]
     monthly: Mapping[tuple[str, str, str], int]  # (service, environment, YYYY-MM) -> deployments

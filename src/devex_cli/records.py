@@ -1,0 +1,301 @@
+"""Deployment records: each GitOps deployment with its change set, kept between runs.
+
+A change set (`git rev-list PREVIOUS..NEW`) never changes once both revisions are known, so a
+complete record is kept in the cache with the commits it names. A later collection computes only
+the deployments it has not seen, and asks an app source (a local repository or Bitbucket) only
+for those: its cost grows with new deployments, not with the length of the history.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from devex_cli.cache import JsonCache
+from devex_cli.config import Settings
+from devex_cli.dora.model import Change, DeploymentRecord
+from devex_cli.errors import DevexError
+from devex_cli.sources import gitops
+from devex_cli.sources.commitgraph import CommitGraph, GraphCommit
+from devex_cli.tickets import compile_ticket_pattern, extract_ticket_keys
+
+if TYPE_CHECKING:
+    from devex_cli.sources.bitbucket import BitbucketCommits
+
+    CommitSource = CommitGraph | BitbucketCommits
+
+log = logging.getLogger("devex.records")
+
+_VERSION = 1
+
+# (service, environment) -> the commits that environment runs and production does not
+Pending = dict[tuple[str, str], tuple[Change, ...]]
+
+
+@dataclass(frozen=True)
+class Records:
+    records: list[DeploymentRecord]
+    pending: Pending
+    not_found: set[tuple[str, str]]  # (service, revision) the app source does not have
+    computed: int  # deployments whose change set was computed this run (the rest: cache)
+
+
+class RecordCache:
+    """Complete records by deployment, the commits they name, and the pending ranges."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._cache = JsonCache(settings.cache_dir(), "collect-records")
+        self.fingerprint = repr((
+            _VERSION, settings.jira.ticket_pattern, settings.jira.projects,
+            settings.bitbucket.workspace or settings.environ.get("BITBUCKET_WORKSPACE"),
+            sorted((name, s.repo, s.bitbucket_repo) for name, s in settings.services.items()),
+        ))
+        data = self._cache.load()
+        if data.get("fingerprint") != self.fingerprint:
+            data = {}
+        self.records: dict[str, list[Any]] = _dict(data.get("records"))
+        self.commits: dict[str, list[Any]] = _dict(data.get("commits"))
+        self.ranges: dict[str, list[str]] = _dict(data.get("ranges"))
+        self.changed = False
+        self._changes: dict[str, Change] | None = None
+
+    def _built(self) -> dict[str, Change]:
+        """Every kept commit as a Change, built once (a damaged entry is left out)."""
+        if self._changes is None:
+            self._changes = {}
+            for sha, entry in self.commits.items():
+                try:
+                    self._changes[sha] = Change(
+                        sha, datetime.fromtimestamp(int(entry[0]), UTC),
+                        tuple(str(t) for t in entry[1]), merge=bool(entry[2]))
+                except (IndexError, TypeError, ValueError):
+                    continue
+        return self._changes
+
+    def change(self, sha: str) -> Change | None:
+        return self._built().get(sha)
+
+    def changes(self, shas: Iterable[str]) -> tuple[Change, ...] | None:
+        """The commits of a kept change set; None when one of them is missing (a damaged
+        cache): the record is computed again."""
+        try:
+            return tuple(map(self._built().__getitem__, shas))
+        except KeyError:
+            return None
+
+    def keep_changes(self, changes: Iterable[Change]) -> list[str]:
+        shas = []
+        for change in changes:
+            if change.sha not in self.commits:
+                self.commits[change.sha] = [int(change.author_time.timestamp()),
+                                            list(change.tickets), change.merge]
+                self._built()[change.sha] = change
+            shas.append(change.sha)
+        self.changed = True
+        return shas
+
+    def save(self) -> None:
+        if self.changed:
+            self._cache.save({"fingerprint": self.fingerprint, "records": self.records,
+                              "commits": self.commits, "ranges": self.ranges}, force=True)
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _key(deployment: gitops.Deployment) -> str:
+    return f"{deployment.gitops_commit} {deployment.service} {deployment.environment}"
+
+
+def build_records(
+    history: gitops.GitOpsHistory,
+    source_of: Callable[[str], CommitSource | None],
+    settings: Settings,
+    sources: dict[str, bool],
+    cache: RecordCache,
+) -> Records:
+    """Deployment records with change sets and rollbacks (kept ones from the cache, new ones
+    from the app sources); the commits each environment before production has and production
+    does not; the deployed revisions missing from the app sources.
+
+    `source_of(service)` gives the service's app source (None: none configured); a source that
+    fails marks `sources` and leaves that service's change sets unknown this run.
+    """
+    pattern = compile_ticket_pattern(settings.jira.ticket_pattern)
+    projects = settings.jira.projects
+    made: dict[str, Change] = {}
+
+    def change(commit: GraphCommit) -> Change:
+        found = made.get(commit.sha) or cache.change(commit.sha)
+        if found is None:
+            found = made[commit.sha] = Change(
+                commit.sha, commit.author_time,
+                tuple(extract_ticket_keys([commit.message], pattern=pattern, projects=projects)),
+                merge=commit.is_merge)
+        return found
+
+    kept: dict[str, DeploymentRecord] = {}
+    full: dict[tuple[str, str], str | None] = {}
+    for deployment in history.deployments:
+        entry = cache.records.get(_key(deployment))
+        record = _from_cache(deployment, entry, cache) if entry is not None else None
+        if record is not None:
+            kept[_key(deployment)] = record
+            if deployment.release.revision and record.revision:
+                full[(deployment.service, deployment.release.revision)] = record.revision
+    new = [d for d in history.deployments if _key(d) not in kept]
+
+    graphs: dict[str, CommitSource] = {}
+    failed: set[str] = set()
+
+    def prepared(service: str, mine: list[gitops.Deployment]) -> dict[str, str | None]:
+        """Resolve a service's revisions and fetch (or load) its change sets."""
+        graph = graphs[service]
+        revisions = {r for d in mine
+                     for r in (d.release.revision, d.previous.revision if d.previous else None)
+                     if r and (service, r) not in full}
+        resolved = graph.resolve(sorted(revisions))
+        known = {**{short: sha for (s, short), sha in full.items() if s == service}, **resolved}
+        pairs = [(n, o) for d in mine
+                 if (n := known.get(d.release.revision or ""))
+                 and (o := known.get(d.previous.revision if d.previous and
+                                     d.previous.revision else ""))]
+        graph.load(sha for pair in pairs for sha in pair)
+        graph.prefetch(pairs)
+        return resolved
+
+    by_service: dict[str, list[gitops.Deployment]] = {}
+    for deployment in new:
+        by_service.setdefault(deployment.service, []).append(deployment)
+    for service in by_service:
+        graph = source_of(service)
+        if graph is not None:
+            graphs[service] = graph
+    # Services are prepared side by side; each source bounds its own concurrency.
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(graphs)))) as pool:
+        futures = {s: pool.submit(prepared, s, by_service[s]) for s in graphs}
+    for service, future in futures.items():
+        try:
+            full.update({(service, short): sha for short, sha in future.result().items()})
+        except DevexError as exc:
+            log.warning("%s; change sets of %s are unknown this run", exc, service)
+            sources["git" if isinstance(graphs[service], CommitGraph) else "bitbucket"] = False
+            failed.add(service)
+    records = []
+    for deployment in history.deployments:
+        record = kept.get(_key(deployment))
+        if record is None:
+            record = _computed(deployment, None if deployment.service in failed
+                               else graphs.get(deployment.service), full, change, cache)
+        records.append(record)
+    not_found = {key for key, sha in full.items() if sha is None}
+    pending = _pending(history, source_of, graphs, failed, full, change, cache)
+    return Records(records, pending, not_found, computed=len(new))
+
+
+def _from_cache(deployment: gitops.Deployment, entry: list[Any],
+                cache: RecordCache) -> DeploymentRecord | None:
+    try:
+        revision, shas, rollback = entry
+        change_set = cache.changes(shas) if shas is not None else None
+    except (TypeError, ValueError):
+        return None
+    if shas is not None and change_set is None:
+        return None
+    return DeploymentRecord(
+        service=deployment.service, environment=deployment.environment,
+        revision=revision or deployment.release.revision, version=deployment.release.version,
+        time=deployment.time, gitops_commit=deployment.gitops_commit, change_set=change_set,
+        rollback=bool(rollback))
+
+
+def _computed(deployment: gitops.Deployment, graph: CommitSource | None,
+              full: Mapping[tuple[str, str], str | None],
+              change: Callable[[GraphCommit], Change], cache: RecordCache) -> DeploymentRecord:
+    """A new deployment's record; kept in the cache when nothing about it can still change."""
+    short = deployment.release.revision
+    previous = deployment.previous.revision if deployment.previous else None
+    new = full.get((deployment.service, short or ""))
+    old = full.get((deployment.service, previous or ""))
+    change_set: tuple[Change, ...] | None = None
+    rollback = False
+    if graph is not None and new and old:
+        commits = graph.only_in(new, old)
+        change_set = tuple(change(c) for c in reversed(commits))
+        rollback = not commits and new != old
+    # nothing about it can change: no commit named, or its change set known (or not needed)
+    complete = short is None or (new is not None and (previous is None or change_set is not None))
+    if graph is not None and complete:
+        cache.records[_key(deployment)] = [
+            new, None if change_set is None else cache.keep_changes(change_set), rollback]
+        cache.changed = True
+    return DeploymentRecord(
+        service=deployment.service, environment=deployment.environment,
+        revision=new or short, version=deployment.release.version, time=deployment.time,
+        gitops_commit=deployment.gitops_commit, change_set=change_set, rollback=rollback)
+
+
+def _pending(
+    history: gitops.GitOpsHistory,
+    source_of: Callable[[str], CommitSource | None],
+    graphs: dict[str, CommitSource],
+    failed: set[str],
+    full: Mapping[tuple[str, str], str | None],
+    change: Callable[[GraphCommit], Change],
+    cache: RecordCache,
+) -> Pending:
+    """Per (service, environment) before production: the commits it runs that production does
+    not (`git rev-list PROD..ENV`), from the cache when that range was read before."""
+    production = history.production
+    if production is None or production not in history.environments:
+        return {}
+    before = history.environments[: history.environments.index(production)]
+    ranges: dict[tuple[str, str], tuple[str, str]] = {}
+    for (service, environment), state in history.current.items():
+        prod = history.state(service, production)
+        if environment not in before or prod is None or service in failed:
+            continue
+        here = full.get((service, state.release.revision or ""))
+        there = full.get((service, prod.release.revision or ""))
+        if here and there:
+            ranges[(service, environment)] = (here, there)
+    found: Pending = {}
+    wanted: dict[str, list[tuple[tuple[str, str], tuple[str, str]]]] = {}
+    for key, (here, there) in ranges.items():
+        shas = cache.ranges.get(f"{key[0]} {here}..{there}")
+        changes = cache.changes(shas) if isinstance(shas, list) else None
+        if changes is not None:
+            found[key] = changes
+        else:
+            wanted.setdefault(key[0], []).append((key, (here, there)))
+    for service in wanted:
+        if service not in graphs and (graph := source_of(service)) is not None:
+            graphs[service] = graph
+    asked = [s for s in wanted if s in graphs]
+
+    def read(service: str) -> list[tuple[tuple[str, str], tuple[Change, ...]]]:
+        graph, pairs = graphs[service], [pair for _, pair in wanted[service]]
+        graph.load(sha for pair in pairs for sha in pair)
+        graph.prefetch(pairs)
+        return [(key, tuple(change(c) for c in reversed(graph.only_in(here, there))))
+                for key, (here, there) in wanted[service]]
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(asked)))) as pool:
+        futures = {s: pool.submit(read, s) for s in asked}
+    for service, future in futures.items():
+        try:
+            answers = future.result()
+        except DevexError as exc:
+            log.warning("%s; tickets waiting for production in %s are unknown this run",
+                        exc, service)
+            continue
+        for key, changes in answers:
+            here, there = ranges[key]
+            cache.ranges[f"{key[0]} {here}..{there}"] = cache.keep_changes(changes)
+            found[key] = changes
+    return found

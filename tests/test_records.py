@@ -1,0 +1,122 @@
+"""Deployment records kept between collections: a later run computes only new deployments, and
+its figures are the ones a run from an empty cache gives."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import FAST_HTTP, Result
+from tests.fakes.bitbucket import FakeBitbucket
+from tests.gitworld import GitRepo, image, kustomization, overlay
+from tests.test_collect import World, at
+
+Devex = Callable[..., Result]
+WINDOW = ("--since", "2026-09-01", "--until", "2026-12-01")
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path / "world")
+
+
+@pytest.fixture
+def bitbucket() -> Iterator[FakeBitbucket]:
+    server = FakeBitbucket(page_size=2).start()
+    yield server
+    server.stop()
+
+
+def figures(devex: Devex, config: Path, *args: str, cache: Path | None = None,
+            env: dict[str, str] | None = None) -> tuple[dict[str, Any], int]:
+    """The JSON figures (less the generation time) and how many change sets were computed."""
+    result = devex("-v", "collect", "--format", "json", *WINDOW, *args, config=str(config),
+                   env={**(env or {}), **({"XDG_CACHE_HOME": str(cache)} if cache else {})})
+    assert result.code == 0, result.err
+    computed = re.search(r"(\d+) change sets computed", result.err)
+    assert computed, result.err
+    report = json.loads(result.out)
+    report.pop("generated_at")
+    return report, int(computed.group(1))
+
+
+def deploy_more(world: World) -> None:
+    """Two new app commits, deployed to qa and then to production."""
+    app = GitRepo.__new__(GitRepo)
+    app.path, app.clock = world.root / "pay", at("2026-10-07T09:00")
+    c5 = app.commit("PAY-5 five", {"a": "5"}, when=at("2026-10-07T09:00"))
+    c6 = app.commit("PAY-6 six", {"a": "6"}, when=at("2026-10-07T10:00"))
+    gitops = GitRepo.__new__(GitRepo)
+    gitops.path, gitops.clock = world.root / "gitops", at("2026-10-07T12:00")
+    gitops.commit("qa c6", {overlay("pay", "qa"): kustomization([image("pay", c6[:7])])},
+                  when=at("2026-10-07T12:00"))
+    gitops.commit("prod c5", {overlay("pay", "prod"): kustomization([image("pay", c5[:7])])},
+                  when=at("2026-10-08T12:00"))
+
+
+def test_new_deployments_only_are_computed(devex: Devex, world: World, tmp_path: Path) -> None:
+    first, computed = figures(devex, world.config, "--offline")
+    assert computed == 8  # every deployment of the hand-computed world
+    again, computed = figures(devex, world.config, "--offline")
+    assert (again, computed) == (first, 0)
+
+    deploy_more(world)
+    incremental, computed = figures(devex, world.config, "--offline")
+    assert computed == 2
+    fresh, computed = figures(devex, world.config, "--offline", cache=tmp_path / "fresh")
+    assert computed == 10
+    assert incremental == fresh
+    prod = [d for d in fresh["deployments"] if d["environment"] == "prod"]
+    assert prod[-1]["tickets"] == ["PAY-4", "PAY-5"]  # after the rollback to m1
+    assert {t["ticket"] for t in fresh["tickets_in_environment"]} == {"PAY-6"}
+
+
+def test_a_warm_collection_asks_no_app_source(devex: Devex, world: World,
+                                              bitbucket: FakeBitbucket, tmp_path: Path) -> None:
+    """With the records kept, Bitbucket's own commit cache is not even needed."""
+    bitbucket.repos["pay"] = world.root / "pay"
+    config = tmp_path / "remote.toml"
+    config.write_text(FAST_HTTP + f'[gitops]\nrepo = "{world.root / "gitops"}"\n\n'
+                      '[jira]\nprojects = ["PAY"]\n')
+    cold, _ = figures(devex, config, env=bitbucket.env())
+    asked = bitbucket.api_requests()
+    assert asked > 0
+    (tmp_path / "cache" / "devex" / "bitbucket-commits.json").unlink()
+    warm, computed = figures(devex, config, env=bitbucket.env())
+    assert (warm, computed) == (cold, 0)
+    assert bitbucket.api_requests() == asked
+    assert warm["sources"]["bitbucket"] is True
+
+    deploy_more(world)
+    _, computed = figures(devex, config, env=bitbucket.env())
+    assert computed == 2
+    assert 0 < bitbucket.api_requests() - asked <= 6  # the two new revisions and ranges
+
+
+def test_a_damaged_record_cache_is_computed_again(devex: Devex, world: World,
+                                                  tmp_path: Path) -> None:
+    first, _ = figures(devex, world.config, "--offline")
+    path = tmp_path / "cache" / "devex" / "collect-records.json"
+    kept = json.loads(path.read_text())
+    kept["commits"] = {sha: entry for sha, entry in list(kept["commits"].items())[1:]}
+    path.write_text(json.dumps(kept))
+    again, computed = figures(devex, world.config, "--offline")
+    assert again == first
+    assert 0 < computed < 8  # the records naming the lost commit
+    path.write_text("{not json")
+    again, computed = figures(devex, world.config, "--offline")
+    assert (again, computed) == (first, 8)
+
+
+def test_changed_ticket_settings_compute_everything_again(devex: Devex, world: World) -> None:
+    figures(devex, world.config, "--offline")
+    text = world.config.read_text().replace('projects = ["PAY"]', 'projects = ["OPS"]')
+    world.config.write_text(text)
+    report, computed = figures(devex, world.config, "--offline")
+    assert computed == 8
+    assert all(d["tickets"] == [] for d in report["deployments"])
