@@ -7,10 +7,13 @@ World: N services x dev/qa/preprod/prod x a year of history (git fast-import, re
 the Argo CD fake; every fake answers after --latency seconds and counts requests.
 
 Scenarios (each devex run is its own process; peak memory is that process's max RSS):
-  1. gate qa-release, 500 commits and 200 tickets since the QA release
+  1. gate qa-release, 500 commits and 200 tickets since the QA release (also in process: the
+     gate's own work in a warm interpreter)
   2. collect, cold cache        3. collect again, warm, nothing new
-  4. collect after 10 new deployments
+  4. collect after 10, then 40 more, new deployments
   5. start-up: devex --help and devex report --dry-run
+Scenarios 2-4 run twice: on the organisation and on one with a quarter of its history, and the
+ratios between the two show what grows with history and what with new work.
 Baselines measured in the same run: a sequential client making one request per item (what the
 Bash scripts did), timed on a sample and scaled to the item count; and the floor: unique requests
 / concurrency x latency, plus a bare interpreter's start.
@@ -139,6 +142,158 @@ def gate_scenario(root: Path, jira: FakeJira, env: dict[str, str], floor_python:
     return report_row("1 gate: 500 commits, 200 tickets", run, requests, baseline, floor)
 
 
+@dataclass
+class Organisation:
+    """A generated organisation served by the fakes, and how devex reaches it."""
+
+    root: Path
+    services: int
+    days: int
+    end: datetime
+    jira: FakeJira
+    argocd: FakeArgoCD
+    bitbucket: FakeBitbucket
+    env: dict[str, str]
+    collect: list[str]
+    gitops_commits: int
+    app_commits: int
+    new_deployments: int = 0
+
+    def counts(self) -> tuple[int, int, int]:
+        return (len(self.jira.api_requests()), len(self.argocd.requests),
+                self.bitbucket.api_requests())
+
+    def stop(self) -> None:
+        for server in (self.jira, self.argocd, self.bitbucket):
+            server.stop()
+
+
+def organisation(root: Path, *, services_count: int, days: int, seed: int,
+                 latency: float) -> Organisation:
+    started = time.perf_counter()
+    end = datetime.now(UTC).replace(microsecond=0)
+    build_demo(root / "org", end=end, days=days, seed=seed, services=services(services_count))
+    gitops = root / "org" / "gitops"
+    commits = int(subprocess.run(["git", "-C", str(gitops), "rev-list", "--count", "main"],
+                                 capture_output=True, text=True).stdout)
+    app_commits = sum(int(subprocess.run(
+        ["git", "-C", str(p), "rev-list", "--count", "main"], capture_output=True,
+        text=True).stdout) for p in (root / "org" / "apps").iterdir())
+    print(f"world: {services_count} services x {len(ENVIRONMENTS)} environments x "
+          f"{days} days: {commits} GitOps commits, {app_commits} app commits "
+          f"(built in {time.perf_counter() - started:.1f}s)")
+    jira, argocd, bitbucket = FakeJira().start(), FakeArgoCD().start(), FakeBitbucket().start()
+    for server in (jira, argocd, bitbucket):
+        server.latency = latency
+    jira.auto_projects = {f"P{n:02d}" for n in range(services_count)} | {"P99"}
+    for app in (root / "org" / "apps").iterdir():
+        bitbucket.repos[app.name] = app
+    head = subprocess.run(["git", "-C", str(gitops), "rev-parse", "main"],
+                          capture_output=True, text=True).stdout.strip()
+    for service in services(services_count):
+        for environment in ENVIRONMENTS:
+            argocd.add(FakeApplication(f"{service.name}-{environment}",
+                                       f"apps/{service.name}/overlays/{environment}",
+                                       sync_revision=head))
+    remote = root / "remote.toml"
+    projects = ", ".join(f'"P{n:02d}"' for n in range(services_count))
+    remote.write_text(f'[gitops]\nrepo = "{gitops}"\n\n[jira]\nprojects = [{projects}]\n')
+    env = {**os.environ, **jira.env(), **argocd.env(), **bitbucket.env(),
+           "XDG_CACHE_HOME": str(root / "cache"), "CI": "true"}
+    collect = ["--config", str(remote), "collect", "--format", "json", "--output",
+               str(root / "out.json"), "--since", "90d"]
+    return Organisation(root, services_count, days, end, jira, argocd, bitbucket, env, collect,
+                        commits, app_commits)
+
+
+def deploy_new(org: Organisation, count: int) -> None:
+    """`count` new deployments: a new commit of a service deployed to dev, round the services."""
+    for n in range(count):
+        service = services(org.services)[n % org.services]
+        number = org.new_deployments = org.new_deployments + 1
+        when = org.end + timedelta(minutes=2 * number)
+        app = GitRepo.__new__(GitRepo)
+        app.path = org.root / "org" / "apps" / service.name
+        app.clock = when
+        app.git("config", "user.name", "Bench")
+        app.git("config", "user.email", "bench@acme.example")
+        sha = app.commit(f"{service.project}-{9000 + number} a new change",
+                         {"new.txt": str(number)}, when=when)
+        repo = GitRepo.__new__(GitRepo)
+        repo.path, repo.clock = org.root / "org" / "gitops", when
+        repo.git("config", "user.name", "Bench")
+        repo.git("config", "user.email", "bench@acme.example")
+        repo.commit(f"Deploy {service.name} to dev", {
+            f"apps/{service.name}/overlays/dev/kustomization.yaml": kustomization(
+                [{"name": f"registry.acme.example/shop/{service.name}",
+                  "newTag": f"9.9.{number}-{sha[:7]}"}])}, when=when + timedelta(minutes=1))
+
+
+def collect_once(org: Organisation) -> tuple[Run, list[int]]:
+    before = org.counts()
+    run = run_devex(org.collect, org.env)
+    assert run.code == 0, run.err
+    return run, [a - b for a, b in zip(org.counts(), before, strict=True)]
+
+
+def collect_scenarios(org: Organisation, floor_python: float, latency: float,
+                      label: str = "") -> dict[str, float]:
+    """Scenarios 2-4 on one organisation; returns their seconds by name."""
+    cold, spent = collect_once(org)
+    unique = sum(spent)
+    per_request = sequential_cost(
+        f"{org.bitbucket.url}/2.0/repositories/acme/svc00/commit/main",
+        {"Authorization": f"Bearer {org.bitbucket.token}"})
+    baseline = floor_python + unique * per_request
+    floor = floor_python + (spent[2] / 8 + math.ceil(spent[0] / 4) + spent[1]) * latency
+    report_row(f"2 collect cold{label} (jira {spent[0]}, argocd {spent[1]}, "
+               f"bitbucket {spent[2]})", cold, unique, baseline, floor)
+
+    warm, spent_warm = collect_once(org)
+    report_row(f"3 collect warm{label} (jira {spent_warm[0]}, argocd {spent_warm[1]}, "
+                     f"bitbucket {spent_warm[2]})", warm, sum(spent_warm), None,
+                     floor_python + (1 + 1) * latency)
+    print(json.dumps({"warm/cold": round(warm.seconds / cold.seconds, 3),
+                      "immutable requests (bitbucket)": spent_warm[2]}))
+    times = {"cold": cold.seconds, "warm": warm.seconds}
+    for count in (10, 40):
+        deploy_new(org, count)
+        new, spent_new = collect_once(org)
+        report_row(
+            f"4 collect after {count} new deployments{label} (jira {spent_new[0]}, argocd "
+            f"{spent_new[1]}, bitbucket {spent_new[2]})", new, sum(spent_new),
+            floor_python + sum(spent_new) * per_request,
+            floor_python + (spent_new[2] / 8 + 2) * latency)
+        times[f"new{count}"] = new.seconds
+    return times
+
+
+def gate_in_process(root: Path, env: dict[str, str], latency: float,
+                    runs: int = 7) -> dict[str, object]:
+    """The gate's own work, in a warm interpreter (imports done, one run before): what the
+    interpreter's start and imports add is the rest of scenario 1."""
+    from devex_cli.config import load_settings
+    from devex_cli.gates import qa_release
+
+    settings = load_settings(None, environ=env)
+    options = qa_release.GateOptions(
+        service="gate", environment="qa", gitops=str(root / "gate-gitops"),
+        repo=root / "gate-app", head="HEAD")
+    qa_release.run(options, settings)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        report = qa_release.run(options, settings)
+        times.append(time.perf_counter() - started)
+        assert report.commits == 500 and len(report.tickets) == 200
+    seconds = statistics.median(times)
+    floor = math.ceil(math.ceil(200 / 100) / 4) * latency
+    row = {"scenario": "1 gate, in process (warm interpreter)", "seconds": round(seconds, 3),
+           "floor_seconds": floor, "devex/floor": round(seconds / floor, 2)}
+    print(json.dumps(row))
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -155,95 +310,37 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], check=True)
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        started = time.perf_counter()
-        end = datetime.now(UTC).replace(microsecond=0)
-        build_demo(root / "org", end=end, days=args.days, seed=args.seed,
-                   services=services(args.services))
-        gitops = root / "org" / "gitops"
-        commits = int(subprocess.run(["git", "-C", str(gitops), "rev-list", "--count", "main"],
-                                     capture_output=True, text=True).stdout)
-        app_commits = sum(int(subprocess.run(
-            ["git", "-C", str(p), "rev-list", "--count", "main"], capture_output=True,
-            text=True).stdout) for p in (root / "org" / "apps").iterdir())
-        print(f"world: {args.services} services x {len(ENVIRONMENTS)} environments x "
-              f"{args.days} days: {commits} GitOps commits, {app_commits} app commits "
-              f"(built in {time.perf_counter() - started:.1f}s)")
-
-        jira, argocd, bitbucket = FakeJira().start(), FakeArgoCD().start(), FakeBitbucket().start()
-        for server in (jira, argocd, bitbucket):
-            server.latency = args.latency
-        jira.auto_projects = {f"P{n:02d}" for n in range(args.services)} | {"P99"}
-        for app in (root / "org" / "apps").iterdir():
-            bitbucket.repos[app.name] = app
-        head = subprocess.run(["git", "-C", str(gitops), "rev-parse", "main"],
-                              capture_output=True, text=True).stdout.strip()
-        for service in services(args.services):
-            for environment in ENVIRONMENTS:
-                argocd.add(FakeApplication(f"{service.name}-{environment}",
-                                           f"apps/{service.name}/overlays/{environment}",
-                                           sync_revision=head))
-        remote = root / "remote.toml"
-        projects = ", ".join(f'"P{n:02d}"' for n in range(args.services))
-        remote.write_text(f'[gitops]\nrepo = "{gitops}"\n\n[jira]\nprojects = [{projects}]\n')
-        env = {**os.environ, **jira.env(), **argocd.env(), **bitbucket.env(),
-               "XDG_CACHE_HOME": str(root / "cache"), "CI": "true"}
         floor_python = python_floor()
-        rows = [gate_scenario(root, jira, env, floor_python, args.latency)]
+        jira = FakeJira()
+        jira.start()
+        jira.latency = args.latency
+        jira.auto_projects = {"P99"}
+        gate_env = {**os.environ, **jira.env(), "XDG_CACHE_HOME": str(root / "gate-cache"),
+                    "CI": "true"}
+        gate_scenario(root, jira, gate_env, floor_python, args.latency)
+        gate_in_process(root, gate_env, args.latency)
+        jira.stop()
 
-        def counts() -> tuple[int, int, int]:
-            return (len(jira.api_requests()), len(argocd.requests), bitbucket.api_requests())
-
-        collect = ["--config", str(remote), "collect", "--format", "json", "--output",
-                   str(root / "out.json"), "--since", "90d"]
-        before = counts()
-        cold = run_devex(collect, env)
-        assert cold.code == 0, cold.err
-        after = counts()
-        spent = [a - b for a, b in zip(after, before, strict=True)]
-        unique = sum(spent)
-        per_request = sequential_cost(
-            f"{bitbucket.url}/2.0/repositories/acme/svc00/commit/main",
-            {"Authorization": f"Bearer {bitbucket.token}"})
-        baseline = floor_python + unique * per_request
-        floor = floor_python + (spent[2] / 8 + math.ceil(spent[0] / 4) + spent[1]) * args.latency
-        rows.append(report_row(f"2 collect cold (jira {spent[0]}, argocd {spent[1]}, "
-                               f"bitbucket {spent[2]})", cold, unique, baseline, floor))
-
-        before = counts()
-        warm = run_devex(collect, env)
-        spent_warm = [a - b for a, b in zip(counts(), before, strict=True)]
-        row = report_row(f"3 collect warm (jira {spent_warm[0]}, argocd {spent_warm[1]}, "
-                         f"bitbucket {spent_warm[2]})", warm, sum(spent_warm), None,
-                         floor_python + (1 + 1) * args.latency)
-        row["warm/cold"] = round(warm.seconds / cold.seconds, 3)
-        print(json.dumps({"warm/cold": row["warm/cold"],
-                          "immutable requests (bitbucket)": spent_warm[2]}))
-        rows.append(row)
-
-        for service in services(args.services)[:10]:
-            app = GitRepo.__new__(GitRepo)
-            app.path = root / "org" / "apps" / service.name
-            app.clock = end
-            app.git("config", "user.name", "Bench")
-            app.git("config", "user.email", "bench@acme.example")
-            sha = app.commit(f"{service.project}-9999 a new change", {"new.txt": "x"},
-                             when=end + timedelta(minutes=1))
-            repo = GitRepo.__new__(GitRepo)
-            repo.path, repo.clock = gitops, end
-            repo.git("config", "user.name", "Bench")
-            repo.git("config", "user.email", "bench@acme.example")
-            repo.commit(f"Deploy {service.name} to dev", {
-                f"apps/{service.name}/overlays/dev/kustomization.yaml": kustomization(
-                    [{"name": f"registry.acme.example/shop/{service.name}",
-                      "newTag": f"9.9.9-{sha[:7]}"}])}, when=end + timedelta(minutes=2))
-        before = counts()
-        new = run_devex(collect, env)
-        spent_new = [a - b for a, b in zip(counts(), before, strict=True)]
-        row = report_row(f"4 collect after 10 new deployments (jira {spent_new[0]}, argocd "
-                         f"{spent_new[1]}, bitbucket {spent_new[2]})", new, sum(spent_new),
-                         floor_python + sum(spent_new) * per_request,
-                         floor_python + (spent_new[2] / 8 + 2) * args.latency)
-        rows.append(row)
+        # Scenarios 2-4 on the organisation, then on one with a quarter of its history:
+        # what a collection costs should follow new work, not the length of the history.
+        results = {}
+        for days, label in ((args.days, ""), (max(args.days // 4, 14), " (quarter history)")):
+            org = organisation(root / f"days-{days}", services_count=args.services, days=days,
+                               seed=args.seed, latency=args.latency)
+            try:
+                results[days] = (org.gitops_commits,
+                                 collect_scenarios(org, floor_python, args.latency, label))
+            finally:
+                org.stop()
+        (long_commits, long), (short_commits, short) = results.values()
+        print(json.dumps({
+            "history": f"{long_commits} vs {short_commits} GitOps commits "
+                       f"(x{long_commits / short_commits:.1f})",
+            "warm: long/short": round(long["warm"] / short["warm"], 2),
+            "10 new: long/short": round(long["new10"] / short["new10"], 2),
+            "cold: long/short": round(long["cold"] / short["cold"], 2),
+            "40 new vs 10 new (same history)": round(long["new40"] / long["new10"], 2),
+        }))
 
         junit = ROOT / "tests" / "data" / "jest-junit.xml"
         for name, argv in (("5 devex --help", ["--help"]),
@@ -253,8 +350,6 @@ def main() -> None:
                     for _ in range(7)]
             middle = sorted(runs, key=lambda r: r.seconds)[3]
             report_row(name, middle, 0, None, floor_python)
-        for server in (jira, argocd, bitbucket):
-            server.stop()
 
 
 if __name__ == "__main__":

@@ -20,10 +20,19 @@ def test_quick_bench_runs_and_warm_collect_asks_nothing_immutable() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     scenarios = " ".join(str(r.get("scenario", "")) for r in rows)
-    for name in ("1 gate", "2 collect cold", "3 collect warm", "4 collect after",
+    for name in ("1 gate", "1 gate, in process", "2 collect cold", "3 collect warm",
+                 "4 collect after 10", "4 collect after 40", "(quarter history)",
                  "5 devex --help", "5 devex report tests --dry-run"):
         assert name in scenarios
-    gate = next(r for r in rows if str(r.get("scenario", "")).startswith("1 gate"))
+    gate = next(r for r in rows if str(r.get("scenario", "")).startswith("1 gate:"))
     assert gate["requests"] == 2  # 200 tickets, 100 keys a request
-    summary = next(r for r in rows if "immutable requests (bitbucket)" in r)
-    assert summary["immutable requests (bitbucket)"] == 0
+    summaries = [r for r in rows if "immutable requests (bitbucket)" in r]
+    assert [s["immutable requests (bitbucket)"] for s in summaries] == [0, 0]  # both histories
+    # New work costs requests by the new deployments, whatever the length of the history:
+    # a new revision and its range (a page or two) each.
+    for count in (10, 40):
+        for row in rows:
+            if str(row.get("scenario", "")).startswith(f"4 collect after {count} "):
+                bitbucket = int(str(row["scenario"]).rsplit("bitbucket ", 1)[1].rstrip(")"))
+                assert 0 < bitbucket <= 3 * count, row
+    assert any("40 new vs 10 new (same history)" in r for r in rows)

@@ -165,3 +165,22 @@ def test_an_unreadable_state_is_a_full_read(tmp_path: Path, logs: list[str]) -> 
     assert answer(again) == answer(read_history(repo.path, settings(tmp_path, "fresh", config)))
     mode = next((tmp_path / "c" / "devex" / "gitops-state").glob("*.json")).stat().st_mode
     assert mode & 0o777 == 0o600
+
+
+def test_readers_with_and_without_a_checker_keep_their_own_state(
+        tmp_path: Path, logs: list[str]) -> None:
+    """`status` (no checker), `collect` (app repositories) and a gate (its own service) judge
+    digits-only tags differently: each keeps its state instead of undoing the others'."""
+    repo = GitRepo(tmp_path / "gitops")
+    repo.commit("digits", {overlay("auth", "prod"): kustomization(
+        [{"name": f"{REG}/auth", "newTag": "0054442"}])})
+    config = settings(tmp_path, "c")
+    checked: Callable[[str, str], bool] = lambda service, sha: True  # noqa: E731
+    for _ in range(2):
+        plain = read_history(repo.path, config)
+        collect = read_history(repo.path, config, has_commit=checked)
+        gate = read_history(repo.path, config, has_commit=lambda s, sha: False, variant="gate-x")
+    assert logs == [repo.sha()] * 3  # one full read each, then nothing
+    assert plain.current[("auth", "prod")].release.revision is None
+    assert collect.current[("auth", "prod")].release.revision == "0054442"
+    assert gate.current[("auth", "prod")].release.revision is None

@@ -1,9 +1,11 @@
-"""Ticket keys from commit messages. Pure: no I/O."""
+"""Ticket keys from commit messages, and what Jira says of tickets. Pure: no I/O."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from devex_cli.errors import UsageError
@@ -74,3 +76,29 @@ def extract_ticket_keys(
                 continue
             seen.setdefault(key, None)
     return list(seen)
+
+
+@dataclass(frozen=True)
+class Ticket:
+    key: str
+    summary: str
+    status: str
+    status_category: str
+    issue_type: str
+    fix_versions: tuple[str, ...]
+    created: datetime | None = None
+    components: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    sprint: str | None = None
+
+    @property
+    def has_fix_version(self) -> bool:
+        return bool(self.fix_versions)
+
+
+@dataclass(frozen=True)
+class TicketLookup:
+    """What Jira said about a set of keys: the tickets it knows, and the keys it does not."""
+
+    tickets: Mapping[str, Ticket] = field(default_factory=dict)
+    unknown: tuple[str, ...] = ()

@@ -5,18 +5,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devex_cli.config import Settings
-from devex_cli.errors import InputError, UpstreamError, UsageError
+from devex_cli.errors import DevexError, InputError, UpstreamError, UsageError
 from devex_cli.sources import gitops
 from devex_cli.sources.apprepo import AppRepo
 from devex_cli.sources.commitgraph import GraphCommit
-from devex_cli.sources.jira import TicketLookup
-from devex_cli.tickets import compile_ticket_pattern, extract_ticket_keys
+from devex_cli.tickets import TicketLookup, compile_ticket_pattern, extract_ticket_keys
+
+if TYPE_CHECKING:
+    from devex_cli.sources.jira import JiraClient
 
 log = logging.getLogger("devex.gate")
 
@@ -96,6 +101,34 @@ def run(options: GateOptions, settings: Settings) -> GateReport:
     Raises UsageError (2) for bad input, UpstreamError (3) when Jira or a remote fails (unless
     `fail_open`, which allows with a warning when Jira cannot be asked).
     """
+    jira = _jira_in_background(settings)
+    try:
+        return _run(options, settings, jira)
+    finally:
+        if jira is not None:
+            with contextlib.suppress(DevexError):  # not needed, or its failure reported
+                jira.result().close()
+
+
+def _jira_in_background(settings: Settings) -> Future[JiraClient] | None:
+    """Jira's client (the HTTP stack imported, TLS set up) made while git reads the commits:
+    a gate's run is mostly its start, and this hides part of it."""
+    if not settings.jira.url:
+        return None
+
+    def make() -> JiraClient:
+        from devex_cli.sources.jira import JiraClient
+
+        return JiraClient(settings)
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devex-jira")
+    future = pool.submit(make)
+    pool.shutdown(wait=False)
+    return future
+
+
+def _run(options: GateOptions, settings: Settings,
+         jira_client: Future[JiraClient] | None) -> GateReport:
     service = options.service
     if not service:
         raise UsageError("no service given",
@@ -109,6 +142,7 @@ def run(options: GateOptions, settings: Settings) -> GateReport:
     history = gitops.read_history(
         repo, settings,
         has_commit=lambda svc, sha: svc == service and app.has_commit(sha),
+        variant=f"gate-{service}",
     )
     current = history.state(service, options.environment)
     for problem in history.broken_at_head:
@@ -149,9 +183,9 @@ def run(options: GateOptions, settings: Settings) -> GateReport:
         from devex_cli.sources.jira import JiraClient
 
         try:
-            with JiraClient(settings) as jira:
-                browse = jira.url
-                lookup = jira.fetch_tickets(keys)
+            jira = jira_client.result() if jira_client else JiraClient(settings)
+            browse = jira.url
+            lookup = jira.fetch_tickets(keys)
         except UpstreamError as exc:
             if not options.fail_open:
                 raise

@@ -129,11 +129,14 @@ def read_history(
     settings: Settings,
     *,
     has_commit: CommitChecker | None = None,
+    variant: str | None = None,
 ) -> GitOpsHistory:
     """Every deployment along the first-parent history of the tracked branch.
 
     `has_commit` decides whether a tag of digits only names a commit of the service's app
-    repository; without it such a tag is a version.
+    repository; without it such a tag is a version. `variant` names the kept state for a caller
+    whose `has_commit` judges differently from others' (default: one state for readers with a
+    checker, one for readers without), so that callers do not undo each other's state.
 
     The reader's state at the branch head is kept in the cache: a later run reads only the
     commits since (`git log OLD..NEW`), so its cost grows with new commits, not with history. It
@@ -145,7 +148,8 @@ def read_history(
     templates = _templates(settings)
     aliases = {alias: name for name, s in settings.services.items() for alias in s.aliases}
     pinned = {name: s.image for name, s in settings.services.items() if s.image}
-    cache = _state_cache(repo, branch, settings)
+    cache = _state_cache(repo, branch, settings,
+                         variant or ("checked" if has_commit is not None else "plain"))
     fingerprint = _fingerprint(templates, aliases, pinned)
     try:
         head = _branch_head(repo, branch)
@@ -390,8 +394,8 @@ def _fingerprint(templates: list[ManifestTemplate], aliases: Mapping[str, str],
                  sorted(pinned.items())))
 
 
-def _state_cache(repo: Path, branch: str, settings: Settings) -> JsonCache:
-    name = hashlib.sha256(f"{repo.resolve()}\0{branch}".encode()).hexdigest()[:16]
+def _state_cache(repo: Path, branch: str, settings: Settings, variant: str) -> JsonCache:
+    name = hashlib.sha256(f"{repo.resolve()}\0{branch}\0{variant}".encode()).hexdigest()[:16]
     return JsonCache(settings.cache_dir() / "gitops-state", name)
 
 

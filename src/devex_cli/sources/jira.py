@@ -11,43 +11,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from devex_cli.config import Settings
 from devex_cli.errors import ConfigError, UpstreamError, UpstreamHTTPError
 from devex_cli.http import ApiClient, BearerAuth, basic_auth
+from devex_cli.tickets import Ticket, TicketLookup
 
 TICKET_FIELDS = ("summary", "status", "fixVersions", "issuetype", "resolutiondate", "created",
                  "components", "labels")
 MAX_KEYS_PER_REQUEST = 100
-
-
-@dataclass(frozen=True)
-class Ticket:
-    key: str
-    summary: str
-    status: str
-    status_category: str
-    issue_type: str
-    fix_versions: tuple[str, ...]
-    created: datetime | None = None
-    components: tuple[str, ...] = ()
-    labels: tuple[str, ...] = ()
-    sprint: str | None = None
-
-    @property
-    def has_fix_version(self) -> bool:
-        return bool(self.fix_versions)
-
-
-@dataclass(frozen=True)
-class TicketLookup:
-    """What Jira said about a set of keys: the tickets it knows, and the keys it does not."""
-
-    tickets: Mapping[str, Ticket] = field(default_factory=dict)
-    unknown: tuple[str, ...] = ()
 
 
 class JiraClient:
@@ -79,6 +53,9 @@ class JiraClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self.api.close()
 
     def browse_url(self, key: str) -> str:
