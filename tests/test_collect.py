@@ -188,7 +188,15 @@ def test_demo_answers_offline(devex: Devex) -> None:
     assert result.code == 0, result.err
     assert "Sample organisation in" in result.out
     assert "preprod -> prod" in result.out  # the bottleneck the demo is built around
-    assert "checkout" in result.out and "20%" in result.out  # its production rollback
+    assert "checkout" in result.out and "3h 00m" in result.out  # its production rollback
+    # How many production deployments fall in the last 30 days depends on the time of day the
+    # demo is built, so the failure rate is checked by its parts.
+    report = json.loads(devex("demo", "--format", "json").out)
+    checkout = next(s for s in report["services"] if s["service"] == "checkout")
+    prod = next(e for e in checkout["environments"] if e["environment"] == "prod")
+    assert prod["failed_deployments"] == 1 and prod["rollbacks"] == 1
+    assert prod["change_failure_rate"] == 1 / prod["deployments"]
+    assert prod["recovery_time_seconds"] == {"median": 3 * 3600.0, "count": 1}
 
 
 def test_demo_json_keeps_the_organisation(devex: Devex, tmp_path: Path) -> None:

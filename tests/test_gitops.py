@@ -154,7 +154,8 @@ def test_version_only_tags_are_deployments_without_revision(
     result = history(gitops, tmp_path)
     assert [(d.release.version, d.release.revision) for d in result.deployments] == [
         ("latest", None), ("29.0", None), ("20241105", None)]
-    with_app = history(gitops, tmp_path, has_commit=lambda svc, sha: sha == "20241105")
+    with_app = history(gitops, tmp_path, has_commit=lambda pairs: [
+        (svc, sha) for svc, sha in pairs if sha == "20241105"])
     assert with_app.deployments[-1].release.revision == "20241105"
 
 

@@ -6,7 +6,7 @@ keeps between runs, the history it returns must be the one a full read gives.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,12 @@ def test_a_digits_only_tag_judged_differently_reads_everything_again(
     repo.commit("digits", {overlay("auth", "prod"): kustomization(
         [{"name": f"{REG}/auth", "newTag": "0054442"}])})
     known: set[str] = set()
-    checker: Callable[[str, str], bool] = lambda service, sha: sha in known  # noqa: E731
+    asked: list[list[tuple[str, str]]] = []
+
+    def checker(pairs: Collection[tuple[str, str]]) -> list[tuple[str, str]]:
+        asked.append(list(pairs))
+        return [(service, sha) for service, sha in pairs if sha in known]
+
     first = read_history(repo.path, settings(tmp_path, "c"), has_commit=checker)
     assert first.current[("auth", "prod")].release.revision is None
     known.add("0054442")  # the app repository now has that commit
@@ -151,6 +156,10 @@ def test_a_digits_only_tag_judged_differently_reads_everything_again(
     second = read_history(repo.path, settings(tmp_path, "c"), has_commit=checker)
     assert logs == [repo.sha()]
     assert second.current[("auth", "prod")].release.revision == "0054442"
+    assert asked == [[("auth", "0054442")]] * 3  # read, asked again, read again
+    third = read_history(repo.path, settings(tmp_path, "c"), has_commit=checker)
+    assert len(asked) == 3  # a tag that names a commit keeps naming it: not asked again
+    assert answer(third) == answer(second)
 
 
 def test_an_unreadable_state_is_a_full_read(tmp_path: Path, logs: list[str]) -> None:
@@ -175,11 +184,14 @@ def test_readers_with_and_without_a_checker_keep_their_own_state(
     repo.commit("digits", {overlay("auth", "prod"): kustomization(
         [{"name": f"{REG}/auth", "newTag": "0054442"}])})
     config = settings(tmp_path, "c")
-    checked: Callable[[str, str], bool] = lambda service, sha: True  # noqa: E731
+    def checked(pairs: Collection[tuple[str, str]]) -> Collection[tuple[str, str]]:
+        return pairs
+
     for _ in range(2):
         plain = read_history(repo.path, config)
         collect = read_history(repo.path, config, has_commit=checked)
-        gate = read_history(repo.path, config, has_commit=lambda s, sha: False, variant="gate-x")
+        gate = read_history(repo.path, config, has_commit=lambda pairs: [],
+                            variant="gate-x")
     assert logs == [repo.sha()] * 3  # one full read each, then nothing
     assert plain.current[("auth", "prod")].release.revision is None
     assert collect.current[("auth", "prod")].release.revision == "0054442"

@@ -7,7 +7,7 @@ and a failing one degrades the snapshot (its `devex_source_up` is 0) instead of 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -64,12 +64,6 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
     step("opening the app repositories")
     graphs = _app_repositories(settings, sources)
 
-    def has_commit(service: str, sha: str) -> bool:
-        graph = graphs.get(service)
-        return graph is not None and graph.resolve([sha])[sha] is not None
-
-    step("reading the GitOps history")
-    history = gitops.read_history(repo, settings, has_commit=has_commit)
     from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits, bitbucket_configured
 
     bitbucket: BitbucketClient | None = None
@@ -89,11 +83,34 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
                 if service in settings.services else None) or service
         return BitbucketCommits(bitbucket, slug, store)
 
+    def has_commit(pairs: Collection[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Which digits-only tags name a commit of their service (its repository, else
+        Bitbucket), services side by side; a source that cannot answer says no, and is asked
+        again next run."""
+        by_service: dict[str, list[str]] = {}
+        for service, sha in pairs:
+            by_service.setdefault(service, []).append(sha)
+        asked = {s: source for s in by_service if (source := source_of(s)) is not None}
+
+        def commits(service: str) -> list[tuple[str, str]]:
+            try:
+                found = asked[service].resolve(by_service[service])
+            except DevexError as exc:
+                log.warning("%s; digits-only tags of %s are read as versions this run",
+                            exc, service)
+                return []
+            return [(service, sha) for sha, full in found.items() if full is not None]
+
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(asked)))) as pool:
+            return [pair for found in pool.map(commits, asked) for pair in found]
+
     if not options.offline and bitbucket_configured(settings):
-        sources["bitbucket"] = True  # asked only for what the cache does not have
+        sources["bitbucket"] = True  # asked only for what the caches do not have
     cache = RecordCache(settings)
-    step(f"reading the change sets of {len(history.deployments)} deployments")
     try:
+        step("reading the GitOps history")
+        history = gitops.read_history(repo, settings, has_commit=has_commit)
+        step(f"reading the change sets of {len(history.deployments)} deployments")
         built = build_records(history, source_of, settings, sources, cache)
     finally:
         if bitbucket is not None:

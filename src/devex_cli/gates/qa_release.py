@@ -141,7 +141,8 @@ def _run(options: GateOptions, settings: Settings,
     repo = gitops.open_repository(options.gitops, settings)
     history = gitops.read_history(
         repo, settings,
-        has_commit=lambda svc, sha: svc == service and app.has_commit(sha),
+        has_commit=lambda pairs: [(s, sha) for s, sha in pairs
+                                  if s == service and app.has_commit(sha)],
         variant=f"gate-{service}",
     )
     current = history.state(service, options.environment)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,8 +35,9 @@ from devex_cli.gitops_layout import (
 
 _NULL_SHA = "0" * 40
 
-# (service, revision) -> does the service's app repository have that commit?
-CommitChecker = Callable[[str, str], bool]
+# Of these (service, digits-only tag) pairs, the ones that name a commit of the service's app
+# repository: asked once for all the tags a read meets.
+CommitChecker = Callable[[Collection[tuple[str, str]]], Collection[tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -202,9 +203,11 @@ class _ReaderState:
         self.broken: dict[str, Skipped] = {}
 
     def digits_hold(self, has_commit: CommitChecker | None) -> bool:
-        """Whether every digits-only tag read so far is still judged as it was."""
-        return all(bool(has_commit and has_commit(service, tag)) == was
-                   for (service, tag), was in self.digits.items())
+        """Whether every digits-only tag read so far is still judged as it was. A tag found to
+        name a commit keeps naming it (commits are immutable); one that did not is asked again,
+        as its commit may have been pushed since."""
+        asked = [pair for pair, was in self.digits.items() if not was]
+        return not (asked and has_commit and has_commit(asked))
 
     def apply(self, commits: list[_Commit], blobs: Mapping[str, _Parsed],
               templates: list[ManifestTemplate], aliases: Mapping[str, str],
@@ -224,13 +227,36 @@ class _ReaderState:
             if path in earlier and earlier[path] != rule:
                 return False
             self.rules[path] = rule
+        self._judge_digits(commits, blobs, templates, aliases, has_commit)
         for commit in commits:
-            self._read(commit, blobs, templates, aliases, has_commit)
+            self._read(commit, blobs, templates, aliases)
         return True
 
+    def _judge_digits(self, commits: list[_Commit], blobs: Mapping[str, _Parsed],
+                      templates: list[ManifestTemplate], aliases: Mapping[str, str],
+                      has_commit: CommitChecker | None) -> None:
+        """Whether each new digits-only tag names a commit, in one question for all."""
+        wanted: set[tuple[str, str]] = set()
+        for commit in commits:
+            for change in commit.changes:
+                where = _where(change.path, templates)
+                parsed = blobs.get(change.blob) if change.blob else None
+                if where is None or not isinstance(parsed, tuple):
+                    continue
+                for image in parsed:
+                    named = self.rules[change.path].service_of(image, where[0])
+                    revision = revision_in_tag(image.tag)
+                    if named is None or not revision or not is_digits_only(revision):
+                        continue
+                    pair = (aliases.get(named, named), revision)
+                    if pair not in self.digits:
+                        wanted.add(pair)
+        found = set(has_commit(sorted(wanted))) if wanted and has_commit else set()
+        for pair in wanted:
+            self.digits[pair] = pair in found
+
     def _read(self, commit: _Commit, blobs: Mapping[str, _Parsed],
-              templates: list[ManifestTemplate], aliases: Mapping[str, str],
-              has_commit: CommitChecker | None) -> None:
+              templates: list[ManifestTemplate], aliases: Mapping[str, str]) -> None:
         touched: set[tuple[str, str]] = set()
         for change in commit.changes:
             where = _where(change.path, templates)
@@ -258,7 +284,7 @@ class _ReaderState:
                 if named is None:
                     continue
                 service = aliases.get(named, named)
-                release = self._release(image, service, has_commit)
+                release = self._release(image, service)
                 touched.add((service, environment))
                 if release is not None:
                     self.releases[(service, environment)][change.path] = release
@@ -283,19 +309,13 @@ class _ReaderState:
             self.current[(service, environment)] = DeployedState(
                 service, environment, release, manifest, commit.sha, commit.committed_at)
 
-    def _release(self, image: Image, service: str,
-                 has_commit: CommitChecker | None) -> Release | None:
+    def _release(self, image: Image, service: str) -> Release | None:
         tag = image.tag or image.digest
         if not tag:
             return None
         revision = revision_in_tag(image.tag)
-        if revision and is_digits_only(revision):
-            known = self.digits.get((service, revision))
-            if known is None:
-                known = self.digits[(service, revision)] = bool(
-                    has_commit and has_commit(service, revision))
-            if not known:
-                revision = None
+        if revision and is_digits_only(revision) and not self.digits.get((service, revision)):
+            revision = None
         return Release(version=tag, revision=revision)
 
     def history(self, head: str | None, branch: str, settings: Settings) -> GitOpsHistory:
