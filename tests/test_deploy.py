@@ -134,3 +134,7 @@ def test_kubernetes_manifests_parse_and_hold_together() -> None:
     tomllib.loads(config)
     job = kinds["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert "push-metrics" in " ".join(job["args"] if "args" in job else job["command"])
+    volumes = kinds["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"]
+    cache = next(v for v in volumes if v["name"] == "cache")
+    claim = cache["persistentVolumeClaim"]["claimName"]  # a job's cache outlives the job
+    assert kinds["PersistentVolumeClaim"]["metadata"]["name"] == claim
