@@ -94,3 +94,17 @@ def test_error_summary_shapes() -> None:
     assert error_summary({"errorMessages": [], "errors": {"jql": "bad"}}) == "jql: bad"
     assert error_summary({"message": "permission denied", "code": 7}) == "permission denied"
     assert error_summary(["x"]) == ""
+
+
+def test_plain_http_systems_load_no_trust_store_and_verify_any_tls() -> None:
+    """An http:// system (an in-cluster Pushgateway) skips loading the trust store; should it
+    redirect to https, the empty store fails verification instead of trusting anything."""
+    import ssl
+
+    from devex_cli.http import _tls
+
+    plain, secure = _tls("http://"), _tls("https:")
+    assert plain is not secure
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
+    assert plain.cert_store_stats()["x509_ca"] == 0
+    assert secure.verify_mode == ssl.CERT_REQUIRED and secure.check_hostname

@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
-
-import yaml
+from functools import cache, cached_property
+from typing import Any
 
 _HEX_RUN = re.compile(r"(?<![A-Za-z0-9])[0-9a-fA-F]{7,40}(?![A-Za-z0-9])")
 _PLACEHOLDER = re.compile(r"\{(service|environment)\}")
@@ -98,8 +97,9 @@ def parse_kustomization(content: bytes) -> tuple[Image, ...]:
         text = content.decode("utf-8")
     except UnicodeDecodeError:
         raise ManifestError("not UTF-8 text") from None
+    yaml, loader = _yaml()
     try:
-        documents = [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+        documents = [d for d in yaml.load_all(text, Loader=loader) if d is not None]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -132,10 +132,14 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value != "" else None
 
 
-try:  # libyaml's loader when present: same results, several times faster
-    _Loader: type = yaml.CBaseLoader
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Loader = yaml.BaseLoader
+@cache
+def _yaml() -> tuple[Any, type]:
+    """PyYAML and its loader, imported on the first manifest to parse (a run that finds every
+    manifest in the cache never needs it). libyaml's loader when present: same results, several
+    times faster."""
+    import yaml
+
+    return yaml, getattr(yaml, "CBaseLoader", yaml.BaseLoader)
 
 
 def revision_in_tag(tag: str | None) -> str | None:

@@ -87,10 +87,14 @@ def error_summary(body: object) -> str:
     return ""
 
 
-@functools.lru_cache(maxsize=1)
-def _tls() -> ssl.SSLContext:
-    """One TLS context per process: building one costs tens of milliseconds, and every client
-    (Jira, Argo CD, Bitbucket, Teams) can share it."""
+@functools.lru_cache(maxsize=2)
+def _tls(base_url: str = "https:") -> ssl.SSLContext:
+    """One TLS context per process: loading the trust store costs tens of milliseconds, and
+    every client (Jira, Argo CD, Bitbucket, Teams) can share it. A plain-http system (an
+    in-cluster Pushgateway or Argo CD) gets a context with no trust store at all: nothing to
+    load, and a redirect to https fails verification instead of going unchecked."""
+    if base_url.lower().startswith("http://"):
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     return ssl.create_default_context()
 
 
@@ -123,7 +127,7 @@ class ApiClient:
                      **(headers or {})},
             transport=transport,
             follow_redirects=True,
-            verify=_tls(),
+            verify=_tls("http://" if self.base_url.lower().startswith("http://") else "https:"),
         )
 
     def __enter__(self) -> ApiClient:
