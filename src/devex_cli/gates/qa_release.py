@@ -134,17 +134,23 @@ def _run(options: GateOptions, settings: Settings,
         raise UsageError("no service given",
                          hint="pass --service NAME (defaults to $BITBUCKET_REPO_SLUG)")
     app = AppRepo(options.repo)
+
+    def read_gitops() -> gitops.GitOpsHistory:
+        repo = gitops.open_repository(options.gitops, settings)
+        return gitops.read_history(
+            repo, settings,
+            has_commit=lambda pairs: [(s, sha) for s, sha in pairs
+                                      if s == service and app.has_commit(sha)],
+            variant=f"gate-{service}",
+        )
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devex-gitops")
+    reading = pool.submit(read_gitops)  # the two repositories are read side by side
+    pool.shutdown(wait=False)
     head = app.resolve(options.head)
     if head is None:
         raise UsageError(f"--head {options.head} is not a commit of {app.path}")
-
-    repo = gitops.open_repository(options.gitops, settings)
-    history = gitops.read_history(
-        repo, settings,
-        has_commit=lambda pairs: [(s, sha) for s, sha in pairs
-                                  if s == service and app.has_commit(sha)],
-        variant=f"gate-{service}",
-    )
+    history = reading.result()
     current = history.state(service, options.environment)
     for problem in history.broken_at_head:
         owner = gitops.path_owner(problem.path, settings)
@@ -173,8 +179,7 @@ def _run(options: GateOptions, settings: Settings,
             hint="tag images with the commit SHA (e.g. 1.4.2-58ddfd6) so the gate can find the "
                  "commits since the QA release",
         )
-    base = app.range_base(revision, head)
-    commits = app.commits(base, head)
+    base, commits = app.range_commits(revision, head)
     pattern = compile_ticket_pattern(options.ticket_pattern or settings.jira.ticket_pattern)
     keys = extract_ticket_keys((c.message for c in commits), pattern=pattern,
                                projects=options.projects or settings.jira.projects)

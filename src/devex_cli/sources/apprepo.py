@@ -7,6 +7,7 @@ history, the clone is deepened (then unshallowed) rather than silently walking a
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,6 +81,18 @@ class AppRepo:
             "(force-push or rebase) since it was deployed",
             hint="check the deployed revision; there is no range of commits to inspect",
         )
+
+    def range_commits(self, base: str, head: str) -> tuple[str, list[GraphCommit]]:
+        """`range_base` and then `commits`, with the ancestry check and the log run side by
+        side when the base is already here (the usual case)."""
+        full = self.resolve(base)
+        if full is not None:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                listing = pool.submit(self.commits, full, head)
+                if self._is_ancestor(full, head):
+                    return full, listing.result()
+        full = self.range_base(base, head)
+        return full, self.commits(full, head)
 
     def commits(self, base: str | None, head: str) -> list[GraphCommit]:
         """Commits in `git rev-list base..head` (merges included), oldest first."""
