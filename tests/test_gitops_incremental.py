@@ -196,3 +196,20 @@ def test_readers_with_and_without_a_checker_keep_their_own_state(
     assert plain.current[("auth", "prod")].release.revision is None
     assert collect.current[("auth", "prod")].release.revision == "0054442"
     assert gate.current[("auth", "prod")].release.revision is None
+
+
+def test_commits_after_a_synced_revision(tmp_path: Path) -> None:
+    """What Argo CD's sync revision is behind by: only the commits since, or None off-branch."""
+    repo = GitRepo(tmp_path / "gitops")
+    first = repo.commit("one", {"a": "1"})
+    repo.checkout("side", create=True)
+    side = repo.commit("side", {"b": "1"})
+    repo.checkout("main")
+    second = repo.commit("two", {"a": "2"})
+    merge = repo.merge("side", "merge side")
+    third = repo.commit("three", {"a": "3"})
+    assert gitops.commits_after(repo.path, third, third) == set()
+    assert gitops.commits_after(repo.path, second, third) == {merge, third}
+    assert gitops.commits_after(repo.path, first, third) == {second, merge, third}
+    assert gitops.commits_after(repo.path, side, third) is None  # not on the first-parent chain
+    assert gitops.commits_after(repo.path, "0" * 40, third) is None

@@ -190,8 +190,8 @@ def status(
         sources: dict[str, bool] = {}
         view = read_argocd(settings, history, sources)
         if view is not None:
-            actual = actual_states(history, view,
-                                   gitops_source.first_parent_positions(repo, history.branch))
+            actual = actual_states(history, view, lambda synced: gitops_source.commits_after(
+                repo, synced, history.head))
     report = status_view.build_status(
         history, environments=environment or (), actual=actual,
         unmatched=gitops_source.unmatched_manifests(repo, history.branch, settings))

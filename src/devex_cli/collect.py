@@ -131,8 +131,8 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
         view = read_argocd(settings, history, sources, applications=argo_applications.result())
         if view is not None:
             records = refine(records, view)
-            actual = actual_states(history, view,
-                                   gitops.first_parent_positions(repo, history.branch))
+            actual = actual_states(history, view, lambda synced: gitops.commits_after(
+                repo, synced, history.head))
             for (service, environment), state in list(actual.items()):
                 graph = graphs.get(service)
                 if graph is not None and state.revision:

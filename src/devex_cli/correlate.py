@@ -3,13 +3,13 @@ really happened. Pure: applications and history in, refinements out."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from devex_cli.dora.model import ActualState, DeploymentRecord
-from devex_cli.sources.gitops import GitOpsHistory
+from devex_cli.sources.gitops import Deployment, GitOpsHistory
 
 if TYPE_CHECKING:
     from devex_cli.sources.argocd import Application, HistoryEntry
@@ -22,25 +22,28 @@ class ArgoView:
 
 
 def actual_states(history: GitOpsHistory, view: ArgoView,
-                  positions: Mapping[str, int]) -> dict[tuple[str, str], ActualState]:
+                  after: Callable[[str], set[str] | None]) -> dict[tuple[str, str], ActualState]:
     """What each application runs: the service's state at the GitOps commit it is synced to.
 
-    `positions` numbers the first-parent commits of the tracked branch, oldest first.
+    `after(sync_revision)` gives the branch's first-parent commits after that revision (None when
+    it is not on the branch): the state in effect is the last deployment not among them.
     """
-    by_key: dict[tuple[str, str], list[tuple[int, str | None, str]]] = {}
+    by_key: dict[tuple[str, str], list[Deployment]] = {}
     for deployment in history.deployments:
-        position = positions.get(deployment.gitops_commit)
-        if position is not None:
-            by_key.setdefault((deployment.service, deployment.environment), []).append(
-                (position, deployment.release.revision, deployment.release.version))
+        by_key.setdefault((deployment.service, deployment.environment), []).append(deployment)
+    later_than: dict[str, set[str] | None] = {}
     states = {}
     for key, app in view.applications.items():
         revision = version = None
-        synced = positions.get(app.sync_revision or "")
-        if synced is not None:
-            before = [d for d in by_key.get(key, []) if d[0] <= synced]
-            if before:
-                _, revision, version = max(before)
+        synced = app.sync_revision or ""
+        if synced and synced not in later_than:
+            later_than[synced] = after(synced)
+        later = later_than.get(synced)
+        if later is not None:
+            in_effect = next((d for d in reversed(by_key.get(key, []))
+                              if d.gitops_commit not in later), None)
+            if in_effect is not None:
+                revision, version = in_effect.release.revision, in_effect.release.version
         desired = history.state(*key)
         in_step = desired is not None and (revision, version) == (
             desired.release.revision, desired.release.version)

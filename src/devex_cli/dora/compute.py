@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from itertools import islice
 
 from devex_cli.dora import tiers
 from devex_cli.dora.model import (
@@ -61,6 +63,12 @@ class _History:
                     self.first[key].setdefault(change.sha, record.time)
         self.merges = {sha for sha, change in self.changes.items() if change.merge}
         self.ordered = ordered
+        # For windows: record times, and commits by the time they first arrived, in order (a
+        # window then costs its own size, not the history's).
+        self.times = {key: [r.time for r in group] for key, group in self.by_key.items()}
+        self.arrivals = {key: sorted((at, sha) for sha, at in first.items())
+                         for key, first in self.first.items()}
+        self.arrival_times = {key: [at for at, _ in items] for key, items in self.arrivals.items()}
         self.hotfix: set[int] = set()
         if production is not None and production in environments:
             before = environments[: list(environments).index(production)]
@@ -165,21 +173,24 @@ def _window(name: str, history: _History, environments: Sequence[str], productio
 
 def _environment(history: _History, service: str, environment: str, start: datetime,
                  end: datetime, days: float) -> EnvironmentFigures:
-    group = history.by_key[(service, environment)]
-    inside = [r for r in group if start <= r.time < end]
-    before_end = [r for r in group if r.time < end]
-    current = before_end[-1] if before_end else None
+    key = (service, environment)
+    group, times = history.by_key[key], history.times[key]
+    first, last = bisect_left(times, start), bisect_left(times, end)
+    inside = group[first:last]
+    current = group[last - 1] if last else None
     failed = [r for r in inside if history.is_failed(r)]
     recoveries = []
-    for record in failed:
-        later = (r for r in group if r.time > record.time and not history.is_failed(r))
-        recovered = next(later, None)
+    for index in range(first, last):
+        record = group[index]
+        if not history.is_failed(record):
+            continue
+        recovered = next((r for r in islice(group, index + 1, None)
+                          if r.time > record.time and not history.is_failed(r)), None)
         if recovered is not None:
             recoveries.append((recovered.time - record.time).total_seconds())
-    first = history.first.get((service, environment), {})
     leads = [
         max(0.0, (at - history.changes[sha].author_time).total_seconds())
-        for sha, at in first.items() if start <= at < end and sha not in history.merges
+        for at, sha in _arrived(history, key, start, end) if sha not in history.merges
     ]
     return EnvironmentFigures(
         environment=environment,
@@ -197,6 +208,13 @@ def _environment(history: _History, service: str, environment: str, start: datet
     )
 
 
+def _arrived(history: _History, key: _Key, start: datetime,
+             end: datetime) -> list[tuple[datetime, str]]:
+    """The commits that first reached (service, environment) in [start, end), by time."""
+    times = history.arrival_times.get(key, [])
+    return history.arrivals.get(key, [])[bisect_left(times, start):bisect_left(times, end)]
+
+
 def _promotion_waits(history: _History, service: str, environments: Sequence[str],
                      production: str | None, start: datetime,
                      end: datetime) -> dict[tuple[str, str], list[float]]:
@@ -205,8 +223,8 @@ def _promotion_waits(history: _History, service: str, environments: Sequence[str
     if production is None:
         return waits
     firsts = [history.first.get((service, env), {}) for env in environments]
-    for sha, reached in history.first.get((service, production), {}).items():
-        if not start <= reached < end or sha in history.merges:
+    for _, sha in _arrived(history, (service, production), start, end):
+        if sha in history.merges:
             continue
         path = [(env, f[sha]) for env, f in zip(environments, firsts, strict=True) if sha in f]
         for (env_a, at_a), (env_b, at_b) in itertools.pairwise(path):

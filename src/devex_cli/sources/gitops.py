@@ -421,9 +421,7 @@ def _state_cache(repo: Path, branch: str, settings: Settings, variant: str) -> J
 
 def _follows(repo: Path, old: str, new: str) -> bool:
     """Whether `old` is on the first-parent chain of `new` (the branch moved forward)."""
-    out = git(repo, "rev-list", "--first-parent", "--parents", f"{old}..{new}").split("\n")
-    oldest = [line for line in out if line.strip()][-1:]
-    return bool(oldest) and oldest[0].split()[1:2] == [old]
+    return commits_after(repo, old, new) is not None
 
 
 def _release_of(by_path: Mapping[str, Release],
@@ -442,13 +440,22 @@ def _templates(settings: Settings) -> list[ManifestTemplate]:
     return own + [ManifestTemplate(t) for t in settings.gitops.manifests]
 
 
-def first_parent_positions(repo: Path, branch: str) -> dict[str, int]:
-    """The first-parent commits of the branch, numbered from the oldest."""
+def commits_after(repo: Path, since: str, head: str | None) -> set[str] | None:
+    """The first-parent commits of the branch after `since`, up to `head` (`git rev-list
+    --first-parent since..head`): as many as there are new commits, whatever the history's
+    length. None when `since` is not on the branch's first-parent chain."""
+    if head is None:
+        return None
+    if since == head:
+        return set()
     try:
-        out = git(repo, "rev-list", "--first-parent", "--reverse", branch)
+        out = git(repo, "rev-list", "--first-parent", "--parents", f"{since}..{head}")
     except GitFailed:
-        return {}
-    return {sha: n for n, sha in enumerate(out.split())}
+        return None
+    lines = [line.split() for line in out.splitlines() if line.strip()]
+    if not lines or lines[-1][1:2] != [since]:
+        return None
+    return {line[0] for line in lines}
 
 
 _NOT_OVERLAYS = {"base", "bases", "components", "component"}
