@@ -119,8 +119,10 @@ def _commit(value: Any) -> GraphCommit:
 
 
 class BitbucketCommits:
-    """The commit-graph interface of collect, answered by Bitbucket. Answers go into `store`
-    (shared by every repository of a run, guarded by one lock); the caller saves it once."""
+    """The commit-graph interface of collect, answered by Bitbucket. Resolved revisions go into
+    `store` (shared by every repository of a run, guarded by one lock; the caller saves it
+    once). Ranges stay in memory: the change sets made of them are kept by collect's records,
+    so keeping them here too would only grow the cache with history."""
 
     lock = threading.Lock()
 
@@ -129,8 +131,9 @@ class BitbucketCommits:
         self.repo = repo
         with self.lock:
             mine = store.setdefault(f"{client.workspace}/{repo}", {})
+            mine.pop("ranges", None)  # kept by earlier versions
             self._resolved: dict[str, str | None] = mine.setdefault("resolved", {})
-            self._ranges: dict[str, list[list[Any]]] = mine.setdefault("ranges", {})
+        self._ranges: dict[tuple[str, str], list[GraphCommit]] = {}
 
     def resolve(self, revisions: Iterable[str]) -> dict[str, str | None]:
         wanted = list(dict.fromkeys(revisions))
@@ -147,21 +150,17 @@ class BitbucketCommits:
         """Nothing to load up front: ranges are fetched by `prefetch`."""
 
     def prefetch(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Fetch the ranges (new, old) not cached yet, several at once."""
-        missing = [p for p in dict.fromkeys(pairs) if f"{p[0]}..{p[1]}" not in self._ranges]
+        """Fetch the ranges (new, old) not fetched yet this run, several at once."""
+        missing = [p for p in dict.fromkeys(pairs) if p not in self._ranges]
         if not missing:
             return
         with ThreadPoolExecutor(max_workers=min(self.client.concurrency, len(missing))) as pool:
             results = list(pool.map(lambda p: self.client.range(self.repo, p[0], p[1]), missing))
         with self.lock:
-            for (new, old), commits in zip(missing, results, strict=True):
-                self._ranges[f"{new}..{old}"] = [
-                    [c.sha, list(c.parents), c.author_time.isoformat(), c.message]
-                    for c in commits]
+            self._ranges.update(zip(missing, results, strict=True))
 
     def only_in(self, new: str, old: str | None) -> list[GraphCommit]:
         if old is None:
             return []
         self.prefetch([(new, old)])
-        return [GraphCommit(sha, tuple(parents), 0, datetime.fromisoformat(at), message)
-                for sha, parents, at, message in self._ranges[f"{new}..{old}"]]
+        return self._ranges[(new, old)]
