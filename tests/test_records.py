@@ -38,7 +38,7 @@ def figures(devex: Devex, config: Path, *args: str, cache: Path | None = None,
     result = devex("-v", "collect", "--format", "json", *WINDOW, *args, config=str(config),
                    env={**(env or {}), **({"XDG_CACHE_HOME": str(cache)} if cache else {})})
     assert result.code == 0, result.err
-    computed = re.search(r"(\d+) change sets computed", result.err)
+    computed = re.search(r"(\d+) change set\(s\) computed", result.err)
     assert computed, result.err
     report = json.loads(result.out)
     report.pop("generated_at")

@@ -118,7 +118,7 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
         if store is not None:
             store_cache.save(store)  # what was fetched stays fetched, even after a failure
         cache.save()
-    log.info("%d deployments, %d change sets computed (the others kept from earlier runs)",
+    log.info("%d deployments: %d change set(s) computed, the others kept from earlier runs",
              len(built.records), built.computed)
     records, pending, not_found = built.records, built.pending, built.not_found
     quality = DataQuality(
