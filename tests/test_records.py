@@ -120,3 +120,31 @@ def test_changed_ticket_settings_compute_everything_again(devex: Devex, world: W
     report, computed = figures(devex, world.config, "--offline")
     assert computed == 8
     assert all(d["tickets"] == [] for d in report["deployments"])
+
+
+@pytest.mark.parametrize("damage", [
+    {"records": [], "commits": [], "ranges": 7},
+    {"records": {"x y z": 5}, "commits": {"abc": "nope"}},
+    "records-entries",
+])
+def test_any_damaged_cache_shape_is_computed_again(devex: Devex, world: World, tmp_path: Path,
+                                                   damage: object) -> None:
+    """Caches are files a user (or a full disk) can break: a wrong shape anywhere in the kept
+    records or the GitOps reader's state means computing again, never a crash."""
+    first, _ = figures(devex, world.config, "--offline")
+    records = tmp_path / "cache" / "devex" / "collect-records.json"
+    kept = json.loads(records.read_text())
+    if damage == "records-entries":
+        kept["records"] = {key: [[1], {"a": 1}, None] for key in kept["records"]}
+        kept["ranges"] = {key: [[1, 2]] for key in kept["ranges"]}
+    else:
+        kept.update(damage)  # type: ignore[call-overload]
+    records.write_text(json.dumps(kept))
+    for state in (tmp_path / "cache" / "devex" / "gitops-state").glob("*.json"):
+        broken = json.loads(state.read_text())
+        broken["path_services"] = ["not", "a", "mapping"]
+        broken["current"] = [[1, 2]]
+        state.write_text(json.dumps(broken))
+    again, computed = figures(devex, world.config, "--offline")
+    assert again == first
+    assert computed == 8

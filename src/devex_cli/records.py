@@ -84,7 +84,7 @@ class RecordCache:
         cache): the record is computed again."""
         try:
             return tuple(map(self._built().__getitem__, shas))
-        except KeyError:
+        except (KeyError, TypeError):
             return None
 
     def keep_changes(self, changes: Iterable[Change]) -> list[str]:

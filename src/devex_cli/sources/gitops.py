@@ -402,8 +402,8 @@ class _ReaderState:
                 in data["deployments"]]
             state.skipped = [Skipped(*fields) for fields in data["skipped"]]
             state.broken = {fields[0]: Skipped(*fields) for fields in data["broken"]}
-        except (KeyError, TypeError, ValueError):
-            return None
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+            return None  # damaged: the history is read again
         return state
 
 
