@@ -96,3 +96,50 @@ def test_unknown_repository_means_unknown_revisions(devex: Devex, world: World,
     report = collect(devex, remote_config(world, tmp_path), bitbucket)  # no repo 'pay' there
     assert {r["revision"] for r in report["data_quality"]["revisions_not_found"]} >= {
         world.c0[:7], world.m1[:7]}
+
+
+def test_a_first_collection_reads_the_graph_not_every_range(devex: Devex, bitbucket: FakeBitbucket,
+                                                            tmp_path: Path) -> None:
+    """Hundreds of deployments: Bitbucket lists each repository's history once (100 commits a
+    page) and devex resolves short SHAs and walks ranges in it; a feature branch deployed to dev
+    is listed on its own. The figures are the local repositories' exactly."""
+    from datetime import UTC, datetime
+
+    from devex_cli.demo import build_demo
+    from tests.gitworld import GitRepo, image, kustomization, overlay
+
+    bitbucket.page_size = 100
+    root = tmp_path / "org"
+    local_config = build_demo(root, end=datetime(2026, 11, 20, tzinfo=UTC), days=60, seed=3)
+    app = GitRepo.__new__(GitRepo)
+    app.path, app.clock = root / "apps" / "payments", datetime(2026, 11, 20, 1, tzinfo=UTC)
+    app.git("config", "user.name", "Dev")
+    app.git("config", "user.email", "dev@acme.example")
+    app.checkout("feature/PAY-900", create=True)
+    feature = app.commit("PAY-900 try it in dev", {"feature.txt": "1"})
+    app.checkout("main")
+    gitops = GitRepo.__new__(GitRepo)
+    gitops.path, gitops.clock = root / "gitops", datetime(2026, 11, 20, 2, tzinfo=UTC)
+    gitops.git("config", "user.name", "Bot")
+    gitops.git("config", "user.email", "bot@acme.example")
+    gitops.commit("PR deployment", {overlay("payments", "dev"): kustomization(
+        [image("payments", feature[:7], registry="registry.acme.example/shop")])})
+    for name in ("payments", "checkout", "catalog", "notifications"):
+        bitbucket.repos[name] = root / "apps" / name
+    window = ("--since", "2026-09-01", "--until", "2026-11-21")
+    local = devex("collect", "--offline", "--format", "json", *window,
+                  config=str(local_config))
+    assert local.code == 0, local.err
+    remote_config = tmp_path / "remote.toml"
+    remote_config.write_text(FAST_HTTP + local_config.read_text().split("[services.")[0]
+                             .replace('repo = "gitops"', f'repo = "{root / "gitops"}"'))
+    remote = devex("collect", "--format", "json", *window, config=str(remote_config),
+                   env=bitbucket.env())
+    assert remote.code == 0, remote.err
+    expected, answer = json.loads(local.out), json.loads(remote.out)
+    for key in ("deployments", "services", "tickets_in_environment"):
+        assert answer[key] == expected[key], key
+    deployments = len(expected["deployments"])
+    assert deployments > 300
+    assert any(d["commits"] == [feature] for d in answer["deployments"])
+    assert bitbucket.api_requests() < deployments / 10  # pages and a few tips, not ranges

@@ -12,7 +12,7 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +27,9 @@ from devex_cli.masking import mask, mask_url, register_secret
 log = logging.getLogger("devex.http")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+# Query parameters: a mapping, or pairs where a name repeats (`exclude=a&exclude=b`).
+Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
 
 class _RetryableStatus(Exception):
@@ -153,7 +156,7 @@ class ApiClient:
         method: str,
         path: str,
         *,
-        params: Mapping[str, Any] | None = None,
+        params: Params | None = None,
         json_body: Any = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
@@ -189,7 +192,7 @@ class ApiClient:
             raise self._status_error(response, retried=False)
         return response
 
-    def get_json(self, path: str, *, params: Mapping[str, Any] | None = None) -> Any:
+    def get_json(self, path: str, *, params: Params | None = None) -> Any:
         return self.decode(self.request("GET", path, params=params))
 
     def post_json(self, path: str, body: Any) -> Any:
@@ -208,11 +211,14 @@ class ApiClient:
             ) from None
 
     def _send(
-        self, method: str, path: str, params: Mapping[str, Any] | None, json_body: Any,
+        self, method: str, path: str, params: Params | None, json_body: Any,
         content: bytes | None = None, headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         self.requests_made += 1
-        request = self._client.build_request(method, path, params=params, json=json_body,
+        # (no params at all when there are none: empty ones would drop a `next` URL's query)
+        query = None if not params else httpx.QueryParams(
+            params if isinstance(params, Mapping) else list(params))
+        request = self._client.build_request(method, path, params=query, json=json_body,
                                              content=content, headers=headers)
         response = self._read_with_deadline(request)
         log.debug("%s %s %s -> %d", self.system, method, response.request.url.path,

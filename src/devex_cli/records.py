@@ -156,10 +156,10 @@ def build_records(
     def prepared(service: str, mine: list[gitops.Deployment]) -> dict[str, str | None]:
         """Resolve a service's revisions and fetch (or load) its change sets."""
         graph = graphs[service]
-        revisions = {r for d in mine
+        revisions = [r for d in reversed(mine)  # newest first: a graph is listed from those
                      for r in (d.release.revision, d.previous.revision if d.previous else None)
-                     if r and (service, r) not in full}
-        resolved = graph.resolve(sorted(revisions))
+                     if r and (service, r) not in full]
+        resolved = graph.resolve(dict.fromkeys(revisions))
         known = {**{short: sha for (s, short), sha in full.items() if s == service}, **resolved}
         pairs = [(n, o) for d in mine
                  if (n := known.get(d.release.revision or ""))

@@ -100,16 +100,22 @@ class FakeBitbucket(FakeServer):
             return Answer(200, self._commits_json(repo, [sha.strip()])[0])
         if parts[5] == "commits" and len(parts) == 6:
             query = {k: v[0] for k, v in request.query.items()}
-            include, exclude = query.get("include", "HEAD"), query.get("exclude")
+            include = request.query.get("include", ["HEAD"])
+            exclude = request.query.get("exclude", [])
             size = min(int(query.get("pagelen", self.page_size)), 100)
             page = int(query.get("page", 1))
-            shas = self._git(repo, "rev-list", include,
-                             *([f"^{exclude}"] if exclude else [])).split()
+            shas = self._git(repo, "rev-list", *include, *(f"^{sha}" for sha in exclude)).split()
+            if not shas and self._git(repo, "rev-parse", "--verify", "--quiet",
+                                      *(f"{r}^{{commit}}" for r in include[:1])) == "":
+                return Answer(404, {"type": "error", "error": {
+                    "message": f"Commit not found: {include[0]}"}})
             chunk = shas[(page - 1) * size : page * size]
             body: dict[str, Any] = {"pagelen": size, "page": page,
                                     "values": self._commits_json(repo, chunk)}
             if page * size < len(shas):
-                following = {**query, "page": str(page + 1), "pagelen": str(size)}
+                following = [(k, v) for k, values in request.query.items() for v in values
+                             if k not in ("page", "pagelen")]
+                following += [("page", str(page + 1)), ("pagelen", str(size))]
                 body["next"] = f"{self.url}{request.path}?{urlencode(following)}"
             return Answer(200, body)
         return Answer(404, NOT_FOUND)

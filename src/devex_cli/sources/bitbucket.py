@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from devex_cli.config import Settings
 from devex_cli.errors import ConfigError, UpstreamError, UpstreamHTTPError
-from devex_cli.http import ApiClient, BearerAuth, basic_auth
-from devex_cli.sources.commitgraph import GraphCommit
+from devex_cli.http import ApiClient, BearerAuth, Params, basic_auth
+from devex_cli.sources.commitgraph import GraphCommit, generations, only_in
 
 log = logging.getLogger("devex.bitbucket")
 
@@ -58,7 +59,7 @@ class BitbucketClient:
     def close(self) -> None:
         self.api.close()
 
-    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+    def _get(self, path: str, params: Params | None = None) -> Any:
         with self._slots:
             return self.api.get_json(path, params=params)
 
@@ -85,9 +86,14 @@ class BitbucketClient:
 
     def range(self, repo: str, new: str, old: str) -> list[GraphCommit]:
         """`git rev-list new ^old`, newest first, every page."""
+        return self.listing(repo, new, [old])
+
+    def listing(self, repo: str, include: str, exclude: Sequence[str]) -> list[GraphCommit]:
+        """`git rev-list include ^exclude...`, newest first, every page."""
         commits: list[GraphCommit] = []
         url: str | None = f"/repositories/{self.workspace}/{repo}/commits"
-        params: dict[str, Any] | None = {"include": new, "exclude": old, "pagelen": PAGE}
+        params: list[tuple[str, Any]] | None = [
+            ("include", include), *(("exclude", sha) for sha in exclude), ("pagelen", PAGE)]
         seen: set[str] = set()
         while url:
             body = self._get(url, params=params)
@@ -119,12 +125,24 @@ def _commit(value: Any) -> GraphCommit:
 
 
 class BitbucketCommits:
-    """The commit-graph interface of collect, answered by Bitbucket. Resolved revisions go into
-    `store` (shared by every repository of a run, guarded by one lock; the caller saves it
-    once). Ranges stay in memory: the change sets made of them are kept by collect's records,
-    so keeping them here too would only grow the cache with history."""
+    """The commit-graph interface of collect, answered by Bitbucket.
+
+    A few revisions and ranges are asked one by one (`commit/{rev}`, `commits?include&exclude`).
+    Many at once (a first collection: thousands of deployments) are answered from the commit
+    graph instead: the history reachable from the newest deployed revisions is listed once, 100
+    commits a page, short SHAs are resolved in it and ranges walked in memory (exactly, by
+    generation numbers), so the requests follow the size of the repository, not the number of
+    deployments. What the graph does not hold (another branch) is asked one by one.
+
+    Resolved revisions go into `store` (shared by every repository of a run, guarded by one lock;
+    the caller saves it once). Ranges and the graph stay in memory: the change sets made of them
+    are kept by collect's records.
+    """
 
     lock = threading.Lock()
+    MANY = 8  # more revisions or ranges than this at once: read the graph instead
+    TIPS = 3  # the newest revisions the graph is listed from
+    EXCLUDED = 20  # at most this many listed tips excluded from a further listing
 
     def __init__(self, client: BitbucketClient, repo: str, store: dict[str, Any]) -> None:
         self.client = client
@@ -134,24 +152,70 @@ class BitbucketCommits:
             mine.pop("ranges", None)  # kept by earlier versions
             self._resolved: dict[str, str | None] = mine.setdefault("resolved", {})
         self._ranges: dict[tuple[str, str], list[GraphCommit]] = {}
+        self._graph: dict[str, GraphCommit] = {}
+        self._listed: list[str] = []  # tips the graph was listed from
+        self._shas: list[str] = []  # the graph's SHAs, sorted, for short-SHA lookups
+        self._rank: dict[str, int] = {}
 
     def resolve(self, revisions: Iterable[str]) -> dict[str, str | None]:
+        """Full SHAs of (short) revisions; give them newest first, so that for many at once the
+        graph is listed from the newest."""
         wanted = list(dict.fromkeys(revisions))
-        missing = [r for r in wanted if r not in self._resolved]
-        if missing:
-            with ThreadPoolExecutor(max_workers=min(self.client.concurrency, len(missing))) as pool:
-                found = list(pool.map(lambda r: self.client.commit(self.repo, r), missing))
-            with self.lock:
-                for revision, commit in zip(missing, found, strict=True):
-                    self._resolved[revision] = commit.sha if commit else None
+        missing = [r for r in wanted if r not in self._resolved and not self._in_graph(r)]
+        if len(missing) > self.MANY and not self._graph:
+            tips = self._ask(missing[: self.TIPS])
+            self._list(sha for sha in tips.values() if sha)
+            missing = [r for r in missing if r not in self._resolved and not self._in_graph(r)]
+        self._ask(missing)
         return {r: self._resolved.get(r) for r in wanted}
+
+    def _ask(self, revisions: list[str]) -> dict[str, str | None]:
+        if not revisions:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(self.client.concurrency, len(revisions))) as pool:
+            found = list(pool.map(lambda r: self.client.commit(self.repo, r), revisions))
+        answers = {r: c.sha if c else None for r, c in zip(revisions, found, strict=True)}
+        with self.lock:
+            self._resolved.update(answers)
+        return answers
+
+    def _in_graph(self, revision: str) -> bool:
+        """Resolve a revision in the listed graph: a full SHA, or a short one naming exactly one
+        commit there (an ambiguous one is left to Bitbucket)."""
+        if not self._shas or len(revision) < 4:
+            return False
+        start = bisect_left(self._shas, revision)
+        matches = [sha for sha in self._shas[start:start + 2] if sha.startswith(revision)]
+        if len(matches) != 1:
+            return False
+        with self.lock:
+            self._resolved[revision] = matches[0]
+        return True
+
+    def _list(self, tips: Iterable[str]) -> None:
+        """Add the history reachable from each tip not in the graph yet (excluding what earlier
+        listings brought: a side branch costs its own commits only)."""
+        for tip in tips:
+            if tip in self._graph:
+                continue
+            commits = self.client.listing(self.repo, tip, self._listed[-self.EXCLUDED:])
+            self._graph.update((c.sha, c) for c in commits)
+            self._listed.append(tip)
+        self._shas = sorted(self._graph)
+        self._rank = generations(self._graph)
 
     def load(self, tips: Iterable[str]) -> None:
         """Nothing to load up front: ranges are fetched by `prefetch`."""
 
     def prefetch(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Fetch the ranges (new, old) not fetched yet this run, several at once."""
-        missing = [p for p in dict.fromkeys(pairs) if p not in self._ranges]
+        """Make the ranges (new, old) answerable: from the graph when it holds both ends (many
+        at once read it first), else asked one by one, several at a time."""
+        missing = [p for p in dict.fromkeys(pairs)
+                   if p not in self._ranges and not self._walkable(*p)]
+        if len(missing) > self.MANY:
+            self._list(sorted({sha for pair in missing for sha in pair},
+                              key=lambda sha: sha not in self._listed))
+            missing = [p for p in missing if not self._walkable(*p)]
         if not missing:
             return
         with ThreadPoolExecutor(max_workers=min(self.client.concurrency, len(missing))) as pool:
@@ -159,8 +223,13 @@ class BitbucketCommits:
         with self.lock:
             self._ranges.update(zip(missing, results, strict=True))
 
+    def _walkable(self, new: str, old: str) -> bool:
+        return new in self._graph and old in self._graph
+
     def only_in(self, new: str, old: str | None) -> list[GraphCommit]:
         if old is None:
             return []
+        if (new, old) not in self._ranges and self._walkable(new, old):
+            return only_in(self._graph, lambda sha: self._rank.get(sha, 0), new, old)
         self.prefetch([(new, old)])
         return self._ranges[(new, old)]

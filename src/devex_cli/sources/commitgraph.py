@@ -8,7 +8,7 @@ commit left to visit is reachable from the excluded side.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,29 +84,7 @@ class CommitGraph:
 
     def only_in(self, new: str, old: str | None) -> list[GraphCommit]:
         """Commits reachable from `new` and not from `old` (`git rev-list new ^old`), newest first."""
-        flags: dict[str, int] = {new: _NEW}
-        heap: list[tuple[int, str]] = [(-self._time(new), new)]
-        if old is not None:
-            flags[old] = flags.get(old, 0) | _OLD
-            heapq.heappush(heap, (-self._time(old), old))
-        popped: list[str] = []
-        while heap and any(flags[sha] & _OLD == 0 for _, sha in heap):
-            _, sha = heapq.heappop(heap)
-            flag = flags[sha]
-            popped.append(sha)
-            commit = self.commits.get(sha)
-            for parent in commit.parents if commit else ():
-                before = flags.get(parent, 0)
-                if before | flag != before:
-                    flags[parent] = before | flag
-                    heapq.heappush(heap, (-self._time(parent), parent))
-        seen: set[str] = set()
-        result = []
-        for sha in popped:
-            if flags[sha] == _NEW and sha not in seen and sha in self.commits:
-                seen.add(sha)
-                result.append(self.commits[sha])
-        return result
+        return only_in(self.commits, self._time, new, old)
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """True when `ancestor` is reachable from `descendant` (or is it)."""
@@ -115,3 +93,55 @@ class CommitGraph:
     def _time(self, sha: str) -> int:
         commit = self.commits.get(sha)
         return commit.commit_time if commit else 0
+
+
+def only_in(commits: Mapping[str, GraphCommit], rank: Callable[[str], int], new: str,
+            old: str | None) -> list[GraphCommit]:
+    """`git rev-list new ^old` over the commits in memory, highest `rank` first.
+
+    Both sides are walked together, highest rank first, until every commit left to visit is
+    reachable from `old`. With commit times as the rank this is git's own walk; with generation
+    numbers (a commit's is one more than its parents' highest) it is exact whatever the clocks.
+    """
+    flags: dict[str, int] = {new: _NEW}
+    heap: list[tuple[int, str]] = [(-rank(new), new)]
+    if old is not None:
+        flags[old] = flags.get(old, 0) | _OLD
+        heapq.heappush(heap, (-rank(old), old))
+    popped: list[str] = []
+    while heap and any(flags[sha] & _OLD == 0 for _, sha in heap):
+        _, sha = heapq.heappop(heap)
+        flag = flags[sha]
+        popped.append(sha)
+        commit = commits.get(sha)
+        for parent in commit.parents if commit else ():
+            before = flags.get(parent, 0)
+            if before | flag != before:
+                flags[parent] = before | flag
+                heapq.heappush(heap, (-rank(parent), parent))
+    seen: set[str] = set()
+    result = []
+    for sha in popped:
+        if flags[sha] == _NEW and sha not in seen and sha in commits:
+            seen.add(sha)
+            result.append(commits[sha])
+    return result
+
+
+def generations(commits: Mapping[str, GraphCommit]) -> dict[str, int]:
+    """Each commit's generation: 1 + its parents' highest (a parent not in memory counts 0)."""
+    found: dict[str, int] = {}
+    for start in commits:
+        if start in found:
+            continue
+        stack = [start]
+        while stack:
+            sha = stack[-1]
+            parents = [p for p in commits[sha].parents if p in commits and p not in found]
+            if parents:
+                stack.extend(parents)
+                continue
+            stack.pop()
+            if sha not in found:
+                found[sha] = 1 + max((found.get(p, 0) for p in commits[sha].parents), default=0)
+    return found
