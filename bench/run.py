@@ -236,6 +236,22 @@ def collect_once(org: Organisation) -> tuple[Run, list[int]]:
     return run, [a - b for a, b in zip(org.counts(), before, strict=True)]
 
 
+def items_per_deployment(org: Organisation) -> int:
+    """Deployed revisions to resolve plus change sets to list: what a client asking one item
+    at a time needs for the organisation's history."""
+    from devex_cli.config import load_settings
+    from devex_cli.sources.gitops import read_history
+
+    settings = load_settings(org.root / "remote.toml",
+                             environ={"XDG_CACHE_HOME": str(org.root / "items-cache")})
+    history = read_history(org.root / "org" / "gitops", settings)
+    revisions = {(d.service, d.release.revision) for d in history.deployments
+                 if d.release.revision}
+    ranges = sum(1 for d in history.deployments
+                 if d.release.revision and d.previous and d.previous.revision)
+    return len(revisions) + ranges
+
+
 def collect_scenarios(org: Organisation, floor_python: float, latency: float,
                       label: str = "") -> dict[str, float]:
     """Scenarios 2-4 on one organisation; returns their seconds by name."""
@@ -244,10 +260,12 @@ def collect_scenarios(org: Organisation, floor_python: float, latency: float,
     per_request = sequential_cost(
         f"{org.bitbucket.url}/2.0/repositories/acme/svc00/commit/main",
         {"Authorization": f"Bearer {org.bitbucket.token}"})
-    baseline = floor_python + unique * per_request
+    # The Bash scripts' way: a request per deployed revision and per change set, in turn.
+    items = items_per_deployment(org)
+    baseline = floor_python + items * per_request
     floor = floor_python + (spent[2] / 8 + math.ceil(spent[0] / 4) + spent[1]) * latency
     report_row(f"2 collect cold{label} (jira {spent[0]}, argocd {spent[1]}, "
-               f"bitbucket {spent[2]})", cold, unique, baseline, floor)
+               f"bitbucket {spent[2]}; {items} items)", cold, unique, baseline, floor)
 
     warm, spent_warm = collect_once(org)
     report_row(f"3 collect warm{label} (jira {spent_warm[0]}, argocd {spent_warm[1]}, "

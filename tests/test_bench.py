@@ -4,6 +4,7 @@ docs/performance.md), and their request counts hold the properties the design pr
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,3 +37,8 @@ def test_quick_bench_runs_and_warm_collect_asks_nothing_immutable() -> None:
                 bitbucket = int(str(row["scenario"]).rsplit("bitbucket ", 1)[1].rstrip(")"))
                 assert 0 < bitbucket <= 3 * count, row
     assert any("40 new vs 10 new (same history)" in r for r in rows)
+    # A first collection lists each repository's history rather than asking per deployment.
+    cold = next(r for r in rows if str(r.get("scenario", "")).startswith("2 collect cold ("))
+    found = re.search(r"bitbucket (\d+); (\d+) items", str(cold["scenario"]))
+    assert found, cold
+    assert int(found.group(1)) * 5 < int(found.group(2)), cold

@@ -2,9 +2,9 @@
 on disk.
 
 `GET /repositories/{ws}/{repo}/commit/{rev}` resolves a (short) revision; `GET
-.../commits?include=NEW&exclude=OLD` lists `git rev-list NEW ^OLD`, following `next` pages. Both
-answers are immutable for full SHAs, so they are cached between runs: a warm collection asks
-Bitbucket only about deployments it has not seen.
+.../commits?include=NEW&exclude=OLD` lists `git rev-list NEW ^OLD`, following `next` pages. For
+many deployments at once the history is listed once and ranges are walked in memory (see
+`BitbucketCommits`). Resolved revisions are immutable and cached between runs.
 """
 
 from __future__ import annotations
