@@ -70,8 +70,11 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
     store_cache = JsonCache(settings.cache_dir(), "bitbucket-commits")
     store: dict[str, Any] | None = None
 
+    remote: dict[str, BitbucketCommits] = {}
+
     def source_of(service: str) -> CommitSource | None:
-        """The app source of a service; Bitbucket's client and cache open on first need."""
+        """The app source of a service (one per run: what it learnt is reused); Bitbucket's
+        client and cache open on first need."""
         nonlocal bitbucket, store
         if service in graphs:
             return graphs[service]
@@ -79,9 +82,11 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
             return None
         if bitbucket is None or store is None:
             bitbucket, store = BitbucketClient(settings), store_cache.load()
-        slug = (settings.services[service].bitbucket_repo
-                if service in settings.services else None) or service
-        return BitbucketCommits(bitbucket, slug, store)
+        if service not in remote:
+            slug = (settings.services[service].bitbucket_repo
+                    if service in settings.services else None) or service
+            remote[service] = BitbucketCommits(bitbucket, slug, store)
+        return remote[service]
 
     def has_commit(pairs: Collection[tuple[str, str]]) -> list[tuple[str, str]]:
         """Which digits-only tags name a commit of their service (its repository, else

@@ -162,7 +162,7 @@ class BitbucketCommits:
         graph is listed from the newest."""
         wanted = list(dict.fromkeys(revisions))
         missing = [r for r in wanted if r not in self._resolved and not self._in_graph(r)]
-        if len(missing) > self.MANY and not self._graph:
+        if len(missing) > self.MANY:
             tips = self._ask(missing[: self.TIPS])
             self._list(sha for sha in tips.values() if sha)
             missing = [r for r in missing if r not in self._resolved and not self._in_graph(r)]

@@ -236,8 +236,8 @@ class _ReaderState:
                       templates: list[ManifestTemplate], aliases: Mapping[str, str],
                       has_commit: CommitChecker | None) -> None:
         """Whether each new digits-only tag names a commit, in one question for all."""
-        wanted: set[tuple[str, str]] = set()
-        for commit in commits:
+        wanted: dict[tuple[str, str], None] = {}  # newest first: a source may list from those
+        for commit in reversed(commits):
             for change in commit.changes:
                 where = _where(change.path, templates)
                 parsed = blobs.get(change.blob) if change.blob else None
@@ -250,8 +250,8 @@ class _ReaderState:
                         continue
                     pair = (aliases.get(named, named), revision)
                     if pair not in self.digits:
-                        wanted.add(pair)
-        found = set(has_commit(sorted(wanted))) if wanted and has_commit else set()
+                        wanted[pair] = None
+        found = set(has_commit(list(wanted))) if wanted and has_commit else set()
         for pair in wanted:
             self.digits[pair] = pair in found
 
