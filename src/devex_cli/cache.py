@@ -15,9 +15,12 @@ log = logging.getLogger("devex.cache")
 class JsonCache:
     """One JSON document at `root/name.json`. A missing or unreadable file is an empty cache."""
 
-    def __init__(self, root: Path, name: str) -> None:
+    def __init__(self, root: Path, name: str, *, grows_only: bool = True) -> None:
         self.path = root / f"{name}.json"
-        self._loaded: str | None = None  # what load() read, to skip writing it back unchanged
+        # A cache that only grows is not written back unchanged: what load() read is noted.
+        # One whose content changes (`grows_only=False`) is always written when saved.
+        self._grows_only = grows_only
+        self._loaded: str | None = None
 
     def load(self) -> dict[str, Any]:
         try:
@@ -30,14 +33,14 @@ class JsonCache:
             return {}
         if not isinstance(data, dict):
             return {}
-        self._loaded = _fingerprint(data)
+        if self._grows_only:
+            self._loaded = _fingerprint(data)
         return data
 
-    def save(self, data: dict[str, Any], *, force: bool = False) -> None:
-        """Write atomically with mode 0600 in a 0700 folder, unless nothing changed since
-        load() (`force` writes anyway: for a document that changes, not only grows); a
-        failure only warns."""
-        if not force and self._loaded is not None and _fingerprint(data) == self._loaded:
+    def save(self, data: dict[str, Any]) -> None:
+        """Write atomically with mode 0600 in a 0700 folder, unless it only grows and nothing
+        changed since load(); a failure only warns."""
+        if self._loaded is not None and _fingerprint(data) == self._loaded:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -48,7 +48,7 @@ class RecordCache:
     """Complete records by deployment, the commits they name, and the pending ranges."""
 
     def __init__(self, settings: Settings) -> None:
-        self._cache = JsonCache(settings.cache_dir(), "collect-records")
+        self._cache = JsonCache(settings.cache_dir(), "collect-records", grows_only=False)
         self.fingerprint = repr((
             _VERSION, settings.jira.ticket_pattern, settings.jira.projects,
             settings.bitbucket.workspace or settings.environ.get("BITBUCKET_WORKSPACE"),
@@ -101,7 +101,7 @@ class RecordCache:
     def save(self) -> None:
         if self.changed:
             self._cache.save({"fingerprint": self.fingerprint, "records": self.records,
-                              "commits": self.commits, "ranges": self.ranges}, force=True)
+                              "commits": self.commits, "ranges": self.ranges})
 
 
 def _dict(value: object) -> dict[str, Any]:
@@ -139,16 +139,18 @@ def build_records(
                 merge=commit.is_merge)
         return found
 
-    kept: dict[str, DeploymentRecord] = {}
+    kept: dict[int, DeploymentRecord] = {}  # by position in the history
     full: dict[tuple[str, str], str | None] = {}
-    for deployment in history.deployments:
+    new = []
+    for position, deployment in enumerate(history.deployments):
         entry = cache.records.get(_key(deployment))
         record = _from_cache(deployment, entry, cache) if entry is not None else None
-        if record is not None:
-            kept[_key(deployment)] = record
-            if deployment.release.revision and record.revision:
-                full[(deployment.service, deployment.release.revision)] = record.revision
-    new = [d for d in history.deployments if _key(d) not in kept]
+        if record is None:
+            new.append(deployment)
+            continue
+        kept[position] = record
+        if deployment.release.revision and record.revision:
+            full[(deployment.service, deployment.release.revision)] = record.revision
 
     graphs: dict[str, CommitSource] = {}
     failed: set[str] = set()
@@ -187,8 +189,8 @@ def build_records(
             sources["git" if isinstance(graphs[service], CommitGraph) else "bitbucket"] = False
             failed.add(service)
     records = []
-    for deployment in history.deployments:
-        record = kept.get(_key(deployment))
+    for position, deployment in enumerate(history.deployments):
+        record = kept.get(position)
         if record is None:
             record = _computed(deployment, None if deployment.service in failed
                                else graphs.get(deployment.service), full, change, cache)

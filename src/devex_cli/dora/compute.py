@@ -66,7 +66,8 @@ class _History:
         # For windows: record times, and commits by the time they first arrived, in order (a
         # window then costs its own size, not the history's).
         self.times = {key: [r.time for r in group] for key, group in self.by_key.items()}
-        self.arrivals = {key: sorted((at, sha) for sha, at in first.items())
+        # `first` was filled in record order, so its items are already in time order
+        self.arrivals = {key: [(at, sha) for sha, at in first.items()]
                          for key, first in self.first.items()}
         self.arrival_times = {key: [at for at, _ in items] for key, items in self.arrivals.items()}
         self.hotfix: set[int] = set()
@@ -263,11 +264,12 @@ def _tier(production: EnvironmentFigures | None) -> str | None:
 
 def _monthly(history: _History, now: datetime) -> dict[tuple[str, str, str], int]:
     first_month = (now.year * 12 + now.month - 1) - (MONTHS_KEPT - 1)
-    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    counts: dict[tuple[str, str, int, int], int] = defaultdict(int)
     for record in history.ordered:
         if record.time.year * 12 + record.time.month - 1 >= first_month:
-            counts[(record.service, record.environment, record.time.strftime("%Y-%m"))] += 1
-    return dict(counts)
+            counts[(record.service, record.environment, record.time.year, record.time.month)] += 1
+    return {(service, environment, f"{year:04d}-{month:02d}"): n
+            for (service, environment, year, month), n in counts.items()}
 
 
 def _tickets_in_environments(

@@ -176,7 +176,7 @@ def read_history(
                          hint="is it a complete clone? try removing devex's cached copy") from None
     if state.head != head:
         state.head = head
-        cache.save(state.dump(), force=True)
+        cache.save(state.dump())
     return state.history(head, branch, settings)
 
 
@@ -416,7 +416,7 @@ def _fingerprint(templates: list[ManifestTemplate], aliases: Mapping[str, str],
 
 def _state_cache(repo: Path, branch: str, settings: Settings, variant: str) -> JsonCache:
     name = hashlib.sha256(f"{repo.resolve()}\0{branch}\0{variant}".encode()).hexdigest()[:16]
-    return JsonCache(settings.cache_dir() / "gitops-state", name)
+    return JsonCache(settings.cache_dir() / "gitops-state", name, grows_only=False)
 
 
 def _follows(repo: Path, old: str, new: str) -> bool:
