@@ -98,12 +98,22 @@ def test_unknown_repository_means_unknown_revisions(devex: Devex, world: World,
         world.c0[:7], world.m1[:7]}
 
 
-def test_a_first_collection_reads_the_graph_not_every_range(devex: Devex, bitbucket: FakeBitbucket,
-                                                            tmp_path: Path) -> None:
+@pytest.mark.parametrize("long_history", [False, True])
+def test_a_first_collection_reads_the_graph_not_every_range(
+        devex: Devex, bitbucket: FakeBitbucket, tmp_path: Path, long_history: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Hundreds of deployments: Bitbucket lists each repository's history once (100 commits a
     page) and devex resolves short SHAs and walks ranges in it; a feature branch deployed to dev
-    is listed on its own. The figures are the local repositories' exactly."""
+    is listed on its own. A history too long for what was deployed of it (here: 3 commits a
+    page) is not listed to the end: its ranges are asked one by one. The figures are the local
+    repositories' exactly either way."""
     from datetime import UTC, datetime
+
+    from devex_cli.sources.bitbucket import BitbucketCommits
+
+    if long_history:
+        bitbucket.max_pagelen = 3
+        monkeypatch.setattr(BitbucketCommits, "MIN_PAGES", 1)
 
     from devex_cli.demo import build_demo
     from tests.gitworld import GitRepo, image, kustomization, overlay
@@ -142,4 +152,7 @@ def test_a_first_collection_reads_the_graph_not_every_range(devex: Devex, bitbuc
     deployments = len(expected["deployments"])
     assert deployments > 300
     assert any(d["commits"] == [feature] for d in answer["deployments"])
-    assert bitbucket.api_requests() < deployments / 10  # pages and a few tips, not ranges
+    if long_history:
+        assert bitbucket.api_requests() > deployments  # one by one, after a cut-short listing
+    else:
+        assert bitbucket.api_requests() < deployments / 10  # pages and a few tips, not ranges

@@ -23,6 +23,7 @@ class FakeBitbucket(FakeServer):
         self.token = token
         self.user = user
         self.page_size = page_size
+        self.max_pagelen = 100  # Bitbucket's cap on `pagelen` for commits
         self.repos: dict[str, Path] = {}
         self.users: dict[str, str] = {}  # "{uuid}" -> display name
         self.pull_requests: dict[str, str] = {}  # id -> title
@@ -102,7 +103,7 @@ class FakeBitbucket(FakeServer):
             query = {k: v[0] for k, v in request.query.items()}
             include = request.query.get("include", ["HEAD"])
             exclude = request.query.get("exclude", [])
-            size = min(int(query.get("pagelen", self.page_size)), 100)
+            size = min(int(query.get("pagelen", self.page_size)), self.max_pagelen)
             page = int(query.get("page", 1))
             shas = self._git(repo, "rev-list", *include, *(f"^{sha}" for sha in exclude)).split()
             if not shas and self._git(repo, "rev-parse", "--verify", "--quiet",

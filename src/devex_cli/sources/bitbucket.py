@@ -86,17 +86,23 @@ class BitbucketClient:
 
     def range(self, repo: str, new: str, old: str) -> list[GraphCommit]:
         """`git rev-list new ^old`, newest first, every page."""
-        return self.listing(repo, new, [old])
+        return self.listing(repo, new, [old]) or []
 
-    def listing(self, repo: str, include: str, exclude: Sequence[str]) -> list[GraphCommit]:
-        """`git rev-list include ^exclude...`, newest first, every page."""
+    def listing(self, repo: str, include: str, exclude: Sequence[str],
+                max_pages: int | None = None) -> list[GraphCommit] | None:
+        """`git rev-list include ^exclude...`, newest first, every page; None when it would
+        take more than `max_pages` pages."""
         commits: list[GraphCommit] = []
+        pages = 0
         url: str | None = f"/repositories/{self.workspace}/{repo}/commits"
         params: list[tuple[str, Any]] | None = [
             ("include", include), *(("exclude", sha) for sha in exclude), ("pagelen", PAGE)]
         seen: set[str] = set()
         while url:
+            if max_pages is not None and pages >= max_pages:
+                return None
             body = self._get(url, params=params)
+            pages += 1
             if not isinstance(body, Mapping) or not isinstance(body.get("values"), list):
                 raise UpstreamError("Bitbucket", "commits answered an unexpected shape "
                                     "(no 'values' list)")
@@ -141,6 +147,7 @@ class BitbucketCommits:
 
     lock = threading.Lock()
     MANY = 8  # more revisions or ranges than this at once: read the graph instead
+    MIN_PAGES = 4  # a listing may always take this many pages
     TIPS = 3  # the newest revisions the graph is listed from
     EXCLUDED = 20  # at most this many listed tips excluded from a further listing
 
@@ -156,6 +163,7 @@ class BitbucketCommits:
         self._listed: list[str] = []  # tips the graph was listed from
         self._shas: list[str] = []  # the graph's SHAs, sorted, for short-SHA lookups
         self._rank: dict[str, int] = {}
+        self._complete = True  # False once a listing was cut short: no graph for this run
 
     def resolve(self, revisions: Iterable[str]) -> dict[str, str | None]:
         """Full SHAs of (short) revisions; give them newest first, so that for many at once the
@@ -164,7 +172,7 @@ class BitbucketCommits:
         missing = [r for r in wanted if r not in self._resolved and not self._in_graph(r)]
         if len(missing) > self.MANY:
             tips = self._ask(missing[: self.TIPS])
-            self._list(sha for sha in tips.values() if sha)
+            self._list((sha for sha in tips.values() if sha), worth=len(missing) // 2)
             missing = [r for r in missing if r not in self._resolved and not self._in_graph(r)]
         self._ask(missing)
         return {r: self._resolved.get(r) for r in wanted}
@@ -192,13 +200,24 @@ class BitbucketCommits:
             self._resolved[revision] = matches[0]
         return True
 
-    def _list(self, tips: Iterable[str]) -> None:
+    def _list(self, tips: Iterable[str], worth: int) -> None:
         """Add the history reachable from each tip not in the graph yet (excluding what earlier
-        listings brought: a side branch costs its own commits only)."""
+        listings brought: a side branch costs its own commits only).
+
+        A listing is worth at most `worth` pages (half the requests it saves): a repository
+        whose history is far longer than what was deployed of it (an old monorepo) stops there,
+        and its ranges are asked one by one, as an incomplete graph cannot answer them."""
         for tip in tips:
-            if tip in self._graph:
+            if tip in self._graph or not self._complete:
                 continue
-            commits = self.client.listing(self.repo, tip, self._listed[-self.EXCLUDED:])
+            commits = self.client.listing(self.repo, tip, self._listed[-self.EXCLUDED:],
+                                          max_pages=max(self.MIN_PAGES, worth))
+            if commits is None:
+                log.info("the history of %s is long for what was deployed of it; its ranges "
+                         "are asked one by one", self.repo)
+                self._complete = False
+                self._graph.clear()
+                break
             self._graph.update((c.sha, c) for c in commits)
             self._listed.append(tip)
         self._shas = sorted(self._graph)
@@ -214,7 +233,7 @@ class BitbucketCommits:
                    if p not in self._ranges and not self._walkable(*p)]
         if len(missing) > self.MANY:
             self._list(sorted({sha for pair in missing for sha in pair},
-                              key=lambda sha: sha not in self._listed))
+                              key=lambda sha: sha not in self._listed), worth=len(missing) // 2)
             missing = [p for p in missing if not self._walkable(*p)]
         if not missing:
             return
