@@ -103,7 +103,7 @@ def test_plain_http_systems_load_no_trust_store_and_verify_any_tls() -> None:
 
     from devex_cli.http import _tls
 
-    plain, secure = _tls("http://"), _tls("https:")
+    plain, secure = _tls(plain_http=True), _tls(plain_http=False)
     assert plain is not secure
     assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
     assert plain.cert_store_stats()["x509_ca"] == 0

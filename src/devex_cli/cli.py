@@ -536,23 +536,21 @@ def push_deployment(
     """Last deployment status, time, version and duration per service and environment."""
     from datetime import UTC, datetime
 
-    from devex_cli.context import pipeline_context
+    from devex_cli.context import pipeline_context, service_name
     from devex_cli.errors import UsageError
     from devex_cli.metrics.events import deployment_families
     from devex_cli.timeutil import parse_duration, parse_moment
 
     push = ctx.meta["push"].merged(gateway, job, grouping, replace, delete)
     settings = ctx.obj.settings()
-    pipeline, _ = pipeline_context(settings.environ, Path())
-    name = service or pipeline.repo_slug
-    if not name:
-        raise UsageError("no service given", hint="pass --service NAME")
+    name = service_name(service, settings.environ)
     if push.delete:
         _push(ctx.obj, push, [], {"service": name, "environment": environment})
         return
     if status not in ("started", "succeeded", "failed"):
         raise UsageError(f"--status must be started, succeeded or failed, not {status!r}")
     now = datetime.now(UTC)
+    pipeline, _ = pipeline_context(settings.environ, Path())
     families = deployment_families(
         service=name, environment=environment, status=status,
         version=version or (pipeline.commit or "")[:7] or "unknown",
@@ -578,24 +576,15 @@ def push_tests(
     """Test totals by result, pass ratio, duration and time of the last run."""
     from datetime import UTC, datetime
 
+    from devex_cli.context import service_name
     from devex_cli.metrics.events import tests_families
     from devex_cli.notify.junit import parse_junit
 
-    name = _service_of(ctx, service)
+    name = service_name(service, ctx.obj.settings().environ)
     push = ctx.meta["push"].merged(gateway, job, grouping, replace, delete)
     families = [] if push.delete else tests_families(parse_junit(junit or []), service=name,
                                                      at=datetime.now(UTC))
     _push(ctx.obj, push, families, {"service": name})
-
-
-def _service_of(ctx: typer.Context, service: str | None) -> str:
-    """--service, else $BITBUCKET_REPO_SLUG; a usage error without either."""
-    from devex_cli.errors import UsageError
-
-    name = service or ctx.obj.settings().environ.get("BITBUCKET_REPO_SLUG")
-    if not name:
-        raise UsageError("no service given", hint="pass --service NAME")
-    return str(name)
 
 
 @push_app.command("security")
@@ -616,10 +605,11 @@ def push_security(
     """Findings per severity and vulnerable dependencies per CVSS band of the last scan."""
     from datetime import UTC, datetime
 
+    from devex_cli.context import service_name
     from devex_cli.metrics.events import security_families
     from devex_cli.notify.security import read_security
 
-    name = _service_of(ctx, service)
+    name = service_name(service, ctx.obj.settings().environ)
     push = ctx.meta["push"].merged(gateway, job, grouping, replace, delete)
     families = [] if push.delete else security_families(read_security(veracode, sca),
                                                         service=name, at=datetime.now(UTC))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from devex_cli.dora.model import (
 )
 from devex_cli.errors import DevexError, UpstreamError
 from devex_cli.gitcli import local_repository
+from devex_cli.parallel import SERVICES_AT_ONCE, each, in_background
 from devex_cli.records import RecordCache, build_records
 from devex_cli.sources import gitops
 from devex_cli.sources.commitgraph import CommitGraph
@@ -54,11 +54,9 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
     Raises UsageError/UpstreamError only for the GitOps repository; other sources degrade.
     """
     sources: dict[str, bool] = {"gitops": True}
-    background = ThreadPoolExecutor(max_workers=1)  # Argo CD answers while git is read
-    argo_applications = (background.submit(_argocd_applications, settings)
-                         if not options.offline and settings.environ.get("ARGOCD_SERVER")
-                         else None)
-    background.shutdown(wait=False)
+    argo_applications = (  # Argo CD answers while git is read
+        in_background(lambda: _argocd_applications(settings), name="argocd")
+        if not options.offline and settings.environ.get("ARGOCD_SERVER") else None)
     step("opening the GitOps repository")
     repo = gitops.open_repository(options.gitops, settings)
     step("opening the app repositories")
@@ -106,8 +104,7 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
                 return []
             return [(service, sha) for sha, full in found.items() if full is not None]
 
-        with ThreadPoolExecutor(max_workers=max(1, min(16, len(asked)))) as pool:
-            return [pair for found in pool.map(commits, asked) for pair in found]
+        return [pair for found in each(commits, asked, limit=SERVICES_AT_ONCE) for pair in found]
 
     if not options.offline and bitbucket_configured(settings):
         sources["bitbucket"] = True  # asked only for what the caches do not have

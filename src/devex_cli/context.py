@@ -88,3 +88,14 @@ def pipeline_context(environ: Mapping[str, str], repo: Path) -> tuple[PipelineCo
         context = replace(context, commit=context.commit or local.sha,
                           branch=context.branch or local.branch)
     return context, local
+
+
+def service_name(given: str | None, environ: Mapping[str, str]) -> str:
+    """--service, else $BITBUCKET_REPO_SLUG. Raises UsageError without either."""
+    name = given or environ.get("BITBUCKET_REPO_SLUG")
+    if not name:
+        from devex_cli.errors import UsageError
+
+        raise UsageError("no service given",
+                         hint="pass --service NAME (defaults to $BITBUCKET_REPO_SLUG)")
+    return name

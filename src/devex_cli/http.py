@@ -91,12 +91,12 @@ def error_summary(body: object) -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def _tls(base_url: str = "https:") -> ssl.SSLContext:
+def _tls(plain_http: bool = False) -> ssl.SSLContext:
     """One TLS context per process: loading the trust store costs tens of milliseconds, and
     every client (Jira, Argo CD, Bitbucket, Teams) can share it. A plain-http system (an
     in-cluster Pushgateway or Argo CD) gets a context with no trust store at all: nothing to
     load, and a redirect to https fails verification instead of going unchecked."""
-    if base_url.lower().startswith("http://"):
+    if plain_http:
         return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     return ssl.create_default_context()
 
@@ -130,7 +130,7 @@ class ApiClient:
                      **(headers or {})},
             transport=transport,
             follow_redirects=True,
-            verify=_tls("http://" if self.base_url.lower().startswith("http://") else "https:"),
+            verify=_tls(plain_http=self.base_url.lower().startswith("http://")),
         )
 
     def __enter__(self) -> ApiClient:

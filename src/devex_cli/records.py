@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from devex_cli.cache import JsonCache
 from devex_cli.config import Settings
 from devex_cli.dora.model import Change, DeploymentRecord
 from devex_cli.errors import DevexError
+from devex_cli.parallel import SERVICES_AT_ONCE, each
 from devex_cli.sources import gitops
 from devex_cli.sources.commitgraph import CommitGraph, GraphCommit
 from devex_cli.tickets import compile_ticket_pattern, extract_ticket_keys
@@ -178,16 +178,20 @@ def build_records(
         graph = source_of(service)
         if graph is not None:
             graphs[service] = graph
-    # Services are prepared side by side; each source bounds its own concurrency.
-    with ThreadPoolExecutor(max_workers=max(1, min(16, len(graphs)))) as pool:
-        futures = {s: pool.submit(prepared, s, by_service[s]) for s in graphs}
-    for service, future in futures.items():
+    def attempt(service: str) -> dict[str, str | None] | DevexError:
         try:
-            full.update({(service, short): sha for short, sha in future.result().items()})
+            return prepared(service, by_service[service])
         except DevexError as exc:
-            log.warning("%s; change sets of %s are unknown this run", exc, service)
+            return exc
+
+    for service, result in zip(graphs, each(attempt, graphs, limit=SERVICES_AT_ONCE),
+                               strict=True):
+        if isinstance(result, DevexError):
+            log.warning("%s; change sets of %s are unknown this run", result, service)
             sources["git" if isinstance(graphs[service], CommitGraph) else "bitbucket"] = False
             failed.add(service)
+        else:
+            full.update({(service, short): sha for short, sha in result.items()})
     records = []
     for position, deployment in enumerate(history.deployments):
         record = kept.get(position)
@@ -280,21 +284,20 @@ def _pending(
             graphs[service] = graph
     asked = [s for s in wanted if s in graphs]
 
-    def read(service: str) -> list[tuple[tuple[str, str], tuple[Change, ...]]]:
+    def read(service: str) -> list[tuple[tuple[str, str], tuple[Change, ...]]] | DevexError:
         graph, pairs = graphs[service], [pair for _, pair in wanted[service]]
-        graph.load(sha for pair in pairs for sha in pair)
-        graph.prefetch(pairs)
-        return [(key, tuple(change(c) for c in reversed(graph.only_in(here, there))))
-                for key, (here, there) in wanted[service]]
-
-    with ThreadPoolExecutor(max_workers=max(1, min(16, len(asked)))) as pool:
-        futures = {s: pool.submit(read, s) for s in asked}
-    for service, future in futures.items():
         try:
-            answers = future.result()
+            graph.load(sha for pair in pairs for sha in pair)
+            graph.prefetch(pairs)
+            return [(key, tuple(change(c) for c in reversed(graph.only_in(here, there))))
+                    for key, (here, there) in wanted[service]]
         except DevexError as exc:
+            return exc
+
+    for service, answers in zip(asked, each(read, asked, limit=SERVICES_AT_ONCE), strict=True):
+        if isinstance(answers, DevexError):
             log.warning("%s; tickets waiting for production in %s are unknown this run",
-                        exc, service)
+                        answers, service)
             continue
         for key, changes in answers:
             here, there = ranges[key]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tests.fakes.server import Answer, FakeServer, Request
+from tests.fakes.server import Answer, FakeServer, Request, authorised
 
 
 def stamp(moment: datetime) -> str:
@@ -75,7 +75,7 @@ class FakeArgoCD(FakeServer):
         return {"ARGOCD_SERVER": self.url, "ARGOCD_AUTH_TOKEN": self.token}
 
     def _authorised(self, request: Request) -> Answer | None:
-        if request.headers.get("authorization") != f"Bearer {self.token}":
+        if not authorised(request, self.token):
             return Answer(401, {"error": "no session information", "code": 16,
                                 "message": "no session information"})
         return None

@@ -4,13 +4,12 @@ and `commits?include=&exclude=` with `pagelen` and `next` pages, as Bitbucket an
 
 from __future__ import annotations
 
-import base64
 import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from tests.fakes.server import Answer, FakeServer, Request
+from tests.fakes.server import Answer, FakeServer, Request, authorised
 
 NOT_FOUND = {"type": "error", "error": {"message": "Resource not found"}}
 
@@ -41,11 +40,7 @@ class FakeBitbucket(FakeServer):
         return sum(1 for r in self.requests if r.path.startswith("/2.0/"))
 
     def _authorised(self, request: Request) -> bool:
-        header = request.headers.get("authorization", "")
-        if self.user:
-            pair = base64.b64encode(f"{self.user}:{self.token}".encode()).decode()
-            return header == f"Basic {pair}"
-        return header == f"Bearer {self.token}"
+        return authorised(request, self.token, self.user)
 
     def _user(self, request: Request) -> Answer:
         if not self._authorised(request):

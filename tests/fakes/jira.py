@@ -10,12 +10,11 @@ Auth: Cloud wants Basic email:token, Data Center a Bearer token; anything else i
 
 from __future__ import annotations
 
-import base64
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.server import Answer, FakeServer, Request
+from tests.fakes.server import Answer, FakeServer, Request, authorised
 
 _KEY_IN = re.compile(r"key\s+in\s*\(([^)]*)\)", re.IGNORECASE)
 _KEY_EQ = re.compile(r"key\s*=\s*([A-Z][A-Z0-9_]*-\d+)", re.IGNORECASE)
@@ -114,11 +113,7 @@ class FakeJira(FakeServer):
     # -- handlers ------------------------------------------------------------------------
 
     def _authorised(self, request: Request) -> bool:
-        header = request.headers.get("authorization", "")
-        if self.cloud:
-            expected = base64.b64encode(f"{self.email}:{self.token}".encode()).decode()
-            return header == f"Basic {expected}"
-        return header == f"Bearer {self.token}"
+        return authorised(request, self.token, self.email if self.cloud else None)
 
     def _id(self, key: str) -> int:
         return 10000 + list(self.issues).index(key)

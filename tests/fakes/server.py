@@ -3,6 +3,7 @@ a request log, and scripted faults (status, headers, raw body) served before nor
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Callable
@@ -19,6 +20,15 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: Any
+
+
+def authorised(request: Request, token: str, user: str | None = None) -> bool:
+    """Whether the request carries the credentials: Basic `user:token` when a user is given
+    (Jira Cloud, Bitbucket API tokens), else a Bearer token."""
+    header = request.headers.get("authorization", "")
+    if user:
+        return header == "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
+    return header == f"Bearer {token}"
 
 
 @dataclass

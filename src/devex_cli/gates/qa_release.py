@@ -8,13 +8,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devex_cli.config import Settings
 from devex_cli.errors import DevexError, InputError, UpstreamError, UsageError
+from devex_cli.parallel import in_background
 from devex_cli.sources import gitops
 from devex_cli.sources.apprepo import AppRepo
 from devex_cli.sources.commitgraph import GraphCommit
@@ -121,10 +122,7 @@ def _jira_in_background(settings: Settings) -> Future[JiraClient] | None:
 
         return JiraClient(settings)
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devex-jira")
-    future = pool.submit(make)
-    pool.shutdown(wait=False)
-    return future
+    return in_background(make, name="jira")
 
 
 def _run(options: GateOptions, settings: Settings,
@@ -144,9 +142,7 @@ def _run(options: GateOptions, settings: Settings,
             variant=f"gate-{service}",
         )
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devex-gitops")
-    reading = pool.submit(read_gitops)  # the two repositories are read side by side
-    pool.shutdown(wait=False)
+    reading = in_background(read_gitops, name="gitops")  # both repositories side by side
     head = app.resolve(options.head)
     if head is None:
         raise UsageError(f"--head {options.head} is not a commit of {app.path}")

@@ -114,11 +114,3 @@ def _handler(client: ApiClient) -> Callable[..., Callable[[], None]]:
         return send
 
     return handler
-
-
-def registry_text(families: Sequence[Metric]) -> str:
-    from prometheus_client import generate_latest
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(families))
-    return generate_latest(registry).decode()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from devex_cli.config import Settings
-from devex_cli.context import pipeline_context
+from devex_cli.context import pipeline_context, service_name
 from devex_cli.errors import ConfigError, DevexError, UpstreamError, UsageError
 from devex_cli.notify import cards, events, routing
 
@@ -24,11 +24,8 @@ def deployment(settings: Settings, *, environment: str, status: str, service: st
                offline: bool) -> None:
     from devex_cli.timeutil import parse_duration, parse_moment
 
+    name = service_name(service, settings.environ)
     pipeline, local = pipeline_context(settings.environ, Path())
-    name = service or pipeline.repo_slug
-    if not name:
-        raise UsageError("no service given", hint="pass --service NAME (defaults to "
-                                                  "$BITBUCKET_REPO_SLUG)")
     moment = parse_moment(at, option="--at", now=datetime.now(UTC)) if at else datetime.now(UTC)
     took = None
     if duration:

@@ -13,13 +13,13 @@ import logging
 import threading
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from devex_cli.config import Settings
 from devex_cli.errors import ConfigError, UpstreamError, UpstreamHTTPError
 from devex_cli.http import ApiClient, BearerAuth, Params, basic_auth
+from devex_cli.parallel import each
 from devex_cli.sources.commitgraph import GraphCommit, generations, only_in
 
 log = logging.getLogger("devex.bitbucket")
@@ -178,10 +178,8 @@ class BitbucketCommits:
         return {r: self._resolved.get(r) for r in wanted}
 
     def _ask(self, revisions: list[str]) -> dict[str, str | None]:
-        if not revisions:
-            return {}
-        with ThreadPoolExecutor(max_workers=min(self.client.concurrency, len(revisions))) as pool:
-            found = list(pool.map(lambda r: self.client.commit(self.repo, r), revisions))
+        found = each(lambda r: self.client.commit(self.repo, r), revisions,
+                     limit=self.client.concurrency)
         answers = {r: c.sha if c else None for r, c in zip(revisions, found, strict=True)}
         with self.lock:
             self._resolved.update(answers)
@@ -232,13 +230,13 @@ class BitbucketCommits:
         missing = [p for p in dict.fromkeys(pairs)
                    if p not in self._ranges and not self._walkable(*p)]
         if len(missing) > self.MANY:
-            self._list(sorted({sha for pair in missing for sha in pair},
-                              key=lambda sha: sha not in self._listed), worth=len(missing) // 2)
+            self._list(dict.fromkeys(sha for pair in missing for sha in pair),
+                       worth=len(missing) // 2)
             missing = [p for p in missing if not self._walkable(*p)]
         if not missing:
             return
-        with ThreadPoolExecutor(max_workers=min(self.client.concurrency, len(missing))) as pool:
-            results = list(pool.map(lambda p: self.client.range(self.repo, p[0], p[1]), missing))
+        results = each(lambda p: self.client.range(self.repo, *p), missing,
+                       limit=self.client.concurrency)
         with self.lock:
             self._ranges.update(zip(missing, results, strict=True))
 

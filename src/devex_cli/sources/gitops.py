@@ -159,11 +159,11 @@ def read_history(
             state = None
         if state is not None and state.head != head:
             since = state.head
-            if since is None or head is None or not _follows(repo, since, head):
+            if since is None or commits_after(repo, since, head) is None:
                 state = None
             else:
                 commits = _log(repo, f"{since}..{head}", templates)
-                blobs = _parse_new_blobs(repo, commits)
+                blobs = _parse_blobs(repo, commits)  # a few: no manifest cache
                 if not state.apply(commits, blobs, templates, aliases, pinned, has_commit):
                     state = None
         if state is None:
@@ -419,11 +419,6 @@ def _state_cache(repo: Path, branch: str, settings: Settings, variant: str) -> J
     return JsonCache(settings.cache_dir() / "gitops-state", name, grows_only=False)
 
 
-def _follows(repo: Path, old: str, new: str) -> bool:
-    """Whether `old` is on the first-parent chain of `new` (the branch moved forward)."""
-    return commits_after(repo, old, new) is not None
-
-
 def _release_of(by_path: Mapping[str, Release],
                 changed: set[str]) -> tuple[Release, str] | None:
     """The release a service has in an environment after a commit: of the paths giving it, the
@@ -536,24 +531,10 @@ def _log(repo: Path, revisions: str, templates: list[ManifestTemplate]) -> list[
 _Parsed = tuple[Image, ...] | ManifestError
 
 
-def _parse_new_blobs(repo: Path, commits: list[_Commit]) -> dict[str, _Parsed]:
-    """The blobs of a few new commits, parsed without the manifest cache."""
-    parsed: dict[str, _Parsed] = {}
-    shas = {c.blob for commit in commits for c in commit.changes if c.blob}
-    for sha, content in read_blobs(repo, shas).items():
-        try:
-            parsed[sha] = parse_kustomization(content)
-        except ManifestError as exc:
-            parsed[sha] = exc
-    return parsed
-
-
 def _parse_blobs(repo: Path, commits: list[_Commit],
                  cache_dir: Path | None = None) -> dict[str, _Parsed]:
     """Each manifest version parsed once: a blob's content never changes, so what it gives is
     kept in the cache by blob SHA and a later run reads and parses only new blobs."""
-    from devex_cli.cache import JsonCache
-
     cache = JsonCache(cache_dir, "gitops-manifests") if cache_dir else None
     known: dict[str, Any] = cache.load() if cache else {}
     shas = {c.blob for commit in commits for c in commit.changes if c.blob}

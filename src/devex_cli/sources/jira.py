@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from devex_cli.config import Settings
 from devex_cli.errors import ConfigError, UpstreamError, UpstreamHTTPError
 from devex_cli.http import ApiClient, BearerAuth, basic_auth
+from devex_cli.parallel import each
 from devex_cli.tickets import Ticket, TicketLookup
 
 TICKET_FIELDS = ("summary", "status", "fixVersions", "issuetype", "resolutiondate", "created",
@@ -81,8 +81,7 @@ class JiraClient:
                 return self._bulkfetch(batch, fields, sprint)
             return self._search_keys(batch, fields, sprint)
 
-        with ThreadPoolExecutor(max_workers=min(self._concurrency, len(batches))) as pool:
-            results = list(pool.map(fetch, batches))
+        results = each(fetch, batches, limit=self._concurrency)
         tickets: dict[str, Ticket] = {}
         for batch_tickets in results:
             tickets.update(batch_tickets)
