@@ -26,7 +26,7 @@ def test_quick_bench_runs_and_warm_collect_asks_nothing_immutable() -> None:
                  "5 devex --help", "5 devex report tests --dry-run"):
         assert name in scenarios
     gate = next(r for r in rows if str(r.get("scenario", "")).startswith("1 gate:"))
-    assert gate["requests"] == 2  # 200 tickets, 100 keys a request
+    assert gate["requests"] == 3  # 200 tickets, 100 keys a request; their projects beside
     summaries = [r for r in rows if "immutable requests (bitbucket)" in r]
     assert [s["immutable requests (bitbucket)"] for s in summaries] == [0, 0]  # both histories
     # New work costs requests by the new deployments, whatever the length of the history:

@@ -71,7 +71,9 @@ def test_allows_when_every_ticket_has_a_fix_version(
     assert result.code == 0, result.err
     assert "allowed" in result.out
     assert "PROJ-2" in result.out and "1.4.0, 1.4.1" in result.out
-    assert len(jira.api_requests()) == 1
+    # the tickets, and (side by side) which of their projects exist
+    assert sorted(r.path for r in jira.api_requests()) == [
+        "/rest/api/3/issue/bulkfetch", "/rest/api/3/project/search"]
 
 
 def test_json_output(devex: Devex, world: World, jira: FakeJira) -> None:
@@ -91,7 +93,7 @@ def test_json_output(devex: Devex, world: World, jira: FakeJira) -> None:
     assert report["missing_fix_version"] == ["PROJ-4"]
     assert report["tickets"][0] == {"key": "PROJ-4", "fix_versions": [], "status": "In Progress",
                                     "summary": "Via merge only",
-                                    "url": f"{jira.url}/browse/PROJ-4"}
+                                    "url": f"{jira.url}/browse/PROJ-4", "moved_to": None}
     assert report["unknown"] == []
 
 
@@ -123,7 +125,8 @@ def test_hundreds_of_tickets_are_batched(devex: Devex, world: World, jira: FakeJ
     result = gate(devex, world, jira, "--format", "json")
     assert result.code == 0, result.err
     assert len(json.loads(result.out)["tickets"]) == 300
-    assert len(jira.api_requests()) == 3
+    assert sorted(r.path for r in jira.api_requests()) == [
+        "/rest/api/3/issue/bulkfetch"] * 3 + ["/rest/api/3/project/search"]
 
 
 @pytest.mark.parametrize("tag_form", ["short", "full", "semver", "prefixed"])
@@ -151,6 +154,7 @@ def test_no_new_commits_is_allowed_without_asking_jira(
 
 
 def test_first_deployment_to_the_environment(devex: Devex, world: World, jira: FakeJira) -> None:
+    world.deploy("0.9.0", environment="preprod", service="other")  # preprod exists
     result = gate(devex, world, jira, "--environment", "preprod", "--format", "json")
     assert result.code == 0
     report = json.loads(result.out)
@@ -304,3 +308,181 @@ def test_partial_jira_answer_is_never_a_pass(devex: Devex, world: World, jira: F
     result = gate(devex, world, jira, "--format", "json")
     assert result.code == 3 and "issueErrors" in result.err
     assert result.out == ""
+
+
+# -- Doubt never allows (issue 15): only --fail-open lets a release through unchecked ---------
+
+BULK = "/rest/api/3/issue/bulkfetch"
+
+
+def test_a_hidden_or_missing_ticket_blocks(devex: Devex, world: World, jira: FakeJira) -> None:
+    world.app.commit("PROJ-2 secret work, PROJ-3 typo'd key", {"s.py": "s\n"})
+    jira.add("PROJ-2", "1.0")
+    jira.hidden.add("PROJ-2")  # exists, but this account may not see it (issue security)
+    jira.projects.add("PROJ")  # PROJ-3 does not exist at all; project PROJ does
+    result = gate(devex, world, jira, "--format", "json")
+    assert result.code == 1, result.err
+    report = json.loads(result.out)
+    assert report["decision"] == "blocked"
+    assert report["not_found"] == ["PROJ-2", "PROJ-3"] and report["unknown"] == []
+    text = gate(devex, world, jira)
+    assert text.code == 1
+    assert "2 ticket(s) were not found in Jira or are not visible to this account" in text.out
+    assert f"{jira.url}/browse/PROJ-3" in text.out
+
+
+def test_an_empty_answer_is_not_a_pass(devex: Devex, world: World, jira: FakeJira) -> None:
+    world.app.commit("PROJ-2 work", {"w.py": "w\n"})
+    jira.projects.add("PROJ")
+    jira.fail_next(200, {"issues": [], "issueErrors": []}, path=BULK)
+    result = gate(devex, world, jira, "--format", "json")
+    assert result.code == 1, result.err
+    assert json.loads(result.out)["not_found"] == ["PROJ-2"]
+
+
+def test_an_empty_batch_answer_is_checked_one_by_one(
+    devex: Devex, world: World, jira: FakeJira
+) -> None:
+    world.app.commit("PROJ-2 work", {"w.py": "w\n"})
+    jira.add("PROJ-2", summary="No version yet")
+    jira.fail_next(200, {"issues": [], "issueErrors": []}, path=BULK)
+    result = gate(devex, world, jira, "--format", "json")
+    assert result.code == 1, result.err
+    assert json.loads(result.out)["missing_fix_version"] == ["PROJ-2"]
+
+
+def test_data_center_400_naming_every_key_blocks(
+    devex: Devex, world: World, jira_dc: FakeJira
+) -> None:
+    world.app.commit("PROJ-2 and PROJ-3", {"w.py": "w\n"})
+    jira_dc.add("PROJ-2", "1.0")
+    jira_dc.add("PROJ-3", "1.0")
+    jira_dc.hidden.update({"PROJ-2", "PROJ-3"})
+    jira_dc.projects.add("PROJ")
+    # Data Center says "does not exist" for issues the caller may not see.
+    jira_dc.fail_next(400, {"errorMessages": [
+        "An issue with key 'PROJ-2' does not exist for field 'key'.",
+        "An issue with key 'PROJ-3' does not exist for field 'key'."], "errors": {}},
+        path="/rest/api/2/search")
+    result = gate(devex, world, jira_dc, "--format", "json")
+    assert result.code == 1, result.err
+    assert json.loads(result.out)["not_found"] == ["PROJ-2", "PROJ-3"]
+
+
+def test_data_center_permission_warning_is_exit_3(
+    devex: Devex, world: World, jira_dc: FakeJira
+) -> None:
+    world.app.commit("PROJ-2 work", {"w.py": "w\n"})
+    jira_dc.add("PROJ-2", "1.0")
+    jira_dc.fail_next(200, {"startAt": 0, "maxResults": 50, "total": 0, "issues": [],
+                            "warningMessages": [jira_dc.anonymous_warning]},
+                      path="/rest/api/2/search")
+    result = gate(devex, world, jira_dc)
+    assert result.code == 3, result.err
+    assert "cannot be viewed by anonymous users" in result.err and "permission" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_an_account_that_sees_nothing_is_exit_3(
+    devex: Devex, world: World, jira_dc: FakeJira
+) -> None:
+    """Data Center with anonymous access, and a token it does not take (a proxy that drops
+    the header): 200 everywhere, nothing visible."""
+    world.app.commit("PROJ-2 work", {"w.py": "w\n"})
+    jira_dc.add("PROJ-2", "1.0")
+    jira_dc.anonymous = True
+    result = gate(devex, world, jira_dc, env={"JIRA_API_TOKEN": "not-the-token"})
+    assert result.code == 3, result.err
+    # (the project list and the search are asked side by side: either says it first)
+    assert "can see no Jira project" in result.err or "anonymous users" in result.err
+    assert "not-the-token" not in result.err + result.out
+
+
+def test_a_redirect_to_another_host_is_not_followed(
+    devex: Devex, world: World, jira: FakeJira
+) -> None:
+    world.app.commit("PROJ-2 work", {"w.py": "w\n"})
+    jira.add("PROJ-2")
+    elsewhere = FakeJira().start()  # would answer an anonymous request with nothing
+    try:
+        elsewhere.fail_next(200, {"issues": [], "values": []}, times=10)
+        jira.redirect_to = elsewhere.url
+        result = gate(devex, world, jira)
+        assert result.code == 3, result.err
+        assert "another host" in result.err and elsewhere.url in result.err
+        assert elsewhere.requests == []  # not even asked without credentials
+    finally:
+        elsewhere.stop()
+
+
+def test_a_moved_ticket_counts_under_the_key_in_the_commit(
+    devex: Devex, world: World, jira: FakeJira
+) -> None:
+    world.app.commit("OLD-2 started before the move", {"w.py": "w\n"})
+    jira.add("OLD-2", summary="Moved work")
+    jira.move("OLD-2", "NEW-5")
+    jira.projects.add("OLD")  # the old project still exists
+    result = gate(devex, world, jira)
+    assert result.code == 1, result.err
+    assert "OLD-2 (now NEW-5)" in result.out and f"{jira.url}/browse/NEW-5" in result.out
+    jira.issues["NEW-5"].fix_versions = ["2.1"]
+    allowed = gate(devex, world, jira, "--format", "json")
+    assert allowed.code == 0, allowed.err
+    ticket = json.loads(allowed.out)["tickets"][0]
+    assert (ticket["key"], ticket["moved_to"], ticket["fix_versions"]) == ("OLD-2", "NEW-5",
+                                                                         ["2.1"])
+    assert "OLD-2 is now NEW-5" in allowed.err
+
+
+def test_configured_projects_are_taken_without_asking(
+    devex: Devex, world: World, jira: FakeJira
+) -> None:
+    world.app.commit("PROJ-2 and OTHER-1", {"w.py": "w\n"})
+    result = gate(devex, world, jira, "--project", "PROJ", "--format", "json")
+    assert result.code == 1, result.err  # PROJ-2 does not exist: a configured project's key
+    assert json.loads(result.out)["not_found"] == ["PROJ-2"]
+    assert "/rest/api/3/project/search" not in [r.path for r in jira.api_requests()]
+
+
+def test_no_credentials_is_exit_2_before_any_request(
+    devex: Devex, world: World, jira: FakeJira
+) -> None:
+    world.app.commit("PROJ-2 work", {"w.py": "w\n"})
+    jira.add("PROJ-2", "1.0")
+    result = devex("gate", "qa-release", "--service", "pay", "--gitops", str(world.gitops.path),
+                   "--repo", str(world.app.path), env={"JIRA_URL": jira.url})
+    assert result.code == 2, result.err
+    assert "JIRA_API_TOKEN" in result.err and "Traceback" not in result.err
+    assert jira.requests == []
+    fail_open = devex("gate", "qa-release", "--service", "pay", "--gitops",
+                      str(world.gitops.path), "--repo", str(world.app.path), "--fail-open",
+                      env={"JIRA_URL": jira.url, "JIRA_EMAIL": "ci@example.com"})
+    assert fail_open.code == 2 and jira.requests == []  # a misconfiguration is no doubt
+
+
+@pytest.mark.parametrize("environment", ["QA", "qa ", "staging"])
+def test_an_environment_the_repository_does_not_have_is_exit_2(
+    devex: Devex, world: World, jira: FakeJira, environment: str
+) -> None:
+    world.app.commit("PROJ-2 work", {"w.py": "w\n"})
+    jira.fail_next(503, times=20)  # Jira down too: the gate must not get that far
+    result = gate(devex, world, jira, "--environment", environment)
+    assert result.code == 2, result.err
+    assert f"unknown environment {environment!r}" in result.err and "has qa" in result.err
+    assert jira.requests == []
+
+
+def test_fail_open_allows_doubt_and_says_so(devex: Devex, world: World, jira: FakeJira) -> None:
+    world.app.commit("PROJ-2 and PROJ-3", {"w.py": "w\n"})
+    jira.add("PROJ-2", "1.0")
+    jira.projects.add("PROJ")  # PROJ-3 does not exist
+    result = gate(devex, world, jira, "--fail-open")
+    assert result.code == 0, result.err
+    assert "FAIL-OPEN" in result.out and "FAIL-OPEN" in result.err and "PROJ-3" in result.err
+    as_json = gate(devex, world, jira, "--fail-open", "--format", "json")
+    report = json.loads(as_json.out)
+    assert (report["decision"], report["fail_open"], report["not_found"]) == (
+        "allowed", True, ["PROJ-3"])
+    # A ticket without a fix version is no doubt: --fail-open still blocks it.
+    jira.add("PROJ-3")
+    assert gate(devex, world, jira, "--fail-open").code == 1

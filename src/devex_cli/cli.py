@@ -149,7 +149,8 @@ def gate_qa_release(
     else:
         sys.stdout.write(messages.render_text(report))
     if report.blocked:
-        raise GateBlocked(f"{len(report.missing_fix_version)} ticket(s) without a fix version")
+        raise GateBlocked(f"{len(report.missing_fix_version)} ticket(s) without a fix version, "
+                          f"{len(report.not_found)} not found in Jira")
 
 
 @app.command("status")
@@ -178,10 +179,7 @@ def status(
     settings = ctx.obj.settings()
     repo = gitops_source.open_repository(gitops, settings, default_here=True)
     history = gitops_source.read_history(repo, settings)
-    unknown = [e for e in environment or () if e not in history.environments]
-    if unknown:
-        raise UsageError(f"unknown environment {unknown[0]!r}: the GitOps repository has "
-                         f"{', '.join(history.environments) or 'none'}")
+    history.require_environments(environment or ())
     actual = None
     if not offline and settings.environ.get("ARGOCD_SERVER"):
         from devex_cli.collect import read_argocd

@@ -262,6 +262,8 @@ def _with_jira(snapshot: Snapshot, settings: Settings) -> Snapshot:
                 sprint=infos[t.ticket].sprint)
         if t.ticket in infos else t
         for t in snapshot.tickets_in_environment
-        if lookup is None or t.ticket in infos  # keys Jira does not know are not tickets
+        # keys of projects Jira does not have are not tickets; a ticket Jira did not return is
+        # still one (listed without fix versions)
+        if lookup is None or t.ticket not in lookup.not_tickets
     )
     return replace(snapshot, tickets_in_environment=tickets, sources=sources)

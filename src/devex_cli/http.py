@@ -39,6 +39,26 @@ class _RetryableStatus(Exception):
         self.retry_after = retry_after
 
 
+class _CrossOriginRedirect(Exception):
+    """A redirect to another host: httpx would follow it without the credentials, and an
+    anonymous answer ("no such issue") must never be read as the truth."""
+
+    def __init__(self, target: httpx.URL) -> None:
+        super().__init__(str(target))
+        self.target = target
+
+
+def _refuse_cross_origin_redirect(response: httpx.Response) -> None:
+    if not response.has_redirect_location:
+        return
+    source = response.request.url
+    target = source.join(response.headers["Location"])
+    upgrade = (source.scheme, target.scheme) == ("http", "https") and target.port in (None, 443)
+    same = target.scheme == source.scheme and target.port == source.port
+    if target.host != source.host or not (same or upgrade):
+        raise _CrossOriginRedirect(target)
+
+
 def basic_auth(user: str, secret: str) -> httpx.Auth:
     register_secret(secret)
     return httpx.BasicAuth(user, secret)
@@ -130,6 +150,7 @@ class ApiClient:
                      **(headers or {})},
             transport=transport,
             follow_redirects=True,
+            event_hooks={"response": [_refuse_cross_origin_redirect]},
             verify=_tls(plain_http=self.base_url.lower().startswith("http://")),
         )
 
@@ -175,6 +196,13 @@ class ApiClient:
                     response = self._send(method, path, params, json_body, content, headers)
         except _RetryableStatus as exc:
             raise self._status_error(exc.response, retried=True) from None
+        except _CrossOriginRedirect as exc:
+            target = exc.target.copy_with(query=None, fragment=None)
+            raise UpstreamError(
+                self.system,
+                f"{self.where} redirected to {mask_url(str(target))}, another host: not "
+                "followed, since credentials are never sent there",
+                hint="set the URL to the address it redirects to") from None
         except httpx.TimeoutException:
             raise UpstreamError(
                 self.system,

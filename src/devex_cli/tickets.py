@@ -72,7 +72,7 @@ def extract_ticket_keys(
     for message in messages:
         for match in regex.finditer(message):
             key = (match.group(1) if regex.groups else match.group(0)).upper()
-            if wanted and key.rsplit("-", 1)[0] not in wanted:
+            if wanted and project_of(key) not in wanted:
                 continue
             seen.setdefault(key, None)
     return list(seen)
@@ -91,14 +91,23 @@ class Ticket:
     labels: tuple[str, ...] = ()
     sprint: str | None = None
 
-    @property
-    def has_fix_version(self) -> bool:
-        return bool(self.fix_versions)
-
 
 @dataclass(frozen=True)
 class TicketLookup:
-    """What Jira said about a set of keys: the tickets it knows, and the keys it does not."""
+    """What Jira said about a set of keys, each key as written in the commits.
+
+    `tickets`: the keys Jira answered (a moved issue under the commit's key; its `Ticket.key` is
+    the key it has now). `not_tickets`: keys whose project is not a Jira project (`UTF-8`,
+    `SHA-256`): not tickets at all. `not_found`: keys of a Jira project that Jira did not return,
+    because the issue does not exist or this account may not see it: a gate must not read them
+    as tickets without a problem.
+    """
 
     tickets: Mapping[str, Ticket] = field(default_factory=dict)
-    unknown: tuple[str, ...] = ()
+    not_tickets: tuple[str, ...] = ()
+    not_found: tuple[str, ...] = ()
+
+
+def project_of(key: str) -> str:
+    """The project part of a ticket key (`PAY` of `PAY-12`)."""
+    return key.rsplit("-", 1)[0].upper()

@@ -5,7 +5,15 @@ Cloud: `POST /rest/api/3/issue/bulkfetch` (<=100 keys, unknown keys silently omi
 400 with `errorMessages` for a key that does not exist), 410 Gone on the removed
 `/rest/api/3/search` and `/rest/api/2/search`. Data Center: `/rest/api/2/search` with
 `startAt`/`total`, `validateQuery=warn` turning unknown keys into `warningMessages`.
-Auth: Cloud wants Basic email:token, Data Center a Bearer token; anything else is 401.
+Auth: Cloud wants Basic email:token, Data Center a Bearer token; anything else is 401 (or, with
+`anonymous`, Data Center's anonymous view: 200 with nothing the anonymous user may not see).
+
+Projects: Cloud `GET /rest/api/3/project/search` (`keys` repeated, at most 50, only projects the
+caller may browse; `values`, `total`, `isLast`), Data Center `GET /rest/api/2/project` (a list).
+A project exists once an issue of it is added, or through `projects`; `hidden` issues exist but
+this account may not see them (omitted by bulkfetch, 404 one by one, "does not exist" in JQL,
+as Jira says for both). `move(OLD, NEW)` moves an issue: every API answers the old key with the
+issue under its new key.
 """
 
 from __future__ import annotations
@@ -82,8 +90,18 @@ class FakeJira(FakeServer):
         self.page_size = page_size
         self.issues: dict[str, FakeIssue] = {}
         self.auto_projects: set[str] = set()  # keys of these projects exist on demand
+        self.projects: set[str] = set()  # projects with no issue added (yet)
+        self.hidden: set[str] = set()  # issues that exist but this account may not see
+        self.moved: dict[str, str] = {}  # old key -> new key
+        self.anonymous = False  # Data Center with anonymous access: 200 for the anonymous
+        self.anonymous_warning = ("Field 'key' does not exist or this field cannot be viewed "
+                                  "by anonymous users.")
         version = 3 if cloud else 2
         self.route("GET", f"/rest/api/{version}/field", self._fields)
+        if cloud:
+            self.route("GET", "/rest/api/3/project/search", self._project_search)
+        else:
+            self.route("GET", "/rest/api/2/project", self._project_list)
         self.route_prefix("GET", f"/rest/api/{version}/issue/", self._issue)
         if cloud:
             self.route("POST", "/rest/api/3/issue/bulkfetch", self._bulkfetch)
@@ -118,8 +136,27 @@ class FakeJira(FakeServer):
     def _id(self, key: str) -> int:
         return 10000 + list(self.issues).index(key)
 
+    def move(self, old: str, new: str) -> FakeIssue:
+        """Move an issue to another key (another project): Jira answers the old key with it."""
+        issue = self.issues.pop(old)
+        issue.key = new
+        self.issues[new] = issue
+        self.moved[old] = new
+        return issue
+
+    def all_projects(self) -> set[str]:
+        return ({k.rsplit("-", 1)[0] for k in self.issues} | self.projects
+                | self.auto_projects)
+
+    def _visible_projects(self) -> list[str]:
+        visible = {k.rsplit("-", 1)[0] for k in self.issues if k not in self.hidden}
+        return sorted(visible | self.projects | self.auto_projects)
+
     def _known(self, key: str) -> FakeIssue | None:
         key = key.upper()
+        key = self.moved.get(key, key)
+        if key in self.hidden:
+            return None
         if key not in self.issues and key.rsplit("-", 1)[0] in self.auto_projects:
             number = int(key.rsplit("-", 1)[1])
             self.issues[key] = FakeIssue(key, summary=f"Change {number}",
@@ -137,6 +174,33 @@ class FakeJira(FakeServer):
                                                   "permission to see it."], "errors": {}})
         fields = request.query.get("fields", ["*navigable"])[0].split(",")
         return Answer(200, issue.as_json(fields, self._id(issue.key)))
+
+    def _project_search(self, request: Request) -> Answer:
+        """GET /rest/api/3/project/search: paged projects the caller may browse."""
+        if not self._authorised(request):
+            return Answer(401, UNAUTHORIZED)
+        keys = [k.upper() for k in request.query.get("keys", [])]
+        if len(keys) > 50:
+            return Answer(400, {"errorMessages": ["Up to 50 project keys can be provided."],
+                                "errors": {}})
+        visible = self._visible_projects()
+        matching = [p for p in visible if p in keys] if keys else visible
+        start = int(request.query.get("startAt", ["0"])[0])
+        size = min(int(request.query.get("maxResults", ["50"])[0]), 50)
+        page = matching[start : start + size]
+        return Answer(200, {"maxResults": size, "startAt": start, "total": len(matching),
+                            "isLast": start + size >= len(matching),
+                            "values": [{"id": str(10000 + n), "key": p, "name": f"Project {p}"}
+                                       for n, p in enumerate(page)]})
+
+    def _project_list(self, request: Request) -> Answer:
+        """GET /rest/api/2/project (Data Center): every project the caller may browse."""
+        if not self._authorised(request):
+            if self.anonymous:
+                return Answer(200, [])
+            return Answer(401, UNAUTHORIZED)
+        return Answer(200, [{"id": str(10000 + n), "key": p, "name": f"Project {p}"}
+                            for n, p in enumerate(self._visible_projects())])
 
     def _fields(self, request: Request) -> Answer:
         if not self._authorised(request):
@@ -169,8 +233,9 @@ class FakeJira(FakeServer):
         elif found := _KEY_EQ.search(jql):
             keys = [found.group(1).upper()]
         if keys:
-            unknown = [k for k in keys if k not in self.issues]
-            return [self.issues[k] for k in keys if k in self.issues], unknown
+            found = [issue for k in keys if (issue := self._known(k)) is not None]
+            unknown = [k for k in keys if self._known(k) is None]
+            return list({i.key: i for i in found}.values()), unknown
         if found := _PROJECT.search(jql):
             project = found.group(1).upper()
             return [i for k, i in self.issues.items() if k.startswith(project + "-")], []
@@ -204,7 +269,12 @@ class FakeJira(FakeServer):
 
     def _search_dc(self, request: Request) -> Answer:
         if not self._authorised(request):
-            return Answer(401, UNAUTHORIZED)
+            if not self.anonymous:
+                return Answer(401, UNAUTHORIZED)
+            # Anonymous access on: the anonymous user sees no issue, and Jira says so only in
+            # a warning.
+            return Answer(200, {"startAt": 0, "maxResults": 50, "total": 0, "issues": [],
+                                "warningMessages": [self.anonymous_warning]})
         if request.method == "POST":
             params = request.body or {}
         else:

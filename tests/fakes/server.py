@@ -36,6 +36,7 @@ class Fault:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    path: str | None = None  # only requests to this path; None: any
 
 
 @dataclass
@@ -56,6 +57,7 @@ class FakeServer:
         self.faults: list[Fault] = []
         self.latency = 0.0  # seconds added to every answer (benchmarks)
         self.trickle = 0.0  # seconds between the bytes of a body (a slow, trickling server)
+        self.redirect_to: str | None = None  # answer everything with a 307 to this base URL
         self._routes: dict[tuple[str, str], Route] = {}
         self._prefixes: list[tuple[str, str, Route]] = []
         self._lock = threading.Lock()
@@ -122,15 +124,17 @@ class FakeServer:
         self._prefixes.append((method, prefix, handler))
 
     def fail_next(self, status: int, body: object = b"",
-                  headers: dict[str, str] | None = None, times: int = 1) -> None:
-        """Answer the next `times` requests with this status and body, whatever they ask."""
+                  headers: dict[str, str] | None = None, times: int = 1,
+                  path: str | None = None) -> None:
+        """Answer the next `times` requests (to `path`, else whatever they ask) with this status
+        and body."""
         if not isinstance(body, bytes | str):
             body = json.dumps(body)
         if isinstance(body, str):
             body = body.encode()
         heads = {"Content-Type": "application/json", **(headers or {})}
         with self._lock:
-            self.faults.extend(Fault(status, body, heads) for _ in range(times))
+            self.faults.extend(Fault(status, body, heads, path) for _ in range(times))
 
     def _answer(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
         if self.latency:
@@ -139,9 +143,15 @@ class FakeServer:
             time.sleep(self.latency)
         with self._lock:
             self.requests.append(request)
-            fault = self.faults.pop(0) if self.faults else None
+            fault = next((f for f in self.faults if f.path in (None, request.path)), None)
+            if fault is not None:
+                self.faults.remove(fault)
         if fault is not None:
             return fault.status, fault.body, fault.headers
+        if self.redirect_to:
+            query = "&".join(f"{k}={v}" for k, values in request.query.items() for v in values)
+            target = f"{self.redirect_to}{request.path}" + (f"?{query}" if query else "")
+            return 307, b"", {"Location": target}
         handler = self._routes.get((request.method, request.path)) or next(
             (h for m, prefix, h in self._prefixes
              if m == request.method and request.path.startswith(prefix)), None)

@@ -14,7 +14,7 @@ def _frame(title: str) -> list[str]:
     return [bar, title.center(_WIDTH).rstrip(), bar]
 
 
-def render_text(report: GateReport, *, jira_url: str = "") -> str:
+def render_text(report: GateReport) -> str:
     """The seed's blocked message, or a table of the tickets when allowed."""
     lines: list[str] = []
     since = report.deployed_revision[:12] if report.deployed_revision else "(none)"
@@ -23,18 +23,32 @@ def render_text(report: GateReport, *, jira_url: str = "") -> str:
     if report.blocked:
         missing = [t for t in report.tickets if t.key in report.missing_fix_version]
         lines += _frame("QA DEPLOYMENT BLOCKED")
-        lines += ["", scope, "",
-                  f"The following {len(missing)} ticket(s) are missing Release Version/s:", ""]
-        for ticket in missing:
-            status = f" [{ticket.status}]" if ticket.status else ""
-            lines.append(f"  - {ticket.key}{status} {_clip(ticket.summary)}".rstrip())
-            lines.append(f"    {ticket.url}")
+        lines += ["", scope]
+        if missing:
+            lines += ["", f"The following {len(missing)} ticket(s) are missing Release "
+                          "Version/s:", ""]
+            for ticket in missing:
+                status = f" [{ticket.status}]" if ticket.status else ""
+                moved = f" (now {ticket.moved_to})" if ticket.moved_to else ""
+                lines.append(f"  - {ticket.key}{moved}{status} {_clip(ticket.summary)}".rstrip())
+                lines.append(f"    {ticket.url}")
+        if report.not_found:
+            lines += ["", f"The following {len(report.not_found)} ticket(s) were not found in "
+                          "Jira or are not visible to this account:", ""]
+            for key in report.not_found:
+                lines.append(f"  - {key}")
+                lines.append(f"    {report.browse_url}/{key}")
+        lines += ["", "ACTION REQUIRED:"]
+        steps = []
+        if missing:
+            steps += ["Open each ticket missing a Release Version in Jira.",
+                      "Set its 'Fix Version/s' field to the release this deployment belongs to."]
+        if report.not_found:
+            steps += ["For each ticket not found: check the key in the commit message, or give "
+                      "the Jira account devex uses permission to browse its project."]
+        steps.append("Re-run this pipeline step; no new commit is needed.")
+        lines += [f"  {n}. {step}" for n, step in enumerate(steps, 1)]
         lines += [
-            "",
-            "ACTION REQUIRED:",
-            "  1. Open each ticket above in Jira.",
-            "  2. Set its 'Fix Version/s' field to the release this deployment belongs to.",
-            "  3. Re-run this pipeline step; no new commit is needed.",
             f"  Every commit since the current {report.environment} release ships with this "
             "deployment:",
             "  a ticket that must not ship needs its change reverted, not its key removed.",
@@ -47,8 +61,13 @@ def render_text(report: GateReport, *, jira_url: str = "") -> str:
             lines.append(f"  {'TICKET'.ljust(key_width)}  FIX VERSIONS        STATUS")
             for ticket in report.tickets:
                 versions = ", ".join(ticket.fix_versions)
+                moved = f" (now {ticket.moved_to})" if ticket.moved_to else ""
                 lines.append(f"  {ticket.key.ljust(key_width)}  {versions.ljust(18)}  "
-                             f"{ticket.status}".rstrip())
+                             f"{ticket.status}{moved}".rstrip())
+        if report.fail_open:
+            lines.append("")
+            lines.append("FAIL-OPEN: allowed without a full check, by --fail-open (the warning "
+                         "on stderr says what was not checked).")
     return "\n".join(lines) + "\n"
 
 
@@ -63,11 +82,13 @@ def render_json(report: GateReport) -> str:
         "commits": report.commits,
         "tickets": [
             {"key": t.key, "fix_versions": list(t.fix_versions), "status": t.status,
-             "summary": t.summary, "url": t.url}
+             "summary": t.summary, "url": t.url, "moved_to": t.moved_to}
             for t in report.tickets
         ],
         "missing_fix_version": list(report.missing_fix_version),
+        "not_found": list(report.not_found),
         "unknown": list(report.unknown),
+        "fail_open": report.fail_open,
         "warnings": list(report.warnings),
     }, indent=2, ensure_ascii=False)
 

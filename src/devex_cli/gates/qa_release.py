@@ -41,11 +41,12 @@ class GateOptions:
 
 @dataclass(frozen=True)
 class GateTicket:
-    key: str
+    key: str  # as written in the commits
     fix_versions: tuple[str, ...]
     status: str
     summary: str
     url: str
+    moved_to: str | None = None  # the key Jira gives it now, when it was moved
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,11 @@ class GateReport:
     commits: int
     tickets: tuple[GateTicket, ...] = ()
     missing_fix_version: tuple[str, ...] = ()
-    unknown: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()  # keys whose project is not a Jira project: not tickets
+    not_found: tuple[str, ...] = ()  # tickets Jira did not return: block unless --fail-open
     warnings: tuple[str, ...] = field(default=())
+    fail_open: bool = False  # allowed on doubt, by --fail-open
+    browse_url: str = ""  # {JIRA_URL}/browse
 
     @property
     def blocked(self) -> bool:
@@ -77,22 +81,37 @@ def decide(
     lookup: TicketLookup,
     browse_url: str,
     warnings: Sequence[str] = (),
+    fail_open: bool = False,
 ) -> GateReport:
-    """Blocked when any ticket Jira knows has no fix version; unknown keys only warn."""
+    """Blocked when a ticket has no fix version, or when Jira did not return a ticket of one of
+    its projects (not found, or not visible to this account): a doubt never allows, unless
+    `fail_open`, which allows such tickets with a warning. Keys of projects Jira does not have
+    (`UTF-8`) are not tickets: they only warn."""
     tickets = tuple(
-        GateTicket(t.key, t.fix_versions, t.status, t.summary, f"{browse_url}/{t.key}")
+        GateTicket(key, t.fix_versions, t.status, t.summary, f"{browse_url}/{t.key}",
+                   moved_to=t.key if t.key != key else None)
         for key in keys if (t := lookup.tickets.get(key)) is not None
     )
     missing = tuple(t.key for t in tickets if not t.fix_versions)
-    unknown = tuple(k for k in keys if k not in lookup.tickets)
+    unknown = tuple(k for k in keys if k in lookup.not_tickets)
+    not_found = tuple(k for k in keys if k in lookup.not_found)
     notes = list(warnings)
     if unknown:
-        notes.append(f"not Jira tickets (ignored): {', '.join(unknown)}")
+        notes.append(f"not Jira tickets (their projects are not in Jira; ignored): "
+                     f"{', '.join(unknown)}")
+    moved = [f"{t.key} is now {t.moved_to}" for t in tickets if t.moved_to]
+    if moved:
+        notes.append(f"moved in Jira: {'; '.join(moved)}")
+    doubt_allowed = bool(not_found) and fail_open
+    if doubt_allowed:
+        notes.append(f"FAIL-OPEN: {len(not_found)} ticket(s) not found in Jira or not visible "
+                     f"to this account ({', '.join(not_found)}); allowed WITHOUT checking them")
     return GateReport(
-        decision="blocked" if missing else "allowed",
+        decision="blocked" if missing or (not_found and not fail_open) else "allowed",
         service=service, environment=environment, deployed_revision=deployed_revision,
         head=head, commits=len(commits), tickets=tickets, missing_fix_version=missing,
-        unknown=unknown, warnings=tuple(notes),
+        unknown=unknown, not_found=not_found, warnings=tuple(notes),
+        fail_open=doubt_allowed, browse_url=browse_url,
     )
 
 
@@ -147,6 +166,7 @@ def _run(options: GateOptions, settings: Settings,
     if head is None:
         raise UsageError(f"--head {options.head} is not a commit of {app.path}")
     history = reading.result()
+    history.require_environments([options.environment])
     current = history.state(service, options.environment)
     for problem in history.broken_at_head:
         owner = gitops.path_owner(problem.path, settings)
@@ -187,15 +207,16 @@ def _run(options: GateOptions, settings: Settings,
         try:
             jira = jira_client.result() if jira_client else JiraClient(settings)
             browse = jira.url
-            lookup = jira.fetch_tickets(keys)
+            lookup = jira.fetch_tickets(keys, projects=options.projects)
         except UpstreamError as exc:
             if not options.fail_open:
                 raise
             warnings.append(f"FAIL-OPEN: Jira could not be asked ({exc}); "
                             "the deployment is allowed WITHOUT checking fix versions")
             return GateReport("allowed", service, options.environment, base, head,
-                              len(commits), warnings=tuple(warnings))
+                              len(commits), warnings=tuple(warnings), fail_open=True)
     return decide(service=service, environment=options.environment, deployed_revision=base,
                   head=head, commits=commits, keys=keys, lookup=lookup,
-                  browse_url=f"{browse.rstrip('/')}/browse", warnings=warnings)
+                  browse_url=f"{browse.rstrip('/')}/browse", warnings=warnings,
+                  fail_open=options.fail_open)
 

@@ -228,6 +228,7 @@ def _with_jira(settings: Settings, tickets: Sequence[dict[str, Any]]) -> list[di
     except DevexError as exc:
         log.warning("%s; tickets are listed without their summaries", exc)
         return list(tickets)
-    return [{**t, "summary": clip(lookup.tickets[t["key"]].summary, 100),
-             "status": lookup.tickets[t["key"]].status}
-            for t in tickets if t["key"] in lookup.tickets]
+    return [{**t, "summary": clip(found.summary, 100), "status": found.status}
+            if (found := lookup.tickets.get(t["key"])) else
+            {**t, "status": "not found in Jira"}
+            for t in tickets if t["key"] not in lookup.not_tickets]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,6 +96,16 @@ class GitOpsHistory:
 
     def state(self, service: str, environment: str) -> DeployedState | None:
         return self.current.get((service, environment))
+
+    def require_environments(self, names: Sequence[str]) -> None:
+        """Raises UsageError naming the environments the repository has, for a name it does
+        not know (`QA`, `"qa "`, a `staging` it never had): never "nothing deployed there"."""
+        for name in names:
+            if name not in self.environments:
+                raise UsageError(
+                    f"unknown environment {name!r}: the GitOps repository has "
+                    f"{', '.join(self.environments) or 'none'}",
+                    hint="names are matched exactly; pass one of them")
 
 
 @dataclass

@@ -4,24 +4,43 @@ Cloud (`JIRA_EMAIL` + `JIRA_API_TOKEN`, Basic): `POST /rest/api/3/issue/bulkfetc
 keys are silently omitted), `/rest/api/3/search/jql` with `nextPageToken` for JQL.
 Data Center (`JIRA_API_TOKEN` alone, Bearer): `/rest/api/2/search` with `startAt` paging and
 `validateQuery=warn`; a 400 naming unknown keys is answered by dropping them and asking again.
+
+A key counts as a ticket when its project is a Jira project (`/rest/api/3/project/search?keys=`
+on Cloud, `/rest/api/2/project` on Data Center, asked once per client): `UTF-8` is not a ticket,
+`PAY-9` that Jira does not return is a ticket "not found or not visible to this account". Keys
+the batch did not return are asked one by one, which also finds issues moved to another project
+(Jira answers them under their new key). Jira is never asked anonymously.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devex_cli.config import Settings
 from devex_cli.errors import ConfigError, UpstreamError, UpstreamHTTPError
 from devex_cli.http import ApiClient, BearerAuth, basic_auth
-from devex_cli.parallel import each
-from devex_cli.tickets import Ticket, TicketLookup
+from devex_cli.masking import mask
+from devex_cli.parallel import each, in_background
+
+if TYPE_CHECKING:
+    import httpx
+from devex_cli.tickets import Ticket, TicketLookup, project_of
 
 TICKET_FIELDS = ("summary", "status", "fixVersions", "issuetype", "resolutiondate", "created",
                  "components", "labels")
 MAX_KEYS_PER_REQUEST = 100
+MAX_PROJECT_KEYS_PER_REQUEST = 50  # Cloud's project/search takes at most 50 `keys`
+MAX_ONE_BY_ONE = 50  # keys a batch did not return, asked one by one; past this: not found
+MAX_SEARCH_PAGES = 100  # a JQL search stops there (10,000 issues) instead of paging forever
+PAGE_SIZE = 100
+
+# A Jira warning that says the caller may not see what it asked for: its answer is not the truth.
+_PERMISSION_WARNING = re.compile(
+    r"permission|anonymous|not (?:be )?authenticated|not authori[sz]ed|not logged in|log in",
+    re.IGNORECASE)
 
 
 class JiraClient:
@@ -35,13 +54,19 @@ class JiraClient:
                               "JIRA_API_TOKEN) or jira.url in devex.toml")
         self.url = url.rstrip("/")
         email, token = env.get("JIRA_EMAIL"), env.get("JIRA_API_TOKEN")
-        self.cloud = bool(email and token)
-        auth = None
-        if email and token:
-            auth = basic_auth(email, token)
-        elif token:
-            auth = BearerAuth(token)
+        if not token:
+            # An anonymous Jira answers "no such issue" for every ticket it hides: a gate
+            # reading that would allow everything.
+            raise ConfigError(
+                "Jira credentials are missing: JIRA_API_TOKEN is not set",
+                hint="set JIRA_EMAIL and JIRA_API_TOKEN (Cloud) or JIRA_API_TOKEN alone "
+                     "(Data Center personal access token); devex never asks Jira anonymously")
+        self.cloud = bool(email)
+        auth: httpx.Auth = basic_auth(email, token) if email else BearerAuth(token)
+        self._projects: dict[str, bool] = {}  # project key -> is a Jira project (this run)
+        self._sees_projects: bool | None = None
         self._batch = max(1, min(settings.jira.batch_size, MAX_KEYS_PER_REQUEST))
+        self._configured = settings.jira.projects
         self._cache_dir = settings.cache_dir()
         self._concurrency = max(1, settings.jira.concurrency)
         self.api = api or ApiClient(
@@ -61,15 +86,24 @@ class JiraClient:
     def browse_url(self, key: str) -> str:
         return f"{self.url}/browse/{key}"
 
-    def fetch_tickets(self, keys: Sequence[str], *, with_sprint: bool = False) -> TicketLookup:
-        """Tickets for the keys, in batches of at most 100, several batches at once.
+    def fetch_tickets(self, keys: Sequence[str], *, with_sprint: bool = False,
+                      projects: Sequence[str] = ()) -> TicketLookup:
+        """What Jira says of the keys: tickets (batches of at most 100, several at once), keys
+        that are not tickets, and tickets not found or not visible.
 
-        With `with_sprint`, the sprint custom field is found first (one request) and read too.
-        Raises UpstreamError when Jira cannot be asked or answers what cannot be read.
+        `projects` (else `jira.projects`): only keys of these projects are tickets, and Jira is
+        not asked which projects exist. With `with_sprint`, the sprint field is read too.
+        Raises UpstreamError when Jira cannot be asked, answers what cannot be read, or says
+        the account lacks permission; ConfigError when no credentials are set.
         """
         unique = list(dict.fromkeys(k.upper() for k in keys))
         if not unique:
             return TicketLookup()
+        configured = projects or self._configured
+        wanted = {project_of(k) for k in unique}
+        # Which projects exist is asked beside the tickets: one round trip, not two.
+        asking = None if configured else in_background(
+            lambda: self.known_projects(wanted), name="jira-projects")
         fields: tuple[str, ...] = TICKET_FIELDS
         sprint = self.sprint_field() if with_sprint else None
         if sprint:
@@ -81,13 +115,80 @@ class JiraClient:
                 return self._bulkfetch(batch, fields, sprint)
             return self._search_keys(batch, fields, sprint)
 
-        results = each(fetch, batches, limit=self._concurrency)
         tickets: dict[str, Ticket] = {}
-        for batch_tickets in results:
+        for batch_tickets in each(fetch, batches, limit=self._concurrency):
             tickets.update(batch_tickets)
-        unknown = tuple(k for k in unique if k not in tickets)
-        return TicketLookup(tickets={k: tickets[k] for k in unique if k in tickets},
-                            unknown=unknown)
+        known = asking.result() if asking else {p.upper() for p in configured}
+        candidates = [k for k in unique if project_of(k) in known]
+        tickets.update(self._one_by_one([k for k in candidates if k not in tickets],
+                                        fields, sprint))
+        return TicketLookup(
+            tickets={k: tickets[k] for k in candidates if k in tickets},
+            not_tickets=tuple(k for k in unique if project_of(k) not in known),
+            not_found=tuple(k for k in candidates if k not in tickets))
+
+    def known_projects(self, wanted: Collection[str]) -> set[str]:
+        """Which of the project keys are Jira projects this account can see, asked once per
+        client (Cloud: `project/search?keys=`, at most 50 a request; Data Center: the project
+        list). Raises UpstreamError when the account can see no project at all: every key
+        would otherwise be read as "not a ticket".
+        """
+        ask = sorted(p for p in wanted if p not in self._projects)
+        if ask:
+            found = self._cloud_projects(ask) if self.cloud else self._dc_projects()
+            self._projects.update({p: p in found for p in ask})
+        known = {p for p in wanted if self._projects.get(p)}
+        if not known and not self._account_sees_projects():
+            raise UpstreamError(
+                "Jira", "this account can see no Jira project, so no ticket can be checked",
+                hint="give the account of JIRA_API_TOKEN the Browse projects permission, or "
+                     "check that JIRA_URL is your Jira site")
+        return known
+
+    def _cloud_projects(self, keys: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for i in range(0, len(keys), MAX_PROJECT_KEYS_PER_REQUEST):
+            chunk = keys[i : i + MAX_PROJECT_KEYS_PER_REQUEST]
+            body = self.api.get_json("/rest/api/3/project/search", params=[
+                *(("keys", k) for k in chunk), ("maxResults", MAX_PROJECT_KEYS_PER_REQUEST)])
+            found |= _project_keys(_expect_list(body, "values", "project/search"))
+        if found:
+            self._sees_projects = True
+        return found
+
+    def _dc_projects(self) -> set[str]:
+        body = self.api.get_json("/rest/api/2/project")
+        if not isinstance(body, list):
+            raise UpstreamError("Jira", "project answered an unexpected shape (not a list)")
+        found = _project_keys(body)
+        self._sees_projects = bool(found)  # the whole list: nothing more to ask
+        return found
+
+    def _account_sees_projects(self) -> bool:
+        if self._sees_projects is None:
+            body = self.api.get_json("/rest/api/3/project/search", params={"maxResults": 1})
+            self._sees_projects = bool(_expect_list(body, "values", "project/search"))
+        return self._sees_projects
+
+    def _one_by_one(self, keys: Sequence[str], fields: Sequence[str],
+                    sprint: str | None) -> dict[str, Ticket]:
+        """Keys a batch did not return, asked one by one: a moved issue answers under its new
+        key; a 404 is "not found or not visible". Past MAX_ONE_BY_ONE keys the rest are not
+        asked (and so count as not found: a gate blocks on them)."""
+        version = 3 if self.cloud else 2
+
+        def one(key: str) -> tuple[str, Ticket | None]:
+            try:
+                body = self.api.get_json(f"/rest/api/{version}/issue/{key}",
+                                         params={"fields": ",".join(fields)})
+            except UpstreamHTTPError as exc:
+                if exc.status == 404:
+                    return key, None
+                raise
+            return key, _ticket(body, sprint)
+
+        answered = each(one, list(keys[:MAX_ONE_BY_ONE]), limit=self._concurrency)
+        return {key: ticket for key, ticket in answered if ticket is not None}
 
     def sprint_field(self) -> str | None:
         """The id of the Jira Software sprint field (`schema.custom` ends with `gh-sprint`).
@@ -142,8 +243,9 @@ class JiraClient:
     def _search_cloud(self, jql: str, fields: Sequence[str]) -> Iterator[Ticket]:
         token: str | None = None
         seen_tokens: set[str] = set()
-        while True:
-            request: dict[str, Any] = {"jql": jql, "fields": list(fields), "maxResults": 100}
+        for _page in range(MAX_SEARCH_PAGES):
+            request: dict[str, Any] = {"jql": jql, "fields": list(fields),
+                                       "maxResults": PAGE_SIZE}
             if token:
                 request["nextPageToken"] = token
             body = self.api.post_json("/rest/api/3/search/jql", request)
@@ -152,9 +254,10 @@ class JiraClient:
             token = body.get("nextPageToken")
             if body.get("isLast", token is None) or not token:
                 return
-            if token in seen_tokens:
+            if not isinstance(token, str) or token in seen_tokens:
                 raise UpstreamError("Jira", "search/jql repeated a nextPageToken; stopped paging")
             seen_tokens.add(token)
+        raise _too_many_pages()
 
     # Data Center -------------------------------------------------------------------------
 
@@ -164,7 +267,7 @@ class JiraClient:
         while remaining:
             jql = f"key in ({', '.join(remaining)})"
             try:
-                tickets = self._search_dc(jql, fields, sprint)
+                tickets = self._search_dc(jql, fields, sprint, wanted=set(remaining))
             except UpstreamHTTPError as exc:
                 named = _keys_named_in_error(exc.body, remaining) if exc.status == 400 else set()
                 if not named:
@@ -174,21 +277,58 @@ class JiraClient:
             return _only(keys, tickets)
         return {}
 
-    def _search_dc(self, jql: str, fields: Sequence[str],
-                   sprint: str | None = None) -> list[Ticket]:
+    def _search_dc(self, jql: str, fields: Sequence[str], sprint: str | None = None, *,
+                   wanted: set[str] | None = None) -> list[Ticket]:
+        """Every page of a search. Paging stops when a page brings nothing new (with `wanted`
+        keys: none of them, so at most one page a key), and past MAX_SEARCH_PAGES, whatever
+        `total` claims."""
         tickets: list[Ticket] = []
+        seen: set[str] = set()
         start = 0
-        while True:
+        for _page in range(MAX_SEARCH_PAGES):
             body = self.api.get_json("/rest/api/2/search", params={
-                "jql": jql, "fields": ",".join(fields), "startAt": start, "maxResults": 100,
-                "validateQuery": "warn",
+                "jql": jql, "fields": ",".join(fields), "startAt": start,
+                "maxResults": PAGE_SIZE, "validateQuery": "warn",
             })
             issues = _expect_list(body, "issues", "search")
-            tickets.extend(_ticket(i, sprint) for i in issues)
+            _refuse_permission_warnings(body)
+            page = [_ticket(i, sprint) for i in issues]
+            new = [t for t in page if t.key not in seen]
+            seen.update(t.key for t in new)
+            tickets.extend(new)
             start += len(issues)
             total = body.get("total")
-            if not issues or not isinstance(total, int) or start >= total:
+            # A key search needs no page that brings none of its keys: at most one per key.
+            useful = new if wanted is None else [t for t in new if t.key in wanted]
+            if (not useful or not isinstance(total, int) or start >= total
+                    or (wanted is not None and wanted <= seen)):
                 return tickets
+        if wanted is not None:
+            return tickets  # the keys not returned count as not found
+        raise _too_many_pages()
+
+
+def _too_many_pages() -> UpstreamError:
+    return UpstreamError(
+        "Jira", f"a search went past {MAX_SEARCH_PAGES} pages ({MAX_SEARCH_PAGES * PAGE_SIZE} "
+        "issues); stopped paging", hint="narrow the JQL (jira.incident_jql)")
+
+
+def _refuse_permission_warnings(body: Mapping[str, Any]) -> None:
+    """Data Center answers a search it may not fully run with 200 and `warningMessages`; one
+    that speaks of permission means the empty answer is not the truth."""
+    for message in body.get("warningMessages") or []:
+        if _PERMISSION_WARNING.search(str(message)):
+            raise UpstreamError("Jira", f"search warned: {mask(str(message))}",
+                                hint="the account lacks permission; check JIRA_API_TOKEN and "
+                                     "the account's project permissions")
+
+
+def _project_keys(projects: Iterable[Any]) -> set[str]:
+    try:
+        return {str(p["key"]).upper() for p in projects}
+    except (KeyError, TypeError):
+        raise UpstreamError("Jira", "answered a project of an unexpected shape") from None
 
 
 def _only(keys: Sequence[str], tickets: Iterable[Ticket]) -> dict[str, Ticket]:
