@@ -18,8 +18,9 @@ def render_text(report: GateReport) -> str:
     """The seed's blocked message, or a table of the tickets when allowed."""
     lines: list[str] = []
     since = report.deployed_revision[:12] if report.deployed_revision else "(none)"
+    count = len(report.tickets) + len(report.not_found)
     scope = (f"{report.service} -> {report.environment}: {report.commits} commit(s) since "
-             f"{since}, {len(report.tickets)} ticket(s)")
+             f"{since}, {count} ticket(s)")
     if report.blocked:
         missing = [t for t in report.tickets if t.key in report.missing_fix_version]
         lines += _frame("QA DEPLOYMENT BLOCKED")
@@ -44,8 +45,8 @@ def render_text(report: GateReport) -> str:
             steps += ["Open each ticket missing a Release Version in Jira.",
                       "Set its 'Fix Version/s' field to the release this deployment belongs to."]
         if report.not_found:
-            steps += ["For each ticket not found: check the key in the commit message, or give "
-                      "the Jira account devex uses permission to browse its project."]
+            steps += ["For each ticket not found: check its key in the commit message, or\n"
+                      "     let the Jira account devex uses browse its project."]
         steps.append("Re-run this pipeline step; no new commit is needed.")
         lines += [f"  {n}. {step}" for n, step in enumerate(steps, 1)]
         lines += [

@@ -102,12 +102,12 @@ def decide(
     moved = [f"{t.key} is now {t.moved_to}" for t in tickets if t.moved_to]
     if moved:
         notes.append(f"moved in Jira: {'; '.join(moved)}")
-    doubt_allowed = bool(not_found) and fail_open
+    doubt_allowed = bool(not_found) and fail_open and not missing
     if doubt_allowed:
         notes.append(f"FAIL-OPEN: {len(not_found)} ticket(s) not found in Jira or not visible "
                      f"to this account ({', '.join(not_found)}); allowed WITHOUT checking them")
     return GateReport(
-        decision="blocked" if missing or (not_found and not fail_open) else "allowed",
+        decision="blocked" if missing or (not_found and not doubt_allowed) else "allowed",
         service=service, environment=environment, deployed_revision=deployed_revision,
         head=head, commits=len(commits), tickets=tickets, missing_fix_version=missing,
         unknown=unknown, not_found=not_found, warnings=tuple(notes),

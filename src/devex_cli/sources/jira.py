@@ -59,8 +59,9 @@ class JiraClient:
             # reading that would allow everything.
             raise ConfigError(
                 "Jira credentials are missing: JIRA_API_TOKEN is not set",
-                hint="set JIRA_EMAIL and JIRA_API_TOKEN (Cloud) or JIRA_API_TOKEN alone "
-                     "(Data Center personal access token); devex never asks Jira anonymously")
+                hint="set JIRA_EMAIL and JIRA_API_TOKEN for Jira Cloud, or JIRA_API_TOKEN alone "
+                     "for a Data Center personal access token; devex never asks Jira "
+                     "anonymously")
         self.cloud = bool(email)
         auth: httpx.Auth = basic_auth(email, token) if email else BearerAuth(token)
         self._projects: dict[str, bool] = {}  # project key -> is a Jira project (this run)
