@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,3 +118,36 @@ def test_json_cache_is_private_and_not_rewritten_unchanged(tmp_path: Path) -> No
     assert JsonCache(tmp_path / "c", "facts").load() == {"a": {"x": [1], "y": [2]}}
     cache.path.write_text("{broken")
     assert JsonCache(tmp_path / "c", "facts").load() == {}
+
+
+@pytest.mark.parametrize(("setting", "key"), [
+    ("timeout = nan", "http.timeout"), ("timeout = inf", "http.timeout"),
+    ("timeout = 0", "http.timeout"), ("timeout = -1.5", "http.timeout"),
+    ("backoff = nan", "http.backoff"), ("backoff = -inf", "http.backoff"),
+    ("max_retry_after = inf", "http.max_retry_after"), ("retries = -1", "http.retries"),
+    ("max_response_bytes = 0", "http.max_response_bytes"),
+    ("max_response_bytes = -5", "http.max_response_bytes"),
+    ("max_response_bytes = 1.5", "http.max_response_bytes"),
+])
+def test_http_settings_out_of_range_are_config_errors(devex: Any, tmp_path: Path, setting: str,
+                                                      key: str) -> None:
+    """Accepted before, they crashed later (exit 70) or hung: now exit 2 naming the key."""
+    from tests.gitworld import GitRepo, image, kustomization, overlay
+
+    gitops = GitRepo(tmp_path / "gitops")
+    gitops.commit("qa", {overlay("pay", "qa"): kustomization([image("pay", "58ddfd6")])})
+    config = write(tmp_path / "f.toml", f"[http]\n{setting}\n")
+    result = devex("status", "--offline", "--gitops", str(gitops.path), config=str(config))
+    assert result.code == 2, result.err
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert result.err.startswith(f"devex: error: {config}: {key} must be "), result.err
+
+
+def test_http_settings_in_range(tmp_path: Path) -> None:
+    config = write(tmp_path / "f.toml", "[http]\ntimeout = 0.5\nbackoff = 0\nmax_retry_after = 0\n"
+                                        "retries = 0\nmax_response_bytes = 1024\n")
+    http = load_settings(config, environ={}).http
+    assert (http.timeout, http.backoff, http.retries, http.max_response_bytes) == (0.5, 0, 0, 1024)
+    assert load_settings(tmp_path / "f.toml", environ={}).http.max_response_bytes == 1024
+    write(tmp_path / "f.toml", "[http]\ntimeout = 1\n")
+    assert load_settings(tmp_path / "f.toml", environ={}).http.max_response_bytes == 50 << 20

@@ -246,3 +246,21 @@ def test_deployment_card_with_sources_failing(devex: Devex, world: World,
     (posted,) = json.loads(result.out)
     assert posted["channel"] == "pr"  # the card goes out, without what the source would add
     check_no_secret(result)
+
+
+def test_an_answer_past_the_size_cap(devex: Devex, world: World,
+                                     servers: dict[str, FakeServer], tmp_path: Path) -> None:
+    """5 MB from Jira with `http.max_response_bytes` at 1 MB: exit 3 naming Jira and the cap."""
+    jira = servers["jira"]
+    jira.fail_next(200, {"issues": [], "padding": "x" * (5 << 20)}, times=50)
+    config = tmp_path / "capped.toml"
+    config.write_text(world.config.read_text().replace(
+        "[http]\n", "[http]\nmax_response_bytes = 1048576\n"))
+    env = {"JIRA_URL": jira.url, "JIRA_EMAIL": "ci@example.com", "JIRA_API_TOKEN": CANARY}
+    result = devex("-v", "gate", "qa-release", "--service", "pay", "--repo", str(world.app.path),
+                   config=str(config), env=env)
+    assert result.code == 3, result.err
+    assert "devex: error: Jira: answer larger than 1 MB (http.max_response_bytes); stopped " \
+           "reading" in result.err
+    assert len(jira.requests) == 1  # not retried: it would be as large again
+    check_no_secret(result, tmp_path / "cache")

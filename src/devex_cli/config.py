@@ -6,6 +6,7 @@ come from the environment only and are registered for masking when read.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -89,6 +90,7 @@ class HttpSettings:
     retries: int = 4
     backoff: float = 0.5
     max_retry_after: float = 60.0
+    max_response_bytes: int = 50 * 1024 * 1024  # an answer past it is an upstream error
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,9 @@ def load_settings(
             settings = replace(
                 settings, **{section: replace(getattr(settings, section), **{key: value})}
             )
+    for key in ("timeout", "max_response_bytes"):  # 0 would mean "no time" or "no answer"
+        if getattr(settings.http, key) <= 0:
+            raise ConfigError(f"{path}: http.{key} must be greater than 0")
     if settings.report.payload not in ("envelope", "bare"):
         raise ConfigError(f"{path}: report.payload must be \"envelope\" or \"bare\", not "
                           f"{settings.report.payload!r}")
@@ -266,8 +271,12 @@ def _coerce(value: Any, type_name: str, key: str, origin: str) -> Any:
             raise wrong("a non-negative integer")
         return value
     if type_name == "float":
-        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        if not isinstance(value, int | float) or isinstance(value, bool):
             raise wrong("a non-negative number")
+        # TOML has `nan` and `inf`; neither is a time to wait, and `nan` slips past `< 0`.
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{origin}: {key} must be a finite non-negative number, "
+                              f"not {value!r}")
         return float(value)
     if type_name == "bool":
         if not isinstance(value, bool):

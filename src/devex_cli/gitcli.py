@@ -7,15 +7,17 @@ commit.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import os
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from devex_cli.errors import UpstreamError, UsageError
-from devex_cli.masking import mask
+from devex_cli.masking import mask, register_basic_auth
 
 log = logging.getLogger("devex.git")
 
@@ -23,28 +25,48 @@ log = logging.getLogger("devex.git")
 _ENV = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
 
 
+# Lines git and ssh add after the reason itself ("Connection refused", "Could not resolve host").
+_GENERIC = ("please make sure you have the correct access rights", "and the repository exists.",
+            "fatal: could not read from remote repository.")
+
+
+def _reason(stderr: str) -> str:
+    """git's last meaningful line: ssh's reason comes before three lines of boilerplate."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    meaningful = [line for line in lines if line.lower() not in _GENERIC] or lines
+    if not meaningful:
+        return ""
+    last = meaningful[-1]
+    for prefix in ("fatal: ", "error: "):
+        last = last.removeprefix(prefix)
+    return last
+
+
 class GitFailed(Exception):
     """A git command exited non-zero; callers decide what it means."""
 
     def __init__(self, args: Sequence[str], returncode: int, stderr: str) -> None:
-        super().__init__(mask(stderr.strip().splitlines()[-1] if stderr.strip() else ""))
+        super().__init__(mask(_reason(stderr)))
         self.args_ = list(args)
         self.returncode = returncode
         self.stderr = mask(stderr)
 
 
-def git(repo: Path, *args: str, input_text: str | None = None) -> str:
-    """Run `git -C repo args...` and return stdout. Raises GitFailed."""
-    return git_bytes(repo, *args, input_bytes=None if input_text is None
+def git(repo: Path, *args: str, input_text: str | None = None,
+        env: Mapping[str, str] | None = None) -> str:
+    """Run `git -C repo args...` (with `env` added to its environment) and return stdout.
+    Raises GitFailed."""
+    return git_bytes(repo, *args, env=env, input_bytes=None if input_text is None
                      else input_text.encode()).decode("utf-8", "replace")
 
 
-def git_bytes(repo: Path, *args: str, input_bytes: bytes | None = None) -> bytes:
+def git_bytes(repo: Path, *args: str, input_bytes: bytes | None = None,
+              env: Mapping[str, str] | None = None) -> bytes:
     command = ["git", "-C", str(repo), *args]
     log.debug("git %s", mask(" ".join(args)))
     try:
-        done = subprocess.run(command, input=input_bytes, capture_output=True, env=_ENV,
-                              check=False)
+        done = subprocess.run(command, input=input_bytes, capture_output=True,
+                              env={**_ENV, **env} if env else _ENV, check=False)
     except FileNotFoundError:
         raise UsageError("git is not installed", hint="install git and try again") from None
     if done.returncode != 0:
@@ -80,6 +102,29 @@ def read_blobs(repo: Path, shas: Iterable[str]) -> dict[str, bytes]:
     return blobs
 
 
+def without_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """An http(s) URL's `user:password` taken out: the clean URL, and the environment that gives
+    git the credentials as an `Authorization` header for that host, for one command only.
+
+    A clone keeps the URL it was given in its config (mode 0644); the header, set through
+    `GIT_CONFIG_*` rather than `-c` (a command line is readable by every user of the machine),
+    is never written anywhere. Other URLs (ssh, a user alone) are returned as they are.
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or parts.password is None:
+        return url, {}
+    user, password = unquote(parts.username or ""), unquote(parts.password)
+    register_basic_auth(user, password)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+    index = int(_ENV.get("GIT_CONFIG_COUNT") or 0)  # after any the caller's environment sets
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)), {
+        "GIT_CONFIG_COUNT": str(index + 1),
+        f"GIT_CONFIG_KEY_{index}": f"http.{parts.scheme.lower()}://{host}/.extraHeader",
+        f"GIT_CONFIG_VALUE_{index}": f"Authorization: Basic {basic}",
+    }
+
+
 def remote_error(url: str, exc: GitFailed) -> UpstreamError:
     return UpstreamError("git", f"cannot fetch {mask(url)}: {exc}",
                          hint="check the URL and the credentials of the git remote")
@@ -101,13 +146,18 @@ def local_repository(spec: str, cache_root: Path, *, what: str) -> Path:
             raise UsageError(f"{spec} is not a git repository",
                              hint=f"give the {what}'s folder or its git URL") from None
         return path
+    # (keyed by the URL as given, credentials included, so clones made before are found again)
     target = cache_root / hashlib.sha256(spec.encode()).hexdigest()[:16]
+    url, credentials = without_credentials(spec)
     try:
         if (target / "HEAD").is_file():
-            git(target, "fetch", "--prune", "--quiet", "origin", "+refs/heads/*:refs/heads/*")
+            if url != spec:  # a clone made with the credentials in its config: take them out
+                git(target, "config", "remote.origin.url", url)
+            git(target, "fetch", "--prune", "--quiet", "origin", "+refs/heads/*:refs/heads/*",
+                env=credentials)
         else:
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            git(target.parent, "clone", "--bare", "--quiet", spec, str(target))
+            git(target.parent, "clone", "--bare", "--quiet", url, str(target), env=credentials)
     except GitFailed as exc:
         raise remote_error(spec, exc) from None
     return target

@@ -1,28 +1,34 @@
 """The one HTTP client every outside system is reached through.
 
-Timeouts; retries with exponential backoff and jitter on connection errors, timeouts, 429 and 5xx,
-honouring `Retry-After` (capped); authentication; secrets masked in every message it raises.
+Timeouts (per read, and a deadline on the whole answer, headers included); a cap on an answer's
+size; retries with exponential backoff and jitter on connection errors, timeouts, 429 and 5xx,
+honouring `Retry-After` (capped), each retry one line at -v; authentication; secrets masked in
+every message it raises.
 """
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import functools
 import json
 import logging
 import ssl
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+import httpcore
 import httpx
 import stamina
+from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
 from devex_cli import __version__
 from devex_cli.config import HttpSettings
 from devex_cli.errors import UpstreamError, UpstreamHTTPError
-from devex_cli.masking import mask, mask_url, register_secret
+from devex_cli.masking import mask, mask_url, register_basic_auth, register_secret
 
 log = logging.getLogger("devex.http")
 
@@ -60,7 +66,7 @@ def _refuse_cross_origin_redirect(response: httpx.Response) -> None:
 
 
 def basic_auth(user: str, secret: str) -> httpx.Auth:
-    register_secret(secret)
+    register_basic_auth(user, secret)
     return httpx.BasicAuth(user, secret)
 
 
@@ -110,6 +116,116 @@ def error_summary(body: object) -> str:
     return ""
 
 
+# The moment the answer being read must be complete, per thread (sync httpx reads in the thread
+# that sends). Every socket read and write is bounded by it, so a server trickling its headers
+# or body a byte at a time cannot outlast it, whatever httpx's per-read timeout says.
+_deadline = threading.local()
+
+
+def _time_left(timeout: float | None) -> float | None:
+    at: float | None = getattr(_deadline, "at", None)
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("the answer took too long to arrive")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _time_left(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
+                                                      _time_left(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_tcp(
+            host, port, _time_left(timeout), local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None,
+                            ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_unix_socket(
+            path, _time_left(timeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _arm_deadline(transport: object) -> None:
+    """Put the deadline under a transport's connections. httpx offers no total timeout and no
+    public way to give its transport a network backend (encode/httpx#1450), so this swaps the
+    backend of httpcore's pool; a transport without one (a test double) keeps the body check in
+    `_read_with_deadline` alone."""
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if isinstance(backend, httpcore.NetworkBackend) and not isinstance(backend, _DeadlineBackend):
+        pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+
+
+# (system, attempts) of the request being retried in this thread or task, for the retry line.
+_retrying: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar(
+    "devex_http_retrying", default=None)
+_hooks_lock = threading.Lock()
+_hooks_set = False
+
+
+def _log_retry(details: RetryDetails) -> None:
+    """One readable line per retry at -v. Replaces stamina's own hooks, which log
+    `stamina.retry_scheduled` at warning (printed even with -q) and count retries in the default
+    Prometheus registry."""
+    current = _retrying.get()
+    if current is None:
+        return
+    system, attempts = current
+    cause = details.caused_by
+    if isinstance(cause, _RetryableStatus):
+        reason = f"HTTP {cause.response.status_code}"
+    elif isinstance(cause, httpx.TimeoutException):
+        reason = "no answer in time"
+    else:
+        reason = str(cause) or type(cause).__name__
+    log.info("%s: %s, retrying in %.1f s (attempt %d of %d)", system, reason,
+             details.wait_for, details.retry_num + 1, attempts)
+
+
+def _use_retry_log() -> None:
+    global _hooks_set
+    with _hooks_lock:
+        if not _hooks_set:
+            set_on_retry_hooks([_log_retry])
+            _hooks_set = True
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:g} {unit}"
+    return f"{count} bytes"
+
+
 @functools.lru_cache(maxsize=2)
 def _tls(plain_http: bool = False) -> ssl.SSLContext:
     """One TLS context per process: loading the trust store costs tens of milliseconds, and
@@ -142,17 +258,22 @@ class ApiClient:
         self.requests_made = 0
         self._settings = settings
         self._auth_hint = auth_hint
+        tls = _tls(plain_http=self.base_url.lower().startswith("http://"))
         self._client = httpx.Client(
             base_url=self.base_url,
             auth=auth,
             timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
             headers={"User-Agent": f"devex/{__version__}", "Accept": "application/json",
                      **(headers or {})},
-            transport=transport,
+            transport=transport or httpx.HTTPTransport(verify=tls),
             follow_redirects=True,
             event_hooks={"response": [_refuse_cross_origin_redirect]},
-            verify=_tls(plain_http=self.base_url.lower().startswith("http://")),
+            verify=tls,
         )
+        # the direct route and any proxy taken from the environment (HTTPS_PROXY)
+        for route in (self._client._transport, *self._client._mounts.values()):
+            _arm_deadline(route)
+        _use_retry_log()
 
     def __enter__(self) -> ApiClient:
         return self
@@ -183,6 +304,7 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send a request with retries. Returns a 2xx response or raises UpstreamError."""
+        retrying = _retrying.set((self.system, self._settings.retries + 1))
         try:
             for attempt in stamina.retry_context(
                 on=self._should_retry,
@@ -216,6 +338,8 @@ class ApiClient:
                 f"cannot reach {self.where}: {mask(str(exc)) or type(exc).__name__}",
                 hint="check the URL and the network",
             ) from None
+        finally:
+            _retrying.reset(retrying)
         if response.status_code >= 400:
             raise self._status_error(response, retried=False)
         return response
@@ -257,34 +381,50 @@ class ApiClient:
         return response
 
     def _read_with_deadline(self, request: httpx.Request) -> httpx.Response:
-        """Send and read the whole answer within twice `http.timeout`: httpx's read timeout is
-        per chunk, so a server trickling a byte at a time would otherwise hold a pipeline for
-        hours."""
+        """Send and read the whole answer, headers included, within twice `http.timeout` from
+        the moment the request is sent: httpx's read timeout is per chunk, so a server trickling
+        a byte at a time would otherwise hold a pipeline for hours. The answer is read as a
+        stream and given up past `http.max_response_bytes` (decoded), so memory stays bounded
+        whatever the server sends. Raises httpx.ReadTimeout, or UpstreamError when too large."""
+        cap = self._settings.max_response_bytes
         deadline = time.monotonic() + 2 * self._settings.timeout
-        streamed = self._client.send(request, stream=True)
+        _deadline.at = deadline
         try:
-            chunks = []
-            for chunk in streamed.iter_raw():
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise httpx.ReadTimeout("the answer took too long to arrive",
-                                            request=request)
+            streamed = self._client.send(request, stream=True)
+            try:
+                declared = streamed.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > cap:
+                    raise self._too_large(cap)
+                body = bytearray()
+                for chunk in streamed.iter_bytes():
+                    body += chunk
+                    if len(body) > cap:
+                        raise self._too_large(cap)
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("the answer took too long to arrive",
+                                                request=request)
+            finally:
+                streamed.close()
         finally:
-            streamed.close()
-        return httpx.Response(streamed.status_code, headers=streamed.headers,
-                              content=b"".join(chunks), request=request,
-                              extensions=streamed.extensions)
+            _deadline.at = None
+        # The body is decoded already: drop the headers that describe it on the wire.
+        headers = [(name, value) for name, value in streamed.headers.multi_items()
+                   if name.lower() not in ("content-encoding", "content-length")]
+        return httpx.Response(streamed.status_code, headers=headers, content=bytes(body),
+                              request=request, extensions=streamed.extensions)
+
+    def _too_large(self, cap: int) -> UpstreamError:
+        return UpstreamError(
+            self.system,
+            f"answer larger than {_size(cap)} (http.max_response_bytes); stopped reading",
+            hint="raise http.max_response_bytes in devex.toml if such an answer is expected")
 
     def _should_retry(self, exc: Exception) -> bool | float:
         if isinstance(exc, _RetryableStatus):
-            log.info("%s answered %d; retrying", self.system, exc.response.status_code)
             if exc.retry_after is not None:
                 return min(exc.retry_after, self._settings.max_retry_after)
             return True
-        if isinstance(exc, httpx.TransportError):
-            log.info("%s: %s; retrying", self.system, type(exc).__name__)
-            return True
-        return False
+        return isinstance(exc, httpx.TransportError)
 
     def _status_error(self, response: httpx.Response, *, retried: bool) -> UpstreamHTTPError:
         try:

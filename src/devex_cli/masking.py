@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import threading
@@ -19,6 +20,15 @@ def register_secret(value: str | None) -> None:
     if value and len(value) >= _MIN_SECRET_LENGTH:
         with _lock:
             _secrets.add(value)
+
+
+def register_basic_auth(user: str, secret: str) -> None:
+    """Remember a Basic credential: the secret, and `base64(user:secret)` as an upstream echoing
+    the `Authorization` header back (in an error body) would show it."""
+    register_secret(secret)
+    # Without its `=` padding: the unpadded text is inside the padded one and inside an echo
+    # that dropped the padding, so either way nothing of the credential is left.
+    register_secret(base64.b64encode(f"{user}:{secret}".encode()).decode().rstrip("="))
 
 
 def mask(text: str) -> str:

@@ -28,10 +28,15 @@ def webhook_for(channel: str, environ: Mapping[str, str]) -> str | None:
     url = environ.get(variable_for(channel)) or None
     if url:
         register_secret(url)
-        query = urlsplit(url).query
-        for part in query.split("&"):
+        parts = urlsplit(url)
+        for part in parts.query.split("&"):
             if part.startswith("sig="):
                 register_secret(part[4:])
+        # What follows /workflows/ names the flow: every line that shows the path (devex's
+        # request log, an error) shows `/workflows/****`, as the contract promises.
+        _, workflows, flow = parts.path.partition("/workflows/")
+        if workflows and flow:
+            register_secret(flow)
     return url
 
 
