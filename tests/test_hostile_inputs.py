@@ -129,3 +129,55 @@ def test_catastrophic_pattern_in_the_gate_exits_2(devex: Devex, tmp_path: Path) 
                    str(gitops.path), "--ticket-pattern", r"(x+x+)+y",
                    env={"JIRA_URL": "http://127.0.0.1:9"})
     assert result.code == 2 and "catastrophic backtracking" in result.err
+
+
+def _best_seconds(work: Callable[[], object], runs: int = 3) -> float:
+    import gc
+    import time
+
+    best = float("inf")
+    for _ in range(runs):
+        # the cyclic collector's passes grow with every live object: off, the figure is the
+        # algorithm's own
+        gc.collect()
+        gc.disable()
+        try:
+            start = time.perf_counter()
+            work()
+            best = min(best, time.perf_counter() - start)
+        finally:
+            gc.enable()
+    return best
+
+
+def test_many_images_cost_linear_time() -> None:
+    """16,000 images once took 26 s (a list counted once per image): every step from a
+    kustomization's bytes to the services of its images grows linearly. Four times the images
+    must cost well under eight times the time (quadratic would be sixteen)."""
+    from datetime import UTC, datetime
+
+    from devex_cli.gitops_layout import ManifestTemplate
+    from devex_cli.sources.gitops import _Change, _Commit, _ReaderState
+
+    path = "apps/shop/overlays/prod/kustomization.yaml"
+    templates = [ManifestTemplate("apps/{service}/overlays/{environment}/kustomization.yaml")]
+
+    def steps(count: int) -> tuple[float, float]:
+        # half the images share their last name segment with another (the clash rule runs)
+        content = b"images:\n" + b"".join(
+            b"- name: registry%d.example.com/team/svc%d\n  newTag: %07x\n" % (n % 2, n // 2, n)
+            for n in range(count))
+        images = parse_kustomization(content)
+        assert len(images) == count
+        commit = _Commit("c" * 40, datetime(2026, 9, 1, tzinfo=UTC), [_Change(path, "b" * 40)])
+
+        def read() -> None:
+            state = _ReaderState("fingerprint")
+            assert state.apply([commit], {"b" * 40: images}, templates, {}, {}, None)
+            assert len(state.current) == count
+
+        return _best_seconds(lambda: parse_kustomization(content)), _best_seconds(read)
+
+    small, large = steps(2000), steps(8000)
+    for step, before, after in zip(("parse", "read"), small, large, strict=True):
+        assert after < 8 * before, f"{step}: {before:.3f}s for 2000 images, {after:.3f}s for 8000"
