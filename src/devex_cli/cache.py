@@ -8,6 +8,7 @@ optimisation: no state of its file fails a command, and no failure to write it e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -65,21 +66,40 @@ class JsonCache:
 
     def save(self, data: dict[str, Any]) -> None:
         """Write atomically with mode 0600 in a 0700 folder, unless it only grows and nothing
-        changed since load(); a failure only warns."""
+        changed since load(). A failure only warns and leaves no temporary file behind."""
         if self._loaded is not None and _fingerprint(data) == self._loaded:
             return
         # dumps, not dump: only a one-shot encoding runs in C (dump streams through the
         # pure-Python encoder, some 30 times slower on a large cache)
         text = json.dumps({"version": self._version, "content": data}, separators=(",", ":"))
+        temporary: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
             with os.fdopen(handle, "w", encoding="utf-8") as out:  # mkstemp made it 0600
                 out.write(text)
             Path(temporary).replace(self.path)
+            temporary = None
         except OSError as exc:
             log.warning("cannot write the cache %s (%s); the next run computes it again",
                         self.path, exc)
+        finally:
+            if temporary is not None:  # a full disk must not stay full of half-written caches
+                with contextlib.suppress(OSError):
+                    Path(temporary).unlink()
+
+
+def private_folder(path: Path) -> Path:
+    """The folder, created mode 0700, or tightened to 0700 when it is the user's and others
+    may read it. A failure only warns: the caches in it then fail to write, and warn too."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        info = path.stat()
+        if info.st_mode & 0o777 != 0o700 and info.st_uid == os.getuid():
+            path.chmod(0o700)  # whatever the umask made of it, or whoever made it looser
+    except OSError as exc:
+        log.warning("cannot make the cache folder %s private (%s)", path, exc)
+    return path
 
 
 # Shapes ---------------------------------------------------------------------------------------
