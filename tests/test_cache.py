@@ -121,3 +121,12 @@ def test_a_loose_cache_folder_of_the_user_is_tightened(devex: Devex, gitops: Pat
     root.chmod(0o777)
     run_commands(devex, gitops, env={"DEVEX_CACHE_DIR": str(root)})
     _assert_private(root)
+
+
+def test_a_cache_folder_that_cannot_be_made_fails_nothing(devex: Devex, gitops: Path,
+                                                          tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    errors = run_commands(devex, gitops, env={"DEVEX_CACHE_DIR": str(blocker / "devex")})
+    assert errors.count("cannot make the cache folder") == 1
+    assert "cannot write the cache" in errors and "Traceback" not in errors

@@ -98,8 +98,13 @@ def private_folder(path: Path) -> Path:
         if info.st_mode & 0o777 != 0o700 and info.st_uid == os.getuid():
             path.chmod(0o700)  # whatever the umask made of it, or whoever made it looser
     except OSError as exc:
-        log.warning("cannot make the cache folder %s private (%s)", path, exc)
+        if path not in _warned:  # asked for on every use of the cache: said once
+            _warned.add(path)
+            log.warning("cannot make the cache folder %s private (%s)", path, exc)
     return path
+
+
+_warned: set[Path] = set()
 
 
 # Shapes ---------------------------------------------------------------------------------------
