@@ -101,23 +101,26 @@ def test_pipeline_context_from_bitbucket_and_local_git(tmp_path: Path) -> None:
 def test_json_cache_is_private_and_not_rewritten_unchanged(tmp_path: Path) -> None:
     import stat
 
-    from devex_cli.cache import JsonCache
+    from devex_cli.cache import LIST, JsonCache, entries, map_of
 
-    cache = JsonCache(tmp_path / "c", "facts")
+    def facts() -> JsonCache:
+        return JsonCache(tmp_path / "c", "facts", version=1, shape=entries(map_of(LIST)))
+
+    cache = facts()
     assert cache.load() == {}
     cache.save({"a": {"x": [1]}})
     assert stat.S_IMODE(cache.path.stat().st_mode) == 0o600
     assert stat.S_IMODE(cache.path.parent.stat().st_mode) == 0o700
-    again = JsonCache(tmp_path / "c", "facts")
+    again = facts()
     data = again.load()
     before = cache.path.stat().st_mtime_ns
     again.save(data)  # nothing new: not written
     assert cache.path.stat().st_mtime_ns == before
     data["a"]["y"] = [2]
     again.save(data)
-    assert JsonCache(tmp_path / "c", "facts").load() == {"a": {"x": [1], "y": [2]}}
+    assert facts().load() == {"a": {"x": [1], "y": [2]}}
     cache.path.write_text("{broken")
-    assert JsonCache(tmp_path / "c", "facts").load() == {}
+    assert facts().load() == {}
 
 
 @pytest.mark.parametrize(("setting", "key"), [

@@ -6,6 +6,7 @@ keeps between runs, the history it returns must be the one a full read gives.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -167,7 +168,9 @@ def test_an_unreadable_state_is_a_full_read(tmp_path: Path, logs: list[str]) -> 
     config = all_shapes(repo)
     read_history(repo.path, settings(tmp_path, "c", config))
     for state in (tmp_path / "c" / "devex" / "gitops-state").glob("*.json"):
-        state.write_text('{"version": 1, "fingerprint": "x", "deployments": [1, 2]}')
+        kept = json.loads(state.read_text())
+        kept["content"]["deployments"] = [1, 2]
+        state.write_text(json.dumps(kept))
     logs.clear()
     again = read_history(repo.path, settings(tmp_path, "c", config))
     assert logs == [repo.sha()]

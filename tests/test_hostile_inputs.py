@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +19,8 @@ from devex_cli.gitops_layout import ManifestError, parse_kustomization
 from devex_cli.notify.junit import parse_junit
 from devex_cli.notify.security import parse_sca, parse_veracode
 from devex_cli.tickets import compile_ticket_pattern, extract_ticket_keys
-from tests.conftest import Result
+from tests.conftest import FAST_HTTP, Result
+from tests.gitworld import GitRepo
 
 Devex = Callable[..., Result]
 TMP = settings(max_examples=80, deadline=None,
@@ -129,3 +131,195 @@ def test_catastrophic_pattern_in_the_gate_exits_2(devex: Devex, tmp_path: Path) 
                    str(gitops.path), "--ticket-pattern", r"(x+x+)+y",
                    env={"JIRA_URL": "http://127.0.0.1:9"})
     assert result.code == 2 and "catastrophic backtracking" in result.err
+
+
+def _best_seconds(work: Callable[[], object], runs: int = 3) -> float:
+    import gc
+    import time
+
+    best = float("inf")
+    for _ in range(runs):
+        # the cyclic collector's passes grow with every live object: off, the figure is the
+        # algorithm's own
+        gc.collect()
+        gc.disable()
+        try:
+            start = time.perf_counter()
+            work()
+            best = min(best, time.perf_counter() - start)
+        finally:
+            gc.enable()
+    return best
+
+
+def test_many_images_cost_linear_time() -> None:
+    """16,000 images once took 26 s (a list counted once per image): every step from a
+    kustomization's bytes to the services of its images grows linearly. Four times the images
+    must cost well under eight times the time (quadratic would be sixteen)."""
+    from datetime import UTC, datetime
+
+    from devex_cli.gitops_layout import ManifestTemplate
+    from devex_cli.sources.gitops import _Change, _Commit, _ReaderState
+
+    path = "apps/shop/overlays/prod/kustomization.yaml"
+    templates = [ManifestTemplate("apps/{service}/overlays/{environment}/kustomization.yaml")]
+
+    def steps(count: int) -> tuple[float, float]:
+        # half the images share their last name segment with another (the clash rule runs)
+        content = b"images:\n" + b"".join(
+            b"- name: registry%d.example.com/team/svc%d\n  newTag: %07x\n" % (n % 2, n // 2, n)
+            for n in range(count))
+        images = parse_kustomization(content)
+        assert len(images) == count
+        commit = _Commit("c" * 40, datetime(2026, 9, 1, tzinfo=UTC), [_Change(path, "b" * 40)])
+
+        def read() -> None:
+            state = _ReaderState("fingerprint")
+            assert state.apply([commit], {"b" * 40: images}, templates, {}, {}, None)
+            assert len(state.current) == count
+
+        return _best_seconds(lambda: parse_kustomization(content)), _best_seconds(read)
+
+    small, large = steps(2000), steps(8000)
+    for step, before, after in zip(("parse", "read"), small, large, strict=True):
+        assert after < 8 * before, f"{step}: {before:.3f}s for 2000 images, {after:.3f}s for 8000"
+
+
+# Damaged caches ------------------------------------------------------------------------------
+# Every cache devex keeps, and what must go with a damaged one for it to be read at all: the
+# manifest cache is read by a full read of the GitOps history (no kept state), Bitbucket's by
+# change sets to compute (no kept records).
+CACHES = {"gitops-manifests": ("gitops-state",), "gitops-state": (),
+          "collect-records": (), "argocd-history": (),
+          "bitbucket-commits": ("collect-records.json",), "jira-fields": ()}
+
+
+def _unlike(node: object, turn: int) -> object:
+    """A JSON value of another type than `node`, none of which a cache holds where `node` is
+    (so a damage is never a valid entry of another meaning: `null` for "no such commit")."""
+    if isinstance(node, bool | int) or node is None:
+        return ["x", {"y": [None]}, 1.5][turn % 3] if node is None else ("7", [None])[turn % 2]
+    if isinstance(node, str):
+        return [7, True, [{"x": []}], {"x": [None]}][turn % 4]
+    if isinstance(node, list):
+        return [7, "x", {"x": [None]}][turn % 3]
+    return [7, "x", [{"x": []}]][turn % 3]
+
+
+def _damaged(node: object, depth: int, turn: list[int]) -> object:
+    """`node` with every value `depth` levels below it replaced by one of another type."""
+    if depth == 0:
+        turn[0] += 1
+        return _unlike(node, turn[0])
+    if isinstance(node, dict):
+        return {key: _damaged(value, depth - 1, turn) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_damaged(value, depth - 1, turn) for value in node]
+    return node
+
+
+def _extra(node: object, depth: int) -> object:
+    """`node` with an extra field in every object and an extra item in every list `depth`
+    levels below it."""
+    if isinstance(node, dict):
+        return ({**node, "extra": [1]} if depth == 0
+                else {key: _extra(value, depth - 1) for key, value in node.items()})
+    if isinstance(node, list):
+        return [*node, 1] if depth == 0 else [_extra(value, depth - 1) for value in node]
+    return node
+
+
+def _damages(document: dict[str, Any]) -> list[tuple[str, object, bool]]:
+    """(what, the damaged document, whether devex must replace it) for one cache file."""
+    found: list[tuple[str, object, bool]] = [
+        ("null", None, True), ("a number", 7, True), ("a list", [document], True),
+        ("another version", {**document, "version": document["version"] + 1}, True),
+        ("no version", {"content": document["content"]}, True)]
+    for depth in range(1, 6):
+        for turn in range(2):
+            damaged = _damaged(document, depth, [turn])
+            if damaged != document:
+                found.append((f"depth {depth} #{turn}", damaged, True))
+        extra = _extra(document, depth)
+        if extra != document:
+            # extra fields are read past; the file is replaced when the cache next changes
+            found.append((f"extra at depth {depth}", extra, False))
+    return found
+
+
+@pytest.fixture
+def online_world(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A GitOps history whose app repository Bitbucket serves, an Argo CD application with a
+    history, and Jira: a collection writes every cache."""
+    from tests.fakes.argocd import FakeApplication, FakeArgoCD
+    from tests.fakes.bitbucket import FakeBitbucket
+    from tests.fakes.jira import FakeJira
+    from tests.test_collect import World, at
+
+    world = World(tmp_path / "world")
+    gitops = GitRepo.__new__(GitRepo)
+    gitops.path = world.root / "gitops"
+    shas = gitops.git("rev-list", "--first-parent", "--reverse", "main").split()
+    argocd, bitbucket, jira = FakeArgoCD().start(), FakeBitbucket(page_size=2).start(), \
+        FakeJira().start()
+    try:
+        argocd.add(FakeApplication(
+            "pay-prod", "apps/pay/overlays/prod", sync_revision=shas[7],
+            history=[(shas[6], at("2026-10-06T18:07")), (shas[7], at("2026-10-06T20:04"))]))
+        bitbucket.repos["pay"] = world.root / "pay"
+        jira.auto_projects = {"PAY"}
+        config = tmp_path / "online.toml"
+        config.write_text(FAST_HTTP + f'[gitops]\nrepo = "{gitops.path}"\n\n'
+                          '[jira]\nprojects = ["PAY"]\n')
+        yield config, {**argocd.env(), **bitbucket.env(), **jira.env()}
+    finally:
+        for server in (argocd, bitbucket, jira):
+            server.stop()
+
+
+@pytest.mark.parametrize("name", CACHES)
+def test_a_damaged_cache_is_read_as_empty_and_replaced(
+        devex: Devex, tmp_path: Path, online_world: tuple[Path, dict[str, str]],
+        name: str) -> None:
+    """Valid JSON of any wrong shape in any cache file (nulls, numbers, lists for objects,
+    another version, extra fields, at every depth): every command gives the figures an empty
+    cache gives, exit 0, and the file is replaced by a good one."""
+    import shutil
+
+    config, env = online_world
+    cache = tmp_path / "cache" / "devex"
+
+    def figures() -> tuple[dict[str, Any], dict[str, Any]]:
+        collect = devex("collect", "--format", "json", "--since", "2026-09-01", "--until",
+                        "2026-11-01", config=str(config), env=env)
+        status = devex("status", "--format", "json", "--offline", config=str(config))
+        assert (collect.code, status.code) == (0, 0), collect.err + status.err
+        assert "Traceback" not in collect.err + status.err
+        report = json.loads(collect.out)
+        report.pop("generated_at")
+        return report, json.loads(status.out)
+
+    first = figures()
+    assert first[0]["tickets_in_environment"] and first[0]["actual_state"]
+    pristine = tmp_path / "pristine"
+    shutil.copytree(cache, pristine)
+    files = sorted(pristine.glob(f"{name}/*.json")) or [pristine / f"{name}.json"]
+    assert all(f.is_file() for f in files), files
+    damages = {f: {what: (damaged, replaced) for what, damaged, replaced
+                   in _damages(json.loads(f.read_text()))} for f in files}
+    assert len(damages[files[0]]) >= 10
+    for what, (_, replaced) in damages[files[0]].items():
+        shutil.rmtree(cache)
+        shutil.copytree(pristine, cache)
+        for needed in CACHES[name]:  # for the damaged cache to be read at all
+            target = cache / needed
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        for file in files:  # each file of a folder of caches damaged alike
+            if what in damages[file]:
+                (cache / file.relative_to(pristine)).write_text(
+                    json.dumps(damages[file][what][0]))
+        assert figures() == first, what
+        if replaced:
+            for file in files:
+                again = json.loads((cache / file.relative_to(pristine)).read_text())
+                assert again == json.loads(file.read_text()), (what, file.name)

@@ -103,7 +103,8 @@ def test_a_damaged_record_cache_is_computed_again(devex: Devex, world: World,
     first, _ = figures(devex, world.config, "--offline")
     path = tmp_path / "cache" / "devex" / "collect-records.json"
     kept = json.loads(path.read_text())
-    kept["commits"] = {sha: entry for sha, entry in list(kept["commits"].items())[1:]}
+    commits = kept["content"]["commits"]
+    kept["content"]["commits"] = {sha: entry for sha, entry in list(commits.items())[1:]}
     path.write_text(json.dumps(kept))
     again, computed = figures(devex, world.config, "--offline")
     assert again == first
@@ -134,16 +135,17 @@ def test_any_damaged_cache_shape_is_computed_again(devex: Devex, world: World, t
     first, _ = figures(devex, world.config, "--offline")
     records = tmp_path / "cache" / "devex" / "collect-records.json"
     kept = json.loads(records.read_text())
+    content = kept["content"]
     if damage == "records-entries":
-        kept["records"] = {key: [[1], {"a": 1}, None] for key in kept["records"]}
-        kept["ranges"] = {key: [[1, 2]] for key in kept["ranges"]}
+        content["records"] = {key: [[1], {"a": 1}, None] for key in content["records"]}
+        content["ranges"] = {key: [[1, 2]] for key in content["ranges"]}
     else:
-        kept.update(damage)  # type: ignore[call-overload]
+        content.update(damage)  # type: ignore[call-overload]
     records.write_text(json.dumps(kept))
     for state in (tmp_path / "cache" / "devex" / "gitops-state").glob("*.json"):
         broken = json.loads(state.read_text())
-        broken["path_services"] = ["not", "a", "mapping"]
-        broken["current"] = [[1, 2]]
+        broken["content"]["path_services"] = ["not", "a", "mapping"]
+        broken["content"]["current"] = [[1, 2]]
         state.write_text(json.dumps(broken))
     again, computed = figures(devex, world.config, "--offline")
     assert again == first

@@ -12,7 +12,17 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from devex_cli.cache import JsonCache
+from devex_cli.cache import (
+    INTEGER,
+    TEXT,
+    JsonCache,
+    entries,
+    keyed,
+    map_of,
+    moment,
+    optional,
+    row,
+)
 from devex_cli.config import Settings
 from devex_cli.correlate import ArgoView, actual_states, refine
 from devex_cli.dora.compute import build_snapshot
@@ -37,6 +47,11 @@ if TYPE_CHECKING:  # the HTTP stack loads only when an online source is used
     from devex_cli.sources.argocd import Application
 
 log = logging.getLogger("devex.collect")
+
+# workspace/repository -> {"resolved": {revision: its full SHA, or null: no such commit}}
+_BITBUCKET_SHAPE = entries(keyed(resolved=map_of(optional(TEXT))))
+# Argo CD server -> application -> {"id:revision": [id, revision, deployedAt, deployStartedAt]}
+_ARGOCD_SHAPE = entries(map_of(map_of(row(INTEGER, TEXT, moment, optional(moment)))))
 
 
 @dataclass(frozen=True)
@@ -65,7 +80,8 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
     from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits, bitbucket_configured
 
     bitbucket: BitbucketClient | None = None
-    store_cache = JsonCache(settings.cache_dir(), "bitbucket-commits")
+    store_cache = JsonCache(settings.cache_dir(), "bitbucket-commits", version=1,
+                            shape=_BITBUCKET_SHAPE)
     store: dict[str, Any] | None = None
 
     remote: dict[str, BitbucketCommits] = {}
@@ -206,23 +222,22 @@ def read_argocd(settings: Settings, history: gitops.GitOpsHistory, sources: dict
         applications, owner_of_path=lambda path: gitops.path_owner(path, settings),
         services=history.services, environments=history.environments,
         explicit=settings.argocd.applications)
-    cache = JsonCache(settings.cache_dir(), "argocd-history")
+    cache = JsonCache(settings.cache_dir(), "argocd-history", version=1, shape=_ARGOCD_SHAPE)
     stored = cache.load()
     server = server_url(settings.environ.get("ARGOCD_SERVER", ""))
-    known: dict[str, dict[str, list[int | str | None]]] = stored.get(server, {})
-    entries: dict[str, list[HistoryEntry]] = {}
+    known: dict[str, dict[str, list[Any]]] = stored.get(server, {})
+    by_app: dict[str, list[HistoryEntry]] = {}
     for app in mapped.values():
         seen = known.setdefault(app.name, {})
         for entry in app.history:  # immutable once recorded: keep every one ever seen
             seen[f"{entry.id}:{entry.revision}"] = [
                 entry.id, entry.revision, rfc3339(entry.deployed_at),
                 rfc3339(entry.deploy_started_at) if entry.deploy_started_at else None]
-        entries[app.name] = [
-            HistoryEntry(int(str(i)), str(rev),
-                         datetime.fromisoformat(str(at).replace("Z", "+00:00")))
+        by_app[app.name] = [
+            HistoryEntry(i, rev, datetime.fromisoformat(at.replace("Z", "+00:00")))
             for i, rev, at, _ in seen.values()]
     cache.save({**stored, server: known})
-    return ArgoView(mapped, entries)
+    return ArgoView(mapped, by_app)
 
 
 def _app_repositories(settings: Settings, sources: dict[str, bool]) -> dict[str, CommitGraph]:

@@ -113,12 +113,15 @@ class Settings:
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def cache_dir(self) -> Path:
-        """cache.dir ($DEVEX_CACHE_DIR), else $XDG_CACHE_HOME/devex, else ~/.cache/devex."""
+        """cache.dir ($DEVEX_CACHE_DIR), else $XDG_CACHE_HOME/devex, else ~/.cache/devex;
+        created (or tightened) mode 0700, as it holds clones and answers of private systems."""
+        from devex_cli.cache import private_folder
+
         if self.cache.dir:
-            return Path(self.cache.dir).expanduser()
+            return private_folder(Path(self.cache.dir).expanduser())
         xdg = self.environ.get("XDG_CACHE_HOME")
         base = Path(xdg) if xdg else Path.home() / ".cache"
-        return base / "devex"
+        return private_folder(base / "devex")
 
 
 _SECTIONS: dict[str, type] = {

@@ -4,6 +4,7 @@ revisions in tags and the promotion order of environments. No I/O."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
@@ -194,7 +195,7 @@ def choose_path_rule(
         if len(names) == 1:
             return PathRule({names[0]: path_service})
     short = {name: name.rsplit("/", 1)[-1] for name in names}
-    clashes = {s for s in short.values() if list(short.values()).count(s) > 1}
+    clashes = {s for s, count in Counter(short.values()).items() if count > 1}
     return PathRule({name: (name if short[name] in clashes else short[name]) for name in names})
 
 

@@ -14,7 +14,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from devex_cli.cache import JsonCache
+from devex_cli.cache import (
+    BOOLEAN,
+    INTEGER,
+    LIST,
+    MAPPING,
+    TEXT,
+    JsonCache,
+    fields,
+    list_of,
+    optional,
+    row,
+)
 from devex_cli.config import Settings
 from devex_cli.dora.model import Change, DeploymentRecord
 from devex_cli.errors import DevexError
@@ -31,6 +42,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("devex.records")
 
 _VERSION = 1
+# Checked whole on load: the parts. Entry by entry as they are read: the rows, a damaged one
+# being computed again (the records are too many to check each on every collection).
+_SHAPE = fields(fingerprint=TEXT, records=MAPPING, commits=MAPPING, ranges=MAPPING)
+_RECORD = row(optional(TEXT), optional(LIST), BOOLEAN)  # full revision, change set, rollback
+_COMMIT = row(INTEGER, list_of(TEXT), BOOLEAN)  # author time, tickets, merge
 
 # (service, environment) -> the commits that environment runs and production does not
 Pending = dict[tuple[str, str], tuple[Change, ...]]
@@ -48,18 +64,19 @@ class RecordCache:
     """Complete records by deployment, the commits they name, and the pending ranges."""
 
     def __init__(self, settings: Settings) -> None:
-        self._cache = JsonCache(settings.cache_dir(), "collect-records", grows_only=False)
+        self._cache = JsonCache(settings.cache_dir(), "collect-records", version=_VERSION,
+                                shape=_SHAPE, grows_only=False)
         self.fingerprint = repr((
-            _VERSION, settings.jira.ticket_pattern, settings.jira.projects,
+            settings.jira.ticket_pattern, settings.jira.projects,
             settings.bitbucket.workspace or settings.environ.get("BITBUCKET_WORKSPACE"),
             sorted((name, s.repo, s.bitbucket_repo) for name, s in settings.services.items()),
         ))
         data = self._cache.load()
         if data.get("fingerprint") != self.fingerprint:
             data = {}
-        self.records: dict[str, list[Any]] = _dict(data.get("records"))
-        self.commits: dict[str, list[Any]] = _dict(data.get("commits"))
-        self.ranges: dict[str, list[str]] = _dict(data.get("ranges"))
+        self.records: dict[str, list[Any]] = data.get("records", {})
+        self.commits: dict[str, list[Any]] = data.get("commits", {})
+        self.ranges: dict[str, list[str]] = data.get("ranges", {})
         self.changed = False
         self._changes: dict[str, Change] | None = None
 
@@ -68,12 +85,13 @@ class RecordCache:
         if self._changes is None:
             self._changes = {}
             for sha, entry in self.commits.items():
-                try:
-                    self._changes[sha] = Change(
-                        sha, datetime.fromtimestamp(int(entry[0]), UTC),
-                        tuple(str(t) for t in entry[1]), merge=bool(entry[2]))
-                except (IndexError, TypeError, ValueError):
+                if not _COMMIT(entry):
                     continue
+                try:
+                    when = datetime.fromtimestamp(entry[0], UTC)
+                except (OverflowError, OSError, ValueError):
+                    continue
+                self._changes[sha] = Change(sha, when, tuple(entry[1]), merge=entry[2])
         return self._changes
 
     def change(self, sha: str) -> Change | None:
@@ -90,7 +108,7 @@ class RecordCache:
     def keep_changes(self, changes: Iterable[Change]) -> list[str]:
         shas = []
         for change in changes:
-            if change.sha not in self.commits:
+            if change.sha not in self._built():  # new, or replacing a damaged entry
                 self.commits[change.sha] = [int(change.author_time.timestamp()),
                                             list(change.tickets), change.merge]
                 self._built()[change.sha] = change
@@ -102,10 +120,6 @@ class RecordCache:
         if self.changed:
             self._cache.save({"fingerprint": self.fingerprint, "records": self.records,
                               "commits": self.commits, "ranges": self.ranges})
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _key(deployment: gitops.Deployment) -> str:
@@ -206,18 +220,17 @@ def build_records(
 
 def _from_cache(deployment: gitops.Deployment, entry: list[Any],
                 cache: RecordCache) -> DeploymentRecord | None:
-    try:
-        revision, shas, rollback = entry
-        change_set = cache.changes(shas) if shas is not None else None
-    except (TypeError, ValueError):
+    if not _RECORD(entry):
         return None
+    revision, shas, rollback = entry
+    change_set = cache.changes(shas) if shas is not None else None
     if shas is not None and change_set is None:
         return None
     return DeploymentRecord(
         service=deployment.service, environment=deployment.environment,
         revision=revision or deployment.release.revision, version=deployment.release.version,
         time=deployment.time, gitops_commit=deployment.gitops_commit, change_set=change_set,
-        rollback=bool(rollback))
+        rollback=rollback)
 
 
 def _computed(deployment: gitops.Deployment, graph: CommitSource | None,

@@ -16,7 +16,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from devex_cli.cache import JsonCache
+from devex_cli.cache import (
+    BOOLEAN,
+    INTEGER,
+    TEXT,
+    JsonCache,
+    entries,
+    fields,
+    keyed,
+    list_of,
+    map_of,
+    one_of,
+    optional,
+    row,
+)
 from devex_cli.config import Settings
 from devex_cli.errors import InputError, UsageError
 from devex_cli.gitcli import GitFailed, git, local_repository, read_blobs
@@ -190,7 +203,22 @@ def read_history(
     return state.history(head, branch, settings)
 
 
-_STATE_VERSION = 1
+_STATE_VERSION = 2
+_IMAGE_ROW = row(TEXT, optional(TEXT), optional(TEXT), optional(TEXT))
+_SKIPPED_ROW = row(TEXT, TEXT, TEXT)
+# The reader's state is read whole or not at all, so its every row is checked on load: a few
+# milliseconds for a year of history, a fraction of decoding it.
+_STATE_SHAPE = fields(
+    fingerprint=TEXT, head=optional(TEXT),
+    releases=list_of(row(TEXT, TEXT, TEXT, TEXT, optional(TEXT))),
+    path_services=map_of(list_of(TEXT)),
+    path_images=map_of(list_of(_IMAGE_ROW)),
+    held=map_of(list_of(row(TEXT, optional(TEXT)))),
+    digits=list_of(row(TEXT, TEXT, BOOLEAN)),
+    current=list_of(row(TEXT, TEXT, TEXT, optional(TEXT), TEXT, TEXT, INTEGER)),
+    deployments=list_of(row(TEXT, TEXT, TEXT, optional(TEXT), optional(TEXT), optional(TEXT),
+                            TEXT, INTEGER, TEXT)),
+    skipped=list_of(_SKIPPED_ROW), broken=list_of(_SKIPPED_ROW))
 
 
 class _ReaderState:
@@ -347,14 +375,11 @@ class _ReaderState:
         )
 
     def dump(self) -> dict[str, Any]:
-        def release(r: Release | None) -> list[str | None] | None:
-            return None if r is None else [r.version, r.revision]
-
         def pair(r: Release) -> tuple[str, str | None]:
             return r.version, r.revision
 
         return {
-            "version": _STATE_VERSION, "fingerprint": self.fingerprint, "head": self.head,
+            "fingerprint": self.fingerprint, "head": self.head,
             "releases": [[s, e, path, *pair(r)]
                          for (s, e), by_path in self.releases.items()
                          for path, r in by_path.items()],
@@ -367,16 +392,18 @@ class _ReaderState:
                          s.gitops_commit, int(s.deployed_at.timestamp())]
                         for s in self.current.values()],
             "deployments": [[d.service, d.environment, *pair(d.release),
-                             release(d.previous), d.gitops_commit, int(d.time.timestamp()),
-                             d.manifest] for d in self.deployments],
+                             *(pair(d.previous) if d.previous else (None, None)),
+                             d.gitops_commit, int(d.time.timestamp()), d.manifest]
+                            for d in self.deployments],
             "skipped": [[s.path, s.commit, s.reason] for s in self.skipped],
             "broken": [[s.path, s.commit, s.reason] for s in self.broken.values()],
         }
 
     @classmethod
     def load(cls, data: Mapping[str, Any], fingerprint: str) -> _ReaderState | None:
-        """The state from the cache, or None when it is missing, stale or unreadable."""
-        if data.get("version") != _STATE_VERSION or data.get("fingerprint") != fingerprint:
+        """The state from the cache (of the shape `_STATE_SHAPE`), or None when it is missing,
+        stale or unreadable."""
+        if data.get("fingerprint") != fingerprint:
             return None
         state = cls(fingerprint)
         try:
@@ -406,14 +433,14 @@ class _ReaderState:
                                                       manifest, commit, moment(at))
             state.deployments = [
                 Deployment(s, e, release(version, revision),
-                           release(*previous) if previous else None, commit, moment(at),
-                           manifest)
-                for s, e, version, revision, previous, commit, at, manifest
+                           None if before is None else release(before, before_revision),
+                           commit, moment(at), manifest)
+                for s, e, version, revision, before, before_revision, commit, at, manifest
                 in data["deployments"]]
             state.skipped = [Skipped(*fields) for fields in data["skipped"]]
             state.broken = {fields[0]: Skipped(*fields) for fields in data["broken"]}
-        except (AttributeError, IndexError, KeyError, TypeError, ValueError):
-            return None  # damaged: the history is read again
+        except (KeyError, OverflowError, OSError, ValueError):
+            return None  # damaged (a time out of range): the history is read again
         return state
 
 
@@ -426,7 +453,8 @@ def _fingerprint(templates: list[ManifestTemplate], aliases: Mapping[str, str],
 
 def _state_cache(repo: Path, branch: str, settings: Settings, variant: str) -> JsonCache:
     name = hashlib.sha256(f"{repo.resolve()}\0{branch}\0{variant}".encode()).hexdigest()[:16]
-    return JsonCache(settings.cache_dir() / "gitops-state", name, grows_only=False)
+    return JsonCache(settings.cache_dir() / "gitops-state", name, version=_STATE_VERSION,
+                     shape=_STATE_SHAPE, grows_only=False)
 
 
 def _release_of(by_path: Mapping[str, Release],
@@ -539,13 +567,16 @@ def _log(repo: Path, revisions: str, templates: list[ManifestTemplate]) -> list[
 
 
 _Parsed = tuple[Image, ...] | ManifestError
+# blob SHA -> its images as rows, or {"error": why it cannot be read}
+_MANIFESTS_SHAPE = entries(one_of(list_of(_IMAGE_ROW), keyed(error=TEXT)))
 
 
 def _parse_blobs(repo: Path, commits: list[_Commit],
                  cache_dir: Path | None = None) -> dict[str, _Parsed]:
     """Each manifest version parsed once: a blob's content never changes, so what it gives is
     kept in the cache by blob SHA and a later run reads and parses only new blobs."""
-    cache = JsonCache(cache_dir, "gitops-manifests") if cache_dir else None
+    cache = JsonCache(cache_dir, "gitops-manifests", version=1, shape=_MANIFESTS_SHAPE
+                      ) if cache_dir else None
     known: dict[str, Any] = cache.load() if cache else {}
     shas = {c.blob for commit in commits for c in commit.changes if c.blob}
     parsed: dict[str, _Parsed] = {}

@@ -196,9 +196,11 @@ class JiraClient:
 
         Field ids never change for a site, so the answer is kept in the cache.
         """
-        from devex_cli.cache import JsonCache
+        from devex_cli.cache import TEXT, JsonCache, entries, optional
 
-        cache = JsonCache(self._cache_dir, "jira-fields")
+        # site URL -> the sprint field's id, or null: the site has none
+        cache = JsonCache(self._cache_dir, "jira-fields", version=1,
+                          shape=entries(optional(TEXT)))
         known = cache.load()
         if self.url in known:
             cached = known[self.url]
