@@ -158,7 +158,8 @@ def test_bare_and_envelope_payloads() -> None:
 # Devex's own links in the cards: the Jira browse links it builds. Any other `](` or a whole
 # `https://` in a TextBlock or a fact came from outside.
 OWN_LINK = re.compile(r"\[PAY-\d+\]\(https://acme\.atlassian\.net/browse/PAY-\d+\)")
-EVIL = "[Approve deployment](https://evil.example/phish) <https://evil.example/a> https://evil.example/b www.evil.com"
+EVIL = ("[Approve deployment](https://evil.example/phish) <https://evil.example/a> "
+        "https://evil.example/b www.evil.com")
 
 
 def _texts(node: object) -> list[str]:

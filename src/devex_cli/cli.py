@@ -80,10 +80,11 @@ def _setup_logging(*, verbose: bool, quiet: bool) -> None:
     import logging
 
     from devex_cli.masking import MaskingFilter
+    from devex_cli.textsafe import safe
 
     class LevelFormatter(logging.Formatter):
-        def format(self, record: logging.LogRecord) -> str:
-            return f"devex: {record.levelname.lower()}: {record.getMessage()}"
+        def format(self, record: logging.LogRecord) -> str:  # warnings quote outside values
+            return f"devex: {record.levelname.lower()}: {safe(record.getMessage())}"
 
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(MaskingFilter())
@@ -651,6 +652,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 def _fail(message: str, code: int) -> NoReturn:
     from devex_cli.masking import mask
+    from devex_cli.textsafe import safe
 
-    sys.stderr.write(f"devex: error: {mask(message)}\n")
+    sys.stderr.write(f"devex: error: {safe(mask(message))}\n")  # errors quote outside values
     sys.exit(code)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from devex_cli.gates.qa_release import GateReport
+from devex_cli.textsafe import safe
 
 _WIDTH = 72
 
@@ -15,27 +16,31 @@ def _frame(title: str) -> list[str]:
 
 
 def render_text(report: GateReport, *, jira_url: str = "") -> str:
-    """The seed's blocked message, or a table of the tickets when allowed."""
+    """The seed's blocked message, or a table of the tickets when allowed.
+
+    Every value from Jira, git or the GitOps repository goes through `safe`: an escape sequence
+    in a ticket summary must not clear or rewrite the verdict in the pipeline's log.
+    """
     lines: list[str] = []
-    since = report.deployed_revision[:12] if report.deployed_revision else "(none)"
-    scope = (f"{report.service} -> {report.environment}: {report.commits} commit(s) since "
-             f"{since}, {len(report.tickets)} ticket(s)")
+    since = safe(report.deployed_revision[:12]) if report.deployed_revision else "(none)"
+    scope = (f"{safe(report.service)} -> {safe(report.environment)}: {report.commits} commit(s) "
+             f"since {since}, {len(report.tickets)} ticket(s)")
     if report.blocked:
         missing = [t for t in report.tickets if t.key in report.missing_fix_version]
         lines += _frame("QA DEPLOYMENT BLOCKED")
         lines += ["", scope, "",
                   f"The following {len(missing)} ticket(s) are missing Release Version/s:", ""]
         for ticket in missing:
-            status = f" [{ticket.status}]" if ticket.status else ""
-            lines.append(f"  - {ticket.key}{status} {_clip(ticket.summary)}".rstrip())
-            lines.append(f"    {ticket.url}")
+            status = f" [{safe(ticket.status)}]" if ticket.status else ""
+            lines.append(f"  - {safe(ticket.key)}{status} {safe(_clip(ticket.summary))}".rstrip())
+            lines.append(f"    {safe(ticket.url)}")
         lines += [
             "",
             "ACTION REQUIRED:",
             "  1. Open each ticket above in Jira.",
             "  2. Set its 'Fix Version/s' field to the release this deployment belongs to.",
             "  3. Re-run this pipeline step; no new commit is needed.",
-            f"  Every commit since the current {report.environment} release ships with this "
+            f"  Every commit since the current {safe(report.environment)} release ships with this "
             "deployment:",
             "  a ticket that must not ship needs its change reverted, not its key removed.",
         ]
@@ -43,12 +48,12 @@ def render_text(report: GateReport, *, jira_url: str = "") -> str:
         lines.append(f"QA release gate: allowed. {scope}")
         if report.tickets:
             lines.append("")
-            key_width = max(len(t.key) for t in report.tickets)
+            key_width = max(len("TICKET"), *(len(safe(t.key)) for t in report.tickets))
             lines.append(f"  {'TICKET'.ljust(key_width)}  FIX VERSIONS        STATUS")
             for ticket in report.tickets:
-                versions = ", ".join(ticket.fix_versions)
-                lines.append(f"  {ticket.key.ljust(key_width)}  {versions.ljust(18)}  "
-                             f"{ticket.status}".rstrip())
+                versions = ", ".join(safe(v) for v in ticket.fix_versions)
+                lines.append(f"  {safe(ticket.key).ljust(key_width)}  {versions.ljust(18)}  "
+                             f"{safe(ticket.status)}".rstrip())
     return "\n".join(lines) + "\n"
 
 
