@@ -44,8 +44,9 @@ def test_markup_is_printed_as_written() -> None:
 
 def test_markdown_links_are_not_links() -> None:
     assert md("[Approve deployment](https://evil.example/phish)") == \
-        f"\\[Approve deployment\\]\\(https:{WORD_JOINER}//evil\\.example/phish\\)"
-    assert md("<https://evil.example>") == f"\\<https:{WORD_JOINER}//evil\\.example\\>"
+        f"\\[Approve deployment\\]\\(https:/{WORD_JOINER}/evil\\.example/phish\\)"
+    assert md("<https://evil.example>") == f"\\<https:/{WORD_JOINER}/evil\\.example\\>"
+    assert md("//evil.example a/b") == f"/{WORD_JOINER}/evil\\.example a/b"
     assert md("see www.evil.com or evil.com/x") == "see www\\.evil\\.com or evil\\.com/x"
     assert md("![i](u) **b** _i_ `c` ~~s~~ a\\b &amp; {{DATE(x)}}") == (
         "!\\[i\\]\\(u\\) \\*\\*b\\*\\* \\_i\\_ \\`c\\` \\~\\~s\\~\\~ a\\\\b \\&amp; "

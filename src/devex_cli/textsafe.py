@@ -46,9 +46,10 @@ _MD = re.compile(
     # a `.` before a letter, how linkifiers find `www.evil.example` or `evil.com/x` without a
     # scheme: escaped, a Markdown-level linkifier sees the text split there;
     r"|(?P<dot>\.(?=[A-Za-z]))"
-    # the colon of `https://`: a WORD JOINER after it (invisible, no line break). Unlike `\:`,
-    # which only a Markdown parser reads, it also stops a client that linkifies rendered text.
-    r"|(?P<scheme>(?<=[A-Za-z0-9+.-]):(?=//))",
+    # `//` of `https://evil` or a protocol-relative `//evil`: a WORD JOINER between the slashes
+    # (invisible, no line break). Unlike `\:` or `\/`, which only a Markdown parser reads, it
+    # also stops a client that linkifies the rendered text.
+    r"|(?P<slashes>/(?=/))",
     re.MULTILINE)
 WORD_JOINER = "\u2060"
 
@@ -63,6 +64,6 @@ def _md_escape(match: re.Match[str]) -> str:
     text = match.group()
     if match.lastgroup == "line":  # the marker is the last character (`#`, `-`, the `.` of `1.`)
         return text[:-1] + "\\" + text[-1]
-    if match.lastgroup == "scheme":
-        return ":" + WORD_JOINER
+    if match.lastgroup == "slashes":
+        return "/" + WORD_JOINER
     return "\\" + text
