@@ -361,7 +361,8 @@ _CHANNEL = typer.Option(metavar="NAME", help="Send to this channel instead of th
 _TEMPLATE = typer.Option(metavar="FILE", help="Render this Jinja template instead of the "
                          "event's own.")
 _DRY_RUN = typer.Option(help="Post nothing; print [{channel, payload}] as JSON.")
-_STRICT = typer.Option(help="Exit 3 when a post fails (default: warn and exit 0).")
+_STRICT = typer.Option(help="Exit non-zero when the card cannot be built or posted (default: "
+                       "warn and exit 0).")
 
 
 @report_app.command("deployment")
