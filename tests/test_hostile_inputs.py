@@ -201,3 +201,11 @@ def test_a_failure_building_the_card_never_fails_the_deployment(
     # what the user named stays theirs to fix, --strict or not
     missing = devex("report", "tests", "--junit", str(tmp_path / "missing.xml"), "--dry-run")
     assert missing.code == 2 and "no such file" in missing.err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "+inf"])
+def test_a_devex_toml_number_that_is_not_finite_is_refused(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "devex.toml"
+    path.write_text(f"[http]\ntimeout = {value}\n")
+    with pytest.raises(ConfigError, match="http.timeout must be a non-negative number"):
+        load_settings(path, environ={})

@@ -266,7 +266,9 @@ def _coerce(value: Any, type_name: str, key: str, origin: str) -> Any:
             raise wrong("a non-negative integer")
         return value
     if type_name == "float":
-        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        # TOML has nan and inf: neither is a timeout or a backoff
+        if not isinstance(value, int | float) or isinstance(value, bool) or \
+                not 0 <= value < float("inf"):
             raise wrong("a non-negative number")
         return float(value)
     if type_name == "bool":
