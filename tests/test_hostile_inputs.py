@@ -207,5 +207,5 @@ def test_a_failure_building_the_card_never_fails_the_deployment(
 def test_a_devex_toml_number_that_is_not_finite_is_refused(tmp_path: Path, value: str) -> None:
     path = tmp_path / "devex.toml"
     path.write_text(f"[http]\ntimeout = {value}\n")
-    with pytest.raises(ConfigError, match="http.timeout must be a non-negative number"):
+    with pytest.raises(ConfigError, match=r"http\.timeout must be a non-negative number"):
         load_settings(path, environ={})
