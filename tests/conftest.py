@@ -19,7 +19,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     import os
 
     for name in list(os.environ):
-        if name.startswith(_ISOLATED):
+        if name.startswith(_ISOLATED) and name != "DEVEX_UPDATE_GOLDEN":  # the tests' own switch
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -152,3 +153,94 @@ def test_bare_and_envelope_payloads() -> None:
     assert envelope == {"type": "message", "attachments": [
         {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None,
          "content": card}]}
+
+
+# Devex's own links in the cards: the Jira browse links it builds. Any other `](` or a whole
+# `https://` in a TextBlock or a fact came from outside.
+OWN_LINK = re.compile(r"\[PAY-\d+\]\(https://acme\.atlassian\.net/browse/PAY-\d+\)")
+EVIL = ("[Approve deployment](https://evil.example/phish) <https://evil.example/a> "
+        "https://evil.example/b www.evil.com")
+
+
+def _texts(node: object) -> list[str]:
+    """Every text Teams reads as Markdown: TextBlock texts and FactSet titles and values."""
+    if isinstance(node, list):
+        return [t for item in node for t in _texts(item)]
+    if not isinstance(node, dict):
+        return []
+    found = []
+    if node.get("type") == "TextBlock":
+        found.append(node["text"])
+    if node.get("type") == "FactSet":
+        found += [part for fact in node["facts"] for part in (fact["title"], fact["value"])]
+    return found + [t for key, value in node.items() if key != "actions" for t in _texts(value)]
+
+
+def hostile_contexts(text: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every card with `text` in every value that comes from outside: the pipeline's variables,
+    git, Jira, Bitbucket, JUnit and the scans."""
+    from devex_cli.notify.junit import FailedTest, TestReport
+    from devex_cli.notify.security import Finding, SecurityReport, Vulnerability
+
+    pipeline = PipelineContext(commit="58ddfd6" + text, branch=text, repo_slug=text,
+                               build_number=text, pr_id="87" + text, pr_destination_branch=text,
+                               git_http_origin="https://bitbucket.org/acme/payments")
+    local = LocalCommit("58ddfd6" + text, text, text, text)
+    summary = events.ChangeSummary(
+        commits=[{"short": text[:7], "subject": text, "author": text, "url": None}],
+        tickets=[{"key": "PAY-1", "url": "https://acme.atlassian.net/browse/PAY-1",
+                  "summary": text, "status": text},
+                 {"key": text, "url": None, "summary": text, "status": text}],
+        previous_revision=text, production_deployments=1, clean_streak=10)
+    found = {}
+    for status, production in (("succeeded", True), ("failed", False)):
+        context = events.deployment_context(
+            service=text, environment=text, status=status, version=text, url=None,
+            duration=text, pipeline=pipeline, local=local, changes=summary, at=FRIDAY,
+            production=production, fun=True, jira_url="https://acme.atlassian.net")
+        found[f"deployment-{status}"] = ("deployment.json.j2", context)
+        pr = {**context, "pr": {**context["pr"], "title": text}}
+        found[f"pr-{status}"] = ("pr_deployment.json.j2", pr)
+    junit = TestReport((text,), 3, 1, 1, 0, 1, 1.5, (FailedTest(text, text, "failure", text),
+                                                    FailedTest(text, text, "error", text)))
+    found["tests"] = ("tests.json.j2", events.tests_context(
+        junit, title=text, pipeline=pipeline, local=local, fun=True))
+    scans = SecurityReport(
+        findings=(Finding(5, text, text, text, 7),),
+        vulnerabilities=(Vulnerability(text, text, 9.8, text, text, text),),
+        sources=(text,), static_scanned=True, sca_scanned=True)
+    found["security"] = ("security.json.j2", events.security_context(
+        scans, pipeline=pipeline, local=local))
+    found["security-nothing"] = ("security.json.j2", events.security_context(
+        SecurityReport(sources=(text,), static_scanned=True), pipeline=pipeline, local=local))
+    return found
+
+
+def assert_no_outside_links(card: dict[str, Any]) -> None:
+    for text in _texts(card["body"]):
+        rest = OWN_LINK.sub("", text)
+        assert "](" not in rest, f"a link from outside in {text!r}"
+        assert "//" not in rest, f"a URL Teams would link in {text!r}"
+        assert "<" not in rest.replace("\\<", ""), f"an autolink or HTML in {text!r}"
+
+
+@pytest.mark.parametrize("name", sorted(hostile_contexts("")))
+def test_markdown_from_outside_is_shown_not_followed(name: str) -> None:
+    template, context = hostile_contexts(EVIL)[name]
+    card = cards.render_card(template, context, folder=FOLDER)
+    validate(card)
+    assert_no_outside_links(card)
+    body = json.dumps(card["body"], ensure_ascii=False)
+    assert "evil" in body  # the text is there, shown literally
+    if name.startswith("deployment"):  # devex's own Jira link is still a link
+        assert "[PAY-1](https://acme.atlassian.net/browse/PAY-1)" in body
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile | st.sampled_from([EVIL, "**bold** _it_ `code` ~~s~~ ![img](https://x.example/i)",
+                                   "1. one\n- two\n# three\n> quote", "[a]: https://x.example\n[a]"]))
+def test_any_outside_text_in_every_field_gives_a_card_without_its_links(text: str) -> None:
+    for template, context in hostile_contexts(text).values():
+        card = cards.render_card(template, context, folder=FOLDER)
+        validate(card)
+        assert_no_outside_links(card)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pytest_httpx import HTTPXMock
 
 from devex_cli.config import load_settings
 from devex_cli.errors import ConfigError, InputError, UsageError
@@ -323,3 +324,74 @@ def test_a_damaged_cache_is_read_as_empty_and_replaced(
             for file in files:
                 again = json.loads((cache / file.relative_to(pristine)).read_text())
                 assert again == json.loads(file.read_text()), (what, file.name)
+
+
+def test_report_tests_with_a_nan_time_shows_it_unknown(devex: Devex, tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    path.write_text('<testsuite time="nan"><testcase name="a" time="1e400"/></testsuite>')
+    result = devex("report", "tests", "--junit", str(path), "--dry-run", "--channel", "qa")
+    assert result.code == 0, result.err
+    card = json.loads(result.out)[0]["payload"]["attachments"][0]["content"]
+    facts = {f["title"]: f["value"] for f in card["body"][1]["facts"]}
+    assert facts["Duration"] == "unknown"
+    assert "nan" not in result.out.lower() and "inf" not in result.out.lower()
+
+
+def test_push_metrics_tests_with_a_nan_time_pushes_no_nan(
+    devex: Devex, tmp_path: Path, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(status_code=200)
+    path = tmp_path / "junit.xml"
+    path.write_text('<testsuite time="nan"><testcase name="a"/></testsuite>')
+    result = devex("push-metrics", "tests", "--junit", str(path), "--service", "pay",
+                   "--gateway", "http://127.0.0.1:9091")
+    assert result.code == 0, result.err
+    body = httpx_mock.get_requests()[0].content.decode()
+    assert "devex_tests{" in body and "devex_tests_duration_seconds" not in body
+    assert "nan" not in body.lower() and "inf" not in body.lower()
+
+
+@pytest.mark.parametrize(("option", "content"), [
+    ("--veracode", "[" * 100_000 + "]" * 100_000),
+    ("--veracode", '{"findings": [{"severity": 3, "files": {"source_file": {"line": 1e400}}}]}'),
+    ("--sca", '{"records": [{"vulnerabilities": [{"cvssScore": NaN}]}]}'),
+])
+def test_report_security_with_json_python_cannot_hold_exits_2(
+    devex: Devex, tmp_path: Path, option: str, content: str
+) -> None:
+    path = tmp_path / "scan.json"
+    path.write_text(content)
+    for command in (("report", "security", "--dry-run"),  # nothing listens on port 9:
+                    ("push-metrics", "security", "--service", "pay", "--gateway",
+                     "http://127.0.0.1:9")):  # the file is refused before any push
+        result = devex(*command, option, str(path))
+        assert result.code == 2, (command, result.err)
+        assert str(path) in result.err and "internal error" not in result.err
+
+
+@pytest.mark.parametrize("option", ["--duration", "--at"])
+def test_a_duration_past_any_calendar_exits_2(devex: Devex, option: str) -> None:
+    result = devex("report", "deployment", "--environment", "qa", "--status", "started",
+                   "--service", "pay", option, "99999999999999999999d", "--dry-run")
+    assert result.code == 2 and "internal error" not in result.err, result.err
+
+
+def test_a_failure_building_the_card_never_fails_the_deployment(
+    devex: Devex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devex_cli.notify import events
+
+    def broken(*args: object, **kwargs: object) -> dict[str, object]:
+        raise ValueError("a bug in devex")
+
+    monkeypatch.setattr(events, "tests_context", broken)
+    path = tmp_path / "junit.xml"
+    path.write_text('<testsuite><testcase name="a"/></testsuite>')
+    result = devex("report", "tests", "--junit", str(path), "--dry-run")
+    assert result.code == 0
+    assert "warning: no card sent: internal error: ValueError: a bug in devex" in result.err
+    strict = devex("report", "tests", "--junit", str(path), "--dry-run", "--strict")
+    assert strict.code == 70 and "a bug in devex" in strict.err
+    # what the user named stays theirs to fix, --strict or not
+    missing = devex("report", "tests", "--junit", str(tmp_path / "missing.xml"), "--dry-run")
+    assert missing.code == 2 and "no such file" in missing.err

@@ -80,7 +80,8 @@ def test_qa_deployment_goes_to_deployments_and_qa(devex: Devex, pipeline: Pipeli
     card = envelope["attachments"][0]["content"]
     body = texts(card)
     assert "payments 1.4.2 → qa: succeeded" in body
-    assert "PAY-2 add refunds \\\"quoted\\\" {{ braces }} 🎉" in body
+    # as JSON, and Markdown-escaped (textsafe.md): braces shown as written
+    assert "PAY-2 add refunds \\\"quoted\\\" \\\\{\\\\{ braces \\\\}\\\\} 🎉" in body
     assert "[PAY-3](" in body and "Rounding" in body
     assert "UTF-8" not in body.split("Tickets")[1]  # not a ticket: Jira does not know it
     assert "Changes since" in body and "(2)" in body

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from devex_cli.config import RouteRule
+from devex_cli.context import PipelineContext
 from devex_cli.errors import InputError
 from devex_cli.notify.junit import parse_junit
 from devex_cli.notify.routing import route
@@ -127,3 +130,69 @@ def test_rules_come_first() -> None:
     assert route("tests", branch="hotfix/login", rules=rules) == ["ops"]
     assert route("deployment", environment="qa", branch="main", rules=rules) == [
         "deployments", "qa"]
+
+
+@pytest.mark.parametrize("time", ["nan", "NaN", "inf", "-inf", "1e400", "-5"])
+def test_a_junit_time_that_is_no_duration_is_unknown(tmp_path: Path, time: str) -> None:
+    from devex_cli.notify.events import tests_context
+
+    odd = tmp_path / "odd.xml"
+    odd.write_text(f'<testsuite name="s" time="{time}"><testcase name="a"/>'
+                   '<testcase name="b"><failure message="boom"/></testcase></testsuite>')
+    cases = tmp_path / "cases.xml"  # no suite time: the cases' times, one of them odd
+    cases.write_text(f'<testsuite name="t"><testcase name="c" time="1.5"/>'
+                     f'<testcase name="d" time="{time}"/></testsuite>')
+    report = parse_junit([odd])
+    assert report.duration_seconds is None and (report.tests, report.failures) == (2, 1)
+    # one file's unknown time makes the total unknown, not a sum that leaves it out
+    assert parse_junit([DATA / "pytest-junit.xml", odd]).duration_seconds is None
+    assert parse_junit([cases]).duration_seconds is None
+    context = tests_context(report, title=None, pipeline=PipelineContext(), local=None, fun=False)
+    assert context["duration"] == "unknown"
+
+
+def test_odd_junit_time_pushes_no_duration_and_no_nan(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from devex_cli.metrics.events import tests_families
+
+    path = tmp_path / "nan.xml"
+    path.write_text('<testsuite time="nan"><testcase name="a" time="nan"/></testsuite>')
+    families = tests_families(parse_junit([path]), service="pay", at=datetime.now(UTC))
+    assert "devex_tests_duration_seconds" not in {f.name for f in families}
+    assert all(math.isfinite(s.value) for f in families for s in f.samples)
+    known = tests_families(parse_junit([DATA / "pytest-junit.xml"]), service="pay",
+                           at=datetime.now(UTC))
+    assert "devex_tests_duration_seconds" in {f.name for f in known}
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize(("parse", "content", "message"), [
+    (parse_veracode, '{"findings": [{"severity": 3, "files": {"source_file": '
+                     '{"file": "a", "line": 1e400}}}]}', "1e400 is not a finite number"),
+    (parse_veracode, '{"findings": [{"severity": NaN}]}', "NaN is not a finite number"),
+    (parse_veracode, '{"findings": [{"severity": 3, "files": {"source_file": '
+                     '{"file": "a", "line": "x"}}}]}', "finding 0 has no readable severity"),
+    (parse_sca, '{"records": [{"vulnerabilities": [{"cvssScore": Infinity}]}]}',
+     "Infinity is not a finite number"),
+    (parse_veracode, DEEP, "nested too deeply"),
+    (parse_veracode, '{"findings": ' + DEEP + "}", "nested too deeply"),
+    (parse_sca, DEEP, "nested too deeply"),
+])
+def test_scans_with_numbers_or_nesting_json_cannot_hold(
+    tmp_path: Path, parse: Callable[[Path], object], content: str, message: str
+) -> None:
+    path = tmp_path / "scan.json"
+    path.write_text(content)
+    with pytest.raises(InputError, match=message) as caught:
+        parse(path)
+    assert str(path) in str(caught.value)
+
+
+def test_a_cvss_score_that_is_no_number_is_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "sca.json"
+    path.write_text('{"records": [{"vulnerabilities": [{"cve": "2020-1", "cvssScore": "nan"},'
+                    ' {"cve": "2020-2", "cvss3Score": "inf"}]}]}')
+    assert [(v.cvss, v.band) for v in parse_sca(path)] == [(None, "none"), (None, "none")]

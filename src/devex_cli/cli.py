@@ -80,10 +80,11 @@ def _setup_logging(*, verbose: bool, quiet: bool) -> None:
     import logging
 
     from devex_cli.masking import MaskingFilter
+    from devex_cli.textsafe import safe
 
     class LevelFormatter(logging.Formatter):
-        def format(self, record: logging.LogRecord) -> str:
-            return f"devex: {record.levelname.lower()}: {record.getMessage()}"
+        def format(self, record: logging.LogRecord) -> str:  # warnings quote outside values
+            return f"devex: {record.levelname.lower()}: {safe(record.getMessage())}"
 
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(MaskingFilter())
@@ -358,7 +359,8 @@ _CHANNEL = typer.Option(metavar="NAME", help="Send to this channel instead of th
 _TEMPLATE = typer.Option(metavar="FILE", help="Render this Jinja template instead of the "
                          "event's own.")
 _DRY_RUN = typer.Option(help="Post nothing; print [{channel, payload}] as JSON.")
-_STRICT = typer.Option(help="Exit 3 when a post fails (default: warn and exit 0).")
+_STRICT = typer.Option(help="Exit non-zero when the card cannot be built or posted (default: "
+                       "warn and exit 0).")
 
 
 @report_app.command("deployment")
@@ -649,6 +651,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 def _fail(message: str, code: int) -> NoReturn:
     from devex_cli.masking import mask
+    from devex_cli.textsafe import safe
 
-    sys.stderr.write(f"devex: error: {mask(message)}\n")
+    sys.stderr.write(f"devex: error: {safe(mask(message))}\n")  # errors quote outside values
     sys.exit(code)

@@ -9,6 +9,7 @@ from typing import Any
 
 from devex_cli.dora.model import Snapshot, WindowFigures
 from devex_cli.dora.stats import Summary
+from devex_cli.textsafe import safe_markup as m
 from devex_cli.timeutil import rfc3339
 
 
@@ -111,11 +112,16 @@ def duration(seconds: float | None) -> str:
 
 
 def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa") -> None:
-    """The four answers, then the DORA figures per service, on stdout."""
+    """The four answers, then the DORA figures per service, on stdout.
+
+    Service, environment and image names, tags and ticket keys come from the GitOps repository,
+    Argo CD and commit messages: each enters a table or a title through `m` (textsafe's
+    safe_markup), so no escape sequence or rich markup in them reaches the terminal.
+    """
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(no_color=not color, highlight=False, width=_width())
+    console = Console(no_color=not color, highlight=False, emoji=False, width=_width())
     window = snapshot.window
     production = snapshot.production or "production"
     span = f"{window.start:%Y-%m-%d} to {window.end:%Y-%m-%d}"
@@ -126,10 +132,10 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
     table = Table()
     table.add_column("service")
     for environment in snapshot.environments:
-        table.add_column(environment, justify="right")
+        table.add_column(m(environment), justify="right")
     totals: Counter[str] = Counter()
     for name in sorted({s for s, _, _ in snapshot.monthly}):
-        row = [name]
+        row = [m(name)]
         for environment in snapshot.environments:
             n = snapshot.monthly.get((name, environment, month), 0)
             totals[environment] += n
@@ -140,14 +146,14 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
     console.print()
 
     # 2. What is our lead time from commit to production?
-    console.print(f"2. Lead time from commit to {production} ({span})", style="bold")
+    console.print(f"2. Lead time from commit to {m(production)} ({span})", style="bold")
     table = Table()
     for name in ("service", "median", "p90", "commits"):
         table.add_column(name, justify="left" if name == "service" else "right")
     for service in window.services:
         prod = service.environment(production)
         if prod is not None:
-            table.add_row(service.service, duration(prod.lead_time.median),
+            table.add_row(m(service.service), duration(prod.lead_time.median),
                           duration(prod.lead_time.p90), str(prod.lead_time.count))
     console.print(table)
     console.print()
@@ -155,7 +161,7 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
     # 3. Which Jira tickets are in the QA release right now?
     in_qa = [t for t in snapshot.tickets_in_environment if t.environment == qa_environment]
     jira_known = any(t.fix_versions is not None for t in in_qa)
-    console.print(f"3. Tickets in {qa_environment} and not yet in {production} ({len(in_qa)})",
+    console.print(f"3. Tickets in {m(qa_environment)} and not yet in {m(production)} ({len(in_qa)})",
                   style="bold")
     table = Table()
     for name in ("service", "tickets", "without fix version", "keys"):
@@ -164,8 +170,8 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
     for name in sorted({t.service for t in in_qa}):
         mine = [t for t in in_qa if t.service == name]
         missing = [t for t in mine if t.fix_versions == ()]
-        keys = ", ".join(f"{t.ticket}*" if t.fix_versions == () else t.ticket for t in mine)
-        table.add_row(name, str(len(mine)), str(len(missing)) if jira_known else "?", keys)
+        keys = ", ".join(f"{m(t.ticket)}*" if t.fix_versions == () else m(t.ticket) for t in mine)
+        table.add_row(m(name), str(len(mine)), str(len(missing)) if jira_known else "?", keys)
     console.print(table)
     console.print()
     if in_qa and not jira_known:
@@ -178,7 +184,7 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
     _bottlenecks(console, window)
 
     # The DORA keys per service.
-    console.print(f"DORA figures in {production} ({span})", style="bold")
+    console.print(f"DORA figures in {m(production)} ({span})", style="bold")
     table = Table()
     for name in ("service", "runs", "deploys/day", "lead time", "change failure rate",
                  "recovery (median)", "rework", "tier"):
@@ -190,10 +196,10 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
         rate = "-" if prod.change_failure_rate is None else f"{prod.change_failure_rate:.0%}"
         runs = (prod.revision or "")[:7] if prod.revision and all(
             c in "0123456789abcdef" for c in prod.revision) else prod.version or "-"
-        table.add_row(service.service, runs, f"{prod.deployment_frequency_per_day:.2f}",
+        table.add_row(m(service.service), m(runs), f"{prod.deployment_frequency_per_day:.2f}",
                       duration(prod.lead_time.median), rate,
                       duration(prod.recovery_time.median),
-                      str(prod.rollbacks + prod.hotfixes), service.tier or "-")
+                      str(prod.rollbacks + prod.hotfixes), m(service.tier or "-"))
     console.print(table)
     console.print()
     drifting = sorted((k, a) for k, a in snapshot.actual.items() if a.drift)
@@ -206,11 +212,12 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
         for (name, environment), state in drifting:
             since = (duration((snapshot.generated_at - state.drift_since).total_seconds())
                      if state.drift_since else "-")
-            table.add_row(name, environment, (state.revision or "")[:7] or state.version or "?",
-                          state.sync, state.health, since)
+            table.add_row(m(name), m(environment),
+                          m((state.revision or "")[:7] or state.version or "?"),
+                          m(state.sync), m(state.health), since)
         console.print(table)
         console.print()
-    console.print(f"   runs: the revision (or version) in {production}; "
+    console.print(f"   runs: the revision (or version) in {m(production)}; "
                   "rework: rollbacks + hotfixes (changes that skipped the earlier stages)")
     console.print()
     _data_quality(console, snapshot)
@@ -224,18 +231,18 @@ def _bottlenecks(console: Any, window: WindowFigures) -> None:
     table.add_column("service")
     stages = [(w.from_environment, w.to_environment) for w in window.promotion_waits]
     for a, b in stages:
-        table.add_column(f"{a} -> {b}", justify="right")
+        table.add_column(f"{m(a)} -> {m(b)}", justify="right")
     table.add_column("bottleneck")
     for service in window.services:
         waits = {(w.from_environment, w.to_environment): w.wait.median
                  for w in service.promotion_waits}
         neck = service.bottleneck
-        table.add_row(service.service, *(duration(waits.get(stage)) for stage in stages),
-                      f"{neck.from_environment} -> {neck.to_environment}" if neck else "-")
+        table.add_row(m(service.service), *(duration(waits.get(stage)) for stage in stages),
+                      f"{m(neck.from_environment)} -> {m(neck.to_environment)}" if neck else "-")
     if window.promotion_waits:
         neck = window.bottleneck
         table.add_row("all", *(duration(w.wait.median) for w in window.promotion_waits),
-                      f"{neck.from_environment} -> {neck.to_environment}" if neck else "-",
+                      f"{m(neck.from_environment)} -> {m(neck.to_environment)}" if neck else "-",
                       style="bold")
     console.print(table)
     console.print()
@@ -254,7 +261,7 @@ def _data_quality(console: Any, snapshot: Snapshot) -> None:
                      "(first deployments, or no app repository)")
     down = [name for name, up in snapshot.sources.items() if not up]
     if down:
-        notes.append(f"sources that failed: {', '.join(down)}")
+        notes.append(f"sources that failed: {', '.join(m(name) for name in down)}")
     if notes:
         console.print("Data quality: " + "; ".join(notes) + ". --format json lists them.")
 

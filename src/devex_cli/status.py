@@ -10,6 +10,7 @@ from datetime import datetime
 
 from devex_cli.dora.model import ActualState
 from devex_cli.sources.gitops import DeployedState, GitOpsHistory
+from devex_cli.textsafe import safe, safe_markup
 from devex_cli.timeutil import age, rfc3339
 
 
@@ -82,23 +83,27 @@ def render_json(report: StatusReport) -> str:
 
 
 def render_table(report: StatusReport, *, now: datetime, color: bool) -> None:
-    """A service x environment table on stdout, then what was skipped."""
+    """A service x environment table on stdout, then what was skipped.
+
+    Names, tags and paths come from the GitOps repository and Argo CD: each enters the table
+    through `safe_markup` (no escape sequence, no rich markup); emoji codes stay text too.
+    """
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(no_color=not color, highlight=False, soft_wrap=False,
+    console = Console(no_color=not color, highlight=False, soft_wrap=False, emoji=False,
                       width=None if sys.stdout.isatty() else 120)
     if not report.services:
         console.print("No service found in the GitOps repository "
                       "(check gitops.manifests against its layout).")
     else:
-        console.print(f"Deployed now, GitOps {(report.head or '')[:12]}:")
+        console.print(f"Deployed now, GitOps {safe_markup((report.head or '')[:12])}:")
         table = Table()
         table.add_column("service", style="bold")
         for environment in report.environments:
-            table.add_column(environment)
+            table.add_column(safe_markup(environment))
         for service in report.services:
-            cells = [service]
+            cells = [safe_markup(service)]
             for environment in report.environments:
                 state = report.states.get((service, environment))
                 cells.append("-" if state is None else _cell(
@@ -108,16 +113,16 @@ def render_table(report: StatusReport, *, now: datetime, color: bool) -> None:
     if report.skipped:
         console.print(f"\nSkipped ({len(report.skipped)}):")
         for item in report.skipped:
-            at = f" @ {item.commit[:12]}" if item.commit else ""
-            console.print(f"  {item.path}{at}: {item.reason}", markup=False)
+            at = f" @ {safe(item.commit[:12])}" if item.commit else ""
+            console.print(f"  {safe(item.path)}{at}: {safe(item.reason)}", markup=False)
 
 
 def _cell(state: DeployedState, actual: ActualState | None, now: datetime) -> str:
     shown = state.release.revision[:7] if state.release.revision else state.release.version
-    text = f"{shown} ({age(now - state.deployed_at)})"
+    text = f"{safe_markup(shown)} ({age(now - state.deployed_at)})"
     if actual is not None:
-        text += f"\n{actual.sync}/{actual.health}"
+        text += f"\n{safe_markup(actual.sync)}/{safe_markup(actual.health)}"
         if actual.drift:
             running = (actual.revision or "")[:7] or actual.version or "?"
-            text += f"\nruns {running} (drift)"
+            text += f"\nruns {safe_markup(running)} (drift)"
     return text

@@ -30,13 +30,19 @@ def parse_duration(text: str, *, option: str) -> timedelta:
     found = _DURATION.match(text.strip())
     if not found or int(found.group(1)) == 0:
         raise UsageError(f"{option} {text!r} is not a duration", hint="use e.g. 90d, 12w, 6h, 5m")
-    return timedelta(seconds=int(found.group(1)) * _UNITS[found.group(2)])
+    try:
+        return timedelta(seconds=int(found.group(1)) * _UNITS[found.group(2)])
+    except OverflowError:  # past timedelta's 999,999,999 days
+        raise UsageError(f"{option} {text!r} is too long a duration") from None
 
 
 def parse_moment(text: str, *, option: str, now: datetime) -> datetime:
     """A date (`2026-09-01`, UTC midnight), an RFC 3339 time, or a duration back from `now`."""
     if _DURATION.match(text.strip()):
-        return now - parse_duration(text, option=option)
+        try:
+            return now - parse_duration(text, option=option)
+        except OverflowError:  # before year 1
+            raise UsageError(f"{option} {text!r} goes back before year 1") from None
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

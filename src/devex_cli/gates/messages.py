@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from devex_cli.gates.qa_release import GateReport
+from devex_cli.textsafe import safe
 
 _WIDTH = 72
 
@@ -15,12 +16,16 @@ def _frame(title: str) -> list[str]:
 
 
 def render_text(report: GateReport) -> str:
-    """The seed's blocked message, or a table of the tickets when allowed."""
+    """The seed's blocked message, or a table of the tickets when allowed.
+
+    Every value from Jira, git or the GitOps repository goes through `safe`: an escape sequence
+    in a ticket summary must not clear or rewrite the verdict in the pipeline's log.
+    """
     lines: list[str] = []
-    since = report.deployed_revision[:12] if report.deployed_revision else "(none)"
+    since = safe(report.deployed_revision[:12]) if report.deployed_revision else "(none)"
     count = len(report.tickets) + len(report.not_found)
-    scope = (f"{report.service} -> {report.environment}: {report.commits} commit(s) since "
-             f"{since}, {count} ticket(s)")
+    scope = (f"{safe(report.service)} -> {safe(report.environment)}: {report.commits} commit(s) "
+             f"since {since}, {count} ticket(s)")
     if report.blocked:
         missing = [t for t in report.tickets if t.key in report.missing_fix_version]
         lines += _frame("QA DEPLOYMENT BLOCKED")
@@ -29,16 +34,17 @@ def render_text(report: GateReport) -> str:
             lines += ["", f"The following {len(missing)} ticket(s) are missing Release "
                           "Version/s:", ""]
             for ticket in missing:
-                status = f" [{ticket.status}]" if ticket.status else ""
-                moved = f" (now {ticket.moved_to})" if ticket.moved_to else ""
-                lines.append(f"  - {ticket.key}{moved}{status} {_clip(ticket.summary)}".rstrip())
-                lines.append(f"    {ticket.url}")
+                status = f" [{safe(ticket.status)}]" if ticket.status else ""
+                moved = f" (now {safe(ticket.moved_to)})" if ticket.moved_to else ""
+                lines.append(f"  - {safe(ticket.key)}{moved}{status} "
+                             f"{safe(_clip(ticket.summary))}".rstrip())
+                lines.append(f"    {safe(ticket.url)}")
         if report.not_found:
             lines += ["", f"The following {len(report.not_found)} ticket(s) were not found in "
                           "Jira or are not visible to this account:", ""]
             for key in report.not_found:
-                lines.append(f"  - {key}")
-                lines.append(f"    {report.browse_url}/{key}")
+                lines.append(f"  - {safe(key)}")
+                lines.append(f"    {safe(report.browse_url)}/{safe(key)}")
         lines += ["", "ACTION REQUIRED:"]
         steps = []
         if missing:
@@ -50,7 +56,7 @@ def render_text(report: GateReport) -> str:
         steps.append("Re-run this pipeline step; no new commit is needed.")
         lines += [f"  {n}. {step}" for n, step in enumerate(steps, 1)]
         lines += [
-            f"  Every commit since the current {report.environment} release ships with this "
+            f"  Every commit since the current {safe(report.environment)} release ships with this "
             "deployment:",
             "  a ticket that must not ship needs its change reverted, not its key removed.",
         ]
@@ -58,13 +64,13 @@ def render_text(report: GateReport) -> str:
         lines.append(f"QA release gate: allowed. {scope}")
         if report.tickets:
             lines.append("")
-            key_width = max(len(t.key) for t in report.tickets)
+            key_width = max(len("TICKET"), *(len(safe(t.key)) for t in report.tickets))
             lines.append(f"  {'TICKET'.ljust(key_width)}  FIX VERSIONS        STATUS")
             for ticket in report.tickets:
-                versions = ", ".join(ticket.fix_versions)
-                moved = f" (now {ticket.moved_to})" if ticket.moved_to else ""
-                lines.append(f"  {ticket.key.ljust(key_width)}  {versions.ljust(18)}  "
-                             f"{ticket.status}{moved}".rstrip())
+                versions = ", ".join(safe(v) for v in ticket.fix_versions)
+                moved = f" (now {safe(ticket.moved_to)})" if ticket.moved_to else ""
+                lines.append(f"  {safe(ticket.key).ljust(key_width)}  {versions.ljust(18)}  "
+                             f"{safe(ticket.status)}{moved}".rstrip())
         if report.fail_open:
             lines.append("")
             lines.append("FAIL-OPEN: allowed without a full check, by --fail-open (the warning "

@@ -55,13 +55,15 @@ def tests_families(report: TestReport, *, service: str, at: datetime) -> list[Me
                           ("error", report.errors), ("skipped", report.skipped),
                           ("flaky", report.flaky)):
         results.add_metric([service, result], count)
-    duration = GaugeMetricFamily("devex_tests_duration_seconds", "Duration of the last test run",
-                                 labels=["service"])
-    duration.add_metric([service], report.duration_seconds)
     last = GaugeMetricFamily("devex_tests_last_run_timestamp_seconds",
                              "When the tests last ran (Unix time)", labels=["service"])
     last.add_metric([service], at.timestamp())
-    families: list[Metric] = [results, duration, last]
+    families: list[Metric] = [results, last]
+    if report.duration_seconds is not None:  # unknown (a `nan` time): not pushed, never NaN
+        duration = GaugeMetricFamily("devex_tests_duration_seconds",
+                                     "Duration of the last test run", labels=["service"])
+        duration.add_metric([service], report.duration_seconds)
+        families.insert(1, duration)
     if report.pass_rate is not None:
         ratio = GaugeMetricFamily("devex_tests_pass_ratio", "Passed / run (0-1) in the last run",
                                   labels=["service"])

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from devex_cli.dora.model import Snapshot
 from devex_cli.errors import DevexError, UpstreamError
 from devex_cli.metrics.exposition import SnapshotCollector
+from devex_cli.textsafe import safe
 
 log = logging.getLogger("devex.exporter")
 
@@ -89,7 +90,7 @@ def serve(exporter: Exporter, host: str, port: int,
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s %s", self.address_string(), format % args)
+            log.debug("%s %s", self.address_string(), safe(format % args))  # the request line
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]

@@ -1,8 +1,10 @@
 """Adaptive Cards from Jinja templates, and the payloads Teams Workflows accept.
 
 Templates render in a sandbox with StrictUndefined; every value from outside enters a template
-through `tojson`, so quotes, backslashes, newlines and `{{ }}` in commit messages stay data. A card
-that would pass Teams' ~28 KB limit is rendered again with shorter lists.
+through `tojson`, so quotes, backslashes, newlines and `{{ }}` in commit messages stay data, and
+through the `md` filter (textsafe.md) wherever Teams reads Markdown, so that a commit subject's
+`[Approve](https://evil.example)` is shown, not linked. A card that would pass Teams' ~28 KB limit
+is rendered again with shorter lists.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from devex_cli.errors import ConfigError, InputError
+from devex_cli.textsafe import md
 
 MAX_BYTES = 27_000  # Teams refuses messages past about 28 KB; keep a margin for the envelope
 LIST_LIMITS = (10, 6, 3, 1, 0)
@@ -60,6 +63,7 @@ def render_card(
     environment = SandboxedEnvironment(loader=FileSystemLoader(search), undefined=StrictUndefined,
                                        autoescape=False, keep_trailing_newline=True,
                                        bytecode_cache=bytecode)
+    environment.filters["md"] = md
     name = template_file.name if template_file else template
     card: dict[str, Any] = {}
     for limit in LIST_LIMITS:

@@ -155,7 +155,9 @@ def security_context(report: SecurityReport, *, pipeline: PipelineContext,
     return context
 
 
-def _duration(seconds: float) -> str:
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}m {secs:02d}s" if minutes else f"{seconds:.1f}s"
 

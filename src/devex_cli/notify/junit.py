@@ -8,6 +8,7 @@ handled here.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ class TestReport:
     errors: int
     skipped: int
     flaky: int
-    duration_seconds: float
+    duration_seconds: float | None  # None: a file gave a time that is no duration (nan, -5)
     failed: tuple[FailedTest, ...] = field(default=())
 
     @property
@@ -64,14 +65,17 @@ def parse_junit(paths: Sequence[Path]) -> TestReport:
     if not paths:
         raise InputError("no JUnit file given", hint="pass --junit FILE")
     tests = failures = errors = skipped = flaky = 0
-    duration = 0.0
+    duration: float | None = 0.0
     failed: list[FailedTest] = []
     for path in paths:
         for suite in _suites(path):
             suite_name = suite.get("name") or path.stem
             cases = suite.findall("testcase")
-            duration += _seconds(suite.get("time"), path) if suite.get("time") else sum(
-                _seconds(c.get("time"), path) for c in cases)
+            times = [_seconds(suite.get("time"), path)] if suite.get("time") else [
+                _seconds(c.get("time"), path) for c in cases]
+            # One unknown time makes the total unknown: a partial sum would understate it.
+            duration = None if duration is None or None in times else \
+                duration + sum(t for t in times if t is not None)
             for case in cases:
                 tests += 1
                 name = case.get("name") or "(unnamed)"
@@ -113,13 +117,17 @@ def _suites(path: Path) -> list[Element]:
                      "<testsuite>")
 
 
-def _seconds(value: str | None, path: Path) -> float:
+def _seconds(value: str | None, path: Path) -> float | None:
+    """The seconds of a `time` attribute; None for a number that is no duration (`nan`, `inf`,
+    `1e400`, `-5`): odd, not worth refusing the report for, and never to reach a card or a
+    metric."""
     if not value:
         return 0.0
     try:
-        return float(value.replace(",", ""))  # Surefire writes 1,234.5
+        seconds = float(value.replace(",", ""))  # Surefire writes 1,234.5
     except ValueError:
         raise InputError(f"{path}: time {value!r} is not a number") from None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 _SPACES = re.compile(r"\s+")

@@ -4,6 +4,7 @@ JSON (`srcclr scan --json`), read into plain records (field paths: shared/specs/
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,15 +78,35 @@ def cvss_band(score: float | None) -> str:
     return "none"
 
 
+class _NotANumber(ValueError):
+    """NaN, Infinity or a number past a float's range (1e400): not JSON a scanner writes."""
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NotANumber(text)
+    return number
+
+
+def _no_constant(text: str) -> float:
+    raise _NotANumber(text)
+
+
 def _load(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"), parse_float=_finite,
+                          parse_constant=_no_constant)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except _NotANumber as exc:
+        raise InputError(f"{path} is not valid JSON: {exc} is not a finite number") from None
+    except RecursionError:  # json recurses once per level: `[[[[...` 100,000 deep
+        raise InputError(f"{path} is not a scan: its JSON is nested too deeply") from None
 
 
 def parse_veracode(path: Path) -> tuple[Finding, ...]:
@@ -109,8 +130,9 @@ def parse_veracode(path: Path) -> tuple[Finding, ...]:
                 file=str(source["file"]) if source.get("file") else None,
                 line=int(line) if line not in (None, "") else None,
             ))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise InputError(f"{path}: finding {n} has no readable severity (0-5)") from None
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+            raise InputError(f"{path}: finding {n} has no readable severity (0-5) or line") \
+                from None
     return tuple(findings)
 
 
@@ -134,12 +156,21 @@ def parse_sca(path: Path) -> tuple[Vulnerability, ...]:
                 cve=None if not cve or "null" in cve else
                 (cve if cve.upper().startswith("CVE-") else f"CVE-{cve}"),
                 title=str(item.get("title") or "vulnerability"),
-                cvss=float(score) if score not in (None, "") else None,
+                cvss=_score(score),
                 library=library, version=version, fix=fix,
             ))
         except (TypeError, ValueError, AttributeError):
             raise InputError(f"{path}: vulnerability {n} cannot be read") from None
     return tuple(vulnerabilities)
+
+
+def _score(value: object) -> float | None:
+    """A CVSS score; None (unknown, shown as `-`) for none, or for one such as "nan" that no
+    card or metric should show."""
+    if value in (None, ""):
+        return None
+    score = float(value)  # type: ignore[arg-type]  # TypeError/ValueError: the caller's
+    return score if math.isfinite(score) else None
 
 
 def _library(item: dict[str, Any], libraries: list[Any]) -> tuple[str | None, str | None,

@@ -1,21 +1,47 @@
-"""The report commands: build the event, route it, render it, deliver it (or print it)."""
+"""The report commands: build the event, route it, render it, deliver it (or print it).
+
+A notification never fails a deployment (CONTRACT): what the user named (a flag, a JUnit or scan
+file, their own template, devex.toml) is checked first and its errors exit 2; past that point,
+any failure to build or post the card is a warning and exit 0, or with `--strict` its own exit
+code (3 upstream, 70 a devex bug).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from devex_cli.config import Settings
 from devex_cli.context import pipeline_context, service_name
-from devex_cli.errors import ConfigError, DevexError, UpstreamError, UsageError
+from devex_cli.errors import ConfigError, DevexError, InputError, UpstreamError, UsageError
 from devex_cli.notify import cards, events, routing
 
 log = logging.getLogger("devex.report")
+
+
+@contextmanager
+def _never_fails_the_deployment(strict: bool) -> Iterator[None]:
+    """Usage, configuration and input errors go through (exit 2: the user's to fix); any other
+    failure is a warning, or with `strict` raised for the CLI to map to its exit code."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except DevexError as exc:
+        if strict:
+            raise
+        log.warning("no card sent: %s", exc)
+    except Exception as exc:  # a bug in devex must not fail the pipeline step it reports on
+        if strict:
+            raise
+        log.warning("no card sent: internal error: %s: %s (please report it; --strict -v shows "
+                    "where)", type(exc).__name__, exc)
 
 
 def deployment(settings: Settings, *, environment: str, status: str, service: str | None,
@@ -25,12 +51,22 @@ def deployment(settings: Settings, *, environment: str, status: str, service: st
     from devex_cli.timeutil import parse_duration, parse_moment
 
     name = service_name(service, settings.environ)
-    pipeline, local = pipeline_context(settings.environ, Path())
     moment = parse_moment(at, option="--at", now=datetime.now(UTC)) if at else datetime.now(UTC)
     took = None
     if duration:
         seconds = int(parse_duration(duration, option="--duration").total_seconds())
         took = f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+    with _never_fails_the_deployment(strict):
+        _deployment(settings, name=name, environment=environment, status=status,
+                    version=version, url=url, took=took, moment=moment, channels=channels,
+                    template=template, dry_run=dry_run, strict=strict, offline=offline)
+
+
+def _deployment(settings: Settings, *, name: str, environment: str, status: str,
+                version: str | None, url: str | None, took: str | None, moment: datetime,
+                channels: Sequence[str], template: Path | None, dry_run: bool, strict: bool,
+                offline: bool) -> None:
+    pipeline, local = pipeline_context(settings.environ, Path())
     changes = events.summarise_changes(settings, service=name, environment=environment,
                                        head=pipeline.commit, repo_path=Path(),
                                        jira=not offline and bool(settings.jira.url))
@@ -60,14 +96,15 @@ def tests(settings: Settings, *, junit: Sequence[Path], title: str | None,
     from devex_cli.notify.junit import parse_junit
 
     report = parse_junit(junit)
-    pipeline, local = pipeline_context(settings.environ, Path())
-    context = events.tests_context(report, title=title, pipeline=pipeline, local=local,
-                                   fun=settings.report.fun)
-    targets = list(channels) or routing.route("tests", branch=pipeline.branch,
-                                              in_pr=pipeline.pr_id is not None,
-                                              rules=settings.report.routes)
-    _deliver(settings, "tests.json.j2", context, targets, template=template, dry_run=dry_run,
-             strict=strict)
+    with _never_fails_the_deployment(strict):
+        pipeline, local = pipeline_context(settings.environ, Path())
+        context = events.tests_context(report, title=title, pipeline=pipeline, local=local,
+                                       fun=settings.report.fun)
+        targets = list(channels) or routing.route("tests", branch=pipeline.branch,
+                                                  in_pr=pipeline.pr_id is not None,
+                                                  rules=settings.report.routes)
+        _deliver(settings, "tests.json.j2", context, targets, template=template,
+                 dry_run=dry_run, strict=strict)
 
 
 def security(settings: Settings, *, veracode: Path | None, sca: Path | None,
@@ -76,13 +113,14 @@ def security(settings: Settings, *, veracode: Path | None, sca: Path | None,
     from devex_cli.notify.security import read_security
 
     report = read_security(veracode, sca)
-    pipeline, local = pipeline_context(settings.environ, Path())
-    context = events.security_context(report, pipeline=pipeline, local=local)
-    targets = list(channels) or routing.route("security", branch=pipeline.branch,
-                                              in_pr=pipeline.pr_id is not None,
-                                              rules=settings.report.routes)
-    _deliver(settings, "security.json.j2", context, targets, template=template,
-             dry_run=dry_run, strict=strict)
+    with _never_fails_the_deployment(strict):
+        pipeline, local = pipeline_context(settings.environ, Path())
+        context = events.security_context(report, pipeline=pipeline, local=local)
+        targets = list(channels) or routing.route("security", branch=pipeline.branch,
+                                                  in_pr=pipeline.pr_id is not None,
+                                                  rules=settings.report.routes)
+        _deliver(settings, "security.json.j2", context, targets, template=template,
+                 dry_run=dry_run, strict=strict)
 
 
 def _triggerer(settings: Settings, uuid: str) -> str | None:
@@ -126,8 +164,13 @@ def _deliver(settings: Settings, template_name: str, context: dict[str, Any],
     folder = cards.templates_folder(settings.report.templates_dir)
     if template is not None and not template.is_file():
         raise UsageError(f"--template {template} does not exist")
-    card = cards.render_card(template_name, context, folder=folder, template_file=template,
-                             cache_dir=settings.cache_dir() / "templates")
+    try:
+        card = cards.render_card(template_name, context, folder=folder, template_file=template,
+                                 cache_dir=settings.cache_dir() / "templates")
+    except InputError as exc:
+        if template is not None or settings.report.templates_dir:
+            raise  # the user's own template: theirs to fix
+        raise RuntimeError(f"devex's own template: {exc}") from None
     body = cards.payload(card, settings.report.payload)
     if dry_run:
         sys.stdout.write(json.dumps([{"channel": c, "payload": body} for c in channels],
