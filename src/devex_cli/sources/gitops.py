@@ -84,6 +84,31 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class Redeployment:
+    """A new tag of the same commit (a rebuild: `58ddfd6-41-1` -> `58ddfd6-42-1`, or a short SHA
+    followed by the full one): not a deployment, counted apart."""
+
+    service: str
+    environment: str
+    release: Release
+    previous: Release
+    gitops_commit: str
+    time: datetime
+    manifest: str
+
+
+@dataclass(frozen=True)
+class ThirdParty:
+    """An image that is not the organisation's (redis, keycloak beside its own images), as
+    deployed at the branch head: listed by `status`, counted nowhere."""
+
+    image: str
+    environment: str
+    version: str
+    manifest: str
+
+
+@dataclass(frozen=True)
 class DeployedState:
     """What is deployed of a service in an environment at the branch head."""
 
@@ -106,6 +131,8 @@ class GitOpsHistory:
     production: str | None
     services: tuple[str, ...] = field(default=())
     broken_at_head: tuple[Skipped, ...] = ()
+    redeployments: tuple[Redeployment, ...] = ()
+    third_party: tuple[ThirdParty, ...] = ()
 
     def state(self, service: str, environment: str) -> DeployedState | None:
         return self.current.get((service, environment))
