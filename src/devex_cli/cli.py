@@ -257,19 +257,21 @@ def _run_collect(options: Globals, *, gitops: str | None, since: str, until: str
         return collect(settings, CollectOptions(gitops, start, end, offline), now=now, step=step)
 
     if serve_metrics:
-        from devex_cli.metrics.exporter import Exporter, serve
+        from devex_cli.metrics.exporter import Exporter, ExporterServer, serve
 
         exporter = Exporter(once, interval=every)  # type: ignore[arg-type]
-        exporter.collect()  # the first collection in the foreground: bad input fails fast
-        if exporter.snapshot is None:
-            once()  # raise the error that made it fail
 
         def ready(url: str) -> None:
             sys.stderr.write(f"devex: serving {url}/metrics and {url}/healthz, "
                              f"collecting every {interval}\n")
             sys.stderr.flush()
 
-        serve(exporter, host, port, ready=ready)
+        # Listening first: a port in use is told before a long first collection.
+        with ExporterServer(exporter, host, port) as server:
+            exporter.collect()  # the first collection in the foreground: bad input fails fast
+            if exporter.snapshot is None:
+                once()  # raise the error that made it fail
+            serve(server, ready=ready)
         return
     from devex_cli.progress import progress
 
