@@ -172,6 +172,9 @@ class ExporterServer(ThreadingHTTPServer):
     """
 
     daemon_threads = True  # a connection still open never holds up the exit
+    # The listen backlog (5 by default): a burst beyond it waits in the kernel, unanswered, for
+    # a retransmission, where it should reach MAX_CONNECTIONS and be answered or closed at once.
+    request_queue_size = 128
 
     def __init__(self, exporter: Exporter, host: str, port: int, *,
                  idle_timeout: float = IDLE_TIMEOUT,
