@@ -256,7 +256,7 @@ def closed_by_server(client: socket.socket) -> bool:
 
 def test_idle_and_slow_connections_are_dropped() -> None:
     before = handler_threads()
-    with exporter_server(idle_timeout=1.0) as server:
+    with exporter_server(idle_timeout=2.0) as server:
         port = server.server_address[1]
         clients = [socket.create_connection(("127.0.0.1", port), timeout=WAIT)
                    for _ in range(30)]
