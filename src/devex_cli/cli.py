@@ -256,19 +256,21 @@ def _run_collect(options: Globals, *, gitops: str | None, since: str, until: str
         return collect(settings, CollectOptions(gitops, start, end, offline), now=now, step=step)
 
     if serve_metrics:
-        from devex_cli.metrics.exporter import Exporter, serve
+        from devex_cli.metrics.exporter import Exporter, ExporterServer, serve
 
         exporter = Exporter(once, interval=every)  # type: ignore[arg-type]
-        exporter.collect()  # the first collection in the foreground: bad input fails fast
-        if exporter.snapshot is None:
-            once()  # raise the error that made it fail
 
         def ready(url: str) -> None:
             sys.stderr.write(f"devex: serving {url}/metrics and {url}/healthz, "
                              f"collecting every {interval}\n")
             sys.stderr.flush()
 
-        serve(exporter, host, port, ready=ready)
+        # Listening first: a port in use is told before a long first collection.
+        with ExporterServer(exporter, host, port) as server:
+            exporter.collect()  # the first collection in the foreground: bad input fails fast
+            if exporter.snapshot is None:
+                once()  # raise the error that made it fail
+            serve(server, ready=ready)
         return
     from devex_cli.progress import progress
 
@@ -330,25 +332,28 @@ def demo(
     import shutil
     import tempfile
 
-    from devex_cli.demo import build_demo
+    from devex_cli.demo import build_demo, prepare_kept_folder
     from devex_cli.errors import UsageError
+    from devex_cli.interrupt import sigterm_as_interrupt
 
     if output_format not in ("table", "json", "prometheus"):
         raise UsageError(f"--format must be table, json or prometheus, not {output_format!r}")
-    if keep is not None and keep.exists() and any(keep.iterdir()):
-        raise UsageError(f"{keep} is not empty", hint="give --keep a new or empty folder")
-    root = keep or Path(tempfile.mkdtemp(prefix="devex-demo-"))
-    try:
-        config = build_demo(root / "org" if keep is None else root)
-        if output_format == "table":
-            sys.stdout.write(f"Sample organisation in {config.parent} (GitOps repository and four "
-                             "app repositories), collected offline:\n\n")
-        _run_collect(ctx.obj, gitops=None, since="30d", until=None, offline=True, output="-",
-                     output_format=output_format, serve_metrics=serve_metrics, listen=listen,
-                     interval="5m", config=config)
-    finally:
-        if keep is None:
-            shutil.rmtree(root, ignore_errors=True)
+    if keep is not None:
+        prepare_kept_folder(keep)
+    # SIGTERM unwinds as Ctrl-C does, so that the temporary folder goes however the demo stops.
+    with sigterm_as_interrupt():
+        root = keep or Path(tempfile.mkdtemp(prefix="devex-demo-"))
+        try:
+            config = build_demo(root / "org" if keep is None else root)
+            if output_format == "table":
+                sys.stdout.write(f"Sample organisation in {config.parent} (GitOps repository and "
+                                 "four app repositories), collected offline:\n\n")
+            _run_collect(ctx.obj, gitops=None, since="30d", until=None, offline=True, output="-",
+                         output_format=output_format, serve_metrics=serve_metrics,
+                         listen=listen, interval="5m", config=config)
+        finally:
+            if keep is None:
+                shutil.rmtree(root, ignore_errors=True)
 
 
 report_app = typer.Typer(help="Pipeline events as Teams Adaptive Cards.", no_args_is_help=True)
@@ -621,7 +626,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     command = typer.main.get_command(app)
     verbose = any(a in ("-v", "--verbose") for a in (argv or sys.argv[1:]))
     try:
-        command.main(args=argv, prog_name="devex", standalone_mode=False)
+        # typer returns 130 for a Ctrl-C (or a SIGTERM that unwinds as one): not a success
+        if command.main(args=argv, prog_name="devex", standalone_mode=False) == 130:
+            _fail("interrupted", 130)
     except GateBlocked:
         sys.exit(1)
     except DevexError as exc:

@@ -10,16 +10,54 @@ and a qa one, and tickets in commit messages. Deterministic for a given seed and
 from __future__ import annotations
 
 import random
+import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from devex_cli.errors import UsageError
 from devex_cli.gitcli import git
 
 ENVIRONMENTS = ("dev", "qa", "preprod", "prod")
 REGISTRY = "registry.acme.example/shop"
+
+
+# Written in a --keep folder: a later `demo --keep` there may replace what the demo made (and only
+# that), where any other folder with something in it is refused.
+KEPT_MARKER = ".devex-demo"
+_MADE = ("apps", "gitops", "devex.toml", KEPT_MARKER)
+
+
+def prepare_kept_folder(folder: Path) -> None:
+    """Make `folder` ready for build_demo: create it, or empty a previous demo's of what it made.
+
+    Raises UsageError when `folder` is a file, holds anything but a previous demo, or cannot be
+    created or written.
+    """
+    hint = "give --keep a new or empty folder, or one a previous demo made"
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--keep {folder} is a file, not a folder", hint=hint)
+    try:
+        if folder.is_dir():
+            entries = {entry.name for entry in folder.iterdir()}
+            if entries and KEPT_MARKER not in entries:
+                raise UsageError(f"--keep {folder} is not empty, and not a previous demo's",
+                                 hint=hint)
+            for name in entries.intersection(_MADE):
+                made = folder / name
+                if made.is_dir() and not made.is_symlink():
+                    shutil.rmtree(made)
+                else:
+                    made.unlink()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / KEPT_MARKER).write_text(
+            "Made by `devex demo --keep`: running it again here replaces apps/, gitops/ and "
+            "devex.toml.\n", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot build the demo in {folder}: {exc.strerror or exc}",
+                         hint=hint) from None
 
 
 @dataclass(frozen=True)
@@ -50,7 +88,7 @@ class _FastImport:
     """Writes one repository's history through a single `git fast-import`."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self.path = path.absolute()  # git -C would read a relative marks file from inside it
         path.mkdir(parents=True)
         git(path, "init", "-q", "-b", "main")
         self.stream: list[bytes] = []

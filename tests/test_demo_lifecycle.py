@@ -1,0 +1,99 @@
+"""`devex demo`'s folders: where `--keep` cannot build (a one-line error, exit 2), a previous
+demo's folder built again, and the temporary folder removed when the demo is interrupted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Result
+
+Devex = Callable[..., Result]
+WAIT = 30.0  # generous: the machine running the tests may be busy
+
+
+def devex_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "devex_cli", *args]
+
+
+def one_line_error(result: Result) -> str:
+    assert "Traceback" not in result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    return lines[0]
+
+
+def until(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: p.write_text("x"), "is a file, not a folder"),
+    (lambda p: (p.mkdir(), (p / "mine.txt").write_text("x")),
+     "is not empty, and not a previous demo's"),
+    (lambda p: None, "cannot build the demo in"),  # below a file: nowhere to write
+])
+def test_demo_keep_where_it_cannot_build(devex: Devex, tmp_path: Path,
+                                         make: Callable[[Path], object], message: str) -> None:
+    target = tmp_path / "keep"
+    make(target)
+    if message == "cannot build the demo in":
+        (tmp_path / "file").write_text("x")
+        target = tmp_path / "file" / "keep"
+    result = devex("demo", "--keep", str(target))
+    assert result.code == 2
+    line = one_line_error(result)
+    assert message in line and str(target) in line
+    assert "(give --keep a new or empty folder, or one a previous demo made)" in line
+
+
+def test_demo_keep_again_replaces_the_previous_demo(devex: Devex, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative folder, as people type it
+    assert devex("demo", "--format", "json", "--keep", "org").code == 0
+    (tmp_path / "org" / "notes.txt").write_text("mine")
+    (tmp_path / "org" / "gitops" / "left-over").write_text("from the first demo")
+    result = devex("demo", "--format", "json", "--keep", "org")
+    assert result.code == 0, result.err
+    assert (tmp_path / "org" / "notes.txt").read_text() == "mine"  # only its own files replaced
+    assert not (tmp_path / "org" / "gitops" / "left-over").exists()
+    assert (tmp_path / "org" / "gitops" / ".git").is_dir()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_demo_interrupted_while_building_removes_its_folder(tmp_path: Path, signum: int) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {**os.environ, "TMPDIR": str(temporary), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    with (tmp_path / "demo.err").open("wb") as stderr:
+        process = subprocess.Popen(devex_argv("demo"), stdout=subprocess.DEVNULL, stderr=stderr,
+                                   env=env, preexec_fn=default_sigint)
+        try:
+            # the folder appears at the start of a build that takes a second or more
+            assert until(lambda: any(temporary.iterdir()), timeout=WAIT)
+            process.send_signal(signum)
+            code = process.wait(timeout=WAIT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert code == 130
+    assert (tmp_path / "demo.err").read_text() == "devex: error: interrupted\n"
+    assert list(temporary.iterdir()) == []
