@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from tests.gitops_shapes import synthetic_history  # noqa: E402
 
 from devex_cli.config import load_settings  # noqa: E402
-from devex_cli.gitops_layout import parse_kustomization  # noqa: E402
+from devex_cli.manifests import parse_manifest  # noqa: E402
 from devex_cli.sources.gitops import read_history  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def naive(repo: Path) -> int:
         elif line.endswith("kustomization.yaml"):
             blob = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{line}"],
                                   capture_output=True, check=True).stdout
-            parse_kustomization(blob)
+            parse_manifest(line.rsplit("/", 1)[-1], blob)
             reads += 1
     return reads
 

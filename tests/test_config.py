@@ -18,7 +18,7 @@ def test_defaults_without_a_file(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     settings = load_settings(environ={}, cwd=tmp_path)
     assert settings.source is None
-    assert settings.gitops.manifests == ("apps/{service}/overlays/{environment}/kustomization.yaml",)
+    assert settings.gitops.manifests == ()  # none: the layout is discovered
     assert settings.gate.environment == "qa"
     assert settings.jira.batch_size == 100
 

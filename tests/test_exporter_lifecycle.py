@@ -198,7 +198,9 @@ def test_other_methods_are_not_allowed(served: Served) -> None:
 
 def test_clients_that_go_away_early_are_no_error(served: Served) -> None:
     before = served.err().count("ended early")
-    for _ in range(5):
+    # whether a reset lands while the answer is written is a race: enough tries that one does,
+    # even on a loaded machine
+    for _ in range(40):
         with socket.create_connection(("127.0.0.1", served.port), timeout=WAIT) as client:
             client.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
             # close with a reset (SO_LINGER 0), before the answer is read

@@ -6,13 +6,12 @@ import pytest
 
 from devex_cli.config import load_settings
 from devex_cli.gitops_layout import (
-    Image,
-    ManifestError,
+    Location,
     ManifestTemplate,
     order_environments,
-    parse_kustomization,
     revision_in_tag,
 )
+from devex_cli.manifests import OVERRIDE, ImageUse, ManifestError, parse_manifest
 from devex_cli.sources.gitops import GitOpsHistory, read_history
 from tests.gitworld import GitRepo, image, kustomization, overlay
 
@@ -49,34 +48,40 @@ def test_revision_in_tag(tag: str | None, revision: str | None) -> None:
 
 
 def test_tags_stay_text() -> None:
-    images = parse_kustomization(b"images:\n- name: app\n  newTag: 0054442\n"
-                                 b"- name: other\n  newTag: 12e4567\n- name: x\n  newTag: 1.10\n")
-    assert [i.tag for i in images] == ["0054442", "12e4567", "1.10"]
+    facts = parse_manifest("kustomization.yaml", b"images:\n- name: app\n  newTag: 0054442\n"
+                           b"- name: other\n  newTag: 12e4567\n- name: x\n  newTag: 1.10\n")
+    assert [i.tag for i in facts.uses] == ["0054442", "12e4567", "1.10"]
 
 
 def test_tag_in_new_name_and_commented_lines() -> None:
-    images = parse_kustomization(
+    facts = parse_manifest(
+        "kustomization.yaml",
         b"images:\n# - name: old\n#   newTag: deadbeef1\n"
         b"- name: app\n  newName: reg.example:5000/team/app:1.2-58ddfd6 # pinned\n")
-    assert images == (Image("app", "reg.example:5000/team/app:1.2-58ddfd6", None, None),)
-    assert images[0].tag == "1.2-58ddfd6"
-    assert images[0].is_named("app")
+    assert facts.uses == (ImageUse("app", "reg.example:5000/team/app", "1.2-58ddfd6", None,
+                                   OVERRIDE),)
 
 
 @pytest.mark.parametrize("content", [b"images: [\n", b"- a\n- b\n", b"images: {a: 1}\n",
                                      b"images:\n- newTag: x\n", b"\xff\xfe"])
 def test_unreadable_manifests(content: bytes) -> None:
     with pytest.raises(ManifestError):
-        parse_kustomization(content)
+        parse_manifest("kustomization.yaml", content)
 
 
 def test_template_matching() -> None:
     template = ManifestTemplate("apps/{service}/overlays/{environment}/kustomization.yaml")
-    assert template.match("apps/pay/overlays/qa/kustomization.yaml") == ("pay", "qa")
-    assert template.match("apps/pay/base/kustomization.yaml") is None
+    assert template.match("apps/pay/overlays/qa/kustomization.yaml", "prod") == Location(
+        "apps/pay/overlays/qa", "qa", "pay")
+    assert template.match("apps/pay/base/kustomization.yaml", "prod") is None
     assert template.pathspec == ":(glob)apps/*/overlays/*/kustomization.yaml"
     own = ManifestTemplate("envs/{environment}/payments.yaml", service="payments")
-    assert own.match("envs/prod/payments.yaml") == ("payments", "prod")
+    assert own.match("envs/prod/payments.yaml", "prod") == Location(
+        "envs/prod/payments.yaml", "prod", "payments", True)
+    folder = ManifestTemplate("deploy/*/{service}/")
+    assert folder.match("deploy/eu/cart/deployment.yml", "production") == Location(
+        "deploy/eu/cart", "production", "cart")
+    assert folder.pathspec == ":(glob)deploy/*/*/*"
 
 
 def test_environment_order() -> None:
@@ -129,11 +134,12 @@ def test_several_images_none_named_each_is_a_service(gitops: GitRepo, tmp_path: 
         {"name": "ghcr.io/org/worker", "newName": "ghcr.io/org/worker-v2", "newTag": "0a1b2c3"},
         {"name": "postgres", "newTag": "16.3"}])})
     result = history(gitops, tmp_path, f"[services.stack]\nmanifest = '{path}'\n")
-    assert result.services == ("postgres", "web", "worker")
+    # each own image a service named by its `name` (not the registry path newName moved it
+    # to); postgres, never a commit and from another namespace, is third-party
+    assert result.services == ("web", "worker")
     assert [(d.service, d.release.version) for d in result.deployments] == [
-        ("postgres", "16.2"), ("web", "58ddfd6"), ("worker", "0a1b2c3"), ("postgres", "16.3")]
-    postgres = result.state("postgres", "dev")
-    assert postgres is not None and postgres.release.revision is None
+        ("web", "58ddfd6"), ("worker", "0a1b2c3")]
+    assert [(t.image, t.version) for t in result.third_party] == [("postgres", "16.3")]
 
 
 def test_pinned_image(gitops: GitRepo, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pytest_httpx import HTTPXMock
 
 from devex_cli.config import load_settings
 from devex_cli.errors import ConfigError, InputError, UsageError
-from devex_cli.gitops_layout import ManifestError, parse_kustomization
+from devex_cli.manifests import ManifestError, parse_manifest
 from devex_cli.notify.junit import parse_junit
 from devex_cli.notify.security import parse_sca, parse_veracode
 from devex_cli.tickets import compile_ticket_pattern, extract_ticket_keys
@@ -32,39 +32,54 @@ yaml_like = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4)
     | st.dictionaries(st.sampled_from(["images", "name", "newTag", "newName", "digest",
-                                       "resources", "patches", "x"]), children, max_size=4),
+                                       "resources", "patches", "x", "kind", "apiVersion",
+                                       "spec", "template", "containers", "image", "tag",
+                                       "repository", "helm", "parameters", "values", "<<"]),
+                      children, max_size=4),
     max_leaves=20)
 
 
-@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
-def test_any_bytes_as_a_kustomization(content: bytes) -> None:
+MANIFEST_NAMES = st.sampled_from(["kustomization.yaml", "deployment.yaml", "values-prod.yaml",
+                                  ".argocd-source-app.yaml", "app.yml"])
+
+
+@given(MANIFEST_NAMES, st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_any_bytes_as_a_manifest(name: str, content: bytes) -> None:
     try:
-        images = parse_kustomization(content)
+        facts = parse_manifest(name, content)
     except ManifestError:
         return
-    assert all(isinstance(i.name, str) for i in images)
+    assert all(isinstance(i.key, str) for i in facts.uses)
 
 
-@given(yaml_like)
-def test_any_structure_as_a_kustomization(document: object) -> None:
+@given(MANIFEST_NAMES, yaml_like | st.fixed_dictionaries(
+    {"apiVersion": st.sampled_from(["apps/v1", "argoproj.io/v1alpha1", "batch/v1"]),
+     "kind": st.sampled_from(["Deployment", "Application", "CronJob", "HelmRelease"]),
+     "spec": yaml_like}))
+def test_any_structure_as_a_manifest(name: str, document: object) -> None:
     import yaml
 
     text = yaml.safe_dump(document, allow_unicode=True).encode()
     try:
-        images = parse_kustomization(text)
+        facts = parse_manifest(name, text)
     except ManifestError:
         return
-    for image in images:
-        assert isinstance(image.name, str)
-        assert image.tag is None or isinstance(image.tag, str)
+    for use in facts.uses:
+        assert isinstance(use.key, str)
+        assert use.tag is None or isinstance(use.tag, str)
+        assert use.repository is None or isinstance(use.repository, str)
 
 
 def test_yaml_anchors_and_a_huge_manifest() -> None:
     anchors = b"base: &img {name: app, newTag: 58ddfd6}\nimages:\n- *img\n- <<: *img\n  name: b\n"
-    assert [i.name for i in parse_kustomization(anchors)] == ["app", "b"]
+    assert [i.key for i in parse_manifest("kustomization.yaml", anchors).uses] == ["app", "b"]
     huge = b"images:\n" + b"".join(b"- name: app%d\n  newTag: %07x\n" % (n, n)
                                    for n in range(20000))
-    assert len(parse_kustomization(huge)) == 20000
+    assert len(parse_manifest("kustomization.yaml", huge).uses) == 20000
+    # a merge key that merges itself (an alias cycle) is read, not followed forever
+    cycle = b"a: &a\n  <<: *a\n  image: {repository: ghcr.io/x/a, tag: 58ddfd6}\n"
+    with contextlib.suppress(ManifestError):
+        parse_manifest("values-prod.yaml", cycle)
 
 
 @TMP
@@ -159,27 +174,30 @@ def test_many_images_cost_linear_time() -> None:
     must cost well under eight times the time (quadratic would be sixteen)."""
     from datetime import UTC, datetime
 
-    from devex_cli.gitops_layout import ManifestTemplate
-    from devex_cli.sources.gitops import _Change, _Commit, _ReaderState
+    from devex_cli.gitops_layout import ENVIRONMENT_NAMES
+    from devex_cli.gitops_reader import Change, Commit, Layout, ReaderState, Settings
 
     path = "apps/shop/overlays/prod/kustomization.yaml"
-    templates = [ManifestTemplate("apps/{service}/overlays/{environment}/kustomization.yaml")]
+    reading = Settings(Layout([], discover=True, environments=ENVIRONMENT_NAMES,
+                              production="prod"))
 
     def steps(count: int) -> tuple[float, float]:
-        # half the images share their last name segment with another (the clash rule runs)
+        # pairs of images share their last name segment (one service each pair: a service is
+        # never named by a registry path)
         content = b"images:\n" + b"".join(
             b"- name: registry%d.example.com/team/svc%d\n  newTag: %07x\n" % (n % 2, n // 2, n)
             for n in range(count))
-        images = parse_kustomization(content)
-        assert len(images) == count
-        commit = _Commit("c" * 40, datetime(2026, 9, 1, tzinfo=UTC), [_Change(path, "b" * 40)])
+        facts = parse_manifest("kustomization.yaml", content)
+        assert len(facts.uses) == count
+        commit = Commit("c" * 40, datetime(2026, 9, 1, tzinfo=UTC), [Change(path, "b" * 40)])
 
         def read() -> None:
-            state = _ReaderState("fingerprint")
-            assert state.apply([commit], {"b" * 40: images}, templates, {}, {}, None)
-            assert len(state.current) == count
+            state = ReaderState("fingerprint")
+            assert state.apply([commit], {"b" * 40: facts}, reading, None)
+            assert len(state.current) == count // 2
 
-        return _best_seconds(lambda: parse_kustomization(content)), _best_seconds(read)
+        return (_best_seconds(lambda: parse_manifest("kustomization.yaml", content)),
+                _best_seconds(read))
 
     small, large = steps(2000), steps(8000)
     for step, before, after in zip(("parse", "read"), small, large, strict=True):

@@ -289,8 +289,10 @@ def test_each_retry_is_one_line_at_info(httpx_mock: HTTPXMock, caplog: pytest.Lo
     httpx_mock.add_response(status_code=503)
     httpx_mock.add_exception(httpx.ConnectError("Connection refused"))
     httpx_mock.add_response(json={"ok": True})
-    # (a command run earlier in this process set devex's logger to its own handler alone)
+    # (a command run earlier in this process set devex's logger to its own handler alone, and
+    # the log capture of earlier tests may have left theirs on it: records reach caplog once)
     monkeypatch.setattr(logging.getLogger("devex"), "propagate", True)
+    monkeypatch.setattr(logging.getLogger("devex"), "handlers", [])
     with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="devex"), \
             client() as api:
         assert api.get_json("/x") == {"ok": True}

@@ -180,6 +180,7 @@ def status(
     settings = ctx.obj.settings()
     repo = gitops_source.open_repository(gitops, settings, default_here=True)
     history = gitops_source.read_history(repo, settings)
+    history.require_services()
     history.require_environments(environment or ())
     actual = None
     if not offline and settings.environ.get("ARGOCD_SERVER"):
@@ -191,9 +192,7 @@ def status(
         if view is not None:
             actual = actual_states(history, view, lambda synced: gitops_source.commits_after(
                 repo, synced, history.head))
-    report = status_view.build_status(
-        history, environments=environment or (), actual=actual,
-        unmatched=gitops_source.unmatched_manifests(repo, history.branch, settings))
+    report = status_view.build_status(history, environments=environment or (), actual=actual)
     if output_format == "json":
         sys.stdout.write(status_view.render_json(report) + "\n")
     else:

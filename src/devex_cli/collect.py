@@ -128,6 +128,7 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
     try:
         step("reading the GitOps history")
         history = gitops.read_history(repo, settings, has_commit=has_commit)
+        history.require_services()
         step(f"reading the change sets of {len(history.deployments)} deployments")
         built = build_records(history, source_of, settings, sources, cache)
     finally:

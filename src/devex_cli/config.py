@@ -17,16 +17,16 @@ from typing import Any
 from devex_cli.errors import ConfigError
 
 CONFIG_FILE_NAME = "devex.toml"
-DEFAULT_MANIFESTS = ("apps/{service}/overlays/{environment}/kustomization.yaml",)
 
 
 @dataclass(frozen=True)
 class GitOpsSettings:
     repo: str | None = None
     branch: str | None = None
-    manifests: tuple[str, ...] = DEFAULT_MANIFESTS
+    manifests: tuple[str, ...] = ()  # none: the layout is discovered
     environments: tuple[str, ...] = ()
     production: str | None = None
+    third_party: tuple[str, ...] = ()  # globs on image names that are not the organisation's
 
 
 @dataclass(frozen=True)

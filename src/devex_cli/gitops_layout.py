@@ -1,147 +1,159 @@
-"""The contract's "GitOps layout" rules as pure functions: templates, manifests, image choice,
-revisions in tags and the promotion order of environments. No I/O."""
+"""The contract's "GitOps layout" rules as pure functions: where a manifest's environment and
+service come from (discovery, or configured templates), revisions in tags, which images are
+services, and the promotion order of environments. No I/O."""
 
 from __future__ import annotations
 
+import fnmatch
+import posixpath
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache, cached_property
-from typing import Any
+from functools import cached_property
+
+from devex_cli.manifests import KUSTOMIZATION_FILES
 
 _HEX_RUN = re.compile(r"(?<![A-Za-z0-9])[0-9a-fA-F]{7,40}(?![A-Za-z0-9])")
-_PLACEHOLDER = re.compile(r"\{(service|environment)\}")
+_PLACEHOLDER = re.compile(r"\{(service|environment)\}|\*")
+
+# The usual environment names, in promotion order; unknown names come after, alphabetically.
+_PROMOTION = [("local",), ("dev", "development"), ("test", "testing"), ("qa",), ("uat",),
+              ("staging", "stage"), ("preprod", "pre-prod"), ("prod", "production")]
+_ORDER = {name: rank for rank, names in enumerate(_PROMOTION) for name in names}
+ENVIRONMENT_NAMES = frozenset(_ORDER)
+
+# Folder names that say what a folder holds, never which service it is.
+GENERIC_FOLDERS = frozenset({
+    "apps", "app", "services", "overlays", "overlay", "envs", "env", "environments",
+    "clusters", "k8s", "kubernetes", "manifests", "deploy", "deployments", "charts", "helm",
+    "kustomize", "base", "bases", "components", "releases", "values",
+})
+BASE_FOLDERS = frozenset({"base", "bases"})
+YAML_SUFFIXES = (".yaml", ".yml")
+_VALUES_FILE = re.compile(r"^(?:values[-._](?P<a>.+)|(?P<b>.+)[-._]values|(?P<c>[^.]+))"
+                          r"\.ya?ml$")
 
 
-class ManifestError(ValueError):
-    """A manifest that cannot be read as a kustomization; the message is the reason."""
+@dataclass(frozen=True)
+class Location:
+    """Where a manifest belongs: its unit (a folder read as one, or one file), its environment,
+    and its service when the path names one (else its own image's name does)."""
+
+    unit: str
+    environment: str
+    service: str | None
+    is_file: bool = False
+
+
+def is_yaml(path: str) -> bool:
+    return path.endswith(YAML_SUFFIXES)
+
+
+def locate(path: str, environments: frozenset[str]) -> Location | None:
+    """The contract's discovery: a path holding an environment name as a whole folder name, or
+    in a file name (`values-ENV.yaml`, `ENV.values.yaml`, `values.ENV.yaml`, `ENV.yaml`), is an
+    environment's. Its service is the nearest folder above the environment that is neither an
+    environment nor a generic word (for a file name, from the file's own folder), else the
+    nearest below it; else None. A folder named `base`/`bases` is never an environment's."""
+    if not is_yaml(path):
+        return None
+    folders = path.split("/")
+    name = folders.pop()
+    found = _VALUES_FILE.match(name)
+    stem = next((g for g in found.groups() if g), None) if found else None
+    if stem is not None and stem.lower() in environments and name not in KUSTOMIZATION_FILES:
+        return Location(path, stem, _service_above(folders, len(folders), environments), True)
+    if BASE_FOLDERS.intersection(folders):
+        return None
+    for index in range(len(folders) - 1, -1, -1):
+        if folders[index].lower() in environments:
+            service = (_service_above(folders, index, environments)
+                       or _service_below(folders, index, environments))
+            return Location("/".join(folders), folders[index], service)
+    return None
+
+
+def _service_above(folders: Sequence[str], index: int, environments: frozenset[str]) -> str | None:
+    for folder in reversed(folders[:index]):
+        if _names_a_service(folder, environments):
+            return folder
+    return None
+
+
+def _service_below(folders: Sequence[str], index: int, environments: frozenset[str]) -> str | None:
+    for folder in folders[index + 1 :]:
+        if _names_a_service(folder, environments):
+            return folder
+    return None
+
+
+def _names_a_service(folder: str, environments: frozenset[str]) -> bool:
+    lower = folder.lower()
+    return bool(folder) and lower not in environments and lower not in GENERIC_FOLDERS \
+        and not folder.startswith(".")
 
 
 @dataclass(frozen=True)
 class ManifestTemplate:
-    """A path template such as `apps/{service}/overlays/{environment}/kustomization.yaml`."""
+    """A configured path template: `{service}`, `{environment}` (each matching the same text
+    wherever it repeats), `*` for any one folder; a template ending in `/` names a folder whose
+    YAML files are read as one. Without `{environment}` it describes production alone."""
 
     template: str
     service: str | None = None  # the service a `services.<name>.manifest` template belongs to
 
     @property
-    def pathspec(self) -> str:
-        return ":(glob)" + _PLACEHOLDER.sub("*", self.template)
+    def folder(self) -> bool:
+        return self.template.endswith("/")
 
-    def match(self, path: str) -> tuple[str, str] | None:
-        """(service, environment) for a path the template matches, else None."""
-        found = self._regex.fullmatch(path)
-        if not found:
-            return None
+    def match(self, path: str, production: str) -> Location | None:
+        """Where a file the template covers belongs, else None. A kustomization's unit is its
+        folder (read as its build)."""
+        if self.folder:
+            found = self._regex.fullmatch(posixpath.dirname(path))
+            if not found or not is_yaml(path):
+                return None
+            unit, is_file = posixpath.dirname(path), False
+        else:
+            found = self._regex.fullmatch(path)
+            if not found:
+                return None
+            is_file = posixpath.basename(path) not in KUSTOMIZATION_FILES
+            unit = path if is_file else posixpath.dirname(path)
         groups = found.groupdict()
-        service = groups.get("service") or self.service
-        environment = groups.get("environment")
-        if not service or not environment:
-            return None
-        return service, environment
+        return Location(unit, groups.get("environment") or production,
+                        groups.get("service") or self.service, is_file)
+
+    @property
+    def pathspec(self) -> str:
+        glob = _PLACEHOLDER.sub("*", self.template)
+        return ":(glob)" + (glob + "*" if self.folder else glob)
 
     @cached_property
     def _regex(self) -> re.Pattern[str]:
         pattern, pos, seen = "", 0, set()
-        for found in _PLACEHOLDER.finditer(self.template):
-            pattern += re.escape(self.template[pos : found.start()])
+        text = self.template.rstrip("/")
+        for found in _PLACEHOLDER.finditer(text):
+            pattern += re.escape(text[pos : found.start()])
             name = found.group(1)
-            pattern += f"(?P={name})" if name in seen else f"(?P<{name}>[^/]+)"
-            seen.add(name)
+            if name is None:
+                pattern += "[^/]+"
+            else:
+                pattern += f"(?P={name})" if name in seen else f"(?P<{name}>[^/]+)"
+                seen.add(name)
             pos = found.end()
-        return re.compile(pattern + re.escape(self.template[pos:]))
+        return re.compile(pattern + re.escape(text[pos:]))
 
 
-@dataclass(frozen=True)
-class Image:
-    """One entry of a kustomization's `images:` list, all values as text."""
-
-    name: str
-    new_name: str | None = None
-    new_tag: str | None = None
-    digest: str | None = None
-
-    @property
-    def tag(self) -> str | None:
-        """`newTag`, else the tag part of `newName` (`registry/app:tag`)."""
-        if self.new_tag:
-            return self.new_tag
-        if self.new_name:
-            last = self.new_name.rsplit("/", 1)[-1]
-            if ":" in last:
-                return last.split(":", 1)[1] or None
-        return None
-
-    def is_named(self, reference: str) -> bool:
-        """True when `name` or `newName` equals the reference or ends with `/reference`."""
-        for value in (self.name, _without_tag(self.new_name)):
-            if value and (value == reference or value.endswith("/" + reference)):
-                return True
-        return False
+def locate_by_templates(path: str, templates: Sequence[ManifestTemplate],
+                        production: str) -> Location | None:
+    for template in templates:
+        if found := template.match(path, production):
+            return found
+    return None
 
 
-def _without_tag(name: str | None) -> str | None:
-    if not name:
-        return name
-    head, _, last = name.rpartition("/")
-    last = last.split(":", 1)[0]
-    return f"{head}/{last}" if head else last
-
-
-def parse_kustomization(content: bytes) -> tuple[Image, ...]:
-    """The `images:` of a kustomization, scalars kept as text (`0054442` stays `0054442`).
-
-    Raises ManifestError with the reason when the content is not a readable kustomization.
-    """
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ManifestError("not UTF-8 text") from None
-    yaml, loader = _yaml()
-    try:
-        documents = [d for d in yaml.load_all(text, Loader=loader) if d is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise ManifestError(f"invalid YAML{where}: {problem}") from None
-    if not documents:
-        return ()
-    document = documents[0]
-    if not isinstance(document, Mapping):
-        raise ManifestError("the top level is not a mapping")
-    entries = document.get("images")
-    if entries is None or entries == "":
-        return ()
-    if not isinstance(entries, list):
-        raise ManifestError("'images' is not a list")
-    images = []
-    for entry in entries:
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
-            raise ManifestError("an 'images' entry has no 'name'")
-        images.append(Image(
-            name=entry["name"],
-            new_name=_text(entry.get("newName")),
-            new_tag=_text(entry.get("newTag")),
-            digest=_text(entry.get("digest")),
-        ))
-    return tuple(images)
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value != "" else None
-
-
-@cache
-def _yaml() -> tuple[Any, type]:
-    """PyYAML and its loader, imported on the first manifest to parse (a run that finds every
-    manifest in the cache never needs it). libyaml's loader when present: same results, several
-    times faster."""
-    import yaml
-
-    return yaml, getattr(yaml, "CBaseLoader", yaml.BaseLoader)
-
+# -- tags and revisions ------------------------------------------------------------------------
 
 def revision_in_tag(tag: str | None) -> str | None:
     """The first stand-alone run of 7-40 hex digits in a tag, lower-cased, else None.
@@ -152,7 +164,7 @@ def revision_in_tag(tag: str | None) -> str | None:
     """
     if not tag:
         return None
-    found = _HEX_RUN.search(tag)
+    found = _HEX_RUN.search(tag.split("@", 1)[0])
     return found.group(0).lower() if found else None
 
 
@@ -160,55 +172,52 @@ def is_digits_only(revision: str) -> bool:
     return revision.isdigit()
 
 
-@dataclass(frozen=True)
-class PathRule:
-    """How the images of one manifest path map to services, decided over its whole history."""
-
-    services: Mapping[str, str]  # image name -> service; "*" = the path's own service by match
-
-    def service_of(self, image: Image, path_service: str) -> str | None:
-        if "*" in self.services:
-            return path_service if image.is_named(self.services["*"]) else None
-        return self.services.get(image.name)
+def same_commit(one: str | None, other: str | None) -> bool:
+    """Two revisions naming one commit: equal, or one a prefix of the other (a short SHA, then
+    the full one)."""
+    return bool(one and other and (one.startswith(other) or other.startswith(one)))
 
 
-def choose_path_rule(
-    path_service: str | None,
-    images_over_history: Iterable[Image],
-    *,
-    pinned_image: str | None = None,
-) -> PathRule:
-    """Which `images:` entries of a path are services (the contract's rule, in its order).
+# -- which images are services ------------------------------------------------------------------
 
-    1. `services.<name>.image` pins the path's service to an entry;
-    2. the entry whose name or newName is the service (or ends with /service);
-    3. the only image name the path ever held;
-    4. otherwise each image name is a service of its own, named by its last path segment.
-    """
-    images = list(images_over_history)
-    names = list(dict.fromkeys(i.name for i in images))
-    if path_service:
-        if pinned_image:
-            return PathRule({"*": pinned_image})
-        if any(i.is_named(path_service) for i in images):
-            return PathRule({"*": path_service})
-        if len(names) == 1:
-            return PathRule({names[0]: path_service})
-    short = {name: name.rsplit("/", 1)[-1] for name in names}
-    clashes = {s for s, count in Counter(short.values()).items() if count > 1}
-    return PathRule({name: (name if short[name] in clashes else short[name]) for name in names})
+def image_namespace(repository: str) -> str:
+    """Registry and owner of an image: `ghcr.io/acme/app` -> `ghcr.io/acme`, `redis` ->
+    `docker.io/library`, `bitnami/redis` -> `docker.io/bitnami`."""
+    parts = repository.split("/")
+    first = parts[0]
+    has_registry = len(parts) > 1 and ("." in first or ":" in first or first == "localhost")
+    if not has_registry:
+        return "docker.io/" + ("/".join(parts[:-1]) or "library")
+    if first in ("docker.io", "index.docker.io") and len(parts) == 2:
+        return "docker.io/library"
+    return "/".join(parts[:-1])
 
 
-# Promotion order of the usual environment names; unknown names come after, alphabetically.
-_ORDER = {
-    name: rank
-    for rank, names in enumerate([
-        ("local",), ("dev", "development"), ("test", "testing"), ("qa",), ("uat",),
-        ("staging", "stage"), ("preprod", "pre-prod"), ("prod", "production"),
-    ])
-    for name in names
-}
+def third_party_images(repositories: Mapping[str, bool], patterns: Sequence[str] = ()) -> set[str]:
+    """Of the image repositories (each with whether any of its tags ever named a commit), those
+    that are third-party: no tag names a commit, and no commit-naming image comes from their
+    namespace. Where no image names a commit, none is (except by `patterns`, globs on names)."""
+    own = {image_namespace(r) for r, names_commit in repositories.items() if names_commit}
+    found = {r for r, names_commit in repositories.items()
+             if own and not names_commit and image_namespace(r) not in own}
+    found |= {r for r in repositories if any(fnmatch.fnmatchcase(r, p) for p in patterns)}
+    return found
 
+
+def last_segment(name: str) -> str:
+    """`ghcr.io/acme/payments-web` -> `payments-web`; `helm:api.image` -> `api`."""
+    if name.startswith("helm:"):
+        path = name.removeprefix("helm:").rsplit(".image", 1)[0]
+        return path.rsplit(".", 1)[-1] if path != "image" else "image"
+    return name.rstrip("/").rsplit("/", 1)[-1]
+
+
+def names_service(names: Iterable[str | None], service: str) -> bool:
+    """An image whose name (or repository) equals the service or ends with `/service`."""
+    return any(n and (n == service or n.endswith("/" + service)) for n in names)
+
+
+# -- environments -------------------------------------------------------------------------------
 
 def order_environments(found: Iterable[str], configured: Sequence[str] = ()) -> list[str]:
     """Environments in promotion order; `configured` sets the order and drops the others."""

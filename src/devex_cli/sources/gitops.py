@@ -1,16 +1,16 @@
 """The GitOps repository: desired state per service and environment, and its history.
 
-One pass over `git log --first-parent --raw` of the tracked branch, limited to the manifest
-templates, then one `git cat-file --batch` for every blob those commits wrote. A commit is a
-deployment of a service to an environment when the revision (or version) it gives differs from its
-first parent's.
+One pass over `git log --first-parent --raw` of the tracked branch (its YAML files, and any file
+a configured template names), then one `git cat-file --batch` for every blob those commits wrote;
+each blob is parsed once ever (kept in the cache by SHA). What the files say is read by
+`gitops_reader` as the contract's "GitOps layout" says; its state at the branch head is kept, so
+a later run reads only the commits since.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,14 +18,13 @@ from typing import Any
 
 from devex_cli.cache import (
     BOOLEAN,
-    INTEGER,
     TEXT,
     JsonCache,
+    Kinds,
     entries,
     fields,
     keyed,
     list_of,
-    map_of,
     one_of,
     optional,
     row,
@@ -34,90 +33,34 @@ from devex_cli.config import Settings
 from devex_cli.errors import InputError, UsageError
 from devex_cli.gitcli import GitFailed, git, local_repository, read_blobs
 from devex_cli.gitops_layout import (
-    Image,
-    ManifestError,
+    ENVIRONMENT_NAMES,
     ManifestTemplate,
-    PathRule,
-    choose_path_rule,
-    is_digits_only,
     order_environments,
-    parse_kustomization,
     production_environment,
-    revision_in_tag,
 )
+from devex_cli.gitops_reader import (
+    Change,
+    Commit,
+    CommitChecker,
+    DeployedState,
+    Deployment,
+    Facts,
+    Layout,
+    ReaderState,
+    Redeployment,
+    Release,
+    Skipped,
+    ThirdParty,
+)
+from devex_cli.gitops_reader import Settings as ReaderSettings
+from devex_cli.manifests import ImageUse, ManifestError, ManifestFacts, parse_manifest
+
+__all__ = ["CommitChecker", "DeployedState", "Deployment", "GitOpsHistory", "Redeployment",
+           "Release", "Skipped", "ThirdParty", "commits_after", "open_repository",
+           "path_owner", "read_history"]
 
 _NULL_SHA = "0" * 40
-
-# Of these (service, digits-only tag) pairs, the ones that name a commit of the service's app
-# repository: asked once for all the tags a read meets.
-CommitChecker = Callable[[Collection[tuple[str, str]]], Collection[tuple[str, str]]]
-
-
-@dataclass(frozen=True)
-class Release:
-    """What a manifest deploys of a service: the tag, and the commit it names if any."""
-
-    version: str
-    revision: str | None
-
-    @property
-    def identity(self) -> str:
-        return self.revision or f"version:{self.version}"
-
-
-@dataclass(frozen=True)
-class Deployment:
-    service: str
-    environment: str
-    release: Release
-    previous: Release | None
-    gitops_commit: str
-    time: datetime  # the GitOps commit's committer time
-    manifest: str
-
-
-@dataclass(frozen=True)
-class Skipped:
-    path: str
-    commit: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Redeployment:
-    """A new tag of the same commit (a rebuild: `58ddfd6-41-1` -> `58ddfd6-42-1`, or a short SHA
-    followed by the full one): not a deployment, counted apart."""
-
-    service: str
-    environment: str
-    release: Release
-    previous: Release
-    gitops_commit: str
-    time: datetime
-    manifest: str
-
-
-@dataclass(frozen=True)
-class ThirdParty:
-    """An image that is not the organisation's (redis, keycloak beside its own images), as
-    deployed at the branch head: listed by `status`, counted nowhere."""
-
-    image: str
-    environment: str
-    version: str
-    manifest: str
-
-
-@dataclass(frozen=True)
-class DeployedState:
-    """What is deployed of a service in an environment at the branch head."""
-
-    service: str
-    environment: str
-    release: Release
-    manifest: str
-    gitops_commit: str
-    deployed_at: datetime
+_YAML_PATHSPECS = (":(glob)**/*.yaml", ":(glob)**/*.yml")
 
 
 @dataclass(frozen=True)
@@ -133,6 +76,8 @@ class GitOpsHistory:
     broken_at_head: tuple[Skipped, ...] = ()
     redeployments: tuple[Redeployment, ...] = ()
     third_party: tuple[ThirdParty, ...] = ()
+    nearest: tuple[str, ...] = ()  # files that set images but belong to no environment
+    looked_for: str = ""  # what the reader looked for, said when it found nothing
 
     def state(self, service: str, environment: str) -> DeployedState | None:
         return self.current.get((service, environment))
@@ -147,18 +92,18 @@ class GitOpsHistory:
                     f"{', '.join(self.environments) or 'none'}",
                     hint="names are matched exactly; pass one of them")
 
-
-@dataclass
-class _Change:
-    path: str
-    blob: str | None  # None: the path was deleted
-
-
-@dataclass
-class _Commit:
-    sha: str
-    committed_at: datetime
-    changes: list[_Change]
+    def require_services(self) -> None:
+        """Raises UsageError saying what was looked for and which files came closest when no
+        manifest gave a service: empty figures with exit 0 would read as "no deployments"."""
+        if self.services:
+            return
+        closest = ", ".join(self.nearest) or "no YAML file sets an image"
+        raise UsageError(
+            f"no service found in the GitOps repository: looked for {self.looked_for}; "
+            f"closest: {closest}",
+            hint="name environments in paths (apps/<service>/overlays/prod/, "
+                 "envs/prod/<service>/, values-prod.yaml) or set gitops.manifests, e.g. "
+                 "[\"{service}/kustomization.yaml\"] for a production-only repository")
 
 
 def open_repository(spec: str | None, settings: Settings, *, default_here: bool = False) -> Path:
@@ -192,19 +137,19 @@ def read_history(
     The reader's state at the branch head is kept in the cache: a later run reads only the
     commits since (`git log OLD..NEW`), so its cost grows with new commits, not with history. It
     reads everything again when the branch was rewritten, the settings that shape the reading
-    changed, a path's image names now map to services differently, or a digits-only tag is
-    judged differently.
+    changed, new commits change a decision taken over the whole history (which images are
+    third-party, which folder only serves as a base, which image is which service), or a
+    digits-only tag is judged differently.
     """
     branch = settings.gitops.branch or _head_branch(repo)
-    templates = _templates(settings)
-    aliases = {alias: name for name, s in settings.services.items() for alias in s.aliases}
-    pinned = {name: s.image for name, s in settings.services.items() if s.image}
+    reading = reader_settings(settings)
+    pathspecs = _pathspecs(reading.layout.templates)
     cache = _state_cache(repo, branch, settings,
                          variant or ("checked" if has_commit is not None else "plain"))
-    fingerprint = _fingerprint(templates, aliases, pinned)
+    fingerprint = reading.fingerprint()
     try:
         head = _branch_head(repo, branch)
-        state = _ReaderState.load(cache.load(), fingerprint)
+        state = ReaderState.load(cache.load(), fingerprint)
         if state is not None and not state.digits_hold(has_commit):
             state = None
         if state is not None and state.head != head:
@@ -212,270 +157,85 @@ def read_history(
             if since is None or commits_after(repo, since, head) is None:
                 state = None
             else:
-                commits = _log(repo, f"{since}..{head}", templates)
-                blobs = _parse_blobs(repo, commits)  # a few: no manifest cache
-                if not state.apply(commits, blobs, templates, aliases, pinned, has_commit):
+                commits = _log(repo, f"{since}..{head}", pathspecs)
+                facts = _parse_blobs(repo, commits, settings.cache_dir())
+                if not state.apply(commits, facts, reading, has_commit):
                     state = None
         if state is None:
-            commits = _log(repo, head, templates) if head else []
-            blobs = _parse_blobs(repo, commits, settings.cache_dir())
-            state = _ReaderState(fingerprint)
-            state.apply(commits, blobs, templates, aliases, pinned, has_commit)
+            commits = _log(repo, head, pathspecs) if head else []
+            facts = _parse_blobs(repo, commits, settings.cache_dir())
+            state = ReaderState(fingerprint)
+            state.apply(commits, facts, reading, has_commit)
     except GitFailed as exc:
         raise InputError(f"cannot read the GitOps repository {repo}: {exc}",
                          hint="is it a complete clone? try removing devex's cached copy") from None
     if state.head != head:
         state.head = head
         cache.save(state.dump())
-    return state.history(head, branch, settings)
+    return _history(state, head, branch, settings, reading)
 
 
-_STATE_VERSION = 2
-_IMAGE_ROW = row(TEXT, optional(TEXT), optional(TEXT), optional(TEXT))
-_SKIPPED_ROW = row(TEXT, TEXT, TEXT)
-# The reader's state is read whole or not at all, so its every row is checked on load: a few
-# milliseconds for a year of history, a fraction of decoding it.
+def reader_settings(settings: Settings) -> ReaderSettings:
+    """What shapes the reading, from devex.toml."""
+    own = [ManifestTemplate(s.manifest, service=name)
+           for name, s in settings.services.items() if s.manifest]
+    configured = [ManifestTemplate(t) for t in settings.gitops.manifests]
+    names = set(ENVIRONMENT_NAMES) | {e.lower() for e in settings.gitops.environments}
+    if settings.gitops.production:
+        names.add(settings.gitops.production.lower())
+    layout = Layout(own + configured, discover=not configured, environments=names,
+                    production=settings.gitops.production or "prod")
+    return ReaderSettings(
+        layout=layout,
+        aliases={alias: name for name, s in settings.services.items() for alias in s.aliases},
+        pinned={name: s.image for name, s in settings.services.items() if s.image},
+        third_party=settings.gitops.third_party)
+
+
+def _history(state: ReaderState, head: str | None, branch: str, settings: Settings,
+             reading: ReaderSettings) -> GitOpsHistory:
+    deployments, current = state.deployments, state.current
+    found = {env for _, env in current} | {d.environment for d in deployments}
+    environments = order_environments(found, settings.gitops.environments)
+    keep = set(environments)
+    if reading.layout.discover:
+        looked_for = ("YAML files in a folder named for an environment ("
+                      + ", ".join(sorted(reading.layout.environments)) + ") or named "
+                      "values-ENV.yaml / ENV.yaml, setting images (kustomize images:, "
+                      "Deployment/StatefulSet/DaemonSet/Rollout containers, Helm values, "
+                      "Argo CD Application or .argocd-source-*.yaml overrides, Flux HelmRelease "
+                      "values)")
+    else:
+        looked_for = "files matching " + ", ".join(t.template for t in reading.layout.templates)
+    return GitOpsHistory(
+        head=head,
+        branch=branch,
+        deployments=tuple(d for d in deployments if d.environment in keep),
+        current={k: v for k, v in current.items() if k[1] in keep},
+        skipped=tuple(state.skipped),
+        environments=tuple(environments),
+        production=production_environment(environments, settings.gitops.production),
+        services=tuple(sorted({s for s, e in current if e in keep}
+                              | {d.service for d in deployments if d.environment in keep})),
+        broken_at_head=tuple(state.broken.values()),
+        redeployments=tuple(r for r in state.redeployments if r.environment in keep),
+        third_party=tuple(t for t in state.third_party_at_head()
+                          if not keep or t.environment in keep or not settings.gitops.environments),
+        nearest=tuple(state.nearest_files()),
+        looked_for=looked_for,
+    )
+
+
+_STATE_VERSION = 3
+# The reader's state is read whole or not at all: its top level is checked here, every row as
+# it is read back (ReaderState.load), and anything amiss reads the history again.
+_TABLE, _MAP = Kinds(list), Kinds(dict)
 _STATE_SHAPE = fields(
-    fingerprint=TEXT, head=optional(TEXT),
-    releases=list_of(row(TEXT, TEXT, TEXT, TEXT, optional(TEXT))),
-    path_services=map_of(list_of(TEXT)),
-    path_images=map_of(list_of(_IMAGE_ROW)),
-    held=map_of(list_of(row(TEXT, optional(TEXT)))),
-    digits=list_of(row(TEXT, TEXT, BOOLEAN)),
-    current=list_of(row(TEXT, TEXT, TEXT, optional(TEXT), TEXT, TEXT, INTEGER)),
-    deployments=list_of(row(TEXT, TEXT, TEXT, optional(TEXT), optional(TEXT), optional(TEXT),
-                            TEXT, INTEGER, TEXT)),
-    skipped=list_of(_SKIPPED_ROW), broken=list_of(_SKIPPED_ROW))
-
-
-class _ReaderState:
-    """What the reader knows after the commits it has read; kept in the cache between runs."""
-
-    def __init__(self, fingerprint: str) -> None:
-        self.fingerprint = fingerprint
-        self.head: str | None = None
-        # (service, environment) -> {path: release}: a service can be given by several paths
-        # (an alias and its new name) for a moment, so the release of a path is kept per path.
-        self.releases: dict[tuple[str, str], dict[str, Release]] = defaultdict(dict)
-        self.path_services: dict[str, set[str]] = defaultdict(set)  # path -> services it gives
-        self.path_images: dict[str, tuple[Image, ...]] = {}
-        self.held: dict[str, dict[tuple[str, str | None], None]] = defaultdict(dict)
-        self.rules: dict[str, PathRule] = {}
-        self.digits: dict[tuple[str, str], bool] = {}  # (service, digits tag) -> a commit?
-        self.current: dict[tuple[str, str], DeployedState] = {}
-        self.deployments: list[Deployment] = []
-        self.skipped: list[Skipped] = []
-        self.broken: dict[str, Skipped] = {}
-
-    def digits_hold(self, has_commit: CommitChecker | None) -> bool:
-        """Whether every digits-only tag read so far is still judged as it was. A tag found to
-        name a commit keeps naming it (commits are immutable); one that did not is asked again,
-        as its commit may have been pushed since."""
-        asked = [pair for pair, was in self.digits.items() if not was]
-        return not (asked and has_commit and has_commit(asked))
-
-    def apply(self, commits: list[_Commit], blobs: Mapping[str, _Parsed],
-              templates: list[ManifestTemplate], aliases: Mapping[str, str],
-              pinned: Mapping[str, str], has_commit: CommitChecker | None) -> bool:
-        """Read `commits` (oldest first) on top of the state. False when the new commits change
-        how a path already read maps images to services: the history must be read again."""
-        paths = {c.path for commit in commits for c in commit.changes}
-        earlier = {path: _path_rule(path, self.held[path], templates, aliases, pinned)
-                   for path in paths if self.held.get(path)}
-        for commit in commits:
-            for change in commit.changes:
-                parsed = blobs.get(change.blob) if change.blob else None
-                for image in parsed if isinstance(parsed, tuple) else ():
-                    self.held[change.path].setdefault((image.name, image.new_name), None)
-        for path in paths:
-            rule = _path_rule(path, self.held.get(path, {}), templates, aliases, pinned)
-            if path in earlier and earlier[path] != rule:
-                return False
-            self.rules[path] = rule
-        self._judge_digits(commits, blobs, templates, aliases, has_commit)
-        for commit in commits:
-            self._read(commit, blobs, templates, aliases)
-        return True
-
-    def _judge_digits(self, commits: list[_Commit], blobs: Mapping[str, _Parsed],
-                      templates: list[ManifestTemplate], aliases: Mapping[str, str],
-                      has_commit: CommitChecker | None) -> None:
-        """Whether each new digits-only tag names a commit, in one question for all."""
-        wanted: dict[tuple[str, str], None] = {}  # newest first: a source may list from those
-        for commit in reversed(commits):
-            for change in commit.changes:
-                where = _where(change.path, templates)
-                parsed = blobs.get(change.blob) if change.blob else None
-                if where is None or not isinstance(parsed, tuple):
-                    continue
-                for image in parsed:
-                    named = self.rules[change.path].service_of(image, where[0])
-                    revision = revision_in_tag(image.tag)
-                    if named is None or not revision or not is_digits_only(revision):
-                        continue
-                    pair = (aliases.get(named, named), revision)
-                    if pair not in self.digits:
-                        wanted[pair] = None
-        found = set(has_commit(list(wanted))) if wanted and has_commit else set()
-        for pair in wanted:
-            self.digits[pair] = pair in found
-
-    def _read(self, commit: _Commit, blobs: Mapping[str, _Parsed],
-              templates: list[ManifestTemplate], aliases: Mapping[str, str]) -> None:
-        touched: set[tuple[str, str]] = set()
-        for change in commit.changes:
-            where = _where(change.path, templates)
-            if where is None:
-                continue
-            path_service, environment = where
-            if change.blob is None:
-                self.path_images.pop(change.path, None)
-                self.broken.pop(change.path, None)
-            else:
-                parsed = blobs.get(change.blob, ManifestError("blob missing from the repository"))
-                if isinstance(parsed, ManifestError):
-                    problem = Skipped(change.path, commit.sha, str(parsed))
-                    self.skipped.append(problem)
-                    self.broken[change.path] = problem
-                    continue
-                self.broken.pop(change.path, None)
-                self.path_images[change.path] = parsed
-            rule = self.rules[change.path]
-            for gone in self.path_services.pop(change.path, set()):
-                self.releases[(gone, environment)].pop(change.path, None)
-                touched.add((gone, environment))
-            for image in self.path_images.get(change.path, ()):
-                named = rule.service_of(image, path_service)
-                if named is None:
-                    continue
-                service = aliases.get(named, named)
-                release = self._release(image, service)
-                touched.add((service, environment))
-                if release is not None:
-                    self.releases[(service, environment)][change.path] = release
-                    self.path_services[change.path].add(service)
-        changed = {c.path for c in commit.changes}
-        for service, environment in sorted(touched):
-            now = _release_of(self.releases[(service, environment)], changed)
-            before = self.current.get((service, environment))
-            if now is None:
-                self.current.pop((service, environment), None)
-                continue
-            release, manifest = now
-            if before is not None and before.release.identity == release.identity:
-                if before.release != release or before.manifest != manifest:
-                    self.current[(service, environment)] = DeployedState(
-                        service, environment, release, manifest,
-                        before.gitops_commit, before.deployed_at)
-                continue
-            self.deployments.append(Deployment(
-                service, environment, release, before.release if before else None,
-                commit.sha, commit.committed_at, manifest))
-            self.current[(service, environment)] = DeployedState(
-                service, environment, release, manifest, commit.sha, commit.committed_at)
-
-    def _release(self, image: Image, service: str) -> Release | None:
-        tag = image.tag or image.digest
-        if not tag:
-            return None
-        revision = revision_in_tag(image.tag)
-        if revision and is_digits_only(revision) and not self.digits.get((service, revision)):
-            revision = None
-        return Release(version=tag, revision=revision)
-
-    def history(self, head: str | None, branch: str, settings: Settings) -> GitOpsHistory:
-        deployments, current = self.deployments, self.current
-        found_envs = {env for _, env in current} | {d.environment for d in deployments}
-        environments = order_environments(found_envs, settings.gitops.environments)
-        keep = set(environments)
-        return GitOpsHistory(
-            head=head,
-            branch=branch,
-            deployments=tuple(d for d in deployments if d.environment in keep),
-            current={k: v for k, v in current.items() if k[1] in keep},
-            skipped=tuple(self.skipped),
-            environments=tuple(environments),
-            production=production_environment(environments, settings.gitops.production),
-            services=tuple(sorted({s for s, e in current if e in keep}
-                                  | {d.service for d in deployments if d.environment in keep})),
-            broken_at_head=tuple(self.broken.values()),
-        )
-
-    def dump(self) -> dict[str, Any]:
-        def pair(r: Release) -> tuple[str, str | None]:
-            return r.version, r.revision
-
-        return {
-            "fingerprint": self.fingerprint, "head": self.head,
-            "releases": [[s, e, path, *pair(r)]
-                         for (s, e), by_path in self.releases.items()
-                         for path, r in by_path.items()],
-            "path_services": {p: sorted(s) for p, s in self.path_services.items() if s},
-            "path_images": {p: [[i.name, i.new_name, i.new_tag, i.digest] for i in images]
-                            for p, images in self.path_images.items()},
-            "held": {p: [list(pair) for pair in pairs] for p, pairs in self.held.items()},
-            "digits": [[s, tag, was] for (s, tag), was in self.digits.items()],
-            "current": [[s.service, s.environment, *pair(s.release), s.manifest,
-                         s.gitops_commit, int(s.deployed_at.timestamp())]
-                        for s in self.current.values()],
-            "deployments": [[d.service, d.environment, *pair(d.release),
-                             *(pair(d.previous) if d.previous else (None, None)),
-                             d.gitops_commit, int(d.time.timestamp()), d.manifest]
-                            for d in self.deployments],
-            "skipped": [[s.path, s.commit, s.reason] for s in self.skipped],
-            "broken": [[s.path, s.commit, s.reason] for s in self.broken.values()],
-        }
-
-    @classmethod
-    def load(cls, data: Mapping[str, Any], fingerprint: str) -> _ReaderState | None:
-        """The state from the cache (of the shape `_STATE_SHAPE`), or None when it is missing,
-        stale or unreadable."""
-        if data.get("fingerprint") != fingerprint:
-            return None
-        state = cls(fingerprint)
-        try:
-            state.head = data["head"]
-            releases: dict[tuple[str | None, str | None], Release] = {}
-
-            def release(version: str, revision: str | None) -> Release:
-                found = releases.get((version, revision))
-                if found is None:
-                    found = releases[(version, revision)] = Release(version, revision)
-                return found
-
-            def moment(seconds: int) -> datetime:
-                return datetime.fromtimestamp(seconds, UTC)
-
-            for s, e, path, version, revision in data["releases"]:
-                state.releases[(s, e)][path] = release(version, revision)
-            for path, services in data["path_services"].items():
-                state.path_services[path] = set(services)
-            state.path_images = {p: tuple(Image(*fields) for fields in images)
-                                 for p, images in data["path_images"].items()}
-            for path, pairs in data["held"].items():
-                state.held[path] = {(name, new_name): None for name, new_name in pairs}
-            state.digits = {(s, tag): bool(was) for s, tag, was in data["digits"]}
-            for s, e, version, revision, manifest, commit, at in data["current"]:
-                state.current[(s, e)] = DeployedState(s, e, release(version, revision),
-                                                      manifest, commit, moment(at))
-            state.deployments = [
-                Deployment(s, e, release(version, revision),
-                           None if before is None else release(before, before_revision),
-                           commit, moment(at), manifest)
-                for s, e, version, revision, before, before_revision, commit, at, manifest
-                in data["deployments"]]
-            state.skipped = [Skipped(*fields) for fields in data["skipped"]]
-            state.broken = {fields[0]: Skipped(*fields) for fields in data["broken"]}
-        except (KeyError, OverflowError, OSError, ValueError):
-            return None  # damaged (a time out of range): the history is read again
-        return state
-
-
-def _fingerprint(templates: list[ManifestTemplate], aliases: Mapping[str, str],
-                 pinned: Mapping[str, str]) -> str:
-    """What shapes the reading besides the commits: a change reads the history again."""
-    return repr((sorted((t.template, t.service or '') for t in templates), sorted(aliases.items()),
-                 sorted(pinned.items())))
+    fingerprint=TEXT, head=optional(TEXT), decided=BOOLEAN, tree=_MAP, units=_TABLE,
+    unit_images=_MAP, dep_units=_MAP, referenced=_TABLE, held=_MAP, repositories=_MAP,
+    imageful=_TABLE, third_party=_TABLE, bases=_TABLE, rules=_MAP, digits=_TABLE,
+    releases_by_unit=_TABLE, current=_TABLE, deployments=_TABLE, redeployments=_TABLE,
+    skipped=_TABLE, broken=_TABLE, release_table=_TABLE)
 
 
 def _state_cache(repo: Path, branch: str, settings: Settings, variant: str) -> JsonCache:
@@ -484,20 +244,16 @@ def _state_cache(repo: Path, branch: str, settings: Settings, variant: str) -> J
                      shape=_STATE_SHAPE, grows_only=False)
 
 
-def _release_of(by_path: Mapping[str, Release],
-                changed: set[str]) -> tuple[Release, str] | None:
-    """The release a service has in an environment after a commit: of the paths giving it, the
-    one the commit changed wins."""
-    if not by_path:
+def path_owner(path: str, settings: Settings) -> tuple[str, str] | None:
+    """(service, environment) a manifest path (a file, or a folder such as an Argo CD
+    application's source path) belongs to by its own name, before aliases; None when the path
+    does not name its service."""
+    layout = reader_settings(settings).layout
+    path = path.strip("/")
+    where = layout.locate(path) or layout.locate(f"{path}/kustomization.yaml")
+    if where is None or where.service is None:
         return None
-    _, path = min((path not in changed, path) for path in by_path)
-    return by_path[path], path
-
-
-def _templates(settings: Settings) -> list[ManifestTemplate]:
-    own = [ManifestTemplate(s.manifest, service=name)
-           for name, s in settings.services.items() if s.manifest]
-    return own + [ManifestTemplate(t) for t in settings.gitops.manifests]
+    return where.service, where.environment
 
 
 def commits_after(repo: Path, since: str, head: str | None) -> set[str] | None:
@@ -516,36 +272,6 @@ def commits_after(repo: Path, since: str, head: str | None) -> set[str] | None:
     if not lines or lines[-1][1:2] != [since]:
         return None
     return {line[0] for line in lines}
-
-
-_NOT_OVERLAYS = {"base", "bases", "components", "component"}
-
-
-def unmatched_manifests(repo: Path, branch: str, settings: Settings) -> list[str]:
-    """Kustomizations at the branch head that no template matches (bases and components aside)."""
-    try:
-        listing = git(repo, "ls-tree", "-r", "--name-only", "-z", branch)
-    except GitFailed:
-        return []
-    templates = _templates(settings)
-    return [
-        path for path in listing.split("\x00")
-        if path.rsplit("/", 1)[-1] in ("kustomization.yaml", "kustomization.yml")
-        and _where(path, templates) is None
-        and not _NOT_OVERLAYS.intersection(path.split("/")[:-1])
-    ]
-
-
-def path_owner(path: str, settings: Settings) -> tuple[str, str] | None:
-    """(service, environment) a manifest path belongs to by the templates, before aliases."""
-    return _where(path, _templates(settings))
-
-
-def _where(path: str, templates: Iterable[ManifestTemplate]) -> tuple[str, str] | None:
-    for template in templates:
-        if found := template.match(path):
-            return found
-    return None
 
 
 def _head_branch(repo: Path) -> str:
@@ -571,12 +297,17 @@ def _branch_head(repo: Path, branch: str) -> str | None:
     return head
 
 
-def _log(repo: Path, revisions: str, templates: list[ManifestTemplate]) -> list[_Commit]:
-    """The first-parent commits of `revisions` (a commit or a range) that touch a template,
+def _pathspecs(templates: Sequence[ManifestTemplate]) -> list[str]:
+    """Every YAML file (a kustomization's bases may sit anywhere), and what templates name."""
+    return sorted({*_YAML_PATHSPECS, *(t.pathspec for t in templates)})
+
+
+def _log(repo: Path, revisions: str, pathspecs: Sequence[str]) -> list[Commit]:
+    """The first-parent commits of `revisions` (a commit or a range) that touch the pathspecs,
     oldest first."""
     out = git(repo, "log", "--first-parent", "--reverse", "--diff-merges=first-parent",
               "--no-renames", "--raw", "--no-abbrev", "-z", "--format=%x01%H%x02%ct", revisions,
-              "--", *sorted({t.pathspec for t in templates}))
+              "--", *pathspecs)
     commits = []
     for chunk in out.split("\x01")[1:]:
         header, _, raw = chunk.partition("\x00")
@@ -588,49 +319,48 @@ def _log(repo: Path, revisions: str, templates: list[ManifestTemplate]) -> list[
             if len(parts) < 5:
                 continue
             blob = None if parts[4].startswith("D") or parts[3] == _NULL_SHA else parts[3]
-            changes.append(_Change(path, blob))
-        commits.append(_Commit(sha, datetime.fromtimestamp(int(committed), UTC), changes))
+            changes.append(Change(path, blob))
+        commits.append(Commit(sha, datetime.fromtimestamp(int(committed), UTC), changes))
     return commits
 
 
-_Parsed = tuple[Image, ...] | ManifestError
-# blob SHA -> its images as rows, or {"error": why it cannot be read}
-_MANIFESTS_SHAPE = entries(one_of(list_of(_IMAGE_ROW), keyed(error=TEXT)))
+_USE_ROW = row(TEXT, optional(TEXT), optional(TEXT), optional(TEXT), TEXT)
+# blob SHA -> what it says ([uses, resources, kustomization, objects]) or {"error": why not read}
+_MANIFESTS_SHAPE = entries(one_of(
+    row(list_of(_USE_ROW), list_of(TEXT), BOOLEAN, Kinds(int)), keyed(error=TEXT)))
+_MANIFESTS_VERSION = 2
 
 
-def _parse_blobs(repo: Path, commits: list[_Commit],
-                 cache_dir: Path | None = None) -> dict[str, _Parsed]:
-    """Each manifest version parsed once: a blob's content never changes, so what it gives is
+def _parse_blobs(repo: Path, commits: Sequence[Commit],
+                 cache_dir: Path | None = None) -> dict[str, Facts]:
+    """Each manifest version parsed once: a blob's content never changes, so what it says is
     kept in the cache by blob SHA and a later run reads and parses only new blobs."""
-    cache = JsonCache(cache_dir, "gitops-manifests", version=1, shape=_MANIFESTS_SHAPE
-                      ) if cache_dir else None
+    cache = JsonCache(cache_dir, "gitops-manifests", version=_MANIFESTS_VERSION,
+                      shape=_MANIFESTS_SHAPE) if cache_dir else None
     known: dict[str, Any] = cache.load() if cache else {}
-    shas = {c.blob for commit in commits for c in commit.changes if c.blob}
-    parsed: dict[str, _Parsed] = {}
-    for sha in shas & known.keys():
+    names = {c.blob: c.path.rsplit("/", 1)[-1] for commit in commits for c in commit.changes
+             if c.blob}
+    parsed: dict[str, Facts] = {}
+    for sha in names.keys() & known.keys():
         entry = known[sha]
-        parsed[sha] = (ManifestError(entry["error"]) if isinstance(entry, dict)
-                       else tuple(Image(*fields) for fields in entry))
-    for sha, content in read_blobs(repo, shas - known.keys()).items():
+        if isinstance(entry, dict):
+            parsed[sha] = ManifestError(entry["error"])
+        else:
+            uses, resources, kustomization, objects = entry
+            parsed[sha] = ManifestFacts(tuple(ImageUse(*fields) for fields in uses),
+                                        tuple(resources), kustomization, objects)
+    for sha, content in read_blobs(repo, set(names) - known.keys()).items():
         try:
-            images = parse_kustomization(content)
+            facts = parse_manifest(names[sha], content)
         except ManifestError as exc:
             parsed[sha] = exc
             known[sha] = {"error": str(exc)}
         else:
-            parsed[sha] = images
-            known[sha] = [[i.name, i.new_name, i.new_tag, i.digest] for i in images]
+            parsed[sha] = facts
+            known[sha] = [[[u.key, u.repository, u.tag, u.digest, u.use] for u in facts.uses],
+                          list(facts.resources), facts.kustomization, facts.workloads]
     if cache:
         cache.save(known)
     return parsed
 
 
-def _path_rule(path: str, held: Iterable[tuple[str, str | None]],
-               templates: list[ManifestTemplate], aliases: Mapping[str, str],
-               pinned: Mapping[str, str]) -> PathRule:
-    """How a path maps images to services, from the image names it has ever held."""
-    where = _where(path, templates)
-    service = where[0] if where else None
-    canonical = aliases.get(service, service) if service else None
-    images = [Image(name, new_name) for name, new_name in held]
-    return choose_path_rule(service, images, pinned_image=pinned.get(canonical or ""))
