@@ -231,3 +231,52 @@ def test_incidents_from_jira_mark_production_deployments_failed(devex: Devex, wo
     assert [d["failed"] for d in prod] == [False, True, True, False]  # m1 on 09-06, then c4
     figures = next(e for e in report["services"][0]["environments"] if e["environment"] == "prod")
     assert figures["change_failure_rate"] == 0.5
+
+
+def prod_history(gitops: GitRepo, deployments: list[tuple[str, str]]) -> None:
+    for when, tag in deployments:
+        gitops.commit(f"prod {tag}", {overlay("pay", "prod"): kustomization([image("pay", tag)])},
+                      when=at(when))
+
+
+def test_rollbacks_from_the_gitops_history_without_an_app_repository(devex: Devex,
+                                                                     tmp_path: Path) -> None:
+    """Tags put back by hand: A, B, A, B, C. The second A is a rollback (B failed), the
+    second B is not a second one."""
+    gitops = GitRepo(tmp_path / "gitops")
+    prod_history(gitops, [("2026-09-01T12:00", "aaaaaaa"), ("2026-09-02T12:00", "bbbbbbb"),
+                          ("2026-09-02T15:00", "aaaaaaa"), ("2026-09-03T12:00", "bbbbbbb"),
+                          ("2026-09-04T12:00", "ccccccc")])
+    result = devex("collect", "--offline", "--format", "json", "--gitops", str(gitops.path),
+                   "--since", "2026-09-01", "--until", "2026-10-01")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert [(d["revision"], d["rollback"], d["failed"]) for d in report["deployments"]] == [
+        ("aaaaaaa", False, False), ("bbbbbbb", False, True), ("aaaaaaa", True, False),
+        ("bbbbbbb", False, False), ("ccccccc", False, False)]
+    (prod,) = report["services"][0]["environments"]
+    assert prod["rollbacks"] == 1 and prod["failed_deployments"] == 1
+    assert prod["change_failure_rate"] == 0.2  # 1 of 5
+    assert prod["recovery_time_seconds"] == {"median": 3 * 3600.0, "count": 1}  # 12:00 -> 15:00
+
+
+def test_ancestry_decides_rollbacks_with_the_app_repository(devex: Devex, tmp_path: Path) -> None:
+    """A, B, A where B is A's parent: deploying B is the rollback (a proper ancestor of A), and
+    A again is a roll-forward, though the GitOps history alone would say the opposite."""
+    app = GitRepo(tmp_path / "pay")
+    b = app.commit("PAY-1 older", {"a": "1"}, when=at("2026-08-30T09:00"))
+    a = app.commit("PAY-2 newer", {"a": "2"}, when=at("2026-08-31T09:00"))
+    gitops = GitRepo(tmp_path / "gitops")
+    prod_history(gitops, [("2026-09-01T12:00", a[:7]), ("2026-09-01T13:00", b[:7]),
+                          ("2026-09-01T16:00", a[:7])])
+    config = tmp_path / "devex.toml"
+    config.write_text(f'[gitops]\nrepo = "{gitops.path}"\n\n[services.pay]\nrepo = "{app.path}"\n')
+    result = devex("collect", "--offline", "--format", "json", "--since", "2026-09-01",
+                   "--until", "2026-10-01", config=str(config))
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert [(d["revision"], d["rollback"], d["failed"]) for d in report["deployments"]] == [
+        (a, False, True), (b, True, False), (a, False, False)]
+    (prod,) = report["services"][0]["environments"]
+    assert prod["change_failure_rate"] == pytest.approx(1 / 3)
+    assert prod["recovery_time_seconds"] == {"median": 3600.0, "count": 1}

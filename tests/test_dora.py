@@ -22,10 +22,10 @@ def change(sha: str, authored: datetime, *tickets: str, merge: bool = False) -> 
 
 
 def deploy(env: str, rev: str, at: datetime, changes: tuple[Change, ...] | None = (),
-           service: str = "pay", rollback: bool = False, failed_sync: bool = False
+           service: str = "pay", rollback: bool | None = False, failed_sync: bool = False
            ) -> DeploymentRecord:
     return DeploymentRecord(service, env, rev, f"1.0-{rev}", at, f"g-{env}-{rev}-{at:%d%H}",
-                            changes, rollback=rollback, failed_sync=failed_sync)
+                            changes, ancestry_rollback=rollback, failed_sync=failed_sync)
 
 
 def snapshot(records: list[DeploymentRecord], **kw: object):  # type: ignore[no-untyped-def]
@@ -82,6 +82,59 @@ def test_rollback_failure_and_recovery() -> None:
     assert prod.change_failure_rate == 0.25
     assert prod.failed == 1 and prod.rollbacks == 1
     assert prod.recovery_time == Summary(3 * 3600.0, 3 * 3600.0, 3 * 3600.0, 1)
+
+
+def test_rollbacks_from_the_gitops_history_alone() -> None:
+    """No app repository (ancestry unknown): A, B, A, B, C puts A back once; B again is a
+    roll-forward, not a second rollback."""
+    times = [T0, T0 + D, T0 + D + 2 * H, T0 + 2 * D, T0 + 3 * D]
+    records = [deploy("prod", rev, at, None, rollback=None)
+               for rev, at in zip(("aaaaaaa", "bbbbbbb", "aaaaaaa", "bbbbbbb", "ccccccc"), times,
+                                  strict=True)]
+    snap = snapshot(records)
+    assert [d.rollback for d in snap.deployments] == [False, False, True, False, False]
+    assert [d.failed for d in snap.deployments] == [False, True, False, False, False]
+    prod = snap.window.service("pay").environment("prod")
+    assert prod.rollbacks == 1 and prod.failed == 1
+    assert prod.change_failure_rate == 0.2  # 1 failed (the first B) of 5
+    # the first B at T0 + 1 d, recovered by the rollback to A 2 h later
+    assert prod.recovery_time == Summary(7200.0, 7200.0, 7200.0, 1)
+
+
+@pytest.mark.parametrize(("releases", "expected"), [
+    # versions only (no revision in the tag): `29.0` put back after `29.1`
+    ([(None, "29.0"), (None, "29.1"), (None, "29.0")], [False, False, True]),
+    # A, B, A, B, A: every return to A goes back in the environment's order
+    ([("aaaaaaa", ""), ("bbbbbbb", ""), ("aaaaaaa", ""), ("bbbbbbb", ""), ("aaaaaaa", "")],
+     [False, False, True, False, True]),
+    # A, B, C, B: C was first deployed after B, so B is put back
+    ([("aaaaaaa", ""), ("bbbbbbb", ""), ("ccccccc", ""), ("bbbbbbb", "")],
+     [False, False, False, True]),
+    # the short SHA and the full one are one release
+    ([("abc1234", ""), ("bcd2345", ""), ("abc1234" + "f" * 33, "")], [False, False, True]),
+    # a release never deployed here is not a rollback by the GitOps history
+    ([("aaaaaaa", ""), ("bbbbbbb", ""), ("ccccccc", "")], [False, False, False]),
+])
+def test_gitops_rollback_rule(releases: list[tuple[str | None, str]],
+                              expected: list[bool]) -> None:
+    records = [DeploymentRecord("pay", "prod", revision, version or f"1.0-{revision}",
+                                T0 + n * H, f"g{n}", None)
+               for n, (revision, version) in enumerate(releases)]
+    assert [d.rollback for d in snapshot(records).deployments] == expected
+
+
+def test_ancestry_wins_where_it_is_known() -> None:
+    """A, B, A where the app repository says B is the older commit: the rollback is B (an
+    ancestor of A), and putting A back is a roll-forward, whatever the GitOps history says."""
+    records = [deploy("prod", "aaaaaaa", T0, None, rollback=None),
+               deploy("prod", "bbbbbbb", T0 + H, (), rollback=True),
+               deploy("prod", "aaaaaaa", T0 + 3 * H, (change("a1", T0 - H),), rollback=False)]
+    snap = snapshot(records)
+    assert [d.rollback for d in snap.deployments] == [False, True, False]
+    assert [d.failed for d in snap.deployments] == [True, False, False]
+    prod = snap.window.service("pay").environment("prod")
+    assert prod.change_failure_rate == pytest.approx(1 / 3)
+    assert prod.recovery_time.median == 3600.0  # A at T0, rolled back to B at T0 + 1 h
 
 
 def test_failed_sync_recovers_at_the_next_good_deployment() -> None:

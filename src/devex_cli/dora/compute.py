@@ -26,6 +26,7 @@ from devex_cli.dora.model import (
     TicketInfo,
     WindowFigures,
 )
+from devex_cli.dora.rollbacks import rollbacks
 from devex_cli.dora.stats import Summary
 
 STANDARD_WINDOWS = {"7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
@@ -43,13 +44,17 @@ class _History:
         self.by_key: dict[_Key, list[DeploymentRecord]] = defaultdict(list)
         for record in ordered:
             self.by_key[(record.service, record.environment)].append(record)
+        self.rollback: dict[int, bool] = {}
+        for group in self.by_key.values():
+            for record, verdict in zip(group, rollbacks(group), strict=True):
+                self.rollback[id(record)] = verdict
         self.failed: dict[int, bool] = {}
         for (service, environment), group in self.by_key.items():
             for i, record in enumerate(group):
                 following = group[i + 1] if i + 1 < len(group) else None
                 self.failed[id(record)] = (
                     record.failed_sync
-                    or (following is not None and following.rollback)
+                    or (following is not None and self.rollback[id(following)])
                     or (environment == production and _incident_after(
                         incidents, service, record.time, following.time if following else None))
                 )
@@ -87,6 +92,9 @@ class _History:
     def is_failed(self, record: DeploymentRecord) -> bool:
         return self.failed[id(record)]
 
+    def is_rollback(self, record: DeploymentRecord) -> bool:
+        return self.rollback[id(record)]
+
 
 def _incident_after(incidents: Sequence[Incident], service: str, start: datetime,
                     end: datetime | None) -> bool:
@@ -123,7 +131,8 @@ def build_snapshot(
             commits=None if r.change_set is None else tuple(
                 c.sha for c in r.change_set if not c.merge),
             tickets=tuple(dict.fromkeys(t for c in r.change_set or () for t in c.tickets)),
-            failed=history.is_failed(r), rollback=r.rollback, hotfix=id(r) in history.hotfix,
+            failed=history.is_failed(r), rollback=history.is_rollback(r),
+            hotfix=id(r) in history.hotfix,
         )
         for r in history.ordered if start <= r.time < end
     )
@@ -203,7 +212,7 @@ def _environment(history: _History, service: str, environment: str, start: datet
         lead_time=Summary.of(leads),
         change_failure_rate=len(failed) / len(inside) if inside else None,
         failed=len(failed),
-        rollbacks=sum(1 for r in inside if r.rollback),
+        rollbacks=sum(1 for r in inside if history.is_rollback(r)),
         recovery_time=Summary.of(recoveries),
         hotfixes=sum(1 for r in inside if id(r) in history.hotfix),
     )

@@ -30,7 +30,10 @@ class DeploymentRecord:
     time: datetime
     gitops_commit: str
     change_set: tuple[Change, ...] | None = None  # None: unknown (first deployment, no app repo)
-    rollback: bool = False  # its revision is a proper ancestor of the one it replaced
+    # The app repository's word: whether its revision is a proper ancestor of the one it
+    # replaced. None where ancestry cannot tell (no app repository, a version on either side, a
+    # revision it does not have): the GitOps history decides (dora.rollbacks).
+    ancestry_rollback: bool | None = None
     failed_sync: bool = False  # Argo CD: the sync failed or health went Degraded
 
 
