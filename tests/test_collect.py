@@ -93,7 +93,8 @@ def test_hand_computed_figures(devex: Devex, world: World) -> None:
     # c1 4d2h, c2 3d2h, c3 2d2h (first in prod on 09-06 12:00), c4 1d8h
     assert prod["lead_time_seconds"] == {"median": 223200.0, "mean": 228600.0,
                                          "p90": pytest.approx(326880.0), "count": 4}
-    assert prod["deployment_frequency_per_day"] == pytest.approx(4 / 61, abs=1e-6)
+    # 4 deployments over the 60.5 days from the first one (09-01 12:00) to --until (11-01)
+    assert prod["deployment_frequency_per_day"] == pytest.approx(4 / 60.5, abs=1e-6)
     months = {(m["environment"], m["month"]): m["deployments"]
               for m in report["deployments_per_month"]}
     assert months == {("prod", "2026-09"): 2, ("prod", "2026-10"): 2,
@@ -113,6 +114,28 @@ def test_window_excludes_earlier_deployments(devex: Devex, world: World) -> None
     data = json.loads(report.out)
     prod = next(e for e in data["services"][0]["environments"] if e["environment"] == "prod")
     assert prod["deployments"] == 2 and prod["lead_time_seconds"]["count"] == 1
+
+
+def test_frequency_counts_the_days_the_history_covers(devex: Devex, world: World) -> None:
+    """A --since long before the repository's first deployment does not spread its deployments
+    over years; a window before it has an unknown rate, not 0."""
+    report = collect_json(devex, world, "--since", "2000-01-01")
+    prod = next(e for e in report["services"][0]["environments"] if e["environment"] == "prod")
+    assert prod["deployments"] == 4
+    # from the first production deployment (2026-09-01 12:00) to --until 2026-11-01: 60.5 days
+    assert prod["deployment_frequency_per_day"] == pytest.approx(4 / 60.5, abs=1e-6)
+    # at least monthly (0.066 a day) makes frequency "medium", and the tier with it; spread over
+    # 26 years it was 0.0004 a day and the tier "low"
+    assert report["services"][0]["tier"] == "medium"
+    before = collect_json(devex, world, "--since", "2026-08-01", "--until", "2026-08-15")
+    envs = before["services"][0]["environments"]
+    assert [(e["environment"], e["deployments"], e["deployment_frequency_per_day"])
+            for e in envs] == [("qa", 0, None), ("prod", 0, None)]
+    table = devex("collect", "--offline", "--since", "2026-08-01", "--until", "2026-08-15",
+                  config=str(world.config))
+    assert table.code == 0, table.err
+    dora = table.out.split("DORA figures")[1]
+    assert "unknown" in dora and "0.00" not in dora
 
 
 def test_jira_fix_versions_and_unknown_keys(devex: Devex, world: World, jira: FakeJira) -> None:

@@ -68,6 +68,40 @@ def test_window_bounds_and_frequency() -> None:
     assert prod.revision == "r5"
 
 
+def test_frequency_over_the_days_the_history_covers() -> None:
+    """From the later of the window's start and the environment's first deployment of any
+    service, to the earlier of its end and now."""
+    records = [deploy("qa", "w1", T0 - 5 * D, service="web"),   # qa's history starts here
+               deploy("qa", "p1", T0 + D),
+               *(deploy("prod", f"p{n}", T0 + n * D) for n in range(4))]
+    snap = snapshot(records, start=datetime(2000, 1, 1, tzinfo=UTC), end=T0 + 20 * D,
+                    now=T0 + 10 * D)
+    pay = snap.window.service("pay")
+    # prod: T0 (its first deployment) to T0 + 10 d (now, before the window's end): 4 in 10 days
+    assert pay.environment("prod").deployment_frequency_per_day == 0.4
+    # qa: from web's first deployment there (T0 - 5 d) to now: 1 in 15 days
+    assert pay.environment("qa").deployment_frequency_per_day == pytest.approx(1 / 15)
+    assert pay.tier == "high"  # frequency high (0.4 a day), failures elite (none): the lower
+    # middle of the two
+
+
+def test_frequency_before_the_history_is_unknown() -> None:
+    from devex_cli.metrics.exposition import render
+
+    records = [deploy("prod", "p1", T0), deploy("prod", "p2", T0 + D)]
+    before = snapshot(records, start=T0 - 10 * D, end=T0 - 5 * D)
+    prod = before.window.service("pay").environment("prod")
+    assert (prod.deployments, prod.deployment_frequency_per_day, prod.change_failure_rate) == (
+        0, None, None)
+    assert before.window.service("pay").tier is None
+    after = snapshot(records, start=T0 + 5 * D, end=T0 + 10 * D)
+    assert after.window.service("pay").environment("prod").deployment_frequency_per_day == 0.0
+    # a clock behind the history: the standard windows cover none of it, so no sample
+    behind = snapshot(records, now=T0 - D, start=T0 - 3 * D, end=T0 - D)
+    text = render(behind, now=(T0 - D).timestamp())
+    assert "dora_deployments{" in text and "dora_deployment_frequency{" not in text
+
+
 def test_rollback_failure_and_recovery() -> None:
     records = [
         deploy("prod", "good", T0),

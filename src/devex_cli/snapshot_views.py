@@ -44,7 +44,9 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
                      "last_deployed_at": rfc3339(e.last_deployed_at) if e.last_deployed_at
                      else None,
                      "deployments": e.deployments,
-                     "deployment_frequency_per_day": round(e.deployment_frequency_per_day, 6),
+                     "deployment_frequency_per_day": None
+                     if e.deployment_frequency_per_day is None
+                     else round(e.deployment_frequency_per_day, 6),
                      "lead_time_seconds": _summary(e.lead_time),
                      "change_failure_rate": e.change_failure_rate,
                      "failed_deployments": e.failed,
@@ -196,7 +198,9 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
         rate = "-" if prod.change_failure_rate is None else f"{prod.change_failure_rate:.0%}"
         runs = (prod.revision or "")[:7] if prod.revision and all(
             c in "0123456789abcdef" for c in prod.revision) else prod.version or "-"
-        table.add_row(m(service.service), m(runs), f"{prod.deployment_frequency_per_day:.2f}",
+        frequency = ("unknown" if prod.deployment_frequency_per_day is None
+                     else f"{prod.deployment_frequency_per_day:.2f}")
+        table.add_row(m(service.service), m(runs), frequency,
                       duration(prod.lead_time.median), rate,
                       duration(prod.recovery_time.median),
                       str(prod.rollbacks + prod.hotfixes), m(service.tier or "-"))

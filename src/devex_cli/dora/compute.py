@@ -68,6 +68,10 @@ class _History:
                     self.first[key].setdefault(change.sha, record.time)
         self.merges = {sha for sha, change in self.changes.items() if change.merge}
         self.ordered = ordered
+        # When the history of each environment starts: its first deployment of any service.
+        self.began: dict[str, datetime] = {}
+        for record in ordered:
+            self.began.setdefault(record.environment, record.time)
         # For windows: record times, and commits by the time they first arrived, in order (a
         # window then costs its own size, not the history's).
         self.times = {key: [r.time for r in group] for key, group in self.by_key.items()}
@@ -136,8 +140,8 @@ def build_snapshot(
         )
         for r in history.ordered if start <= r.time < end
     )
-    window = _window("window", history, environments, production, start, end)
-    windows = {name: _window(name, history, environments, production, now - span, now)
+    window = _window("window", history, environments, production, start, end, now)
+    windows = {name: _window(name, history, environments, production, now - span, now, now)
                for name, span in STANDARD_WINDOWS.items()}
     quality = data_quality or DataQuality()
     quality = replace(quality, deployments_without_change_set=sum(
@@ -159,14 +163,14 @@ def build_snapshot(
 
 
 def _window(name: str, history: _History, environments: Sequence[str], production: str | None,
-            start: datetime, end: datetime) -> WindowFigures:
-    days = max((end - start).total_seconds() / 86400, 1e-9)
+            start: datetime, end: datetime, now: datetime) -> WindowFigures:
+    days = {env: _covered_days(history, env, start, end, now) for env in environments}
     services = sorted({s for s, _ in history.by_key})
     figures = []
     every_wait: dict[tuple[str, str], list[float]] = defaultdict(list)
     for service in services:
         envs = tuple(
-            _environment(history, service, env, start, end, days)
+            _environment(history, service, env, start, end, days[env])
             for env in environments if (service, env) in history.by_key
         )
         waits = _promotion_waits(history, service, environments, production, start, end)
@@ -181,8 +185,20 @@ def _window(name: str, history: _History, environments: Sequence[str], productio
     return WindowFigures(name, start, end, tuple(figures), promotion, _largest(promotion))
 
 
+def _covered_days(history: _History, environment: str, start: datetime, end: datetime,
+                  now: datetime) -> float | None:
+    """The days of [start, end) that the environment's history covers: from the later of `start`
+    and its first deployment (of any service) to the earlier of `end` and `now`. None when it
+    covers none of it (no deployment there before the window ends): a rate devex cannot know."""
+    began = history.began.get(environment)
+    if began is None:
+        return None
+    seconds = (min(end, now) - max(start, began)).total_seconds()
+    return seconds / 86400 if seconds > 0 else None
+
+
 def _environment(history: _History, service: str, environment: str, start: datetime,
-                 end: datetime, days: float) -> EnvironmentFigures:
+                 end: datetime, days: float | None) -> EnvironmentFigures:
     key = (service, environment)
     group, times = history.by_key[key], history.times[key]
     first, last = bisect_left(times, start), bisect_left(times, end)
@@ -208,7 +224,7 @@ def _environment(history: _History, service: str, environment: str, start: datet
         version=current.version if current else None,
         last_deployed_at=current.time if current else None,
         deployments=len(inside),
-        deployment_frequency_per_day=len(inside) / days,
+        deployment_frequency_per_day=None if days is None else len(inside) / days,
         lead_time=Summary.of(leads),
         change_failure_rate=len(failed) / len(inside) if inside else None,
         failed=len(failed),
@@ -261,7 +277,9 @@ def _largest(waits: Sequence[PromotionWait]) -> PromotionWait | None:
 def _tier(production: EnvironmentFigures | None) -> str | None:
     if production is None or production.deployments == 0:
         return None
-    ranks = [tiers.frequency_tier(production.deployment_frequency_per_day)]
+    ranks = []
+    if production.deployment_frequency_per_day is not None:
+        ranks.append(tiers.frequency_tier(production.deployment_frequency_per_day))
     if production.lead_time.median is not None:
         ranks.append(tiers.lead_time_tier(production.lead_time.median))
     if production.change_failure_rate is not None:

@@ -91,7 +91,7 @@ class EnvironmentFigures:
     version: str | None
     last_deployed_at: datetime | None
     deployments: int
-    deployment_frequency_per_day: float
+    deployment_frequency_per_day: float | None  # None: the history covers none of the window
     lead_time: Summary
     change_failure_rate: float | None
     failed: int
@@ -129,10 +129,6 @@ class WindowFigures:
     services: tuple[ServiceFigures, ...]
     promotion_waits: tuple[PromotionWait, ...]  # all services together
     bottleneck: PromotionWait | None
-
-    @property
-    def days(self) -> float:
-        return max((self.end - self.start).total_seconds() / 86400, 1e-9)
 
     def service(self, name: str) -> ServiceFigures | None:
         return next((s for s in self.services if s.service == name), None)

@@ -106,7 +106,8 @@ def families(snapshot: Snapshot, *, now: float) -> Iterator[GaugeMetricFamily]:
                                      labels=swe)
     count = GaugeMetricFamily("dora_deployments", "Deployments in the window", labels=swe)
     frequency = GaugeMetricFamily("dora_deployment_frequency",
-                                  "Deployments per day over the window", labels=swe)
+                                  "Deployments per day over the days of the window the "
+                                  "environment's history covers", labels=swe)
     failure = GaugeMetricFamily("dora_change_failure_ratio",
                                 "Failed deployments / deployments in the window (0-1)",
                                 labels=swe)
@@ -136,7 +137,8 @@ def families(snapshot: Snapshot, *, now: float) -> Iterator[GaugeMetricFamily]:
                 _statistics(lead, labels, env.lead_time)
                 lead_commits.add_metric(labels, env.lead_time.count)
                 count.add_metric(labels, env.deployments)
-                frequency.add_metric(labels, env.deployment_frequency_per_day)
+                if env.deployment_frequency_per_day is not None:
+                    frequency.add_metric(labels, env.deployment_frequency_per_day)
                 if env.change_failure_rate is not None:
                     failure.add_metric(labels, env.change_failure_rate)
                 failed.add_metric(labels, env.failed)
