@@ -106,6 +106,8 @@ def test_hand_computed_figures(devex: Devex, world: World) -> None:
     # c1, c2: qa 09-03 -> prod 09-06 (3 d); c3: qa 09-05 -> prod 09-06 (1 d); c4: 6 h
     assert waits == {("qa", "prod"): 2 * 86400.0}
     assert report["data_quality"]["deployments_without_change_set"] == 2
+    # the app repository judged rollbacks; offline: no Argo CD, no incidents
+    assert report["data_quality"]["failure_signals"] == {"pay": ["gitops", "ancestry"]}
 
 
 def test_window_excludes_earlier_deployments(devex: Devex, world: World) -> None:
@@ -172,6 +174,7 @@ def test_table_answers_the_four_questions(devex: Devex, world: World) -> None:
                     "DORA figures in prod"):
         assert heading in result.out
     assert "PAY-4" in result.out and "2d 14h" in result.out  # the median lead time
+    assert "GitOps history only" not in result.out  # the app repository judged its rollbacks
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None and os.environ.get("CI") != "true",
@@ -254,6 +257,8 @@ def test_incidents_from_jira_mark_production_deployments_failed(devex: Devex, wo
     assert [d["failed"] for d in prod] == [False, True, True, False]  # m1 on 09-06, then c4
     figures = next(e for e in report["services"][0]["environments"] if e["environment"] == "prod")
     assert figures["change_failure_rate"] == 0.5
+    assert report["data_quality"]["failure_signals"] == {
+        "pay": ["gitops", "ancestry", "incidents"]}
 
 
 def prod_history(gitops: GitRepo, deployments: list[tuple[str, str]]) -> None:
@@ -281,6 +286,11 @@ def test_rollbacks_from_the_gitops_history_without_an_app_repository(devex: Deve
     assert prod["rollbacks"] == 1 and prod["failed_deployments"] == 1
     assert prod["change_failure_rate"] == 0.2  # 1 of 5
     assert prod["recovery_time_seconds"] == {"median": 3 * 3600.0, "count": 1}  # 12:00 -> 15:00
+    assert report["data_quality"]["failure_signals"] == {"pay": ["gitops"]}  # git alone
+    table = devex("collect", "--offline", "--gitops", str(gitops.path), "--since", "2026-09-01",
+                  "--until", "2026-10-01")
+    assert table.code == 0, table.err
+    assert "20% ^" in table.out and "^ failures from GitOps history only" in table.out
 
 
 def test_ancestry_decides_rollbacks_with_the_app_repository(devex: Devex, tmp_path: Path) -> None:

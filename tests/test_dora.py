@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devex_cli.dora import tiers
-from devex_cli.dora.compute import build_snapshot
+from devex_cli.dora.compute import build_snapshot, failure_signals
 from devex_cli.dora.model import Change, DeploymentRecord, Incident, TicketInfo
 from devex_cli.dora.stats import Summary
 
@@ -169,6 +169,19 @@ def test_ancestry_wins_where_it_is_known() -> None:
     prod = snap.window.service("pay").environment("prod")
     assert prod.change_failure_rate == pytest.approx(1 / 3)
     assert prod.recovery_time.median == 3600.0  # A at T0, rolled back to B at T0 + 1 h
+
+
+def test_failure_signals_per_service() -> None:
+    records = [deploy("prod", "a", T0, None, rollback=None),
+               deploy("prod", "b", T0 + H, (), rollback=False),  # the app repository judged it
+               deploy("prod", "x", T0, None, service="web", rollback=None),
+               deploy("prod", "y", T0 + H, None, service="web", rollback=None),
+               deploy("qa", "z", T0, None, service="api", rollback=None)]
+    assert failure_signals(records) == {"api": ("gitops",), "pay": ("gitops", "ancestry"),
+                                        "web": ("gitops",)}
+    assert failure_signals(records, argocd={"web"}, incidents=True) == {
+        "api": ("gitops", "incidents"), "pay": ("gitops", "ancestry", "incidents"),
+        "web": ("gitops", "argocd", "incidents")}
 
 
 def test_failed_sync_recovers_at_the_next_good_deployment() -> None:

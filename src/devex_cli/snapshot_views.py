@@ -75,6 +75,8 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
                                     for s, r in snapshot.data_quality.revisions_not_found],
             "deployments_without_change_set":
                 snapshot.data_quality.deployments_without_change_set,
+            "failure_signals": {service: list(signals) for service, signals
+                                in sorted(snapshot.data_quality.failure_signals.items())},
         },
         "sources": dict(snapshot.sources),
         "actual_state": [
@@ -191,11 +193,16 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
     for name in ("service", "runs", "deploys/day", "lead time", "change failure rate",
                  "recovery (median)", "rework", "tier"):
         table.add_column(name, justify="left" if name in ("service", "runs") else "right")
+    signals = snapshot.data_quality.failure_signals
+    git_alone = {name for name, found in signals.items() if tuple(found) == ("gitops",)}
+    marked = False
     for service in window.services:
         prod = service.environment(production)
         if prod is None:
             continue
         rate = "-" if prod.change_failure_rate is None else f"{prod.change_failure_rate:.0%}"
+        if service.service in git_alone and prod.change_failure_rate is not None:
+            rate, marked = f"{rate} ^", True
         runs = (prod.revision or "")[:7] if prod.revision and all(
             c in "0123456789abcdef" for c in prod.revision) else prod.version or "-"
         frequency = ("unknown" if prod.deployment_frequency_per_day is None
@@ -223,6 +230,9 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
         console.print()
     console.print(f"   runs: the revision (or version) in {m(production)}; "
                   "rework: rollbacks + hotfixes (changes that skipped the earlier stages)")
+    if marked:
+        console.print("   ^ failures from GitOps history only (rollbacks of tags put back): no "
+                      "app repository, Argo CD or incident query to tell others")
     console.print()
     _data_quality(console, snapshot)
 

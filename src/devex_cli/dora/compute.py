@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import islice
@@ -98,6 +98,22 @@ class _History:
 
     def is_rollback(self, record: DeploymentRecord) -> bool:
         return self.rollback[id(record)]
+
+
+def failure_signals(records: Iterable[DeploymentRecord], *, argocd: Collection[str] = (),
+                    incidents: bool = False) -> dict[str, tuple[str, ...]]:
+    """Per service, the failure signals its figures rest on (model.FAILURE_SIGNALS, in that
+    order): `gitops` (rollbacks from the GitOps history) always; `ancestry` where the app
+    repository judged at least one of its deployments against the one it replaced; `argocd` for
+    the services Argo CD answered for; `incidents` when incident tickets were read."""
+    judged: dict[str, bool] = {}
+    for record in records:
+        judged[record.service] = (judged.get(record.service, False)
+                                  or record.ancestry_rollback is not None)
+    return {service: tuple(signal for signal, present in (
+                ("gitops", True), ("ancestry", judged[service]),
+                ("argocd", service in argocd), ("incidents", incidents)) if present)
+            for service in sorted(judged)}
 
 
 def _incident_after(incidents: Sequence[Incident], service: str, start: datetime,

@@ -151,11 +151,17 @@ class Skip:
     reason: str
 
 
+# The failure signals a service's figures can rest on (data_quality.failure_signals).
+FAILURE_SIGNALS = ("gitops", "ancestry", "argocd", "incidents")
+
+
 @dataclass(frozen=True)
 class DataQuality:
     manifests_skipped: tuple[Skip, ...] = ()
     revisions_not_found: tuple[tuple[str, str], ...] = ()  # (service, revision)
     deployments_without_change_set: int = 0
+    # service -> the FAILURE_SIGNALS its failures were read from (empty: not said)
+    failure_signals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
