@@ -7,8 +7,9 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,6 +61,33 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return World(tmp_path_factory.mktemp("world"))
+
+
+def with_redeployments(monkeypatch: pytest.MonkeyPatch, world: World,
+                       *found: tuple[str, datetime]) -> None:
+    """The GitOps reader gives these rebuilds of pay in prod (gitops commit subject, time), as
+    a history carries them (the reader's own detection is tested with it)."""
+    from dataclasses import replace
+
+    from devex_cli.sources import gitops
+
+    read = gitops.read_history
+    log = GitRepo.__new__(GitRepo)
+    log.path = world.root / "gitops"
+
+    def reading(*args: Any, **kwargs: Any) -> gitops.GitOpsHistory:
+        history = read(*args, **kwargs)
+        rebuilds = []
+        for subject, when in found:
+            commit = log.git("log", "--format=%H", "--fixed-strings", f"--grep={subject}")
+            previous = [d.release for d in history.deployments
+                        if d.environment == "prod" and d.time <= when][-1]
+            rebuilds.append(gitops.Redeployment(
+                "pay", "prod", gitops.Release(f"1.0.1-{previous.revision}", previous.revision),
+                previous, commit.splitlines()[0], when, overlay("pay", "prod")))
+        return replace(history, redeployments=tuple(rebuilds))
+
+    monkeypatch.setattr(gitops, "read_history", reading)
 
 
 def collect_json(devex: Devex, world: World, *args: str) -> dict:  # type: ignore[type-arg]
@@ -140,6 +168,18 @@ def test_frequency_counts_the_days_the_history_covers(devex: Devex, world: World
     assert "unknown" in dora and "0.00" not in dora
 
 
+def test_redeployments_are_counted_apart(devex: Devex, world: World,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rebuild of 09-07 (`1.0.1-<m1>` after `<m1>`) is no deployment and counts apart."""
+    with_redeployments(monkeypatch, world, ("rebuild, same revision", at("2026-09-07T12:00")))
+    report = collect_json(devex, world)
+    envs = {e["environment"]: e for e in report["services"][0]["environments"]}
+    assert (envs["prod"]["redeployments"], envs["prod"]["deployments"]) == (1, 4)
+    assert envs["qa"]["redeployments"] == 0
+    later = collect_json(devex, world, "--since", "2026-09-08")
+    assert [e["redeployments"] for e in later["services"][0]["environments"]] == [0, 0]
+
+
 def test_jira_fix_versions_and_unknown_keys(devex: Devex, world: World, jira: FakeJira) -> None:
     ticket = jira.add("PAY-4", "2.0", status="Done")
     ticket.sprints = [("Sprint 41", "closed"), ("Sprint 42", "active")]
@@ -179,7 +219,10 @@ def test_table_answers_the_four_questions(devex: Devex, world: World) -> None:
 
 @pytest.mark.skipif(shutil.which("promtool") is None and os.environ.get("CI") != "true",
                     reason="needs promtool (Debian prometheus); .ci/run installs it")
-def test_prometheus_output_passes_promtool(devex: Devex, world: World, tmp_path: Path) -> None:
+def test_prometheus_output_passes_promtool(devex: Devex, world: World, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    with_redeployments(monkeypatch, world, ("roll back prod",
+                                            datetime.now(UTC) - timedelta(days=1)))
     out = tmp_path / "devex.prom"
     result = devex("collect", "--offline", "--format", "prometheus", "--output", str(out),
                    config=str(world.config))
@@ -189,6 +232,9 @@ def test_prometheus_output_passes_promtool(devex: Devex, world: World, tmp_path:
                  "deployment_age_seconds", "ticket_in_environment", "dora_change_failure_ratio",
                  "devex_source_up"):
         assert f"# TYPE {name} gauge" in text
+    for window in ("7d", "30d", "90d"):  # the rebuild a day ago
+        assert (f'dora_redeployments{{environment="prod",service="pay",window="{window}"}} 1.0'
+                in text)
     assert f'deployment_desired_state{{environment="prod",revision="{world.m1}"' in text \
         or f'revision="{world.m1}"' in text
     lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,

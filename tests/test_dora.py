@@ -8,7 +8,13 @@ import pytest
 
 from devex_cli.dora import tiers
 from devex_cli.dora.compute import build_snapshot, failure_signals
-from devex_cli.dora.model import Change, DeploymentRecord, Incident, TicketInfo
+from devex_cli.dora.model import (
+    Change,
+    DeploymentRecord,
+    Incident,
+    RedeploymentRecord,
+    TicketInfo,
+)
 from devex_cli.dora.stats import Summary
 
 T0 = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
@@ -182,6 +188,16 @@ def test_failure_signals_per_service() -> None:
     assert failure_signals(records, argocd={"web"}, incidents=True) == {
         "api": ("gitops", "incidents"), "pay": ("gitops", "ancestry", "incidents"),
         "web": ("gitops", "argocd", "incidents")}
+
+
+def test_redeployments_in_the_window() -> None:
+    records = [deploy("prod", "a", T0), deploy("qa", "a", T0 - H)]
+    rebuilds = [RedeploymentRecord("pay", "prod", T0 + n * D) for n in (1, 2, 9)] + [
+        RedeploymentRecord("pay", "qa", T0 + D)]
+    snap = snapshot(records, redeployments=rebuilds, start=T0, end=T0 + 5 * D)
+    pay = snap.window.service("pay")
+    assert (pay.environment("prod").redeployments, pay.environment("qa").redeployments) == (2, 1)
+    assert pay.environment("prod").deployments == 1  # rebuilds are no deployments
 
 
 def test_failed_sync_recovers_at_the_next_good_deployment() -> None:

@@ -30,6 +30,7 @@ from devex_cli.dora.model import (
     ActualState,
     DataQuality,
     Incident,
+    RedeploymentRecord,
     Skip,
     Snapshot,
     TicketInfo,
@@ -168,7 +169,9 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
     snapshot = build_snapshot(
         records, environments=history.environments, production=history.production, now=now,
         start=options.start, end=options.end, pending=pending, data_quality=quality,
-        sources=sources, actual=actual, incidents=incidents or ())
+        sources=sources, actual=actual, incidents=incidents or (),
+        redeployments=[RedeploymentRecord(r.service, r.environment, r.time)
+                       for r in history.redeployments])
     return _with_jira(snapshot, settings) if jira else snapshot
 
 

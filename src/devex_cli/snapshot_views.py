@@ -52,6 +52,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
                      "failed_deployments": e.failed,
                      "rollbacks": e.rollbacks,
                      "hotfixes": e.hotfixes,
+                     "redeployments": e.redeployments,
                      "recovery_time_seconds": {"median": e.recovery_time.median,
                                                "count": e.recovery_time.count}}
                     for e in s.environments],

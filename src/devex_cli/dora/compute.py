@@ -20,6 +20,7 @@ from devex_cli.dora.model import (
     EnvironmentFigures,
     Incident,
     PromotionWait,
+    RedeploymentRecord,
     ServiceFigures,
     Snapshot,
     TicketInEnvironment,
@@ -39,8 +40,14 @@ class _History:
     """The records in order, with what every window needs computed once."""
 
     def __init__(self, records: Iterable[DeploymentRecord], incidents: Sequence[Incident],
-                 production: str | None, environments: Sequence[str] = ()) -> None:
+                 production: str | None, environments: Sequence[str] = (),
+                 redeployments: Iterable[RedeploymentRecord] = ()) -> None:
         ordered = sorted(records, key=lambda r: r.time)
+        self.rebuilt: dict[_Key, list[datetime]] = defaultdict(list)  # redeployment times
+        for rebuild in redeployments:
+            self.rebuilt[(rebuild.service, rebuild.environment)].append(rebuild.time)
+        for times in self.rebuilt.values():
+            times.sort()
         self.by_key: dict[_Key, list[DeploymentRecord]] = defaultdict(list)
         for record in ordered:
             self.by_key[(record.service, record.environment)].append(record)
@@ -136,6 +143,7 @@ def build_snapshot(
     data_quality: DataQuality | None = None,
     sources: Mapping[str, bool] | None = None,
     actual: Mapping[tuple[str, str], ActualState] | None = None,
+    redeployments: Iterable[RedeploymentRecord] = (),
 ) -> Snapshot:
     """Every figure for the window [start, end), and for the standard windows ending `now`.
 
@@ -143,7 +151,7 @@ def build_snapshot(
     environment's revision that production's revision does not have (from the app repository);
     where it is missing, they are taken from the change sets deployed there and not to production.
     """
-    history = _History(records, incidents, production, environments)
+    history = _History(records, incidents, production, environments, redeployments)
     deployments = tuple(
         Deployment(
             service=r.service, environment=r.environment, revision=r.revision, version=r.version,
@@ -247,7 +255,13 @@ def _environment(history: _History, service: str, environment: str, start: datet
         rollbacks=sum(1 for r in inside if history.is_rollback(r)),
         recovery_time=Summary.of(recoveries),
         hotfixes=sum(1 for r in inside if id(r) in history.hotfix),
+        redeployments=_between(history.rebuilt.get(key, []), start, end),
     )
+
+
+def _between(times: Sequence[datetime], start: datetime, end: datetime) -> int:
+    """How many of the sorted `times` fall in [start, end)."""
+    return bisect_left(times, end) - bisect_left(times, start)
 
 
 def _arrived(history: _History, key: _Key, start: datetime,

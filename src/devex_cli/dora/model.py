@@ -38,6 +38,16 @@ class DeploymentRecord:
 
 
 @dataclass(frozen=True)
+class RedeploymentRecord:
+    """A new tag naming the commit already deployed (a rebuild): not a deployment, counted
+    apart."""
+
+    service: str
+    environment: str
+    time: datetime
+
+
+@dataclass(frozen=True)
 class Incident:
     """An incident ticket for a service (from Jira's incident JQL)."""
 
@@ -98,6 +108,7 @@ class EnvironmentFigures:
     rollbacks: int
     recovery_time: Summary
     hotfixes: int = 0
+    redeployments: int = 0  # rebuilds of the deployed commit in the window
 
 
 @dataclass(frozen=True)

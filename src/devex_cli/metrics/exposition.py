@@ -117,6 +117,9 @@ def families(snapshot: Snapshot, *, now: float) -> Iterator[GaugeMetricFamily]:
     hotfixes = GaugeMetricFamily("dora_hotfixes",
                                  "Production deployments with commits that skipped the "
                                  "environments before production", labels=swe)
+    rebuilds = GaugeMetricFamily("dora_redeployments",
+                                 "New tags of the commit already deployed (rebuilds) in the "
+                                 "window; not deployments", labels=swe)
     recovery = GaugeMetricFamily("dora_recovery_time_seconds",
                                  "Failed deployment recovery time over the window",
                                  labels=[*swe, "statistic"])
@@ -144,6 +147,7 @@ def families(snapshot: Snapshot, *, now: float) -> Iterator[GaugeMetricFamily]:
                 failed.add_metric(labels, env.failed)
                 rollbacks.add_metric(labels, env.rollbacks)
                 hotfixes.add_metric(labels, env.hotfixes)
+                rebuilds.add_metric(labels, env.redeployments)
                 if env.recovery_time.median is not None:
                     recovery.add_metric([*labels, "median"], env.recovery_time.median)
             if service.tier is not None:
@@ -158,7 +162,7 @@ def families(snapshot: Snapshot, *, now: float) -> Iterator[GaugeMetricFamily]:
             _statistics(wait, ["", stage.from_environment, stage.to_environment, window_name],
                         stage.wait)
     yield from (lead, lead_commits, count, frequency, failure, failed, rollbacks, hotfixes,
-                recovery, tier, wait, neck)
+                rebuilds, recovery, tier, wait, neck)
 
     monthly = GaugeMetricFamily("dora_monthly_deployments",
                                 "Deployments per calendar month (UTC), last 13 months",
