@@ -180,6 +180,35 @@ def test_redeployments_are_counted_apart(devex: Devex, world: World,
     assert [e["redeployments"] for e in later["services"][0]["environments"]] == [0, 0]
 
 
+@pytest.mark.parametrize(("environments", "gate", "heading"), [
+    (("dev", "qa", "prod"), None, "3. Tickets in qa and not yet in prod"),
+    (("dev", "staging", "prod"), None, "3. Tickets in staging and not yet in prod"),
+    (("dev", "qa", "uat", "prod"), "qa", "3. Tickets in qa and not yet in prod"),
+    (("qa", "uat", "prod"), "uat", "3. Tickets in uat and not yet in prod"),
+    (("test", "prod"), "uat", "3. Tickets in test and not yet in prod"),
+    (("prod",), None, None),
+])
+def test_the_qa_release_is_the_gates_environment_else_the_one_before_production(
+        devex: Devex, tmp_path: Path, environments: tuple[str, ...], gate: str | None,
+        heading: str | None) -> None:
+    gitops = GitRepo(tmp_path / "gitops")
+    gitops.commit("everywhere", {overlay("pay", env): kustomization([image("pay", "abc1234")])
+                                 for env in environments}, when=at("2026-09-02T12:00"))
+    config = tmp_path / "devex.toml"
+    config.write_text(f'[gitops]\nrepo = "{gitops.path}"\n'
+                      + (f'\n[gate]\nenvironment = "{gate}"\n' if gate else ""))
+    args = ("collect", "--offline", "--since", "2026-09-01", "--until", "2026-10-01")
+    result = devex(*args, config=str(config))
+    assert result.code == 0, result.err
+    report = json.loads(devex(*args, "--format", "json", config=str(config)).out)
+    if heading is None:
+        assert "Tickets in" not in result.out and report["qa_release"] is None
+    else:
+        assert heading in result.out and result.out.count("Tickets in") == 1
+        assert report["qa_release"] == heading.split()[3]
+    assert "4. Bottlenecks" in result.out
+
+
 def test_jira_fix_versions_and_unknown_keys(devex: Devex, world: World, jira: FakeJira) -> None:
     ticket = jira.add("PAY-4", "2.0", status="Done")
     ticket.sprints = [("Sprint 41", "closed"), ("Sprint 42", "active")]

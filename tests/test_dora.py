@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devex_cli.dora import tiers
-from devex_cli.dora.compute import build_snapshot, failure_signals
+from devex_cli.dora.compute import build_snapshot, failure_signals, qa_release
 from devex_cli.dora.model import (
     Change,
     DeploymentRecord,
@@ -272,6 +272,23 @@ def test_bottleneck_is_the_stage_with_the_largest_median_wait() -> None:
     assert [(w.from_environment, w.to_environment) for w in web.promotion_waits] == [
         ("dev", "prod")]  # web skips qa
     assert window.bottleneck is not None and window.bottleneck.from_environment == "qa"
+
+
+@pytest.mark.parametrize(("environments", "preferred", "expected"), [
+    (("dev", "qa", "prod"), "qa", "qa"),
+    (("dev", "staging", "prod"), "qa", "staging"),  # no qa: the one before production
+    (("dev", "qa", "uat", "prod"), "qa", "qa"),
+    (("dev", "qa", "uat", "prod"), "uat", "uat"),
+    (("dev", "qa", "prod"), "uat", "qa"),  # the gate's environment is not there
+    (("prod",), "qa", None),
+    (("dev", "staging"), "qa", None),  # no production to come before
+    (("qa", "prod"), "prod", "qa"),  # production is never the QA release
+])
+def test_qa_release(environments: tuple[str, ...], preferred: str, expected: str | None) -> None:
+    production = "prod" if "prod" in environments else None
+    assert qa_release(environments, production, preferred) == expected
+    assert snapshot([], environments=environments, production=production,
+                    qa_environment=preferred).qa_release == expected
 
 
 def test_tiers() -> None:

@@ -171,7 +171,8 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
         start=options.start, end=options.end, pending=pending, data_quality=quality,
         sources=sources, actual=actual, incidents=incidents or (),
         redeployments=[RedeploymentRecord(r.service, r.environment, r.time)
-                       for r in history.redeployments])
+                       for r in history.redeployments],
+        qa_environment=settings.gate.environment)
     return _with_jira(snapshot, settings) if jira else snapshot
 
 

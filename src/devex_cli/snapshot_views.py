@@ -21,6 +21,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
         "window": {"start": rfc3339(window.start), "end": rfc3339(window.end)},
         "environments": list(snapshot.environments),
         "production": snapshot.production,
+        "qa_release": snapshot.qa_release,
         "deployments": [
             {"service": d.service, "environment": d.environment, "revision": d.revision,
              "version": d.version, "time": rfc3339(d.time), "gitops_commit": d.gitops_commit,
@@ -116,8 +117,9 @@ def duration(seconds: float | None) -> str:
     return f"{minutes}m"
 
 
-def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa") -> None:
-    """The four answers, then the DORA figures per service, on stdout.
+def render_tables(snapshot: Snapshot, *, color: bool) -> None:
+    """The four answers, then the DORA figures per service, on stdout. The third (tickets in
+    the QA release) is left out where the repository has no QA release environment.
 
     Service, environment and image names, tags and ticket keys come from the GitOps repository,
     Argo CD and commit messages: each enters a table or a title through `m` (textsafe's
@@ -164,26 +166,8 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
     console.print()
 
     # 3. Which Jira tickets are in the QA release right now?
-    in_qa = [t for t in snapshot.tickets_in_environment if t.environment == qa_environment]
-    jira_known = any(t.fix_versions is not None for t in in_qa)
-    console.print(f"3. Tickets in {m(qa_environment)} and not yet in {m(production)} ({len(in_qa)})",
-                  style="bold")
-    table = Table()
-    for name in ("service", "tickets", "without fix version", "keys"):
-        table.add_column(name, justify="right" if name in ("tickets", "without fix version")
-                         else "left")
-    for name in sorted({t.service for t in in_qa}):
-        mine = [t for t in in_qa if t.service == name]
-        missing = [t for t in mine if t.fix_versions == ()]
-        keys = ", ".join(f"{m(t.ticket)}*" if t.fix_versions == () else m(t.ticket) for t in mine)
-        table.add_row(m(name), str(len(mine)), str(len(missing)) if jira_known else "?", keys)
-    console.print(table)
-    console.print()
-    if in_qa and not jira_known:
-        console.print("   Fix versions come from Jira: set JIRA_URL (and credentials) and drop "
-                      "--offline.")
-    elif any(t.fix_versions == () for t in in_qa):
-        console.print("   * no fix version in Jira")
+    if snapshot.qa_release is not None:
+        _qa_release(console, snapshot, snapshot.qa_release, production)
 
     # 4. Where are our deployment bottlenecks?
     _bottlenecks(console, window)
@@ -236,6 +220,31 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
                       "app repository, Argo CD or incident query to tell others")
     console.print()
     _data_quality(console, snapshot)
+
+
+def _qa_release(console: Any, snapshot: Snapshot, qa: str, production: str) -> None:
+    from rich.table import Table
+
+    in_qa = [t for t in snapshot.tickets_in_environment if t.environment == qa]
+    jira_known = any(t.fix_versions is not None for t in in_qa)
+    console.print(f"3. Tickets in {m(qa)} and not yet in {m(production)} ({len(in_qa)})",
+                  style="bold")
+    table = Table()
+    for name in ("service", "tickets", "without fix version", "keys"):
+        table.add_column(name, justify="right" if name in ("tickets", "without fix version")
+                         else "left")
+    for name in sorted({t.service for t in in_qa}):
+        mine = [t for t in in_qa if t.service == name]
+        missing = [t for t in mine if t.fix_versions == ()]
+        keys = ", ".join(f"{m(t.ticket)}*" if t.fix_versions == () else m(t.ticket) for t in mine)
+        table.add_row(m(name), str(len(mine)), str(len(missing)) if jira_known else "?", keys)
+    console.print(table)
+    console.print()
+    if in_qa and not jira_known:
+        console.print("   Fix versions come from Jira: set JIRA_URL (and credentials) and drop "
+                      "--offline.")
+    elif any(t.fix_versions == () for t in in_qa):
+        console.print("   * no fix version in Jira")
 
 
 def _bottlenecks(console: Any, window: WindowFigures) -> None:

@@ -144,12 +144,14 @@ def build_snapshot(
     sources: Mapping[str, bool] | None = None,
     actual: Mapping[tuple[str, str], ActualState] | None = None,
     redeployments: Iterable[RedeploymentRecord] = (),
+    qa_environment: str = "qa",
 ) -> Snapshot:
     """Every figure for the window [start, end), and for the standard windows ending `now`.
 
     `pending` gives, per (service, environment) before production, the commits of the
     environment's revision that production's revision does not have (from the app repository);
     where it is missing, they are taken from the change sets deployed there and not to production.
+    `qa_environment` is the environment the QA release gate names (`gate.environment`).
     """
     history = _History(records, incidents, production, environments, redeployments)
     deployments = tuple(
@@ -183,7 +185,21 @@ def build_snapshot(
         data_quality=quality,
         sources=dict(sources or {}),
         actual=dict(actual or {}),
+        qa_release=qa_release(environments, production, qa_environment),
     )
+
+
+def qa_release(environments: Sequence[str], production: str | None,
+               preferred: str = "qa") -> str | None:
+    """The environment of "the QA release": `preferred` (the gate's environment) where the
+    repository has it, else the one just before production in the promotion order; None when
+    there is neither."""
+    if preferred in environments and preferred != production:
+        return preferred
+    if production is None or production not in environments:
+        return None
+    position = list(environments).index(production)
+    return environments[position - 1] if position > 0 else None
 
 
 def _window(name: str, history: _History, environments: Sequence[str], production: str | None,

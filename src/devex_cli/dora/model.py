@@ -188,3 +188,4 @@ class Snapshot:
     data_quality: DataQuality = field(default_factory=DataQuality)
     sources: Mapping[str, bool] = field(default_factory=dict)  # source -> up
     actual: Mapping[tuple[str, str], ActualState] = field(default_factory=dict)
+    qa_release: str | None = None  # the environment of "the QA release"; None: there is none
