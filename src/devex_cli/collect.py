@@ -31,7 +31,6 @@ from devex_cli.dora.model import (
     DataQuality,
     Incident,
     RedeploymentRecord,
-    Skip,
     Snapshot,
     TicketInfo,
 )
@@ -41,6 +40,7 @@ from devex_cli.parallel import SERVICES_AT_ONCE, each, in_background
 from devex_cli.records import RecordCache, build_records
 from devex_cli.sources import gitops
 from devex_cli.sources.commitgraph import CommitGraph
+from devex_cli.status import skipped_items
 from devex_cli.timeutil import rfc3339
 
 if TYPE_CHECKING:  # the HTTP stack loads only when an online source is used
@@ -141,7 +141,8 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
              len(built.records), built.computed)
     records, pending, not_found = built.records, built.pending, built.not_found
     quality = DataQuality(
-        manifests_skipped=tuple(Skip(s.path, s.commit, s.reason) for s in history.skipped),
+        manifests_skipped=skipped_items(
+            history, gitops.unmatched_manifests(repo, history.branch, settings)),
         revisions_not_found=tuple(sorted(not_found)),
     )
     actual: dict[tuple[str, str], ActualState] = {}

@@ -9,6 +9,7 @@ from typing import Any
 
 from devex_cli.dora.model import Snapshot, WindowFigures
 from devex_cli.dora.stats import Summary
+from devex_cli.status import skipped_json
 from devex_cli.textsafe import safe_markup as m
 from devex_cli.timeutil import rfc3339
 
@@ -71,8 +72,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
             for t in snapshot.tickets_in_environment
         ],
         "data_quality": {
-            "manifests_skipped": [{"path": s.path, "commit": s.commit, "reason": s.reason}
-                                  for s in snapshot.data_quality.manifests_skipped],
+            "manifests_skipped": skipped_json(snapshot.data_quality.manifests_skipped),
             "revisions_not_found": [{"service": s, "revision": r}
                                     for s, r in snapshot.data_quality.revisions_not_found],
             "deployments_without_change_set":
@@ -216,8 +216,8 @@ def render_tables(snapshot: Snapshot, *, color: bool) -> None:
     console.print(f"   runs: the revision (or version) in {m(production)}; "
                   "rework: rollbacks + hotfixes (changes that skipped the earlier stages)")
     if marked:
-        console.print("   ^ failures from GitOps history only (rollbacks of tags put back): no "
-                      "app repository, Argo CD or incident query to tell others")
+        console.print("   ^ failures from GitOps history only (tags put back): no app "
+                      "repository, Argo CD or incidents to tell others")
     console.print()
     _data_quality(console, snapshot)
 
@@ -276,7 +276,8 @@ def _data_quality(console: Any, snapshot: Snapshot) -> None:
     quality = snapshot.data_quality
     notes = []
     if quality.manifests_skipped:
-        notes.append(f"{len(quality.manifests_skipped)} manifest version(s) could not be read")
+        notes.append(f"{len(quality.manifests_skipped)} manifest(s) skipped (not parseable, or "
+                     "matching no template)")
     if quality.revisions_not_found:
         notes.append(f"{len(quality.revisions_not_found)} deployed revision(s) are not in the "
                      "app repositories")

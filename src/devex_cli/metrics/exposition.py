@@ -220,7 +220,8 @@ def families(snapshot: Snapshot, *, now: float) -> Iterator[GaugeMetricFamily]:
     quality = snapshot.data_quality
     yield up
     yield GaugeMetricFamily("devex_manifests_skipped",
-                            "Manifest versions that could not be parsed in the GitOps history",
+                            "Manifests skipped: versions in the GitOps history that could not "
+                            "be parsed, and kustomizations that match no template",
                             value=len(quality.manifests_skipped))
     yield GaugeMetricFamily("devex_revisions_not_found",
                             "Deployed revisions missing from the app repositories",
