@@ -12,6 +12,7 @@ from itertools import islice
 
 from devex_cli.dora import tiers
 from devex_cli.dora.model import (
+    FAILURE_SIGNALS,
     ActualState,
     Change,
     DataQuality,
@@ -117,10 +118,12 @@ def failure_signals(records: Iterable[DeploymentRecord], *, argocd: Collection[s
     for record in records:
         judged[record.service] = (judged.get(record.service, False)
                                   or record.ancestry_rollback is not None)
-    return {service: tuple(signal for signal, present in (
-                ("gitops", True), ("ancestry", judged[service]),
-                ("argocd", service in argocd), ("incidents", incidents)) if present)
-            for service in sorted(judged)}
+    signals = {}
+    for service in sorted(judged):
+        present = {"gitops": True, "ancestry": judged[service], "argocd": service in argocd,
+                   "incidents": incidents}
+        signals[service] = tuple(s for s in FAILURE_SIGNALS if present[s])
+    return signals
 
 
 def _incident_after(incidents: Sequence[Incident], service: str, start: datetime,
