@@ -72,6 +72,7 @@ def test_deployed_at_failed_sync_and_actual_state(devex: Devex, world: World,
     assert actual["qa"]["revision"] == world.c2  # synced to an older GitOps commit
     assert actual["qa"]["drift"] is True and actual["qa"]["health"] == "Degraded"
     assert report["sources"]["argocd"] is True
+    assert report["data_quality"]["failure_signals"] == {"pay": ["gitops", "ancestry", "argocd"]}
 
 
 def test_status_shows_argo_beside_the_desired_state(devex: Devex, world: World,
@@ -137,6 +138,7 @@ def test_failing_argocd_degrades_collect(devex: Devex, world: World, argocd: Fak
     assert report["sources"]["argocd"] is False
     assert len(report["deployments"]) == 8  # the GitOps figures are all there
     assert report["actual_state"] == []
+    assert report["data_quality"]["failure_signals"] == {"pay": ["gitops", "ancestry"]}
 
 
 def test_expired_token_message(devex: Devex, world: World, argocd: FakeArgoCD) -> None:

@@ -7,8 +7,9 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,6 +63,33 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return World(tmp_path_factory.mktemp("world"))
 
 
+def with_redeployments(monkeypatch: pytest.MonkeyPatch, world: World,
+                       *found: tuple[str, datetime]) -> None:
+    """The GitOps reader gives these rebuilds of pay in prod (gitops commit subject, time), as
+    a history carries them (the reader's own detection is tested with it)."""
+    from dataclasses import replace
+
+    from devex_cli.sources import gitops
+
+    read = gitops.read_history
+    log = GitRepo.__new__(GitRepo)
+    log.path = world.root / "gitops"
+
+    def reading(*args: Any, **kwargs: Any) -> gitops.GitOpsHistory:
+        history = read(*args, **kwargs)
+        rebuilds = []
+        for subject, when in found:
+            commit = log.git("log", "--format=%H", "--fixed-strings", f"--grep={subject}")
+            previous = [d.release for d in history.deployments
+                        if d.environment == "prod" and d.time <= when][-1]
+            rebuilds.append(gitops.Redeployment(
+                "pay", "prod", gitops.Release(f"1.0.1-{previous.revision}", previous.revision),
+                previous, commit.splitlines()[0], when, overlay("pay", "prod")))
+        return replace(history, redeployments=tuple(rebuilds))
+
+    monkeypatch.setattr(gitops, "read_history", reading)
+
+
 def collect_json(devex: Devex, world: World, *args: str) -> dict:  # type: ignore[type-arg]
     result = devex("collect", "--offline", "--format", "json", "--since", "2026-09-01",
                    "--until", "2026-11-01", *args, config=str(world.config))
@@ -93,7 +121,8 @@ def test_hand_computed_figures(devex: Devex, world: World) -> None:
     # c1 4d2h, c2 3d2h, c3 2d2h (first in prod on 09-06 12:00), c4 1d8h
     assert prod["lead_time_seconds"] == {"median": 223200.0, "mean": 228600.0,
                                          "p90": pytest.approx(326880.0), "count": 4}
-    assert prod["deployment_frequency_per_day"] == pytest.approx(4 / 61, abs=1e-6)
+    # 4 deployments over the 60.5 days from the first one (09-01 12:00) to --until (11-01)
+    assert prod["deployment_frequency_per_day"] == pytest.approx(4 / 60.5, abs=1e-6)
     months = {(m["environment"], m["month"]): m["deployments"]
               for m in report["deployments_per_month"]}
     assert months == {("prod", "2026-09"): 2, ("prod", "2026-10"): 2,
@@ -105,6 +134,8 @@ def test_hand_computed_figures(devex: Devex, world: World) -> None:
     # c1, c2: qa 09-03 -> prod 09-06 (3 d); c3: qa 09-05 -> prod 09-06 (1 d); c4: 6 h
     assert waits == {("qa", "prod"): 2 * 86400.0}
     assert report["data_quality"]["deployments_without_change_set"] == 2
+    # the app repository judged rollbacks; offline: no Argo CD, no incidents
+    assert report["data_quality"]["failure_signals"] == {"pay": ["gitops", "ancestry"]}
 
 
 def test_window_excludes_earlier_deployments(devex: Devex, world: World) -> None:
@@ -113,6 +144,69 @@ def test_window_excludes_earlier_deployments(devex: Devex, world: World) -> None
     data = json.loads(report.out)
     prod = next(e for e in data["services"][0]["environments"] if e["environment"] == "prod")
     assert prod["deployments"] == 2 and prod["lead_time_seconds"]["count"] == 1
+
+
+def test_frequency_counts_the_days_the_history_covers(devex: Devex, world: World) -> None:
+    """A --since long before the repository's first deployment does not spread its deployments
+    over years; a window before it has an unknown rate, not 0."""
+    report = collect_json(devex, world, "--since", "2000-01-01")
+    prod = next(e for e in report["services"][0]["environments"] if e["environment"] == "prod")
+    assert prod["deployments"] == 4
+    # from the first production deployment (2026-09-01 12:00) to --until 2026-11-01: 60.5 days
+    assert prod["deployment_frequency_per_day"] == pytest.approx(4 / 60.5, abs=1e-6)
+    # at least monthly (0.066 a day) makes frequency "medium", and the tier with it; spread over
+    # 26 years it was 0.0004 a day and the tier "low"
+    assert report["services"][0]["tier"] == "medium"
+    before = collect_json(devex, world, "--since", "2026-08-01", "--until", "2026-08-15")
+    envs = before["services"][0]["environments"]
+    assert [(e["environment"], e["deployments"], e["deployment_frequency_per_day"])
+            for e in envs] == [("qa", 0, None), ("prod", 0, None)]
+    table = devex("collect", "--offline", "--since", "2026-08-01", "--until", "2026-08-15",
+                  config=str(world.config))
+    assert table.code == 0, table.err
+    dora = table.out.split("DORA figures")[1]
+    assert "unknown" in dora and "0.00" not in dora
+
+
+def test_redeployments_are_counted_apart(devex: Devex, world: World,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rebuild of 09-07 (`1.0.1-<m1>` after `<m1>`) is no deployment and counts apart."""
+    with_redeployments(monkeypatch, world, ("rebuild, same revision", at("2026-09-07T12:00")))
+    report = collect_json(devex, world)
+    envs = {e["environment"]: e for e in report["services"][0]["environments"]}
+    assert (envs["prod"]["redeployments"], envs["prod"]["deployments"]) == (1, 4)
+    assert envs["qa"]["redeployments"] == 0
+    later = collect_json(devex, world, "--since", "2026-09-08")
+    assert [e["redeployments"] for e in later["services"][0]["environments"]] == [0, 0]
+
+
+@pytest.mark.parametrize(("environments", "gate", "heading"), [
+    (("dev", "qa", "prod"), None, "3. Tickets in qa and not yet in prod"),
+    (("dev", "staging", "prod"), None, "3. Tickets in staging and not yet in prod"),
+    (("dev", "qa", "uat", "prod"), "qa", "3. Tickets in qa and not yet in prod"),
+    (("qa", "uat", "prod"), "uat", "3. Tickets in uat and not yet in prod"),
+    (("test", "prod"), "uat", "3. Tickets in test and not yet in prod"),
+    (("prod",), None, None),
+])
+def test_the_qa_release_is_the_gates_environment_else_the_one_before_production(
+        devex: Devex, tmp_path: Path, environments: tuple[str, ...], gate: str | None,
+        heading: str | None) -> None:
+    gitops = GitRepo(tmp_path / "gitops")
+    gitops.commit("everywhere", {overlay("pay", env): kustomization([image("pay", "abc1234")])
+                                 for env in environments}, when=at("2026-09-02T12:00"))
+    config = tmp_path / "devex.toml"
+    config.write_text(f'[gitops]\nrepo = "{gitops.path}"\n'
+                      + (f'\n[gate]\nenvironment = "{gate}"\n' if gate else ""))
+    args = ("collect", "--offline", "--since", "2026-09-01", "--until", "2026-10-01")
+    result = devex(*args, config=str(config))
+    assert result.code == 0, result.err
+    report = json.loads(devex(*args, "--format", "json", config=str(config)).out)
+    if heading is None:
+        assert "Tickets in" not in result.out and report["qa_release"] is None
+    else:
+        assert heading in result.out and result.out.count("Tickets in") == 1
+        assert report["qa_release"] == heading.split()[3]
+    assert "4. Bottlenecks" in result.out
 
 
 def test_jira_fix_versions_and_unknown_keys(devex: Devex, world: World, jira: FakeJira) -> None:
@@ -149,11 +243,15 @@ def test_table_answers_the_four_questions(devex: Devex, world: World) -> None:
                     "DORA figures in prod"):
         assert heading in result.out
     assert "PAY-4" in result.out and "2d 14h" in result.out  # the median lead time
+    assert "GitOps history only" not in result.out  # the app repository judged its rollbacks
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None and os.environ.get("CI") != "true",
                     reason="needs promtool (Debian prometheus); .ci/run installs it")
-def test_prometheus_output_passes_promtool(devex: Devex, world: World, tmp_path: Path) -> None:
+def test_prometheus_output_passes_promtool(devex: Devex, world: World, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    with_redeployments(monkeypatch, world, ("roll back prod",
+                                            datetime.now(UTC) - timedelta(days=1)))
     out = tmp_path / "devex.prom"
     result = devex("collect", "--offline", "--format", "prometheus", "--output", str(out),
                    config=str(world.config))
@@ -163,6 +261,9 @@ def test_prometheus_output_passes_promtool(devex: Devex, world: World, tmp_path:
                  "deployment_age_seconds", "ticket_in_environment", "dora_change_failure_ratio",
                  "devex_source_up"):
         assert f"# TYPE {name} gauge" in text
+    for window in ("7d", "30d", "90d"):  # the rebuild a day ago
+        assert (f'dora_redeployments{{environment="prod",service="pay",window="{window}"}} 1.0'
+                in text)
     assert f'deployment_desired_state{{environment="prod",revision="{world.m1}"' in text \
         or f'revision="{world.m1}"' in text
     lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
@@ -231,3 +332,59 @@ def test_incidents_from_jira_mark_production_deployments_failed(devex: Devex, wo
     assert [d["failed"] for d in prod] == [False, True, True, False]  # m1 on 09-06, then c4
     figures = next(e for e in report["services"][0]["environments"] if e["environment"] == "prod")
     assert figures["change_failure_rate"] == 0.5
+    assert report["data_quality"]["failure_signals"] == {
+        "pay": ["gitops", "ancestry", "incidents"]}
+
+
+def prod_history(gitops: GitRepo, deployments: list[tuple[str, str]]) -> None:
+    for when, tag in deployments:
+        gitops.commit(f"prod {tag}", {overlay("pay", "prod"): kustomization([image("pay", tag)])},
+                      when=at(when))
+
+
+def test_rollbacks_from_the_gitops_history_without_an_app_repository(devex: Devex,
+                                                                     tmp_path: Path) -> None:
+    """Tags put back by hand: A, B, A, B, C. The second A is a rollback (B failed), the
+    second B is not a second one."""
+    gitops = GitRepo(tmp_path / "gitops")
+    prod_history(gitops, [("2026-09-01T12:00", "aaaaaaa"), ("2026-09-02T12:00", "bbbbbbb"),
+                          ("2026-09-02T15:00", "aaaaaaa"), ("2026-09-03T12:00", "bbbbbbb"),
+                          ("2026-09-04T12:00", "ccccccc")])
+    result = devex("collect", "--offline", "--format", "json", "--gitops", str(gitops.path),
+                   "--since", "2026-09-01", "--until", "2026-10-01")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert [(d["revision"], d["rollback"], d["failed"]) for d in report["deployments"]] == [
+        ("aaaaaaa", False, False), ("bbbbbbb", False, True), ("aaaaaaa", True, False),
+        ("bbbbbbb", False, False), ("ccccccc", False, False)]
+    (prod,) = report["services"][0]["environments"]
+    assert prod["rollbacks"] == 1 and prod["failed_deployments"] == 1
+    assert prod["change_failure_rate"] == 0.2  # 1 of 5
+    assert prod["recovery_time_seconds"] == {"median": 3 * 3600.0, "count": 1}  # 12:00 -> 15:00
+    assert report["data_quality"]["failure_signals"] == {"pay": ["gitops"]}  # git alone
+    table = devex("collect", "--offline", "--gitops", str(gitops.path), "--since", "2026-09-01",
+                  "--until", "2026-10-01")
+    assert table.code == 0, table.err
+    assert "20% ^" in table.out and "^ failures from GitOps history only" in table.out
+
+
+def test_ancestry_decides_rollbacks_with_the_app_repository(devex: Devex, tmp_path: Path) -> None:
+    """A, B, A where B is A's parent: deploying B is the rollback (a proper ancestor of A), and
+    A again is a roll-forward, though the GitOps history alone would say the opposite."""
+    app = GitRepo(tmp_path / "pay")
+    b = app.commit("PAY-1 older", {"a": "1"}, when=at("2026-08-30T09:00"))
+    a = app.commit("PAY-2 newer", {"a": "2"}, when=at("2026-08-31T09:00"))
+    gitops = GitRepo(tmp_path / "gitops")
+    prod_history(gitops, [("2026-09-01T12:00", a[:7]), ("2026-09-01T13:00", b[:7]),
+                          ("2026-09-01T16:00", a[:7])])
+    config = tmp_path / "devex.toml"
+    config.write_text(f'[gitops]\nrepo = "{gitops.path}"\n\n[services.pay]\nrepo = "{app.path}"\n')
+    result = devex("collect", "--offline", "--format", "json", "--since", "2026-09-01",
+                   "--until", "2026-10-01", config=str(config))
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert [(d["revision"], d["rollback"], d["failed"]) for d in report["deployments"]] == [
+        (a, False, True), (b, True, False), (a, False, False)]
+    (prod,) = report["services"][0]["environments"]
+    assert prod["change_failure_rate"] == pytest.approx(1 / 3)
+    assert prod["recovery_time_seconds"] == {"median": 3600.0, "count": 1}

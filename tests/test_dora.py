@@ -7,8 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devex_cli.dora import tiers
-from devex_cli.dora.compute import build_snapshot
-from devex_cli.dora.model import Change, DeploymentRecord, Incident, TicketInfo
+from devex_cli.dora.compute import build_snapshot, failure_signals, qa_release
+from devex_cli.dora.model import (
+    Change,
+    DeploymentRecord,
+    Incident,
+    RedeploymentRecord,
+    TicketInfo,
+)
 from devex_cli.dora.stats import Summary
 
 T0 = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
@@ -22,10 +28,10 @@ def change(sha: str, authored: datetime, *tickets: str, merge: bool = False) -> 
 
 
 def deploy(env: str, rev: str, at: datetime, changes: tuple[Change, ...] | None = (),
-           service: str = "pay", rollback: bool = False, failed_sync: bool = False
+           service: str = "pay", rollback: bool | None = False, failed_sync: bool = False
            ) -> DeploymentRecord:
     return DeploymentRecord(service, env, rev, f"1.0-{rev}", at, f"g-{env}-{rev}-{at:%d%H}",
-                            changes, rollback=rollback, failed_sync=failed_sync)
+                            changes, ancestry_rollback=rollback, failed_sync=failed_sync)
 
 
 def snapshot(records: list[DeploymentRecord], **kw: object):  # type: ignore[no-untyped-def]
@@ -68,6 +74,40 @@ def test_window_bounds_and_frequency() -> None:
     assert prod.revision == "r5"
 
 
+def test_frequency_over_the_days_the_history_covers() -> None:
+    """From the later of the window's start and the environment's first deployment of any
+    service, to the earlier of its end and now."""
+    records = [deploy("qa", "w1", T0 - 5 * D, service="web"),   # qa's history starts here
+               deploy("qa", "p1", T0 + D),
+               *(deploy("prod", f"p{n}", T0 + n * D) for n in range(4))]
+    snap = snapshot(records, start=datetime(2000, 1, 1, tzinfo=UTC), end=T0 + 20 * D,
+                    now=T0 + 10 * D)
+    pay = snap.window.service("pay")
+    # prod: T0 (its first deployment) to T0 + 10 d (now, before the window's end): 4 in 10 days
+    assert pay.environment("prod").deployment_frequency_per_day == 0.4
+    # qa: from web's first deployment there (T0 - 5 d) to now: 1 in 15 days
+    assert pay.environment("qa").deployment_frequency_per_day == pytest.approx(1 / 15)
+    assert pay.tier == "high"  # frequency high (0.4 a day), failures elite (none): the lower
+    # middle of the two
+
+
+def test_frequency_before_the_history_is_unknown() -> None:
+    from devex_cli.metrics.exposition import render
+
+    records = [deploy("prod", "p1", T0), deploy("prod", "p2", T0 + D)]
+    before = snapshot(records, start=T0 - 10 * D, end=T0 - 5 * D)
+    prod = before.window.service("pay").environment("prod")
+    assert (prod.deployments, prod.deployment_frequency_per_day, prod.change_failure_rate) == (
+        0, None, None)
+    assert before.window.service("pay").tier is None
+    after = snapshot(records, start=T0 + 5 * D, end=T0 + 10 * D)
+    assert after.window.service("pay").environment("prod").deployment_frequency_per_day == 0.0
+    # a clock behind the history: the standard windows cover none of it, so no sample
+    behind = snapshot(records, now=T0 - D, start=T0 - 3 * D, end=T0 - D)
+    text = render(behind, now=(T0 - D).timestamp())
+    assert "dora_deployments{" in text and "dora_deployment_frequency{" not in text
+
+
 def test_rollback_failure_and_recovery() -> None:
     records = [
         deploy("prod", "good", T0),
@@ -82,6 +122,82 @@ def test_rollback_failure_and_recovery() -> None:
     assert prod.change_failure_rate == 0.25
     assert prod.failed == 1 and prod.rollbacks == 1
     assert prod.recovery_time == Summary(3 * 3600.0, 3 * 3600.0, 3 * 3600.0, 1)
+
+
+def test_rollbacks_from_the_gitops_history_alone() -> None:
+    """No app repository (ancestry unknown): A, B, A, B, C puts A back once; B again is a
+    roll-forward, not a second rollback."""
+    times = [T0, T0 + D, T0 + D + 2 * H, T0 + 2 * D, T0 + 3 * D]
+    records = [deploy("prod", rev, at, None, rollback=None)
+               for rev, at in zip(("aaaaaaa", "bbbbbbb", "aaaaaaa", "bbbbbbb", "ccccccc"), times,
+                                  strict=True)]
+    snap = snapshot(records)
+    assert [d.rollback for d in snap.deployments] == [False, False, True, False, False]
+    assert [d.failed for d in snap.deployments] == [False, True, False, False, False]
+    prod = snap.window.service("pay").environment("prod")
+    assert prod.rollbacks == 1 and prod.failed == 1
+    assert prod.change_failure_rate == 0.2  # 1 failed (the first B) of 5
+    # the first B at T0 + 1 d, recovered by the rollback to A 2 h later
+    assert prod.recovery_time == Summary(7200.0, 7200.0, 7200.0, 1)
+
+
+@pytest.mark.parametrize(("releases", "expected"), [
+    # versions only (no revision in the tag): `29.0` put back after `29.1`
+    ([(None, "29.0"), (None, "29.1"), (None, "29.0")], [False, False, True]),
+    # A, B, A, B, A: every return to A goes back in the environment's order
+    ([("aaaaaaa", ""), ("bbbbbbb", ""), ("aaaaaaa", ""), ("bbbbbbb", ""), ("aaaaaaa", "")],
+     [False, False, True, False, True]),
+    # A, B, C, B: C was first deployed after B, so B is put back
+    ([("aaaaaaa", ""), ("bbbbbbb", ""), ("ccccccc", ""), ("bbbbbbb", "")],
+     [False, False, False, True]),
+    # the short SHA and the full one are one release
+    ([("abc1234", ""), ("bcd2345", ""), ("abc1234" + "f" * 33, "")], [False, False, True]),
+    # a release never deployed here is not a rollback by the GitOps history
+    ([("aaaaaaa", ""), ("bbbbbbb", ""), ("ccccccc", "")], [False, False, False]),
+])
+def test_gitops_rollback_rule(releases: list[tuple[str | None, str]],
+                              expected: list[bool]) -> None:
+    records = [DeploymentRecord("pay", "prod", revision, version or f"1.0-{revision}",
+                                T0 + n * H, f"g{n}", None)
+               for n, (revision, version) in enumerate(releases)]
+    assert [d.rollback for d in snapshot(records).deployments] == expected
+
+
+def test_ancestry_wins_where_it_is_known() -> None:
+    """A, B, A where the app repository says B is the older commit: the rollback is B (an
+    ancestor of A), and putting A back is a roll-forward, whatever the GitOps history says."""
+    records = [deploy("prod", "aaaaaaa", T0, None, rollback=None),
+               deploy("prod", "bbbbbbb", T0 + H, (), rollback=True),
+               deploy("prod", "aaaaaaa", T0 + 3 * H, (change("a1", T0 - H),), rollback=False)]
+    snap = snapshot(records)
+    assert [d.rollback for d in snap.deployments] == [False, True, False]
+    assert [d.failed for d in snap.deployments] == [True, False, False]
+    prod = snap.window.service("pay").environment("prod")
+    assert prod.change_failure_rate == pytest.approx(1 / 3)
+    assert prod.recovery_time.median == 3600.0  # A at T0, rolled back to B at T0 + 1 h
+
+
+def test_failure_signals_per_service() -> None:
+    records = [deploy("prod", "a", T0, None, rollback=None),
+               deploy("prod", "b", T0 + H, (), rollback=False),  # the app repository judged it
+               deploy("prod", "x", T0, None, service="web", rollback=None),
+               deploy("prod", "y", T0 + H, None, service="web", rollback=None),
+               deploy("qa", "z", T0, None, service="api", rollback=None)]
+    assert failure_signals(records) == {"api": ("gitops",), "pay": ("gitops", "ancestry"),
+                                        "web": ("gitops",)}
+    assert failure_signals(records, argocd={"web"}, incidents=True) == {
+        "api": ("gitops", "incidents"), "pay": ("gitops", "ancestry", "incidents"),
+        "web": ("gitops", "argocd", "incidents")}
+
+
+def test_redeployments_in_the_window() -> None:
+    records = [deploy("prod", "a", T0), deploy("qa", "a", T0 - H)]
+    rebuilds = [RedeploymentRecord("pay", "prod", T0 + n * D) for n in (1, 2, 9)] + [
+        RedeploymentRecord("pay", "qa", T0 + D)]
+    snap = snapshot(records, redeployments=rebuilds, start=T0, end=T0 + 5 * D)
+    pay = snap.window.service("pay")
+    assert (pay.environment("prod").redeployments, pay.environment("qa").redeployments) == (2, 1)
+    assert pay.environment("prod").deployments == 1  # rebuilds are no deployments
 
 
 def test_failed_sync_recovers_at_the_next_good_deployment() -> None:
@@ -156,6 +272,23 @@ def test_bottleneck_is_the_stage_with_the_largest_median_wait() -> None:
     assert [(w.from_environment, w.to_environment) for w in web.promotion_waits] == [
         ("dev", "prod")]  # web skips qa
     assert window.bottleneck is not None and window.bottleneck.from_environment == "qa"
+
+
+@pytest.mark.parametrize(("environments", "preferred", "expected"), [
+    (("dev", "qa", "prod"), "qa", "qa"),
+    (("dev", "staging", "prod"), "qa", "staging"),  # no qa: the one before production
+    (("dev", "qa", "uat", "prod"), "qa", "qa"),
+    (("dev", "qa", "uat", "prod"), "uat", "uat"),
+    (("dev", "qa", "prod"), "uat", "qa"),  # the gate's environment is not there
+    (("prod",), "qa", None),
+    (("dev", "staging"), "qa", None),  # no production to come before
+    (("qa", "prod"), "prod", "qa"),  # production is never the QA release
+])
+def test_qa_release(environments: tuple[str, ...], preferred: str, expected: str | None) -> None:
+    production = "prod" if "prod" in environments else None
+    assert qa_release(environments, production, preferred) == expected
+    assert snapshot([], environments=environments, production=production,
+                    qa_environment=preferred).qa_release == expected
 
 
 def test_tiers() -> None:

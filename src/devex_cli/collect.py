@@ -25,12 +25,12 @@ from devex_cli.cache import (
 )
 from devex_cli.config import Settings
 from devex_cli.correlate import ArgoView, actual_states, refine
-from devex_cli.dora.compute import build_snapshot
+from devex_cli.dora.compute import build_snapshot, failure_signals
 from devex_cli.dora.model import (
     ActualState,
     DataQuality,
     Incident,
-    Skip,
+    RedeploymentRecord,
     Snapshot,
     TicketInfo,
 )
@@ -40,6 +40,7 @@ from devex_cli.parallel import SERVICES_AT_ONCE, each, in_background
 from devex_cli.records import RecordCache, build_records
 from devex_cli.sources import gitops
 from devex_cli.sources.commitgraph import CommitGraph
+from devex_cli.status import skipped_items
 from devex_cli.timeutil import rfc3339
 
 if TYPE_CHECKING:  # the HTTP stack loads only when an online source is used
@@ -141,14 +142,16 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
              len(built.records), built.computed)
     records, pending, not_found = built.records, built.pending, built.not_found
     quality = DataQuality(
-        manifests_skipped=tuple(Skip(s.path, s.commit, s.reason) for s in history.skipped),
+        manifests_skipped=skipped_items(history),
         revisions_not_found=tuple(sorted(not_found)),
     )
     actual: dict[tuple[str, str], ActualState] = {}
+    argocd_services: set[str] = set()
     if argo_applications is not None:
         step("asking Argo CD")
         view = read_argocd(settings, history, sources, applications=argo_applications.result())
         if view is not None:
+            argocd_services = {service for service, _ in view.applications}
             records = refine(records, view)
             actual = actual_states(history, view, lambda synced: gitops.commits_after(
                 repo, synced, history.head))
@@ -161,20 +164,25 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
     jira = not options.offline and bool(settings.jira.url)
     if jira:
         step("asking Jira")
-    incidents = _incidents(settings, history.services, sources) if jira else []
+    incidents = _incidents(settings, history.services, sources) if jira else None
+    quality = replace(quality, failure_signals=failure_signals(
+        records, argocd=argocd_services, incidents=incidents is not None))
     snapshot = build_snapshot(
         records, environments=history.environments, production=history.production, now=now,
         start=options.start, end=options.end, pending=pending, data_quality=quality,
-        sources=sources, actual=actual, incidents=incidents)
+        sources=sources, actual=actual, incidents=incidents or (),
+        redeployments=[RedeploymentRecord(r.service, r.environment, r.time)
+                       for r in history.redeployments],
+        qa_environment=settings.gate.environment)
     return _with_jira(snapshot, settings) if jira else snapshot
 
 
 def _incidents(settings: Settings, services: Sequence[str],
-               sources: dict[str, bool]) -> list[Incident]:
+               sources: dict[str, bool]) -> list[Incident] | None:
     """Incident tickets from `jira.incident_jql`, tied to a service by a component or label
-    named after it, at their creation time."""
+    named after it, at their creation time; None when none were read (no query, Jira failed)."""
     if not settings.jira.incident_jql:
-        return []
+        return None
     from devex_cli.sources.jira import JiraClient
 
     try:
@@ -183,7 +191,7 @@ def _incidents(settings: Settings, services: Sequence[str],
     except DevexError as exc:
         log.warning("%s; incidents do not count as failures this run", exc)
         sources["jira"] = False
-        return []
+        return None
     by_name = {s.lower(): s for s in services}
     incidents = []
     for ticket in tickets:

@@ -533,11 +533,11 @@ class ReaderState:
                                             self.units[unit].environment, use.version, unit))
         return found
 
-    def nearest_files(self) -> list[str]:
-        """Files that set images but belong to no environment: what came closest when nothing
-        was found."""
-        covered = set(self.dep_units)
-        return sorted(self.imageful - covered)[:5]
+    def unread_files(self) -> list[str]:
+        """Files at the head that set images but no unit reads: what came closest when nothing
+        was found, and what `status` lists as not read."""
+        read = {path for path, units in self.dep_units.items() if units}
+        return sorted(self.imageful - read)
 
     # -- kept between runs -----------------------------------------------------------------
 

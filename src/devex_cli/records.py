@@ -41,11 +41,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("devex.records")
 
-_VERSION = 1
+_VERSION = 2  # 2: a rollback ancestry could not judge is null, no longer false
 # Checked whole on load: the parts. Entry by entry as they are read: the rows, a damaged one
 # being computed again (the records are too many to check each on every collection).
 _SHAPE = fields(fingerprint=TEXT, records=MAPPING, commits=MAPPING, ranges=MAPPING)
-_RECORD = row(optional(TEXT), optional(LIST), BOOLEAN)  # full revision, change set, rollback
+# full revision, change set, ancestry's rollback verdict (null: ancestry could not tell)
+_RECORD = row(optional(TEXT), optional(LIST), optional(BOOLEAN))
 _COMMIT = row(INTEGER, list_of(TEXT), BOOLEAN)  # author time, tickets, merge
 
 # (service, environment) -> the commits that environment runs and production does not
@@ -133,9 +134,9 @@ def build_records(
     sources: dict[str, bool],
     cache: RecordCache,
 ) -> Records:
-    """Deployment records with change sets and rollbacks (kept ones from the cache, new ones
-    from the app sources); the commits each environment before production has and production
-    does not; the deployed revisions missing from the app sources.
+    """Deployment records with change sets and ancestry's rollback verdicts (kept ones from
+    the cache, new ones from the app sources); the commits each environment before production
+    has and production does not; the deployed revisions missing from the app sources.
 
     `source_of(service)` gives the service's app source (None: none configured); a source that
     fails marks `sources` and leaves that service's change sets unknown this run.
@@ -222,7 +223,7 @@ def _from_cache(deployment: gitops.Deployment, entry: list[Any],
                 cache: RecordCache) -> DeploymentRecord | None:
     if not _RECORD(entry):
         return None
-    revision, shas, rollback = entry
+    revision, shas, ancestry_rollback = entry
     change_set = cache.changes(shas) if shas is not None else None
     if shas is not None and change_set is None:
         return None
@@ -230,7 +231,7 @@ def _from_cache(deployment: gitops.Deployment, entry: list[Any],
         service=deployment.service, environment=deployment.environment,
         revision=revision or deployment.release.revision, version=deployment.release.version,
         time=deployment.time, gitops_commit=deployment.gitops_commit, change_set=change_set,
-        rollback=rollback)
+        ancestry_rollback=ancestry_rollback)
 
 
 def _computed(deployment: gitops.Deployment, graph: CommitSource | None,
@@ -242,21 +243,23 @@ def _computed(deployment: gitops.Deployment, graph: CommitSource | None,
     new = full.get((deployment.service, short or ""))
     old = full.get((deployment.service, previous or ""))
     change_set: tuple[Change, ...] | None = None
-    rollback = False
+    ancestry_rollback: bool | None = None  # the GitOps history decides (dora.rollbacks)
     if graph is not None and new and old:
         commits = graph.only_in(new, old)
         change_set = tuple(change(c) for c in reversed(commits))
-        rollback = not commits and new != old
+        ancestry_rollback = not commits and new != old
     # nothing about it can change: no commit named, or its change set known (or not needed)
     complete = short is None or (new is not None and (previous is None or change_set is not None))
     if graph is not None and complete:
         cache.records[_key(deployment)] = [
-            new, None if change_set is None else cache.keep_changes(change_set), rollback]
+            new, None if change_set is None else cache.keep_changes(change_set),
+            ancestry_rollback]
         cache.changed = True
     return DeploymentRecord(
         service=deployment.service, environment=deployment.environment,
         revision=new or short, version=deployment.release.version, time=deployment.time,
-        gitops_commit=deployment.gitops_commit, change_set=change_set, rollback=rollback)
+        gitops_commit=deployment.gitops_commit, change_set=change_set,
+        ancestry_rollback=ancestry_rollback)
 
 
 def _pending(

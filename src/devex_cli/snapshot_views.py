@@ -9,6 +9,7 @@ from typing import Any
 
 from devex_cli.dora.model import Snapshot, WindowFigures
 from devex_cli.dora.stats import Summary
+from devex_cli.status import skipped_json
 from devex_cli.textsafe import safe_markup as m
 from devex_cli.timeutil import rfc3339
 
@@ -21,6 +22,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
         "window": {"start": rfc3339(window.start), "end": rfc3339(window.end)},
         "environments": list(snapshot.environments),
         "production": snapshot.production,
+        "qa_release": snapshot.qa_release,
         "deployments": [
             {"service": d.service, "environment": d.environment, "revision": d.revision,
              "version": d.version, "time": rfc3339(d.time), "gitops_commit": d.gitops_commit,
@@ -44,12 +46,15 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
                      "last_deployed_at": rfc3339(e.last_deployed_at) if e.last_deployed_at
                      else None,
                      "deployments": e.deployments,
-                     "deployment_frequency_per_day": round(e.deployment_frequency_per_day, 6),
+                     "deployment_frequency_per_day": None
+                     if e.deployment_frequency_per_day is None
+                     else round(e.deployment_frequency_per_day, 6),
                      "lead_time_seconds": _summary(e.lead_time),
                      "change_failure_rate": e.change_failure_rate,
                      "failed_deployments": e.failed,
                      "rollbacks": e.rollbacks,
                      "hotfixes": e.hotfixes,
+                     "redeployments": e.redeployments,
                      "recovery_time_seconds": {"median": e.recovery_time.median,
                                                "count": e.recovery_time.count}}
                     for e in s.environments],
@@ -67,12 +72,13 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
             for t in snapshot.tickets_in_environment
         ],
         "data_quality": {
-            "manifests_skipped": [{"path": s.path, "commit": s.commit, "reason": s.reason}
-                                  for s in snapshot.data_quality.manifests_skipped],
+            "manifests_skipped": skipped_json(snapshot.data_quality.manifests_skipped),
             "revisions_not_found": [{"service": s, "revision": r}
                                     for s, r in snapshot.data_quality.revisions_not_found],
             "deployments_without_change_set":
                 snapshot.data_quality.deployments_without_change_set,
+            "failure_signals": {service: list(signals) for service, signals
+                                in sorted(snapshot.data_quality.failure_signals.items())},
         },
         "sources": dict(snapshot.sources),
         "actual_state": [
@@ -111,8 +117,9 @@ def duration(seconds: float | None) -> str:
     return f"{minutes}m"
 
 
-def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa") -> None:
-    """The four answers, then the DORA figures per service, on stdout.
+def render_tables(snapshot: Snapshot, *, color: bool) -> None:
+    """The four answers, then the DORA figures per service, on stdout. The third (tickets in
+    the QA release) is left out where the repository has no QA release environment.
 
     Service, environment and image names, tags and ticket keys come from the GitOps repository,
     Argo CD and commit messages: each enters a table or a title through `m` (textsafe's
@@ -159,26 +166,8 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
     console.print()
 
     # 3. Which Jira tickets are in the QA release right now?
-    in_qa = [t for t in snapshot.tickets_in_environment if t.environment == qa_environment]
-    jira_known = any(t.fix_versions is not None for t in in_qa)
-    console.print(f"3. Tickets in {m(qa_environment)} and not yet in {m(production)} ({len(in_qa)})",
-                  style="bold")
-    table = Table()
-    for name in ("service", "tickets", "without fix version", "keys"):
-        table.add_column(name, justify="right" if name in ("tickets", "without fix version")
-                         else "left")
-    for name in sorted({t.service for t in in_qa}):
-        mine = [t for t in in_qa if t.service == name]
-        missing = [t for t in mine if t.fix_versions == ()]
-        keys = ", ".join(f"{m(t.ticket)}*" if t.fix_versions == () else m(t.ticket) for t in mine)
-        table.add_row(m(name), str(len(mine)), str(len(missing)) if jira_known else "?", keys)
-    console.print(table)
-    console.print()
-    if in_qa and not jira_known:
-        console.print("   Fix versions come from Jira: set JIRA_URL (and credentials) and drop "
-                      "--offline.")
-    elif any(t.fix_versions == () for t in in_qa):
-        console.print("   * no fix version in Jira")
+    if snapshot.qa_release is not None:
+        _qa_release(console, snapshot, snapshot.qa_release, production)
 
     # 4. Where are our deployment bottlenecks?
     _bottlenecks(console, window)
@@ -189,14 +178,21 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
     for name in ("service", "runs", "deploys/day", "lead time", "change failure rate",
                  "recovery (median)", "rework", "tier"):
         table.add_column(name, justify="left" if name in ("service", "runs") else "right")
+    signals = snapshot.data_quality.failure_signals
+    git_alone = {name for name, found in signals.items() if tuple(found) == ("gitops",)}
+    marked = False
     for service in window.services:
         prod = service.environment(production)
         if prod is None:
             continue
         rate = "-" if prod.change_failure_rate is None else f"{prod.change_failure_rate:.0%}"
+        if service.service in git_alone and prod.change_failure_rate is not None:
+            rate, marked = f"{rate} ^", True
         runs = (prod.revision or "")[:7] if prod.revision and all(
             c in "0123456789abcdef" for c in prod.revision) else prod.version or "-"
-        table.add_row(m(service.service), m(runs), f"{prod.deployment_frequency_per_day:.2f}",
+        frequency = ("unknown" if prod.deployment_frequency_per_day is None
+                     else f"{prod.deployment_frequency_per_day:.2f}")
+        table.add_row(m(service.service), m(runs), frequency,
                       duration(prod.lead_time.median), rate,
                       duration(prod.recovery_time.median),
                       str(prod.rollbacks + prod.hotfixes), m(service.tier or "-"))
@@ -219,8 +215,36 @@ def render_tables(snapshot: Snapshot, *, color: bool, qa_environment: str = "qa"
         console.print()
     console.print(f"   runs: the revision (or version) in {m(production)}; "
                   "rework: rollbacks + hotfixes (changes that skipped the earlier stages)")
+    if marked:
+        console.print("   ^ failures from GitOps history only (tags put back): no app "
+                      "repository, Argo CD or incidents to tell others")
     console.print()
     _data_quality(console, snapshot)
+
+
+def _qa_release(console: Any, snapshot: Snapshot, qa: str, production: str) -> None:
+    from rich.table import Table
+
+    in_qa = [t for t in snapshot.tickets_in_environment if t.environment == qa]
+    jira_known = any(t.fix_versions is not None for t in in_qa)
+    console.print(f"3. Tickets in {m(qa)} and not yet in {m(production)} ({len(in_qa)})",
+                  style="bold")
+    table = Table()
+    for name in ("service", "tickets", "without fix version", "keys"):
+        table.add_column(name, justify="right" if name in ("tickets", "without fix version")
+                         else "left")
+    for name in sorted({t.service for t in in_qa}):
+        mine = [t for t in in_qa if t.service == name]
+        missing = [t for t in mine if t.fix_versions == ()]
+        keys = ", ".join(f"{m(t.ticket)}*" if t.fix_versions == () else m(t.ticket) for t in mine)
+        table.add_row(m(name), str(len(mine)), str(len(missing)) if jira_known else "?", keys)
+    console.print(table)
+    console.print()
+    if in_qa and not jira_known:
+        console.print("   Fix versions come from Jira: set JIRA_URL (and credentials) and drop "
+                      "--offline.")
+    elif any(t.fix_versions == () for t in in_qa):
+        console.print("   * no fix version in Jira")
 
 
 def _bottlenecks(console: Any, window: WindowFigures) -> None:
@@ -252,7 +276,8 @@ def _data_quality(console: Any, snapshot: Snapshot) -> None:
     quality = snapshot.data_quality
     notes = []
     if quality.manifests_skipped:
-        notes.append(f"{len(quality.manifests_skipped)} manifest version(s) could not be read")
+        notes.append(f"{len(quality.manifests_skipped)} manifest(s) skipped (not parseable, or "
+                     "matching no template)")
     if quality.revisions_not_found:
         notes.append(f"{len(quality.revisions_not_found)} deployed revision(s) are not in the "
                      "app repositories")

@@ -8,17 +8,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from devex_cli.dora.model import ActualState
-from devex_cli.sources.gitops import DeployedState, GitOpsHistory
+from devex_cli.dora.model import ActualState, Skip
+from devex_cli.sources.gitops import DeployedState, GitOpsHistory, ThirdParty
 from devex_cli.textsafe import safe, safe_markup
 from devex_cli.timeutil import age, rfc3339
-
-
-@dataclass(frozen=True)
-class SkippedItem:
-    path: str
-    commit: str | None
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -27,32 +20,38 @@ class StatusReport:
     services: tuple[str, ...]
     states: Mapping[tuple[str, str], DeployedState]
     actual: Mapping[tuple[str, str], ActualState]
-    skipped: tuple[SkippedItem, ...]
+    skipped: tuple[Skip, ...]
     head: str | None
+    third_party: tuple[ThirdParty, ...] = ()
+
+
+def skipped_items(history: GitOpsHistory) -> tuple[Skip, ...]:
+    """What the GitOps reading did not read, as `status` and `collect` both report it: every
+    manifest version that could not be parsed (path and commit, anywhere in the history), then the
+    files at the branch head that set images but belong to no environment. A tag that names no
+    commit is read (a version), so it is not here."""
+    return (*(Skip(s.path, s.commit, s.reason) for s in history.skipped),
+            *(Skip(path, history.head or "", "sets images but belongs to no environment "
+                   "(no environment name in its path, and no gitops.manifests template)")
+              for path in history.unread))
 
 
 def build_status(
     history: GitOpsHistory,
     *,
     environments: Sequence[str] = (),
-    unmatched: Sequence[str] = (),
     actual: Mapping[tuple[str, str], ActualState] | None = None,
 ) -> StatusReport:
-    """The state at the branch head, limited to `environments` when given, with what was skipped."""
+    """The state at the branch head, limited to `environments` when given, with the third-party
+    images deployed there and what was skipped (`skipped_items`)."""
     envs = tuple(e for e in history.environments if not environments or e in environments)
     states = {k: v for k, v in history.current.items() if k[1] in envs}
-    skipped = [SkippedItem(p.path, p.commit, p.reason) for p in history.broken_at_head]
-    skipped += [SkippedItem(path, history.head, "matches no manifest template")
-                for path in unmatched]
-    skipped += [
-        SkippedItem(state.manifest, state.gitops_commit,
-                    f"image tag {state.release.version!r} of {state.service} names no commit "
-                    "(a version, not a revision)")
-        for state in sorted(states.values(), key=lambda s: (s.service, s.environment))
-        if state.release.revision is None
-    ]
+    order = {env: i for i, env in enumerate(envs)}
+    third_party = tuple(sorted((t for t in history.third_party if t.environment in order),
+                               key=lambda t: (t.image, order[t.environment], t.manifest)))
     services = tuple(sorted({s for s, _ in states}))
-    return StatusReport(envs, services, states, actual or {}, tuple(skipped), history.head)
+    return StatusReport(envs, services, states, actual or {}, skipped_items(history),
+                        history.head, third_party)
 
 
 def render_json(report: StatusReport) -> str:
@@ -78,8 +77,15 @@ def render_json(report: StatusReport) -> str:
                     "drift": actual.drift},
             })
         services.append({"service": service, "environments": rows})
-    skipped = [{"path": s.path, "commit": s.commit, "reason": s.reason} for s in report.skipped]
-    return json.dumps({"services": services, "skipped": skipped}, indent=2)
+    third_party = [{"image": t.image, "environment": t.environment, "version": t.version,
+                    "manifest": t.manifest} for t in report.third_party]
+    return json.dumps({"services": services, "third_party": third_party,
+                       "skipped": skipped_json(report.skipped)}, indent=2)
+
+
+def skipped_json(skipped: Sequence[Skip]) -> list[dict[str, str]]:
+    """The skipped items as `status --format json` and `collect --format json` write them."""
+    return [{"path": s.path, "commit": s.commit, "reason": s.reason} for s in skipped]
 
 
 def render_table(report: StatusReport, *, now: datetime, color: bool) -> None:
@@ -109,6 +115,18 @@ def render_table(report: StatusReport, *, now: datetime, color: bool) -> None:
                 cells.append("-" if state is None else _cell(
                     state, report.actual.get((service, environment)), now))
             table.add_row(*cells)
+        console.print(table)
+    if report.third_party:
+        console.print("\nThird-party images (deployed beside the services, counted nowhere):")
+        table = Table()
+        table.add_column("image")
+        for environment in report.environments:
+            table.add_column(safe_markup(environment))
+        images = sorted({t.image for t in report.third_party})
+        for image in images:
+            versions = {t.environment: t.version for t in report.third_party if t.image == image}
+            table.add_row(safe_markup(image), *(safe_markup(versions[e]) if e in versions
+                                                 else "-" for e in report.environments))
         console.print(table)
     if report.skipped:
         console.print(f"\nSkipped ({len(report.skipped)}):")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import islice
 
 from devex_cli.dora import tiers
 from devex_cli.dora.model import (
+    FAILURE_SIGNALS,
     ActualState,
     Change,
     DataQuality,
@@ -20,12 +21,14 @@ from devex_cli.dora.model import (
     EnvironmentFigures,
     Incident,
     PromotionWait,
+    RedeploymentRecord,
     ServiceFigures,
     Snapshot,
     TicketInEnvironment,
     TicketInfo,
     WindowFigures,
 )
+from devex_cli.dora.rollbacks import rollbacks
 from devex_cli.dora.stats import Summary
 
 STANDARD_WINDOWS = {"7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
@@ -38,18 +41,28 @@ class _History:
     """The records in order, with what every window needs computed once."""
 
     def __init__(self, records: Iterable[DeploymentRecord], incidents: Sequence[Incident],
-                 production: str | None, environments: Sequence[str] = ()) -> None:
+                 production: str | None, environments: Sequence[str] = (),
+                 redeployments: Iterable[RedeploymentRecord] = ()) -> None:
         ordered = sorted(records, key=lambda r: r.time)
+        self.rebuilt: dict[_Key, list[datetime]] = defaultdict(list)  # redeployment times
+        for rebuild in redeployments:
+            self.rebuilt[(rebuild.service, rebuild.environment)].append(rebuild.time)
+        for times in self.rebuilt.values():
+            times.sort()
         self.by_key: dict[_Key, list[DeploymentRecord]] = defaultdict(list)
         for record in ordered:
             self.by_key[(record.service, record.environment)].append(record)
+        self.rollback: dict[int, bool] = {}
+        for group in self.by_key.values():
+            for record, verdict in zip(group, rollbacks(group), strict=True):
+                self.rollback[id(record)] = verdict
         self.failed: dict[int, bool] = {}
         for (service, environment), group in self.by_key.items():
             for i, record in enumerate(group):
                 following = group[i + 1] if i + 1 < len(group) else None
                 self.failed[id(record)] = (
                     record.failed_sync
-                    or (following is not None and following.rollback)
+                    or (following is not None and self.rollback[id(following)])
                     or (environment == production and _incident_after(
                         incidents, service, record.time, following.time if following else None))
                 )
@@ -63,6 +76,10 @@ class _History:
                     self.first[key].setdefault(change.sha, record.time)
         self.merges = {sha for sha, change in self.changes.items() if change.merge}
         self.ordered = ordered
+        # When the history of each environment starts: its first deployment of any service.
+        self.began: dict[str, datetime] = {}
+        for record in ordered:
+            self.began.setdefault(record.environment, record.time)
         # For windows: record times, and commits by the time they first arrived, in order (a
         # window then costs its own size, not the history's).
         self.times = {key: [r.time for r in group] for key, group in self.by_key.items()}
@@ -87,6 +104,27 @@ class _History:
     def is_failed(self, record: DeploymentRecord) -> bool:
         return self.failed[id(record)]
 
+    def is_rollback(self, record: DeploymentRecord) -> bool:
+        return self.rollback[id(record)]
+
+
+def failure_signals(records: Iterable[DeploymentRecord], *, argocd: Collection[str] = (),
+                    incidents: bool = False) -> dict[str, tuple[str, ...]]:
+    """Per service, the failure signals its figures rest on (model.FAILURE_SIGNALS, in that
+    order): `gitops` (rollbacks from the GitOps history) always; `ancestry` where the app
+    repository judged at least one of its deployments against the one it replaced; `argocd` for
+    the services Argo CD answered for; `incidents` when incident tickets were read."""
+    judged: dict[str, bool] = {}
+    for record in records:
+        judged[record.service] = (judged.get(record.service, False)
+                                  or record.ancestry_rollback is not None)
+    signals = {}
+    for service in sorted(judged):
+        present = {"gitops": True, "ancestry": judged[service], "argocd": service in argocd,
+                   "incidents": incidents}
+        signals[service] = tuple(s for s in FAILURE_SIGNALS if present[s])
+    return signals
+
 
 def _incident_after(incidents: Sequence[Incident], service: str, start: datetime,
                     end: datetime | None) -> bool:
@@ -108,14 +146,17 @@ def build_snapshot(
     data_quality: DataQuality | None = None,
     sources: Mapping[str, bool] | None = None,
     actual: Mapping[tuple[str, str], ActualState] | None = None,
+    redeployments: Iterable[RedeploymentRecord] = (),
+    qa_environment: str = "qa",
 ) -> Snapshot:
     """Every figure for the window [start, end), and for the standard windows ending `now`.
 
     `pending` gives, per (service, environment) before production, the commits of the
     environment's revision that production's revision does not have (from the app repository);
     where it is missing, they are taken from the change sets deployed there and not to production.
+    `qa_environment` is the environment the QA release gate names (`gate.environment`).
     """
-    history = _History(records, incidents, production, environments)
+    history = _History(records, incidents, production, environments, redeployments)
     deployments = tuple(
         Deployment(
             service=r.service, environment=r.environment, revision=r.revision, version=r.version,
@@ -123,12 +164,13 @@ def build_snapshot(
             commits=None if r.change_set is None else tuple(
                 c.sha for c in r.change_set if not c.merge),
             tickets=tuple(dict.fromkeys(t for c in r.change_set or () for t in c.tickets)),
-            failed=history.is_failed(r), rollback=r.rollback, hotfix=id(r) in history.hotfix,
+            failed=history.is_failed(r), rollback=history.is_rollback(r),
+            hotfix=id(r) in history.hotfix,
         )
         for r in history.ordered if start <= r.time < end
     )
-    window = _window("window", history, environments, production, start, end)
-    windows = {name: _window(name, history, environments, production, now - span, now)
+    window = _window("window", history, environments, production, start, end, now)
+    windows = {name: _window(name, history, environments, production, now - span, now, now)
                for name, span in STANDARD_WINDOWS.items()}
     quality = data_quality or DataQuality()
     quality = replace(quality, deployments_without_change_set=sum(
@@ -146,18 +188,32 @@ def build_snapshot(
         data_quality=quality,
         sources=dict(sources or {}),
         actual=dict(actual or {}),
+        qa_release=qa_release(environments, production, qa_environment),
     )
 
 
+def qa_release(environments: Sequence[str], production: str | None,
+               preferred: str = "qa") -> str | None:
+    """The environment of "the QA release": `preferred` (the gate's environment) where the
+    repository has it, else the one just before production in the promotion order; None when
+    there is neither."""
+    if preferred in environments and preferred != production:
+        return preferred
+    if production is None or production not in environments:
+        return None
+    position = list(environments).index(production)
+    return environments[position - 1] if position > 0 else None
+
+
 def _window(name: str, history: _History, environments: Sequence[str], production: str | None,
-            start: datetime, end: datetime) -> WindowFigures:
-    days = max((end - start).total_seconds() / 86400, 1e-9)
+            start: datetime, end: datetime, now: datetime) -> WindowFigures:
+    days = {env: _covered_days(history, env, start, end, now) for env in environments}
     services = sorted({s for s, _ in history.by_key})
     figures = []
     every_wait: dict[tuple[str, str], list[float]] = defaultdict(list)
     for service in services:
         envs = tuple(
-            _environment(history, service, env, start, end, days)
+            _environment(history, service, env, start, end, days[env])
             for env in environments if (service, env) in history.by_key
         )
         waits = _promotion_waits(history, service, environments, production, start, end)
@@ -172,8 +228,20 @@ def _window(name: str, history: _History, environments: Sequence[str], productio
     return WindowFigures(name, start, end, tuple(figures), promotion, _largest(promotion))
 
 
+def _covered_days(history: _History, environment: str, start: datetime, end: datetime,
+                  now: datetime) -> float | None:
+    """The days of [start, end) that the environment's history covers: from the later of `start`
+    and its first deployment (of any service) to the earlier of `end` and `now`. None when it
+    covers none of it (no deployment there before the window ends): a rate devex cannot know."""
+    began = history.began.get(environment)
+    if began is None:
+        return None
+    seconds = (min(end, now) - max(start, began)).total_seconds()
+    return seconds / 86400 if seconds > 0 else None
+
+
 def _environment(history: _History, service: str, environment: str, start: datetime,
-                 end: datetime, days: float) -> EnvironmentFigures:
+                 end: datetime, days: float | None) -> EnvironmentFigures:
     key = (service, environment)
     group, times = history.by_key[key], history.times[key]
     first, last = bisect_left(times, start), bisect_left(times, end)
@@ -199,14 +267,20 @@ def _environment(history: _History, service: str, environment: str, start: datet
         version=current.version if current else None,
         last_deployed_at=current.time if current else None,
         deployments=len(inside),
-        deployment_frequency_per_day=len(inside) / days,
+        deployment_frequency_per_day=None if days is None else len(inside) / days,
         lead_time=Summary.of(leads),
         change_failure_rate=len(failed) / len(inside) if inside else None,
         failed=len(failed),
-        rollbacks=sum(1 for r in inside if r.rollback),
+        rollbacks=sum(1 for r in inside if history.is_rollback(r)),
         recovery_time=Summary.of(recoveries),
         hotfixes=sum(1 for r in inside if id(r) in history.hotfix),
+        redeployments=_between(history.rebuilt.get(key, []), start, end),
     )
+
+
+def _between(times: Sequence[datetime], start: datetime, end: datetime) -> int:
+    """How many of the sorted `times` fall in [start, end)."""
+    return bisect_left(times, end) - bisect_left(times, start)
 
 
 def _arrived(history: _History, key: _Key, start: datetime,
@@ -252,7 +326,9 @@ def _largest(waits: Sequence[PromotionWait]) -> PromotionWait | None:
 def _tier(production: EnvironmentFigures | None) -> str | None:
     if production is None or production.deployments == 0:
         return None
-    ranks = [tiers.frequency_tier(production.deployment_frequency_per_day)]
+    ranks = []
+    if production.deployment_frequency_per_day is not None:
+        ranks.append(tiers.frequency_tier(production.deployment_frequency_per_day))
     if production.lead_time.median is not None:
         ranks.append(tiers.lead_time_tier(production.lead_time.median))
     if production.change_failure_rate is not None:

@@ -30,8 +30,21 @@ class DeploymentRecord:
     time: datetime
     gitops_commit: str
     change_set: tuple[Change, ...] | None = None  # None: unknown (first deployment, no app repo)
-    rollback: bool = False  # its revision is a proper ancestor of the one it replaced
+    # The app repository's word: whether its revision is a proper ancestor of the one it
+    # replaced. None where ancestry cannot tell (no app repository, a version on either side, a
+    # revision it does not have): the GitOps history decides (dora.rollbacks).
+    ancestry_rollback: bool | None = None
     failed_sync: bool = False  # Argo CD: the sync failed or health went Degraded
+
+
+@dataclass(frozen=True)
+class RedeploymentRecord:
+    """A new tag naming the commit already deployed (a rebuild): not a deployment, counted
+    apart."""
+
+    service: str
+    environment: str
+    time: datetime
 
 
 @dataclass(frozen=True)
@@ -88,13 +101,14 @@ class EnvironmentFigures:
     version: str | None
     last_deployed_at: datetime | None
     deployments: int
-    deployment_frequency_per_day: float
+    deployment_frequency_per_day: float | None  # None: the history covers none of the window
     lead_time: Summary
     change_failure_rate: float | None
     failed: int
     rollbacks: int
     recovery_time: Summary
     hotfixes: int = 0
+    redeployments: int = 0  # rebuilds of the deployed commit in the window
 
 
 @dataclass(frozen=True)
@@ -127,10 +141,6 @@ class WindowFigures:
     promotion_waits: tuple[PromotionWait, ...]  # all services together
     bottleneck: PromotionWait | None
 
-    @property
-    def days(self) -> float:
-        return max((self.end - self.start).total_seconds() / 86400, 1e-9)
-
     def service(self, name: str) -> ServiceFigures | None:
         return next((s for s in self.services if s.service == name), None)
 
@@ -152,11 +162,17 @@ class Skip:
     reason: str
 
 
+# The failure signals a service's figures can rest on (data_quality.failure_signals).
+FAILURE_SIGNALS = ("gitops", "ancestry", "argocd", "incidents")
+
+
 @dataclass(frozen=True)
 class DataQuality:
     manifests_skipped: tuple[Skip, ...] = ()
     revisions_not_found: tuple[tuple[str, str], ...] = ()  # (service, revision)
     deployments_without_change_set: int = 0
+    # service -> the FAILURE_SIGNALS its failures were read from (empty: not said)
+    failure_signals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -172,3 +188,4 @@ class Snapshot:
     data_quality: DataQuality = field(default_factory=DataQuality)
     sources: Mapping[str, bool] = field(default_factory=dict)  # source -> up
     actual: Mapping[tuple[str, str], ActualState] = field(default_factory=dict)
+    qa_release: str | None = None  # the environment of "the QA release"; None: there is none

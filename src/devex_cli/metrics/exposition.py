@@ -106,7 +106,8 @@ def families(snapshot: Snapshot, *, now: float) -> Iterator[GaugeMetricFamily]:
                                      labels=swe)
     count = GaugeMetricFamily("dora_deployments", "Deployments in the window", labels=swe)
     frequency = GaugeMetricFamily("dora_deployment_frequency",
-                                  "Deployments per day over the window", labels=swe)
+                                  "Deployments per day over the days of the window the "
+                                  "environment's history covers", labels=swe)
     failure = GaugeMetricFamily("dora_change_failure_ratio",
                                 "Failed deployments / deployments in the window (0-1)",
                                 labels=swe)
@@ -116,6 +117,9 @@ def families(snapshot: Snapshot, *, now: float) -> Iterator[GaugeMetricFamily]:
     hotfixes = GaugeMetricFamily("dora_hotfixes",
                                  "Production deployments with commits that skipped the "
                                  "environments before production", labels=swe)
+    rebuilds = GaugeMetricFamily("dora_redeployments",
+                                 "New tags of the commit already deployed (rebuilds) in the "
+                                 "window; not deployments", labels=swe)
     recovery = GaugeMetricFamily("dora_recovery_time_seconds",
                                  "Failed deployment recovery time over the window",
                                  labels=[*swe, "statistic"])
@@ -136,12 +140,14 @@ def families(snapshot: Snapshot, *, now: float) -> Iterator[GaugeMetricFamily]:
                 _statistics(lead, labels, env.lead_time)
                 lead_commits.add_metric(labels, env.lead_time.count)
                 count.add_metric(labels, env.deployments)
-                frequency.add_metric(labels, env.deployment_frequency_per_day)
+                if env.deployment_frequency_per_day is not None:
+                    frequency.add_metric(labels, env.deployment_frequency_per_day)
                 if env.change_failure_rate is not None:
                     failure.add_metric(labels, env.change_failure_rate)
                 failed.add_metric(labels, env.failed)
                 rollbacks.add_metric(labels, env.rollbacks)
                 hotfixes.add_metric(labels, env.hotfixes)
+                rebuilds.add_metric(labels, env.redeployments)
                 if env.recovery_time.median is not None:
                     recovery.add_metric([*labels, "median"], env.recovery_time.median)
             if service.tier is not None:
@@ -156,7 +162,7 @@ def families(snapshot: Snapshot, *, now: float) -> Iterator[GaugeMetricFamily]:
             _statistics(wait, ["", stage.from_environment, stage.to_environment, window_name],
                         stage.wait)
     yield from (lead, lead_commits, count, frequency, failure, failed, rollbacks, hotfixes,
-                recovery, tier, wait, neck)
+                rebuilds, recovery, tier, wait, neck)
 
     monthly = GaugeMetricFamily("dora_monthly_deployments",
                                 "Deployments per calendar month (UTC), last 13 months",
@@ -214,7 +220,8 @@ def families(snapshot: Snapshot, *, now: float) -> Iterator[GaugeMetricFamily]:
     quality = snapshot.data_quality
     yield up
     yield GaugeMetricFamily("devex_manifests_skipped",
-                            "Manifest versions that could not be parsed in the GitOps history",
+                            "Manifests skipped: versions in the GitOps history that could not "
+                            "be parsed, and kustomizations that match no template",
                             value=len(quality.manifests_skipped))
     yield GaugeMetricFamily("devex_revisions_not_found",
                             "Deployed revisions missing from the app repositories",

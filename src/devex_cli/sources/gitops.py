@@ -76,7 +76,7 @@ class GitOpsHistory:
     broken_at_head: tuple[Skipped, ...] = ()
     redeployments: tuple[Redeployment, ...] = ()
     third_party: tuple[ThirdParty, ...] = ()
-    nearest: tuple[str, ...] = ()  # files that set images but belong to no environment
+    unread: tuple[str, ...] = ()  # files at the head that set images but belong to no unit
     looked_for: str = ""  # what the reader looked for, said when it found nothing
 
     def state(self, service: str, environment: str) -> DeployedState | None:
@@ -97,7 +97,7 @@ class GitOpsHistory:
         manifest gave a service: empty figures with exit 0 would read as "no deployments"."""
         if self.services:
             return
-        closest = ", ".join(self.nearest) or "no YAML file sets an image"
+        closest = ", ".join(self.unread[:5]) or "no YAML file sets an image"
         raise UsageError(
             f"no service found in the GitOps repository: looked for {self.looked_for}; "
             f"closest: {closest}",
@@ -221,7 +221,7 @@ def _history(state: ReaderState, head: str | None, branch: str, settings: Settin
         redeployments=tuple(r for r in state.redeployments if r.environment in keep),
         third_party=tuple(t for t in state.third_party_at_head()
                           if not keep or t.environment in keep or not settings.gitops.environments),
-        nearest=tuple(state.nearest_files()),
+        unread=tuple(state.unread_files()),
         looked_for=looked_for,
     )
 
