@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.gitworld import GitRepo, kustomization, overlay
+from tests.gitworld import GitRepo, image, kustomization, overlay
 
 REG = "registry.acme.example/org"
 
@@ -25,6 +25,9 @@ class Expected:
     head: dict[tuple[str, str], str]  # (service, environment) -> revision, or "v:<version>"
     config: str = ""
     notes: list[str] = field(default_factory=list)
+    third_party: set[tuple[str, str]] = field(default_factory=set)  # (image, environment)
+    rollbacks: dict[tuple[str, str], int] = field(default_factory=dict)  # from GitOps alone
+    redeployments: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def sha_like(rng: random.Random) -> str:
@@ -66,7 +69,8 @@ def local_and_third_party(repo: GitRepo) -> Expected:
             {"name": "postgres", "newTag": pg}, {"name": f"{REG}/api", "newTag": tag},
             {"name": "bitnami/redis", "newTag": "7.2.4-debian-12-r9"}])})
     return Expected({"api"}, ["local", "dev"], {("api", "local"): 1, ("api", "dev"): 2},
-                    {("api", "local"): "v:latest", ("api", "dev"): "8d7c6b5"})
+                    {("api", "local"): "v:latest", ("api", "dev"): "8d7c6b5"},
+                    third_party={("postgres", "dev"), ("bitnami/redis", "dev")})
 
 
 def latest_then_sha(repo: GitRepo) -> Expected:
@@ -94,7 +98,8 @@ def revert_and_merges(repo: GitRepo) -> Expected:
     repo.checkout("main")
     repo.merge("pr-12", "Merge pull request #12 from pr-12")
     return Expected({"cart"}, ["prod"], {("cart", "prod"): 4}, {("cart", "prod"): "4444444d"},
-                    notes=["v1, v2, the revert back to v1, the merge; not the branch commits"])
+                    notes=["v1, v2, the revert back to v1, the merge; not the branch commits"],
+                    rollbacks={("cart", "prod"): 1})
 
 
 def comments_and_helm_patches(repo: GitRepo) -> Expected:
@@ -146,6 +151,230 @@ def renamed_service(repo: GitRepo) -> Expected:
                     config='[services.payments]\naliases = ["payment"]\n')
 
 
+# -- shapes met in real repositories (docs/gitops-layouts.md) ----------------------------------
+ACME = "ghcr.io/acme"
+
+
+def _deployment(image_ref: str, kind: str = "Deployment", name: str = "app") -> str:
+    api = "batch/v1" if kind == "Job" else "apps/v1"
+    return (f"apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: {name}\nspec:\n"
+            f"  template:\n    spec:\n      initContainers:\n      - name: wait\n"
+            f"        image: busybox:1.36\n      containers:\n      - name: {name}\n"
+            f"        image: {image_ref}\n")
+
+
+def environment_first_yml(repo: GitRepo) -> Expected:
+    """`apps/<env>/<service>/kustomization.yml`: the environment above the service, `.yml`."""
+    for env, tag in (("dev", "a1a1a1a"), ("prod", "a1a1a1a"), ("dev", "b2b2b2b"),
+                     ("prod", "b2b2b2b")):
+        repo.commit(f"orders {tag} to {env}", {f"apps/{env}/orders/kustomization.yml":
+                                               kustomization([image("orders", tag)])})
+    return Expected({"orders"}, ["dev", "prod"], {("orders", "dev"): 2, ("orders", "prod"): 2},
+                    {("orders", "dev"): "b2b2b2b", ("orders", "prod"): "b2b2b2b"})
+
+
+def plain_workloads(repo: GitRepo) -> Expected:
+    """A folder of plain manifests: the Deployment, a StatefulSet and a migration Job carry one
+    image with different tags; only the Deployment's counts (init containers never do)."""
+    folder = "envs/prod/shop"
+
+    def write(serving: str, beside: str, job: str) -> None:
+        repo.commit("shop", {
+            f"{folder}/deployment.yaml": _deployment(f"{ACME}/shop:{serving}"),
+            f"{folder}/statefulset.yaml": _deployment(f"{ACME}/shop:{beside}", "StatefulSet"),
+            f"{folder}/migrate-job.yaml": _deployment(f"{ACME}/shop:{job}", "Job")})
+    write("c1c1c1c", "c0c0c0c", "c1c1c1c")
+    write("c1c1c1c", "c2c2c2c", "c2c2c2c")  # the worker and the job move: no deployment
+    write("c3c3c3c", "c2c2c2c", "c3c3c3c")
+    return Expected({"shop"}, ["prod"], {("shop", "prod"): 2}, {("shop", "prod"): "c3c3c3c"})
+
+
+def override_of_a_workload(repo: GitRepo) -> Expected:
+    """A kustomization whose `images:` overrides the tag of a Deployment in the same folder:
+    the override is what runs; editing the Deployment's own tag under it deploys nothing."""
+    folder = "apps/ledger/overlays/qa"
+    base = ("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            "resources:\n- deployment.yaml\nimages:\n- name: {acme}/ledger\n  newTag: {tag}\n")
+    repo.commit("ledger", {f"{folder}/deployment.yaml": _deployment(f"{ACME}/ledger:0000000"),
+                           f"{folder}/kustomization.yaml": base.format(acme=ACME, tag="d1d1d1d")})
+    repo.commit("tidy", {f"{folder}/deployment.yaml": _deployment(f"{ACME}/ledger:1111111")})
+    repo.commit("ledger", {f"{folder}/kustomization.yaml": base.format(acme=ACME, tag="d2d2d2d")})
+    return Expected({"ledger"}, ["qa"], {("ledger", "qa"): 2}, {("ledger", "qa"): "d2d2d2d"})
+
+
+def base_and_overlays(repo: GitRepo) -> Expected:
+    """Overlays built on a base Deployment: a tag in the base deploys every overlay that does
+    not override it; the base folder is no environment of its own."""
+    def overlay_of(env: str, tag: str | None) -> str:
+        images = f"images:\n- name: {ACME}/catalog\n  newTag: {tag}\n" if tag else ""
+        return f"resources:\n- ../../base\n{images}"
+    repo.commit("catalog", {
+        "apps/catalog/base/deployment.yaml": _deployment(f"{ACME}/catalog:e1e1e1e"),
+        "apps/catalog/base/kustomization.yaml": "resources:\n- deployment.yaml\n",
+        "apps/catalog/overlays/dev/kustomization.yaml": overlay_of("dev", None),
+        "apps/catalog/overlays/prod/kustomization.yaml": overlay_of("prod", "e0e0e0e")})
+    repo.commit("base bump", {
+        "apps/catalog/base/deployment.yaml": _deployment(f"{ACME}/catalog:e2e2e2e")})
+    repo.commit("prod", {"apps/catalog/overlays/prod/kustomization.yaml":
+                         overlay_of("prod", "e2e2e2e")})
+    return Expected({"catalog"}, ["dev", "prod"], {("catalog", "dev"): 2, ("catalog", "prod"): 2},
+                    {("catalog", "dev"): "e2e2e2e", ("catalog", "prod"): "e2e2e2e"})
+
+
+def helm_values(repo: GitRepo) -> Expected:
+    """A chart's `values.yaml` names the image; `values-<env>.yaml` sets each environment's tag
+    (`image.tag` alone); and a folder per environment with its own `values.yaml`."""
+    chart = "charts/cart"
+    repo.commit("chart", {
+        f"{chart}/Chart.yaml": "apiVersion: v2\nname: cart\nversion: 1.0.0\n",
+        f"{chart}/values.yaml": "image:\n  registry: ghcr.io\n  repository: acme/cart\n"
+                                "  tag: latest\nreplicas: 2\n",
+        f"{chart}/values-dev.yaml": "image:\n  tag: f1f1f1f\n",
+        f"{chart}/values-prod.yaml": "image:\n  tag: f1f1f1f\n"})
+    repo.commit("dev", {f"{chart}/values-dev.yaml": "image:\n  tag: f2f2f2f\n"})
+    repo.commit("uat", {"deploy/uat/cart/values.yaml":
+                        f"image:\n  repository: {ACME}/cart\n  tag: \"f2f2f2f\"\n"})
+    return Expected({"cart"}, ["dev", "uat", "prod"],
+                    {("cart", "dev"): 2, ("cart", "uat"): 1, ("cart", "prod"): 1},
+                    {("cart", "dev"): "f2f2f2f", ("cart", "uat"): "f2f2f2f",
+                     ("cart", "prod"): "f1f1f1f"})
+
+
+def argocd_application(repo: GitRepo) -> Expected:
+    """An Argo CD `Application` whose Helm parameters set `image.tag` (the repository in its
+    `values` string), one file per application in the environment's folder."""
+    def app(tag: str) -> str:
+        return ("apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n"
+                "  name: billing-prod\nspec:\n  source:\n    repoURL: https://charts.example\n"
+                "    helm:\n      values: |\n        image:\n"
+                f"          repository: {ACME}/billing\n      parameters:\n"
+                f"      - name: image.tag\n        value: \"{tag}\"\n")
+    for tag in ("9a9a9a9", "9b9b9b9"):
+        repo.commit("billing", {"clusters/prod/billing-app.yaml": app(tag)})
+    return Expected({"billing"}, ["prod"], {("billing", "prod"): 2},
+                    {("billing", "prod"): "9b9b9b9"})
+
+
+def image_updater_write_back(repo: GitRepo) -> Expected:
+    """Argo CD Image Updater's `.argocd-source-<app>.yaml` beside a kustomization; the file moves
+    to another folder with its tag unchanged (not a deployment), then the bot bumps it."""
+    def source(tag: str) -> str:
+        return f"kustomize:\n  images:\n  - {ACME}/search:{tag}\n"
+    kust = "resources:\n- https://github.com/acme/search//deploy?ref=main\n"
+    repo.commit("search", {"apps/search/overlays/prod/kustomization.yaml": kust,
+                           "apps/search/overlays/prod/.argocd-source-search-prod.yaml":
+                               source("5e5e5e5")})
+    repo.commit("move", {"apps/search/overlays/prod/kustomization.yaml": None,
+                         "apps/search/overlays/prod/.argocd-source-search-prod.yaml": None,
+                         "apps/search/prod/kustomization.yaml": kust,
+                         "apps/search/prod/.argocd-source-search-prod.yaml": source("5e5e5e5")})
+    repo.commit("build: automatic update of search-prod", {
+        "apps/search/prod/.argocd-source-search-prod.yaml": source("6f6f6f6")})
+    return Expected({"search"}, ["prod"], {("search", "prod"): 2},
+                    {("search", "prod"): "6f6f6f6"})
+
+
+def flux_helmrelease_per_environment(repo: GitRepo) -> Expected:
+    """Flux: a base HelmRelease and a patch file per environment (`<app>/<env>.yaml`), the image
+    as `repo:tag # {"$imagepolicy": ...}` under `spec.values.<component>`; staging's patch has
+    no image (it runs the base's), test's has its own."""
+    folder = "apps/payments/checkout"
+
+    def release(tag: str | None) -> str:
+        values = (f"    java:\n      image: {ACME}/checkout:prod-{tag}-20260901 "
+                  f"# {{\"$imagepolicy\": \"flux-system:checkout\"}}\n") if tag else \
+            "    java:\n      replicas: 2\n"
+        return ("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n"
+                f"  name: checkout\nspec:\n  values:\n{values}")
+    repo.commit("checkout", {f"{folder}/checkout.yaml": release("7a1b2c3"),
+                             f"{folder}/staging.yaml": release(None),
+                             f"{folder}/test.yaml": release("7a1b2c3")})
+    for tag in ("7d4e5f6", "7a7b7c7"):
+        repo.commit(f"{ACME}/checkout:prod-{tag}-20260901", {f"{folder}/test.yaml": release(tag)})
+    repo.commit(f"{ACME}/checkout:prod-7a7b7c7-20260901", {f"{folder}/checkout.yaml":
+                                                          release("7a7b7c7")})
+    return Expected({"checkout"}, ["test", "staging"],
+                    {("checkout", "test"): 3, ("checkout", "staging"): 2},
+                    {("checkout", "test"): "7a7b7c7", ("checkout", "staging"): "7a7b7c7"})
+
+
+def values_with_merge_keys(repo: GitRepo) -> Expected:
+    """A values file whose component takes its image from an anchor (`<<: *defaults`) and
+    overrides the tag, beside a deeper image entry (a sidecar), which is not the service's."""
+    def values(tag: str) -> str:
+        return (f"defaults: &defaults\n  image:\n    repository: {ACME}/ledger-api\n"
+                f"    tag: 0000000\n  replicas: 1\nledger-api:\n  <<: *defaults\n"
+                f"  image:\n    repository: {ACME}/ledger-api\n    tag: {tag}\n"
+                f"  metrics:\n    image:\n      repository: {ACME}/statsd-exporter\n"
+                f"      tag: 8c8c8c8\n")
+    for tag in ("8a8a8a8", "8b8b8b8"):
+        repo.commit("ledger-api", {"services/ledger-api/values-prod.yaml": values(tag)})
+    return Expected({"ledger-api"}, ["prod"], {("ledger-api", "prod"): 2},
+                    {("ledger-api", "prod"): "8b8b8b8"})
+
+
+def registry_move_in_a_workload(repo: GitRepo) -> Expected:
+    """A Deployment's image moves registry with the same tag (not a deployment), later bumped."""
+    path = "k8s/staging/mailer/deployment.yaml"
+    repo.commit("mailer", {path: _deployment("old.registry.example/acme/mailer:4a4a4a4")})
+    repo.commit("move registry", {path: _deployment(f"{ACME}/mailer:4a4a4a4")})
+    repo.commit("bump", {path: _deployment(f"{ACME}/mailer:4b4b4b4")})
+    return Expected({"mailer"}, ["staging"], {("mailer", "staging"): 2},
+                    {("mailer", "staging"): "4b4b4b4"})
+
+
+def rename_of_the_only_image(repo: GitRepo) -> Expected:
+    """The overlay's only image is renamed: still its folder's service (rule 1), one history."""
+    repo.commit("notify", {overlay("notify", "qa"): kustomization([
+        {"name": f"{ACME}/notifier", "newTag": "3a3a3a3"}])})
+    repo.commit("rename", {overlay("notify", "qa"): kustomization([
+        {"name": f"{ACME}/notifications", "newTag": "3a3a3a3"}])})
+    repo.commit("bump", {overlay("notify", "qa"): kustomization([
+        {"name": f"{ACME}/notifications", "newTag": "3b3b3b3"}])})
+    return Expected({"notify"}, ["qa"], {("notify", "qa"): 2}, {("notify", "qa"): "3b3b3b3"})
+
+
+def two_own_images_and_third_party(repo: GitRepo) -> Expected:
+    """Two own images in one folder (neither named after it: each a service by its name), with
+    redis and keycloak beside them (third-party: never a commit, from other namespaces)."""
+    def write(api: str, web: str, keycloak: str) -> None:
+        repo.commit("portal", {overlay("portal", "prod"): kustomization([
+            {"name": f"{ACME}/portal-api", "newTag": api},
+            {"name": f"{ACME}/portal-web", "newTag": web},
+            {"name": "redis", "newTag": "7.2.4"},
+            {"name": "quay.io/keycloak/keycloak", "newTag": keycloak}])})
+    write("2a2a2a2", "2b2b2b2", "24.0.1")
+    write("2a2a2a2", "2c2c2c2", "25.0.0")  # keycloak's upgrade is nobody's deployment
+    return Expected({"portal-api", "portal-web"}, ["prod"],
+                    {("portal-api", "prod"): 1, ("portal-web", "prod"): 2},
+                    {("portal-api", "prod"): "2a2a2a2", ("portal-web", "prod"): "2c2c2c2"},
+                    third_party={("redis", "prod"), ("quay.io/keycloak/keycloak", "prod")})
+
+
+def rebuilds(repo: GitRepo) -> Expected:
+    """Re-tags of one commit (a build number bumped, a short SHA then the full one): counted
+    apart as redeployments, not deployments."""
+    full = "5c5c5c5d6e7f8091a2b3c4d5e6f708192a3b4c5d"
+    for tag in ("1.0.0-5c5c5c5-41", "1.0.0-5c5c5c5-42", "5c5c5c5", full):
+        repo.commit(f"gateway {tag}", {overlay("gateway", "prod"): kustomization([
+            image("gateway", tag)])})
+    return Expected({"gateway"}, ["prod"], {("gateway", "prod"): 1},
+                    {("gateway", "prod"): full}, redeployments={("gateway", "prod"): 3})
+
+
+def tags_put_back(repo: GitRepo) -> Expected:
+    """A tag put back by hand (A, B, A: a rollback), then put forward again (A, B, A, B: not a
+    second one); in another environment A, B, A, B, C."""
+    a, b, c = "1d1d1d1", "2e2e2e2", "3f3f3f3"
+    for env, tags in (("qa", (a, b, a)), ("prod", (a, b, a, b, c))):
+        for tag in tags:
+            repo.commit(f"profile {tag} to {env}", {overlay("profile", env): kustomization([
+                image("profile", tag)])})
+    return Expected({"profile"}, ["qa", "prod"], {("profile", "qa"): 3, ("profile", "prod"): 5},
+                    {("profile", "qa"): a, ("profile", "prod"): c},
+                    rollbacks={("profile", "qa"): 1, ("profile", "prod"): 1})
+
+
 SHAPES: dict[str, Callable[[GitRepo], Expected]] = {
     "several_images": several_images,
     "renamed_registry": renamed_registry,
@@ -155,6 +384,20 @@ SHAPES: dict[str, Callable[[GitRepo], Expected]] = {
     "comments_and_helm_patches": comments_and_helm_patches,
     "yaml_numbers": yaml_numbers,
     "renamed_service": renamed_service,
+    "environment_first_yml": environment_first_yml,
+    "plain_workloads": plain_workloads,
+    "override_of_a_workload": override_of_a_workload,
+    "base_and_overlays": base_and_overlays,
+    "helm_values": helm_values,
+    "argocd_application": argocd_application,
+    "image_updater_write_back": image_updater_write_back,
+    "flux_helmrelease_per_environment": flux_helmrelease_per_environment,
+    "values_with_merge_keys": values_with_merge_keys,
+    "registry_move_in_a_workload": registry_move_in_a_workload,
+    "rename_of_the_only_image": rename_of_the_only_image,
+    "two_own_images_and_third_party": two_own_images_and_third_party,
+    "rebuilds": rebuilds,
+    "tags_put_back": tags_put_back,
 }
 
 

@@ -256,6 +256,7 @@ def _run_collect(options: Globals, *, gitops: str | None, since: str, until: str
 
     if serve_metrics:
         from devex_cli.metrics.exporter import Exporter, ExporterServer, serve
+        from devex_cli.sources.gitops import NothingFound
 
         exporter = Exporter(once, interval=every)  # type: ignore[arg-type]
 
@@ -267,8 +268,9 @@ def _run_collect(options: Globals, *, gitops: str | None, since: str, until: str
         # Listening first: a port in use is told before a long first collection.
         with ExporterServer(exporter, host, port) as server:
             exporter.collect()  # the first collection in the foreground: bad input fails fast
-            if exporter.snapshot is None:
+            if exporter.snapshot is None and not isinstance(exporter.last_failure, NothingFound):
                 once()  # raise the error that made it fail
+            # (a repository with nothing to read yet is served: /healthz says why, 503)
             serve(server, ready=ready)
         return
     from devex_cli.progress import progress

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-LONG_RUNNING = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Rollout", "ReplicaSet",
-                          "DeploymentConfig"})
+# The workload that serves a service's traffic decides its tag over one that runs beside it
+# (a StatefulSet of workers, a DaemonSet agent), and both over batch (Jobs, CronJobs).
+SERVING = frozenset({"Deployment", "Rollout", "DeploymentConfig"})
+LONG_RUNNING = frozenset({*SERVING, "StatefulSet", "DaemonSet", "ReplicaSet"})
 BATCH = frozenset({"Job", "CronJob"})
 KUSTOMIZATION_FILES = frozenset({"kustomization.yaml", "kustomization.yml", "Kustomization"})
 
 # How much an image use decides a tag, when several uses of one image in a unit disagree.
-OVERRIDE, WORKLOAD, HELM, BATCH_USE = "override", "workload", "helm", "batch"
-_WEIGHT = {OVERRIDE: 3, HELM: 2, WORKLOAD: 2, BATCH_USE: 1}
+OVERRIDE, WORKLOAD, HELM, BESIDE, BATCH_USE = "override", "workload", "helm", "beside", "batch"
+_WEIGHT = {OVERRIDE: 4, HELM: 3, WORKLOAD: 3, BESIDE: 2, BATCH_USE: 1}
 
 
 class ManifestError(ValueError):
@@ -218,7 +220,8 @@ def split_reference(reference: str) -> tuple[str, str | None, str | None]:
 
 def _object_images(kind: str, api: str, document: Mapping[str, Any]) -> list[ImageUse]:
     if kind in LONG_RUNNING:
-        return _containers(_get(document, "spec", "template", "spec"), WORKLOAD)
+        return _containers(_get(document, "spec", "template", "spec"),
+                           WORKLOAD if kind in SERVING else BESIDE)
     if kind == "Job":
         return _containers(_get(document, "spec", "template", "spec"), BATCH_USE)
     if kind == "CronJob":
@@ -347,8 +350,9 @@ def combine(facts: Iterable[ManifestFacts], overrides: Iterable[ImageUse] = ()) 
         ImageUse, ...]:
     """The images a unit deploys: its workloads' and Helm values' images, with kustomize (and
     Argo CD) overrides applied by image name, one use per key. An override that names no
-    workload stands alone (its base may be remote). Where uses of one key disagree, a
-    long-running workload's tag wins over a batch one's."""
+    workload stands alone (its base may be remote). Where uses of one key disagree, a serving
+    workload's tag (Deployment, Rollout) wins over one beside it (StatefulSet, DaemonSet), and
+    both over a batch one's (Job, CronJob)."""
     plain: list[ImageUse] = []
     own_overrides: list[ImageUse] = []
     for fact in facts:

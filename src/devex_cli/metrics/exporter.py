@@ -56,6 +56,7 @@ class Exporter:
         self.last_duration = 0.0
         self.last_finished = 0.0
         self.last_success = False
+        self.last_failure: DevexError | None = None  # why the last collection failed
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(SnapshotCollector(lambda: self.snapshot, health=self._health))
 
@@ -77,6 +78,7 @@ class Exporter:
             log.log(logging.DEBUG if self._stop.is_set() else logging.WARNING,
                     "collection failed, serving the last good figures: %s", exc)
             self.last_success = False
+            self.last_failure = exc
             if self.snapshot is not None:
                 source = exc.system if isinstance(exc, UpstreamError) else "gitops"
                 source = "gitops" if source == "git" else source
@@ -88,6 +90,7 @@ class Exporter:
         else:
             self.snapshot = snapshot
             self.last_success = True
+            self.last_failure = None
         self.collections += 1
         self.last_duration = time.monotonic() - started
         self.last_finished = time.time()
@@ -146,7 +149,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, exporter.metrics(), CONTENT_TYPE_LATEST, body=body)
             elif path == "/healthz":
                 ok = exporter.snapshot is not None
-                message = b"ok\n" if ok else b"no collection has succeeded yet\n"
+                failure = exporter.last_failure
+                why = f": {failure}" if failure else ""
+                message = b"ok\n" if ok else (
+                    f"no collection has succeeded yet{why}\n".encode())
                 self._send(200 if ok else 503, message, _TEXT, body=body)
             else:
                 self._send(404, b"not found: try /metrics or /healthz\n", _TEXT, body=body)

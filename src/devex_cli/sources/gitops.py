@@ -55,12 +55,17 @@ from devex_cli.gitops_reader import (
 from devex_cli.gitops_reader import Settings as ReaderSettings
 from devex_cli.manifests import ImageUse, ManifestError, ManifestFacts, parse_manifest
 
-__all__ = ["CommitChecker", "DeployedState", "Deployment", "GitOpsHistory", "Redeployment",
+__all__ = ["CommitChecker", "DeployedState", "Deployment", "GitOpsHistory", "NothingFound",
+           "Redeployment",
            "Release", "Skipped", "ThirdParty", "commits_after", "open_repository",
            "path_owner", "read_history"]
 
 _NULL_SHA = "0" * 40
 _YAML_PATHSPECS = (":(glob)**/*.yaml", ":(glob)**/*.yml")
+
+
+class NothingFound(UsageError):
+    """No manifest of the GitOps repository gave a service."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ class GitOpsHistory:
         if self.services:
             return
         closest = ", ".join(self.unread[:5]) or "no YAML file sets an image"
-        raise UsageError(
+        raise NothingFound(
             f"no service found in the GitOps repository: looked for {self.looked_for}; "
             f"closest: {closest}",
             hint="name environments in paths (apps/<service>/overlays/prod/, "
