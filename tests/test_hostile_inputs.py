@@ -176,6 +176,7 @@ def test_many_images_cost_linear_time() -> None:
 
     from devex_cli.gitops_layout import ENVIRONMENT_NAMES
     from devex_cli.gitops_reader import Change, Commit, Layout, ReaderState, Settings
+    from devex_cli.manifests import fact_key
 
     path = "apps/shop/overlays/prod/kustomization.yaml"
     reading = Settings(Layout([], discover=True, environments=ENVIRONMENT_NAMES,
@@ -193,7 +194,7 @@ def test_many_images_cost_linear_time() -> None:
 
         def read() -> None:
             state = ReaderState("fingerprint")
-            assert state.apply([commit], {"b" * 40: facts}, reading, None)
+            assert state.apply([commit], {fact_key(path, "b" * 40): facts}, reading, None)
             assert len(state.current) == count // 2
 
         return (_best_seconds(lambda: parse_manifest("kustomization.yaml", content)),

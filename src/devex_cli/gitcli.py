@@ -8,12 +8,15 @@ commit.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import os
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from devex_cli.errors import UpstreamError, UsageError
@@ -82,24 +85,50 @@ def is_url(spec: str) -> bool:
     return "@" in head and ":" in head
 
 
-def read_blobs(repo: Path, shas: Iterable[str]) -> dict[str, bytes]:
-    """The contents of many blobs in one `git cat-file --batch` process."""
+def read_blobs(repo: Path, shas: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+    """The contents of many blobs from one `git cat-file --batch` process, one at a time: the
+    shas are written by a thread while the answers are read, so memory holds one blob, not a
+    history's worth of them."""
     wanted = list(dict.fromkeys(shas))
     if not wanted:
-        return {}
-    out = git_bytes(repo, "cat-file", "--batch", input_bytes="\n".join(wanted).encode() + b"\n")
-    blobs: dict[str, bytes] = {}
-    pos = 0
-    for sha in wanted:
-        end = out.index(b"\n", pos)
-        header = out[pos:end].split()
-        pos = end + 1
-        if len(header) < 3 or header[1] == b"missing":
-            continue
-        size = int(header[2])
-        blobs[sha] = out[pos : pos + size]
-        pos += size + 1
-    return blobs
+        return
+    log.debug("git cat-file --batch (%d blobs)", len(wanted))
+    try:
+        process = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, env=_ENV)
+    except FileNotFoundError:
+        raise UsageError("git is not installed", hint="install git and try again") from None
+    assert process.stdin is not None and process.stdout is not None
+
+    def feed(stdin: IO[bytes]) -> None:
+        try:
+            for sha in wanted:
+                stdin.write(sha.encode() + b"\n")
+        except BrokenPipeError:
+            pass  # git ended early: the reader says why
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                stdin.close()
+
+    writer = threading.Thread(target=feed, args=(process.stdin,), daemon=True)
+    writer.start()
+    try:
+        for sha in wanted:
+            header = process.stdout.readline().split()
+            if not header:
+                raise GitFailed(("cat-file", "--batch"), process.wait(), "ended early")
+            if len(header) < 3 or header[1] == b"missing":
+                continue
+            size = int(header[2])
+            content = process.stdout.read(size)
+            process.stdout.read(1)  # the newline after each object
+            yield sha, content
+    finally:
+        process.stdout.close()
+        process.kill()
+        process.wait()
+        writer.join()
 
 
 def without_credentials(url: str) -> tuple[str, dict[str, str]]:

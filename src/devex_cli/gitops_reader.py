@@ -41,6 +41,7 @@ from devex_cli.manifests import (
     ManifestError,
     ManifestFacts,
     combine,
+    fact_key,
 )
 
 Facts = ManifestFacts | ManifestError
@@ -275,7 +276,7 @@ class ReaderState:
                 else:
                     self.tree[path] = change.blob
                     self.children[folder].add(path)
-                    found = facts.get(change.blob)
+                    found = facts.get(fact_key(path, change.blob))
                     if isinstance(found, ManifestFacts) and found.uses:
                         self.imageful.add(path)
                     else:
@@ -335,7 +336,8 @@ class ReaderState:
                           if p != unit and self._shared_file(p, layout)]
                 reads.update(shared)
                 base = combine([f for p in shared
-                                if isinstance(f := facts.get(self.tree[p]), ManifestFacts)])
+                                if isinstance(f := facts.get(fact_key(p, self.tree[p])),
+                                              ManifestFacts)])
                 return _over(base, top)
             files = sorted(self.children.get(unit, ()))
             if not files:
@@ -386,7 +388,8 @@ class ReaderState:
         return combine(parts)
 
     def _facts(self, path: str, facts: Mapping[str, Facts]) -> ManifestFacts:
-        found = facts.get(self.tree[path], ManifestError("blob missing from the repository"))
+        found = facts.get(fact_key(path, self.tree[path]),
+                          ManifestError("blob missing from the repository"))
         if isinstance(found, ManifestError):
             raise _Broken(path, str(found))
         self.broken.pop(path, None)

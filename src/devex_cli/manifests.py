@@ -10,6 +10,7 @@ component key; `image.registry` joined), Argo CD `Application` overrides, Argo C
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -25,6 +26,9 @@ KUSTOMIZATION_FILES = frozenset({"kustomization.yaml", "kustomization.yml", "Kus
 # How much an image use decides a tag, when several uses of one image in a unit disagree.
 OVERRIDE, WORKLOAD, HELM, BESIDE, BATCH_USE = "override", "workload", "helm", "beside", "batch"
 _WEIGHT = {OVERRIDE: 4, HELM: 3, WORKLOAD: 3, BESIDE: 2, BATCH_USE: 1}
+
+
+_DOCUMENT_START = re.compile(r"(?m)^(?=---(?:[ \t]|$))")
 
 
 class ManifestError(ValueError):
@@ -68,6 +72,23 @@ class ManifestFacts:
     workloads: int = 0  # Kubernetes objects read (any kind), to tell manifests from values
 
 
+def fact_key(path: str, blob: str) -> str:
+    """What a blob says depends on the name it has (a kustomization, a write-back file, other
+    YAML): the key of a blob's facts under one kind of name."""
+    return f"{blob}:{_kind(path.rsplit('/', 1)[-1])}"
+
+
+def kind_file_name(key: str) -> str:
+    """A file name of the kind a `fact_key` stands for."""
+    return {"k": "kustomization.yaml", "w": ".argocd-source.yaml"}.get(key[-1], "manifest.yaml")
+
+
+def _kind(file_name: str) -> str:
+    if file_name in KUSTOMIZATION_FILES:
+        return "k"
+    return "w" if file_name.startswith(".argocd-source") else "y"
+
+
 def parse_manifest(file_name: str, content: bytes) -> ManifestFacts:
     """The facts of one YAML file. Raises ManifestError when it is not readable YAML, or is a
     kustomization whose `images:` cannot be read."""
@@ -75,11 +96,15 @@ def parse_manifest(file_name: str, content: bytes) -> ManifestFacts:
         text = content.decode("utf-8")
     except UnicodeDecodeError:
         raise ManifestError("not UTF-8 text") from None
+    is_kustomization = file_name in KUSTOMIZATION_FILES
+    if not is_kustomization:
+        # Most YAML in a GitOps repository sets no image (CRDs, RBAC, config): a document that
+        # does not even say "image" is not built, which is most of a first read's time.
+        text = "".join(doc for doc in _DOCUMENT_START.split(text) if "image" in doc.lower())
     documents = _load_all(text)
     uses: list[ImageUse] = []
     resources: list[str] = []
     objects = 0
-    is_kustomization = file_name in KUSTOMIZATION_FILES
     write_back = file_name.startswith(".argocd-source")
     for document in documents:
         if document is None:

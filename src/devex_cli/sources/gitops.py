@@ -10,7 +10,7 @@ a later run reads only the commits since.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,7 +53,14 @@ from devex_cli.gitops_reader import (
     ThirdParty,
 )
 from devex_cli.gitops_reader import Settings as ReaderSettings
-from devex_cli.manifests import ImageUse, ManifestError, ManifestFacts, parse_manifest
+from devex_cli.manifests import (
+    ImageUse,
+    ManifestError,
+    ManifestFacts,
+    fact_key,
+    kind_file_name,
+    parse_manifest,
+)
 
 __all__ = ["CommitChecker", "DeployedState", "Deployment", "GitOpsHistory", "NothingFound",
            "Redeployment",
@@ -61,7 +68,10 @@ __all__ = ["CommitChecker", "DeployedState", "Deployment", "GitOpsHistory", "Not
            "path_owner", "read_history"]
 
 _NULL_SHA = "0" * 40
-_YAML_PATHSPECS = (":(glob)**/*.yaml", ":(glob)**/*.yml")
+# Every YAML file but a chart's Go templates (not YAML until rendered) and dot-folders' (CI
+# configuration such as .github/).
+_YAML_PATHSPECS = (":(glob)**/*.yaml", ":(glob)**/*.yml", ":(glob,exclude)**/templates/**",
+                   ":(glob,exclude)**/.*/**")
 
 
 class NothingFound(UsageError):
@@ -330,42 +340,70 @@ def _log(repo: Path, revisions: str, pathspecs: Sequence[str]) -> list[Commit]:
 
 
 _USE_ROW = row(TEXT, optional(TEXT), optional(TEXT), optional(TEXT), TEXT)
-# blob SHA -> what it says ([uses, resources, kustomization, objects]) or {"error": why not read}
+# blob:kind -> what it says ([uses, resources, kustomization, objects]) or {"error": why not read}
 _MANIFESTS_SHAPE = entries(one_of(
     row(list_of(_USE_ROW), list_of(TEXT), BOOLEAN, Kinds(int)), keyed(error=TEXT)))
-_MANIFESTS_VERSION = 2
+_MANIFESTS_VERSION = 3
 
 
-def _parse_blobs(repo: Path, commits: Sequence[Commit],
-                 cache_dir: Path | None = None) -> dict[str, Facts]:
+class _Facts(Mapping[str, Facts]):
+    """What each blob says (by `fact_key`): parsed once ever, kept in the cache. A blob an
+    incremental read meets again (a base file an overlay builds on) comes from the cache, or is
+    read from git when the cache lost it."""
+
+    def __init__(self, repo: Path, known: dict[str, Any]) -> None:
+        self._repo = repo
+        self.known = known
+        self._parsed: dict[str, Facts] = {}
+
+    def __getitem__(self, key: str) -> Facts:
+        found = self._parsed.get(key)
+        if found is None:
+            if key not in self.known:
+                self.parse({key})
+            if key not in self.known:
+                raise KeyError(key)
+            found = self._parsed[key] = _from_row(self.known[key])
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.known)
+
+    def __len__(self) -> int:
+        return len(self.known)
+
+    def parse(self, keys: Collection[str]) -> None:
+        """Read and parse the blobs of these keys (one `git cat-file --batch`)."""
+        by_blob: dict[str, list[str]] = {}
+        for key in keys:
+            by_blob.setdefault(key.rsplit(":", 1)[0], []).append(key)
+        for sha, content in read_blobs(self._repo, sorted(by_blob)):
+            for key in by_blob[sha]:
+                try:
+                    facts = parse_manifest(kind_file_name(key), content)
+                except ManifestError as exc:
+                    self.known[key] = {"error": str(exc)}
+                else:
+                    self.known[key] = [
+                        [[u.key, u.repository, u.tag, u.digest, u.use] for u in facts.uses],
+                        list(facts.resources), facts.kustomization, facts.workloads]
+
+
+def _from_row(entry: Any) -> Facts:
+    if isinstance(entry, dict):
+        return ManifestError(entry["error"])
+    uses, resources, kustomization, objects = entry
+    return ManifestFacts(tuple(ImageUse(*fields) for fields in uses), tuple(resources),
+                         kustomization, objects)
+
+
+def _parse_blobs(repo: Path, commits: Sequence[Commit], cache_dir: Path) -> _Facts:
     """Each manifest version parsed once: a blob's content never changes, so what it says is
-    kept in the cache by blob SHA and a later run reads and parses only new blobs."""
+    kept in the cache and a later run reads and parses only new blobs."""
     cache = JsonCache(cache_dir, "gitops-manifests", version=_MANIFESTS_VERSION,
-                      shape=_MANIFESTS_SHAPE) if cache_dir else None
-    known: dict[str, Any] = cache.load() if cache else {}
-    names = {c.blob: c.path.rsplit("/", 1)[-1] for commit in commits for c in commit.changes
-             if c.blob}
-    parsed: dict[str, Facts] = {}
-    for sha in names.keys() & known.keys():
-        entry = known[sha]
-        if isinstance(entry, dict):
-            parsed[sha] = ManifestError(entry["error"])
-        else:
-            uses, resources, kustomization, objects = entry
-            parsed[sha] = ManifestFacts(tuple(ImageUse(*fields) for fields in uses),
-                                        tuple(resources), kustomization, objects)
-    for sha, content in read_blobs(repo, set(names) - known.keys()).items():
-        try:
-            facts = parse_manifest(names[sha], content)
-        except ManifestError as exc:
-            parsed[sha] = exc
-            known[sha] = {"error": str(exc)}
-        else:
-            parsed[sha] = facts
-            known[sha] = [[[u.key, u.repository, u.tag, u.digest, u.use] for u in facts.uses],
-                          list(facts.resources), facts.kustomization, facts.workloads]
-    if cache:
-        cache.save(known)
-    return parsed
-
-
+                      shape=_MANIFESTS_SHAPE)
+    facts = _Facts(repo, cache.load())
+    wanted = {fact_key(c.path, c.blob) for commit in commits for c in commit.changes if c.blob}
+    facts.parse(wanted - facts.known.keys())
+    cache.save(facts.known)
+    return facts
