@@ -37,7 +37,7 @@ def naive(repo: Path) -> int:
     for line in log.splitlines():
         if len(line) == 40 and "/" not in line:
             commit = line
-        elif line.endswith("kustomization.yaml"):
+        elif line.endswith((".yaml", ".yml")):
             blob = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{line}"],
                                   capture_output=True, check=True).stdout
             parse_manifest(line.rsplit("/", 1)[-1], blob)
@@ -67,7 +67,9 @@ def main() -> None:
         reads = naive(path)
         naive_time = time.perf_counter() - started
         print(f"naive reader: {naive_time:.3f}s ({reads} git show processes)")
-        print(f"devex / naive: {min(timings) / naive_time:.3f} (target: devex under 5s)")
+        # cold is the honest comparison: the naive reader keeps nothing between runs either
+        print(f"devex / naive: cold {timings[0] / naive_time:.3f}, warm "
+              f"{timings[1] / naive_time:.3f} (target: cold at most 0.1)")
 
 
 if __name__ == "__main__":

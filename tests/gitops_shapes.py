@@ -375,6 +375,22 @@ def tags_put_back(repo: GitRepo) -> Expected:
                     rollbacks={("profile", "qa"): 1, ("profile", "prod"): 1})
 
 
+def strategic_merge_patches(repo: GitRepo) -> Expected:
+    """Environment folders with no service folder: a `version.yml` strategic-merge patch sets the
+    image of a base Deployment (the service is named by its image)."""
+    def env_files(env: str, tag: str) -> dict[str, str]:
+        return {f"envs/{env}/kustomization.yml": "resources:\n- ../../base\n"
+                                                 "patchesStrategicMerge:\n- version.yml\n",
+                f"envs/{env}/version.yml": _deployment(f"docker.io/acme/simple-app:{tag}")}
+    repo.commit("base", {"base/deployment.yml": _deployment("docker.io/acme/simple-app:0a0a0a0"),
+                         "base/kustomization.yml": "resources:\n- deployment.yml\n",
+                         **env_files("qa", "1b1b1b1"), **env_files("prod", "1b1b1b1")})
+    repo.commit("qa", env_files("qa", "2c2c2c2"))
+    return Expected({"simple-app"}, ["qa", "prod"],
+                    {("simple-app", "qa"): 2, ("simple-app", "prod"): 1},
+                    {("simple-app", "qa"): "2c2c2c2", ("simple-app", "prod"): "1b1b1b1"})
+
+
 SHAPES: dict[str, Callable[[GitRepo], Expected]] = {
     "several_images": several_images,
     "renamed_registry": renamed_registry,
@@ -398,12 +414,15 @@ SHAPES: dict[str, Callable[[GitRepo], Expected]] = {
     "two_own_images_and_third_party": two_own_images_and_third_party,
     "rebuilds": rebuilds,
     "tags_put_back": tags_put_back,
+    "strategic_merge_patches": strategic_merge_patches,
 }
 
 
 def synthetic_history(path: Path, *, services: int = 20, environments: tuple[str, ...] = (
         "dev", "qa", "prod"), commits: int = 1300, days: int = 730, seed: int = 1) -> GitRepo:
-    """A large, realistic GitOps history written with `git fast-import` (one process)."""
+    """A large, realistic GitOps history written with `git fast-import` (one process): a third of
+    the services as kustomize overlays, a third as plain Deployment manifests (with a migration
+    Job beside), a third as Helm values per environment over a shared `values.yaml`."""
     import subprocess
 
     rng = random.Random(seed)
@@ -411,20 +430,35 @@ def synthetic_history(path: Path, *, services: int = 20, environments: tuple[str
     start = datetime(2024, 11, 1, tzinfo=UTC)
     stream = []
     names = [f"svc-{n:02d}" for n in range(services)]
+
+    def files(n: int, name: str, env: str, tag: str) -> dict[str, str]:
+        shape = names.index(name) % 3
+        if shape == 0:
+            images = [{"name": f"{REG}/{name}", "newTag": tag}]
+            if rng.random() < 0.3:
+                images.append({"name": "docker.io/library/redis", "newTag": "7.2"})
+            return {overlay(name, env): kustomization(images)}
+        if shape == 1:
+            folder = f"envs/{env}/{name}"
+            return {f"{folder}/deployment.yaml": _deployment(f"{REG}/{name}:{tag}", name=name),
+                    f"{folder}/migrate.yaml": _deployment(f"{REG}/{name}:{tag}", "Job")}
+        chart = f"charts/{name}"
+        shared = f"image:\n  repository: {REG}/{name}\n  tag: latest\nreplicas: 2\n"
+        return {f"{chart}/values.yaml": shared,
+                f"{chart}/values-{env}.yaml": f"image:\n  tag: \"{tag}\"\n"}
+
     for n in range(commits):
         when = start + timedelta(seconds=int(days * 86400 * n / commits))
         name, env = rng.choice(names), rng.choice(environments)
-        images = [{"name": f"{REG}/{name}", "newTag": f"1.{n}.0-{sha_like(rng)[:8]}"}]
-        if rng.random() < 0.3:
-            images.append({"name": "docker.io/library/redis", "newTag": "7.2"})
-        body = kustomization(images).encode()
         message = f"Deploy {name} to {env}".encode()
         stamp = int(when.timestamp())
+        body = b""
+        for file, text in files(n, name, env, f"1.{n}.0-{sha_like(rng)[:8]}").items():
+            data = text.encode()
+            body += f"M 100644 inline {file}\ndata {len(data)}\n".encode() + data + b"\n"
         stream.append(b"commit refs/heads/main\n" + f"mark :{n + 1}\n".encode()
                       + f"committer Bot <bot@acme.example> {stamp} +0000\n".encode()
-                      + f"data {len(message)}\n".encode() + message + b"\n"
-                      + f"M 100644 inline {overlay(name, env)}\ndata {len(body)}\n".encode()
-                      + body + b"\n")
+                      + f"data {len(message)}\n".encode() + message + b"\n" + body)
     subprocess.run(["git", "-C", str(path), "fast-import", "--quiet"], input=b"".join(stream),
                    check=True, capture_output=True)
     return repo

@@ -40,8 +40,10 @@ from devex_cli.manifests import (
     ImageUse,
     ManifestError,
     ManifestFacts,
+    as_patch,
     combine,
     fact_key,
+    split_reference,
 )
 
 Facts = ManifestFacts | ManifestError
@@ -385,6 +387,11 @@ class ReaderState:
                 else:
                     reads.update(inner)
                     parts += [self._facts(p, facts) for p in inner]
+        for patch in own.patches:
+            target = posixpath.normpath(posixpath.join(folder, patch))
+            if target in self.tree:
+                reads.add(target)
+                parts.append(as_patch(self._facts(target, facts)))
         return combine(parts)
 
     def _facts(self, path: str, facts: Mapping[str, Facts]) -> ManifestFacts:
@@ -684,7 +691,7 @@ def _over(base: tuple[ImageUse, ...], top: tuple[ImageUse, ...]) -> tuple[ImageU
 def _image_name(key: str, repository: str | None) -> str:
     """An image's name for naming a service: a kustomize entry's `name` (whatever registry its
     `newName` moves it to), a container's repository, a Helm value's repository."""
-    return repository or key if key.startswith("helm:") else key
+    return repository or key if key.startswith("helm:") else split_reference(key)[0]
 
 
 def _write_back(path: str) -> bool:

@@ -24,8 +24,9 @@ BATCH = frozenset({"Job", "CronJob"})
 KUSTOMIZATION_FILES = frozenset({"kustomization.yaml", "kustomization.yml", "Kustomization"})
 
 # How much an image use decides a tag, when several uses of one image in a unit disagree.
-OVERRIDE, WORKLOAD, HELM, BESIDE, BATCH_USE = "override", "workload", "helm", "beside", "batch"
-_WEIGHT = {OVERRIDE: 4, HELM: 3, WORKLOAD: 3, BESIDE: 2, BATCH_USE: 1}
+OVERRIDE, PATCH, WORKLOAD, HELM, BESIDE, BATCH_USE = (
+    "override", "patch", "workload", "helm", "beside", "batch")
+_WEIGHT = {OVERRIDE: 5, PATCH: 4, HELM: 3, WORKLOAD: 3, BESIDE: 2, BATCH_USE: 1}
 
 
 _DOCUMENT_START = re.compile(r"(?m)^(?=---(?:[ \t]|$))")
@@ -69,7 +70,7 @@ class ManifestFacts:
     uses: tuple[ImageUse, ...] = ()
     resources: tuple[str, ...] = ()  # kustomize resources/bases/components, as written
     kustomization: bool = False
-    workloads: int = 0  # Kubernetes objects read (any kind), to tell manifests from values
+    patches: tuple[str, ...] = ()  # kustomize patch files (strategic merge), as written
 
 
 def fact_key(path: str, blob: str) -> str:
@@ -104,7 +105,7 @@ def parse_manifest(file_name: str, content: bytes) -> ManifestFacts:
     documents = _load_all(text)
     uses: list[ImageUse] = []
     resources: list[str] = []
-    objects = 0
+    patches: list[str] = []
     write_back = file_name.startswith(".argocd-source")
     for document in documents:
         if document is None:
@@ -121,14 +122,30 @@ def parse_manifest(file_name: str, content: bytes) -> ManifestFacts:
             uses += _kustomize_images(document.get("images"), strict=True)
             for field in ("resources", "bases", "components"):
                 resources += [r for r in _list(document.get(field)) if isinstance(r, str)]
+            for patch in [*_list(document.get("patchesStrategicMerge")),
+                          *_list(document.get("patches"))]:
+                path = patch if isinstance(patch, str) else _get(patch, "path")
+                if isinstance(path, str) and is_yaml_name(path):
+                    patches.append(path)
         elif write_back:
             uses += _source_override(document)
         elif kind is not None and api:
-            objects += 1
             uses += _object_images(kind, api, document)
         else:
             uses += helm_values_images(document)
-    return ManifestFacts(tuple(uses), tuple(resources), is_kustomization, objects)
+    return ManifestFacts(tuple(uses), tuple(resources), is_kustomization, tuple(patches))
+
+
+def is_yaml_name(path: str) -> bool:
+    return path.endswith((".yaml", ".yml"))
+
+
+def as_patch(facts: ManifestFacts) -> ManifestFacts:
+    """A kustomize patch's images: a strategic-merge patch of a workload replaces its image,
+    so they win over the resources' own (and lose to `images:` overrides)."""
+    return ManifestFacts(uses=tuple(
+        ImageUse(u.key, u.repository, u.tag, u.digest, PATCH) for u in facts.uses
+        if u.use in (WORKLOAD, BESIDE, BATCH_USE)))
 
 
 def _load_all(text: str) -> list[Any]:

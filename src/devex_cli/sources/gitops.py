@@ -340,10 +340,10 @@ def _log(repo: Path, revisions: str, pathspecs: Sequence[str]) -> list[Commit]:
 
 
 _USE_ROW = row(TEXT, optional(TEXT), optional(TEXT), optional(TEXT), TEXT)
-# blob:kind -> what it says ([uses, resources, kustomization, objects]) or {"error": why not read}
+# blob:kind -> what it says ([uses, resources, kustomization, patches]) or {"error": why not}
 _MANIFESTS_SHAPE = entries(one_of(
-    row(list_of(_USE_ROW), list_of(TEXT), BOOLEAN, Kinds(int)), keyed(error=TEXT)))
-_MANIFESTS_VERSION = 3
+    row(list_of(_USE_ROW), list_of(TEXT), BOOLEAN, list_of(TEXT)), keyed(error=TEXT)))
+_MANIFESTS_VERSION = 4
 
 
 class _Facts(Mapping[str, Facts]):
@@ -386,15 +386,15 @@ class _Facts(Mapping[str, Facts]):
                 else:
                     self.known[key] = [
                         [[u.key, u.repository, u.tag, u.digest, u.use] for u in facts.uses],
-                        list(facts.resources), facts.kustomization, facts.workloads]
+                        list(facts.resources), facts.kustomization, list(facts.patches)]
 
 
 def _from_row(entry: Any) -> Facts:
     if isinstance(entry, dict):
         return ManifestError(entry["error"])
-    uses, resources, kustomization, objects = entry
+    uses, resources, kustomization, patches = entry
     return ManifestFacts(tuple(ImageUse(*fields) for fields in uses), tuple(resources),
-                         kustomization, objects)
+                         kustomization, tuple(patches))
 
 
 def _parse_blobs(repo: Path, commits: Sequence[Commit], cache_dir: Path) -> _Facts:
