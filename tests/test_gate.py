@@ -486,3 +486,21 @@ def test_fail_open_allows_doubt_and_says_so(devex: Devex, world: World, jira: Fa
     # A ticket without a fix version is no doubt: --fail-open still blocks it.
     jira.add("PROJ-3")
     assert gate(devex, world, jira, "--fail-open").code == 1
+
+
+def test_a_broken_base_of_the_qa_manifest_is_exit_2(devex: Devex, world: World,
+                                                    jira: FakeJira) -> None:
+    """The qa overlay builds on the service's base: a base that does not parse at the head
+    leaves the QA release unknown, which is an input error, not the last release read."""
+    world.gitops.commit("base", {"apps/pay/base/kustomization.yaml": "resources: [\n"})
+    world.app.commit("PROJ-2 work", {"w.py": "w\n"})
+    result = gate(devex, world, jira)
+    assert result.code == 2, result.err
+    assert "apps/pay/base/kustomization.yaml cannot be read" in result.err
+    # another service's broken base is not this gate's business
+    world.gitops.commit("fixed, other broken", {
+        "apps/pay/base/kustomization.yaml": "resources: []\n",
+        "apps/web/base/kustomization.yaml": "resources: [\n",
+        "apps/web/overlays/qa/kustomization.yaml": "resources: [../../base]\n"})
+    jira.add("PROJ-2", "1.0")
+    assert gate(devex, world, jira).code == 0

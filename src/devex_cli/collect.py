@@ -228,7 +228,8 @@ def read_argocd(settings: Settings, history: gitops.GitOpsHistory, sources: dict
         return None
     sources["argocd"] = True
     mapped = map_applications(
-        applications, owner_of_path=lambda path: gitops.path_owner(path, settings),
+        applications,
+        owner_of_path=lambda path: history.owner_of(path) or gitops.path_owner(path, settings),
         services=history.services, environments=history.environments,
         explicit=settings.argocd.applications)
     cache = JsonCache(settings.cache_dir(), "argocd-history", version=1, shape=_ARGOCD_SHAPE)

@@ -288,6 +288,7 @@ class ReaderState:
                     self.units.setdefault(where.unit, where)
                     affected.add(where.unit)
                 affected |= self.dep_units.get(path, set())
+                affected |= self.dep_units.get(folder, set())  # a folder a build names
                 if folder in self.units and not self.units[folder].is_file:
                     affected.add(folder)
             images: dict[str, tuple[ImageUse, ...] | None] = {}
@@ -375,6 +376,7 @@ class ReaderState:
             target = posixpath.normpath(posixpath.join(folder, resource))
             if target.startswith("../") or target in seen:
                 continue
+            reads.add(target)  # a file or folder not there yet is read when it comes
             if target in self.tree:
                 reads.add(target)
                 parts.append(self._facts(target, facts))
@@ -542,6 +544,17 @@ class ReaderState:
                     found.append(ThirdParty(use.repository or use.key,
                                             self.units[unit].environment, use.version, unit))
         return found
+
+    def owners(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        """Of each unit (a folder, or an environment file) at the head: the services and
+        environment it gives, before aliases are applied by the caller's view."""
+        return {unit: tuple((service, self.units[unit].environment)
+                            for service in sorted(services))
+                for unit, services in self.unit_services.items() if services}
+
+    def broken_owners(self) -> dict[str, set[str]]:
+        """Of each file broken at the head: the units that read it."""
+        return {path: set(self.dep_units.get(path, ())) for path in self.broken}
 
     def unread_files(self) -> list[str]:
         """Files at the head that set images but no unit reads: what came closest when nothing

@@ -168,15 +168,10 @@ def _run(options: GateOptions, settings: Settings,
     history = reading.result()
     history.require_environments([options.environment])
     current = history.state(service, options.environment)
-    for problem in history.broken_at_head:
-        owner = gitops.path_owner(problem.path, settings)
-        if owner and owner[1] == options.environment and (
-            owner[0] == service or (current is not None and current.manifest == problem.path)
-        ):
-            raise InputError(
-                f"{problem.path} cannot be read at {problem.commit[:12]}: {problem.reason}",
-                hint="fix the manifest in the GitOps repository",
-            )
+    for problem in history.broken(service, options.environment):
+        raise InputError(
+            f"{problem.path} cannot be read at {problem.commit[:12]}: {problem.reason}",
+            hint="fix the manifest in the GitOps repository")
     state = current
     if state is None:
         if service not in history.services:

@@ -147,7 +147,7 @@ def map_applications(
     """(service, environment) -> application.
 
     `argocd.applications` maps names explicitly ("app" = "service/environment"); otherwise the
-    application's source path is matched against the manifest templates (its kustomization.yaml),
+    application's source path is matched against the folders the GitOps reading found,
     then its name is read as `{service}-{environment}` or `{environment}-{service}`.
     """
     mapped: dict[tuple[str, str], Application] = {}
@@ -157,7 +157,7 @@ def map_applications(
         if app.name in explicit:
             service, _, environment = explicit[app.name].partition("/")
             key = (service, environment)
-        elif app.path and (found := owner_of_path(app.path.strip("/") + "/kustomization.yaml")):
+        elif app.path and (found := owner_of_path(app.path.strip("/"))):
             key = found
         else:
             for service in known_services:

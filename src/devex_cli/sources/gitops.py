@@ -92,10 +92,25 @@ class GitOpsHistory:
     redeployments: tuple[Redeployment, ...] = ()
     third_party: tuple[ThirdParty, ...] = ()
     unread: tuple[str, ...] = ()  # files at the head that set images but belong to no unit
+    # unit (folder or environment file) -> the (service, environment) pairs it gives at the head
+    owners: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # a file broken at the head -> the (service, environment) pairs whose manifests read it
+    broken_for: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     looked_for: str = ""  # what the reader looked for, said when it found nothing
 
     def state(self, service: str, environment: str) -> DeployedState | None:
         return self.current.get((service, environment))
+
+    def owner_of(self, folder: str) -> tuple[str, str] | None:
+        """The (service, environment) a folder of the repository (an Argo CD application's
+        source path) gives, when it gives exactly one."""
+        pairs = self.owners.get(folder.strip("/"), ())
+        return pairs[0] if len(pairs) == 1 else None
+
+    def broken(self, service: str, environment: str) -> tuple[Skipped, ...]:
+        """Files broken at the head that the service's manifests in the environment read."""
+        return tuple(s for s in self.broken_at_head
+                     if (service, environment) in self.broken_for.get(s.path, ()))
 
     def require_environments(self, names: Sequence[str]) -> None:
         """Raises UsageError naming the environments the repository has, for a name it does
@@ -213,6 +228,8 @@ def _history(state: ReaderState, head: str | None, branch: str, settings: Settin
     found = {env for _, env in current} | {d.environment for d in deployments}
     environments = order_environments(found, settings.gitops.environments)
     keep = set(environments)
+    owners = {unit: tuple((reading.aliases.get(s, s), e) for s, e in pairs)
+              for unit, pairs in state.owners().items()}
     if reading.layout.discover:
         looked_for = ("YAML files in a folder named for an environment ("
                       + ", ".join(sorted(reading.layout.environments)) + ") or named "
@@ -237,6 +254,9 @@ def _history(state: ReaderState, head: str | None, branch: str, settings: Settin
         third_party=tuple(t for t in state.third_party_at_head()
                           if not keep or t.environment in keep or not settings.gitops.environments),
         unread=tuple(state.unread_files()),
+        owners=owners,
+        broken_for={path: tuple(pair for unit in units for pair in owners.get(unit, ()))
+                    for path, units in state.broken_owners().items()},
         looked_for=looked_for,
     )
 
