@@ -7,14 +7,15 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
+from tests.fakes.server import LoopbackServer
 
-class FakeGitServer:
+
+class FakeGitServer(LoopbackServer):
     def __init__(self, root: Path, user: str, password: str) -> None:
         self.root = root
         self.authorizations: list[str | None] = []
@@ -63,21 +64,4 @@ class FakeGitServer:
 
             do_GET = do_POST = _handle
 
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-        self._httpd = Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> Self:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._serve(Handler)

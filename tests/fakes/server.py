@@ -49,7 +49,34 @@ class Answer:
 Route = Callable[[Request], Answer]
 
 
-class FakeServer:
+class LoopbackServer:
+    """A threading HTTP server on 127.0.0.1 with a handler class: its URL, start and stop."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                """A client that gave up (a timeout test) is not the fake's problem."""
+
+        self._httpd = Server(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+class FakeServer(LoopbackServer):
     """Subclasses register routes with `self.route(method, path, handler)`."""
 
     def __init__(self) -> None:
@@ -95,27 +122,7 @@ class FakeServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                """A client that gave up (a timeout test) is not the fake's problem."""
-
-        self._httpd = Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> Self:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._serve(Handler)
 
     def route(self, method: str, path: str, handler: Route) -> None:
         self._routes[(method, path)] = handler
