@@ -287,7 +287,7 @@ def test_bad_options(devex: Devex, world: World, args: tuple[str, ...], message:
 def test_demo_answers_offline(devex: Devex) -> None:
     result = devex("demo")
     assert result.code == 0, result.err
-    assert "Sample organisation in" in result.out
+    assert "Sample organisation in a temporary folder, removed at the end" in result.out
     assert "preprod -> prod" in result.out  # the bottleneck the demo is built around
     assert "checkout" in result.out and "3h 00m" in result.out  # its production rollback
     # How many production deployments fall in the last 30 days depends on the time of day the

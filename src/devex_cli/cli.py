@@ -347,8 +347,10 @@ def demo(
         try:
             config = build_demo(root / "org" if keep is None else root)
             if output_format == "table":
-                sys.stdout.write(f"Sample organisation in {config.parent} (GitOps repository and "
-                                 "four app repositories), collected offline:\n\n")
+                where = (f"in {config.parent}" if keep is not None else
+                         "in a temporary folder, removed at the end (--keep DIR keeps it)")
+                sys.stdout.write(f"Sample organisation {where} (GitOps repository and four app "
+                                 "repositories), collected offline:\n\n")
             _run_collect(ctx.obj, gitops=None, since="30d", until=None, offline=True, output="-",
                          output_format=output_format, serve_metrics=serve_metrics,
                          listen=listen, interval="5m", config=config)
