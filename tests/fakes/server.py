@@ -60,7 +60,10 @@ class LoopbackServer:
                 """A client that gave up (a timeout test) is not the fake's problem."""
 
         self._httpd = Server(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # a short poll: `shutdown()` waits for it, and the default 0.5 s, four fakes a test, was
+        # minutes of a suite's run spent stopping servers
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
+                                        kwargs={"poll_interval": 0.02})
 
     @property
     def url(self) -> str:
