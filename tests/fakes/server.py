@@ -75,7 +75,12 @@ class LoopbackServer:
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
+        # `shutdown()` waits for the serving loop to say it ended, forever if it is not there
+        # any more: asked only of a live loop, and not waited on for more than a few seconds
+        if self._thread.is_alive():
+            stopper = threading.Thread(target=self._httpd.shutdown, daemon=True)
+            stopper.start()
+            stopper.join(timeout=5)
         self._httpd.server_close()
 
 
