@@ -70,3 +70,43 @@ def test_module_entry_point() -> None:
     done = subprocess.run([sys.executable, "-m", "devex_cli", "--version"], capture_output=True,
                           text=True, check=False)
     assert done.returncode == 0 and done.stdout.startswith("devex ")
+
+
+def test_help_and_version_short_flags(devex: Devex) -> None:
+    from devex_cli import __version__
+
+    for args in ((), ("-h",), ("--help",), ("gate",), ("gate", "-h")):
+        result = devex(*args)
+        assert result.code == 0, (args, result.err)
+        assert "Usage: devex" in result.out and result.err == "", args
+    assert devex("-V").out.strip() == f"devex {__version__}"
+
+
+def test_usage_errors_are_one_devex_line(devex: Devex) -> None:
+    for args, message in ((("report", "deployment"), "Missing option '--environment'"),
+                          (("collect", "--since"), "Option '--since' requires an argument"),
+                          (("gate", "qa-release", "--bogus"), "No such option: --bogus")):
+        result = devex(*args)
+        assert result.code == 2, args
+        assert result.err.startswith(f"devex: error: {message}"), result.err
+        assert result.err.count("\n") == 1 and "--help)" in result.err
+
+
+def test_collect_tables_go_to_the_output_file(devex: Devex, tmp_path: Path) -> None:
+    from tests.test_collect import World
+
+    world = World(tmp_path / "world")
+    out = tmp_path / "tables.txt"
+    result = devex("collect", "--offline", "--output", str(out), config=str(world.config))
+    assert result.code == 0, result.err
+    assert result.out == ""
+    text = out.read_text()
+    assert "Deployments this month" in text and "\x1b" not in text
+
+
+def test_a_gateway_that_is_no_url_is_refused_at_once(devex: Devex, tmp_path: Path) -> None:
+    prom = tmp_path / "m.prom"
+    prom.write_text("# TYPE x gauge\nx 1\n")
+    result = devex("push-metrics", "--from", str(prom), "--gateway", "not-a-url")
+    assert result.code == 2, result.err
+    assert "is not an http(s) URL" in result.err and result.err.count("\n") == 1

@@ -22,6 +22,7 @@ from devex_cli.errors import DevexError, GateBlocked
 if TYPE_CHECKING:
     from devex_cli.config import Settings
 
+_HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     name="devex",
     help="Delivery truth: DORA metrics, pipeline feedback and deployment gates.",
@@ -29,9 +30,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings=_HELP,
 )
 gate_app = typer.Typer(help="Deployment gates: exit 1 blocks the pipeline step.",
-                       no_args_is_help=True)
+                       no_args_is_help=True, context_settings=_HELP)
 app.add_typer(gate_app, name="gate")
 
 
@@ -68,7 +70,7 @@ def main_options(
                                           help="More detail on stderr.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Errors only on stderr.")] = False,
     no_color: Annotated[bool, typer.Option("--no-color", help="No colours.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+    version: Annotated[bool, typer.Option("-V", "--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """devex: DORA metrics, pipeline feedback and deployment gates."""
@@ -285,11 +287,17 @@ def _write_snapshot(snapshot: object, output_format: str, output: str, *, color:
 
     assert isinstance(snapshot, Snapshot)
     if output_format == "table":
+        import io
+
         from devex_cli.snapshot_views import render_tables
 
-        render_tables(snapshot, color=color)
-        return
-    if output_format == "json":
+        if output == "-":
+            render_tables(snapshot, color=color)
+            return
+        buffer = io.StringIO()
+        render_tables(snapshot, color=False, file=buffer)  # a file gets plain text
+        text = buffer.getvalue()
+    elif output_format == "json":
         from devex_cli.snapshot_views import render_json
 
         text = render_json(snapshot, pretty=output == "-" and sys.stdout.isatty()) + "\n"
@@ -627,10 +635,11 @@ def push_security(
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: run the command; map every error to its exit code and one line."""
     command = typer.main.get_command(app)
-    verbose = any(a in ("-v", "--verbose") for a in (argv or sys.argv[1:]))
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = any(a in ("-v", "--verbose") for a in args)
     try:
         # typer returns 130 for a Ctrl-C (or a SIGTERM that unwinds as one): not a success
-        if command.main(args=argv, prog_name="devex", standalone_mode=False) == 130:
+        if command.main(args=args, prog_name="devex", standalone_mode=False) == 130:
             _fail("interrupted", 130)
     except GateBlocked:
         sys.exit(1)
@@ -639,12 +648,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # typer's usage errors: a bad or missing flag
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
-        else:
-            sys.stderr.write(f"devex: error: {exc.format_message()}\n")
-        sys.exit(2)
+        context = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `devex gate` alone: its help, exit 0
+            sys.stdout.write(exc.format_message() + "\n")
+            sys.exit(0)
+        if exc.format_message().rstrip(".") == "Missing command":  # `devex --config f` alone
+            command.main(args=[*args, "--help"], prog_name="devex", standalone_mode=False)
+            sys.exit(0)
+        # one style for every error: devex's one line, with where to look
+        where = f"{context.command_path} --help" if context is not None else "devex --help"
+        _fail(f"{exc.format_message().rstrip('.')} (see {where})", 2)
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
     except BrokenPipeError:

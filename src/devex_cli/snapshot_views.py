@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import timedelta
-from typing import Any
+from typing import Any, TextIO
 
 from devex_cli.dora.model import Snapshot, WindowFigures
 from devex_cli.dora.stats import Summary
@@ -117,8 +117,8 @@ def duration(seconds: float | None) -> str:
     return f"{minutes}m"
 
 
-def render_tables(snapshot: Snapshot, *, color: bool) -> None:
-    """The four answers, then the DORA figures per service, on stdout. The third (tickets in
+def render_tables(snapshot: Snapshot, *, color: bool, file: TextIO | None = None) -> None:
+    """The four answers, then the DORA figures per service, on stdout (or `file`). The third (tickets in
     the QA release) is left out where the repository has no QA release environment.
 
     Service, environment and image names, tags and ticket keys come from the GitOps repository,
@@ -128,7 +128,8 @@ def render_tables(snapshot: Snapshot, *, color: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(no_color=not color, highlight=False, emoji=False, width=_width())
+    console = Console(no_color=not color, highlight=False, emoji=False,
+                      width=_width() if file is None else 120, file=file)
     window = snapshot.window
     production = snapshot.production or "production"
     span = f"{window.start:%Y-%m-%d} to {window.end:%Y-%m-%d}"
