@@ -232,6 +232,12 @@ def test_failing_jira_degrades_and_does_not_abort(devex: Devex, world: World,
     assert report["sources"]["jira"] is False
     assert report["tickets_in_environment"][0]["fix_versions"] is None
     assert "fix versions" in result.err
+    # the table says Jira did not answer, not "set JIRA_URL" (it is set)
+    jira.fail_next(500, {"errorMessages": ["boom"]}, times=10)
+    table = devex("collect", "--since", "2026-09-01", "--until", "2026-11-01",
+                  config=str(world.config), env=jira.env())
+    assert table.code == 0
+    assert "which did not answer this time" in table.out and "set JIRA_URL" not in table.out
 
 
 def test_table_answers_the_four_questions(devex: Devex, world: World) -> None:

@@ -241,7 +241,10 @@ def _qa_release(console: Any, snapshot: Snapshot, qa: str, production: str) -> N
         table.add_row(m(name), str(len(mine)), str(len(missing)) if jira_known else "?", keys)
     console.print(table)
     console.print()
-    if in_qa and not jira_known:
+    if in_qa and not jira_known and snapshot.sources.get("jira") is False:
+        console.print("   Fix versions come from Jira, which did not answer this time (see the "
+                      "warning above).")
+    elif in_qa and not jira_known:
         console.print("   Fix versions come from Jira: set JIRA_URL (and credentials) and drop "
                       "--offline.")
     elif any(t.fix_versions == () for t in in_qa):
@@ -277,8 +280,8 @@ def _data_quality(console: Any, snapshot: Snapshot) -> None:
     quality = snapshot.data_quality
     notes = []
     if quality.manifests_skipped:
-        notes.append(f"{len(quality.manifests_skipped)} manifest(s) skipped (not parseable, or "
-                     "matching no template)")
+        notes.append(f"{len(quality.manifests_skipped)} manifest(s) not read (not parseable, or "
+                     "belonging to no environment: devex status lists them)")
     if quality.revisions_not_found:
         notes.append(f"{len(quality.revisions_not_found)} deployed revision(s) are not in the "
                      "app repositories")
@@ -289,7 +292,7 @@ def _data_quality(console: Any, snapshot: Snapshot) -> None:
     if down:
         notes.append(f"sources that failed: {', '.join(m(name) for name in down)}")
     if notes:
-        console.print("Data quality: " + "; ".join(notes) + ". --format json lists them.")
+        console.print("Data quality: " + "; ".join(notes) + " (--format json: data_quality).")
 
 
 
