@@ -94,6 +94,11 @@ def test_digits_only_sha_with_its_app_repository(devex: Devex, tmp_path: Path) -
     assert result.code == 0, result.err
     (deployment,) = json.loads(result.out)["deployments"]
     assert deployment["revision"] == sha
+    # status judges the tag as collect does: a revision, since the app repository has it
+    status = devex("status", "--format", "json", "--gitops", str(gitops.path), config=str(config))
+    assert status.code == 0, status.err
+    (auth,) = json.loads(status.out)["services"]
+    assert auth["environments"][0]["revision"] == sha[:7]
 
 
 def test_large_history_is_read(tmp_path: Path) -> None:

@@ -180,8 +180,10 @@ def status(
     if output_format not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {output_format!r}")
     settings = ctx.obj.settings()
+    from devex_cli.collect import app_commit_checker
+
     repo = gitops_source.open_repository(gitops, settings, default_here=True)
-    history = gitops_source.read_history(repo, settings)
+    history = gitops_source.read_history(repo, settings, has_commit=app_commit_checker(settings))
     history.require_services()
     history.require_environments(environment or ())
     actual = None
