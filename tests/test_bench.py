@@ -42,3 +42,28 @@ def test_quick_bench_runs_and_warm_collect_asks_nothing_immutable() -> None:
     found = re.search(r"bitbucket (\d+); (\d+) items", str(cold["scenario"]))
     assert found, cold
     assert int(found.group(1)) * 5 < int(found.group(2)), cold
+
+
+@pytest.mark.slow
+def test_a_first_collection_at_a_year_lists_each_history_once(tmp_path: Path) -> None:
+    """At the scale where it regressed 13x (20 services x a year, the fakes at zero latency): a
+    listing cut short by a small early question (the digits-only check) is continued by the
+    bulk of the collection, never abandoned for one request per range. Requests stay within
+    three times the pages a complete listing of every repository needs (4,667 when the
+    listing was abandoned, against some 160 pages)."""
+    import math
+
+    sys.path.insert(0, str(ROOT))
+    from bench.run import collect_once, organisation
+
+    org = organisation(tmp_path, services_count=20, days=365, seed=1, latency=0.0)
+    try:
+        _, (_, _, bitbucket) = collect_once(org)
+    finally:
+        org.stop()
+    pages = 0
+    for app in (tmp_path / "org" / "apps").iterdir():
+        commits = int(subprocess.run(["git", "-C", str(app), "rev-list", "--count", "--all"],
+                                     capture_output=True, text=True, check=True).stdout)
+        pages += math.ceil(commits / 100)
+    assert 0 < bitbucket <= 3 * pages, (bitbucket, pages)

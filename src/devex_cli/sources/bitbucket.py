@@ -13,6 +13,7 @@ import logging
 import threading
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -86,21 +87,25 @@ class BitbucketClient:
 
     def range(self, repo: str, new: str, old: str) -> list[GraphCommit]:
         """`git rev-list new ^old`, newest first, every page."""
-        return self.listing(repo, new, [old]) or []
+        return self.listing(repo, new, [old]).commits
 
     def listing(self, repo: str, include: str, exclude: Sequence[str],
-                max_pages: int | None = None) -> list[GraphCommit] | None:
-        """`git rev-list include ^exclude...`, newest first, every page; None when it would
-        take more than `max_pages` pages."""
-        commits: list[GraphCommit] = []
+                max_pages: int | None = None, *, after: Listing | None = None) -> Listing:
+        """`git rev-list include ^exclude...`, newest first, at most `max_pages` pages (all of
+        them without a bound); a listing cut short says where it stopped (`next`), and `after`
+        continues it there."""
+        commits: list[GraphCommit] = list(after.commits) if after else []
         pages = 0
         url: str | None = f"/repositories/{self.workspace}/{repo}/commits"
         params: list[tuple[str, Any]] | None = [
             ("include", include), *(("exclude", sha) for sha in exclude), ("pagelen", PAGE)]
-        seen: set[str] = set()
+        seen: set[str] = set(after.seen) if after else set()
+        if after is not None:
+            url, params = after.next, None
         while url:
             if max_pages is not None and pages >= max_pages:
-                return None
+                return Listing(commits, url, frozenset(seen), (after.pages if after else 0)
+                               + pages)
             body = self._get(url, params=params)
             pages += 1
             if not isinstance(body, Mapping) or not isinstance(body.get("values"), list):
@@ -113,7 +118,18 @@ class BitbucketClient:
             url, params = (str(following), None) if following else (None, None)
             if url:
                 seen.add(url)
-        return commits
+        return Listing(commits, None, frozenset(seen), (after.pages if after else 0) + pages)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Commits listed so far, newest first; `next` is the page to continue from when the
+    listing was cut short (None: complete)."""
+
+    commits: list[GraphCommit]
+    next: str | None
+    seen: frozenset[str] = frozenset()
+    pages: int = 0
 
 
 def _commit(value: Any) -> GraphCommit:
@@ -163,7 +179,7 @@ class BitbucketCommits:
         self._listed: list[str] = []  # tips the graph was listed from
         self._shas: list[str] = []  # the graph's SHAs, sorted, for short-SHA lookups
         self._rank: dict[str, int] = {}
-        self._complete = True  # False once a listing was cut short: no graph for this run
+        self._cut: dict[str, Listing] = {}  # listings cut short, by tip: continued later
 
     def resolve(self, revisions: Iterable[str]) -> dict[str, str | None]:
         """Full SHAs of (short) revisions; give them newest first, so that for many at once the
@@ -204,19 +220,26 @@ class BitbucketCommits:
 
         A listing is worth at most `worth` pages (half the requests it saves): a repository
         whose history is far longer than what was deployed of it (an old monorepo) stops there,
-        and its ranges are asked one by one, as an incomplete graph cannot answer them."""
+        and its ranges are asked one by one, as an incomplete graph cannot answer them. A
+        listing cut short is kept where it stopped: a later call that may spend more (the bulk
+        of a first collection, after a small digits-only check) continues it, never from the
+        start again."""
         for tip in tips:
-            if tip in self._graph or not self._complete:
+            if tip in self._graph:
                 continue
-            commits = self.client.listing(self.repo, tip, self._listed[-self.EXCLUDED:],
-                                          max_pages=max(self.MIN_PAGES, worth))
-            if commits is None:
-                log.info("the history of %s is long for what was deployed of it; its ranges "
-                         "are asked one by one", self.repo)
-                self._complete = False
-                self._graph.clear()
+            cut = self._cut.get(tip)
+            budget = max(self.MIN_PAGES, worth) - (cut.pages if cut else 0)
+            if cut is not None and budget <= 0:
+                continue  # worth no more than it was: ask its ranges one by one
+            listed = self.client.listing(self.repo, tip, self._listed[-self.EXCLUDED:],
+                                         max_pages=budget, after=cut)
+            if listed.next is not None:
+                log.info("the history of %s is long for what was deployed of it (%d pages "
+                         "so far); its ranges are asked one by one", self.repo, listed.pages)
+                self._cut[tip] = listed
                 break
-            self._graph.update((c.sha, c) for c in commits)
+            self._cut.pop(tip, None)
+            self._graph.update((c.sha, c) for c in listed.commits)
             self._listed.append(tip)
         self._shas = sorted(self._graph)
         self._rank = generations(self._graph)
