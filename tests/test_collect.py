@@ -394,3 +394,19 @@ def test_ancestry_decides_rollbacks_with_the_app_repository(devex: Devex, tmp_pa
     (prod,) = report["services"][0]["environments"]
     assert prod["change_failure_rate"] == pytest.approx(1 / 3)
     assert prod["recovery_time_seconds"] == {"median": 3600.0, "count": 1}
+
+
+def test_an_offline_collection_loads_no_http_stack(world: World) -> None:
+    """--offline asks nothing over HTTP, so it pays nothing for httpx and stamina's imports."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom devex_cli.cli import main\n"
+            f"sys.argv = ['devex', '--config', {str(world.config)!r}, 'collect', '--offline',"
+            " '--format', 'json', '--output', '/dev/null']\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+            "print(sorted(m for m in ('httpx', 'stamina', 'httpcore') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -23,7 +23,7 @@ from devex_cli.cache import (
     optional,
     row,
 )
-from devex_cli.config import Settings
+from devex_cli.config import Settings, bitbucket_configured
 from devex_cli.correlate import ArgoView, actual_states, refine
 from devex_cli.dora.compute import build_snapshot, failure_signals
 from devex_cli.dora.model import (
@@ -46,6 +46,7 @@ from devex_cli.timeutil import rfc3339
 if TYPE_CHECKING:  # the HTTP stack loads only when an online source is used
     from devex_cli.records import CommitSource
     from devex_cli.sources.argocd import Application
+    from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits
 
 log = logging.getLogger("devex.collect")
 
@@ -78,8 +79,6 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
     step("opening the app repositories")
     graphs = _app_repositories(settings, sources)
 
-    from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits, bitbucket_configured
-
     bitbucket: BitbucketClient | None = None
     store_cache = JsonCache(settings.cache_dir(), "bitbucket-commits", version=1,
                             shape=_BITBUCKET_SHAPE)
@@ -95,6 +94,8 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
             return graphs[service]
         if options.offline or not bitbucket_configured(settings):
             return None
+        from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits
+
         if bitbucket is None or store is None:
             bitbucket, store = BitbucketClient(settings), store_cache.load()
         if service not in remote:

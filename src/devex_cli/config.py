@@ -286,3 +286,13 @@ def _coerce(value: Any, type_name: str, key: str, origin: str) -> Any:
             raise wrong("true or false")
         return value
     raise AssertionError(f"no coercion for {type_name}")  # a schema bug, not user input
+
+
+def bitbucket_workspace(settings: Settings) -> str | None:
+    return settings.bitbucket.workspace or settings.environ.get("BITBUCKET_WORKSPACE")
+
+
+def bitbucket_configured(settings: Settings) -> bool:
+    """Whether Bitbucket's API can be asked: a token and a workspace (no HTTP stack needed to
+    tell, so offline runs never load it)."""
+    return bool(settings.environ.get("BITBUCKET_API_TOKEN") and bitbucket_workspace(settings))

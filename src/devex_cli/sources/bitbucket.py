@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from devex_cli.config import Settings
+from devex_cli.config import Settings, bitbucket_configured, bitbucket_workspace
 from devex_cli.errors import ConfigError, UpstreamError, UpstreamHTTPError
 from devex_cli.http import ApiClient, BearerAuth, Params, basic_auth
 from devex_cli.parallel import each
@@ -29,12 +29,8 @@ DEFAULT_API = "https://api.bitbucket.org/2.0"
 PAGE = 100
 
 
-def bitbucket_configured(settings: Settings) -> bool:
-    return bool(settings.environ.get("BITBUCKET_API_TOKEN") and _workspace(settings))
-
-
-def _workspace(settings: Settings) -> str | None:
-    return settings.bitbucket.workspace or settings.environ.get("BITBUCKET_WORKSPACE")
+_workspace = bitbucket_workspace
+__all__ = ["BitbucketClient", "BitbucketCommits", "Listing", "bitbucket_configured"]
 
 
 class BitbucketClient:
