@@ -34,7 +34,7 @@ from devex_cli.dora.model import (
     Snapshot,
     TicketInfo,
 )
-from devex_cli.errors import DevexError, UpstreamError
+from devex_cli.errors import DevexError
 from devex_cli.gitcli import local_repository
 from devex_cli.parallel import SERVICES_AT_ONCE, each, in_background
 from devex_cli.records import RecordCache, build_records
@@ -288,15 +288,14 @@ def _app_repositories(settings: Settings, sources: dict[str, bool]) -> dict[str,
 
 
 def _with_jira(snapshot: Snapshot, settings: Settings) -> Snapshot:
-    from devex_cli.sources.jira import JiraClient
+    from devex_cli.changes import look_up
 
     keys = sorted({t.ticket for t in snapshot.tickets_in_environment})
     sources = {**snapshot.sources, "jira": snapshot.sources.get("jira", True)}
     infos: dict[str, TicketInfo] = {}
     try:
-        with JiraClient(settings) as jira:
-            lookup = jira.fetch_tickets(keys, with_sprint=True) if keys else None
-    except (UpstreamError, DevexError) as exc:
+        lookup = look_up(settings, keys, with_sprint=True) if keys else None
+    except DevexError as exc:
         log.warning("%s; tickets are shown without fix versions", exc)
         return replace(snapshot, sources={**sources, "jira": False})
     if lookup is not None:

@@ -26,13 +26,13 @@ from devex_cli.cache import (
     optional,
     row,
 )
+from devex_cli.changes import TicketRule
 from devex_cli.config import Settings
 from devex_cli.dora.model import Change, DeploymentRecord
 from devex_cli.errors import DevexError
 from devex_cli.parallel import SERVICES_AT_ONCE, each
 from devex_cli.sources import gitops
 from devex_cli.sources.commitgraph import CommitGraph, GraphCommit
-from devex_cli.tickets import compile_ticket_pattern, extract_ticket_keys
 
 if TYPE_CHECKING:
     from devex_cli.sources.bitbucket import BitbucketCommits
@@ -141,8 +141,7 @@ def build_records(
     `source_of(service)` gives the service's app source (None: none configured); a source that
     fails marks `sources` and leaves that service's change sets unknown this run.
     """
-    pattern = compile_ticket_pattern(settings.jira.ticket_pattern)
-    projects = settings.jira.projects
+    rule = TicketRule(settings)
     made: dict[str, Change] = {}
 
     def change(commit: GraphCommit) -> Change:
@@ -150,7 +149,7 @@ def build_records(
         if found is None:
             found = made[commit.sha] = Change(
                 commit.sha, commit.author_time,
-                tuple(extract_ticket_keys([commit.message], pattern=pattern, projects=projects)),
+                tuple(rule.keys([commit.message])),
                 merge=commit.is_merge)
         return found
 

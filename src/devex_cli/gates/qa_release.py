@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from devex_cli.changes import TicketRule, look_up
 from devex_cli.config import Settings
 from devex_cli.errors import DevexError, InputError, UpstreamError, UsageError
 from devex_cli.parallel import in_background
 from devex_cli.sources import gitops
 from devex_cli.sources.apprepo import AppRepo
 from devex_cli.sources.commitgraph import GraphCommit
-from devex_cli.tickets import TicketLookup, compile_ticket_pattern, extract_ticket_keys
+from devex_cli.tickets import TicketLookup
 
 if TYPE_CHECKING:
     from devex_cli.sources.jira import JiraClient
@@ -191,18 +192,14 @@ def _run(options: GateOptions, settings: Settings,
                  "commits since the QA release",
         )
     base, commits = app.range_commits(revision, head)
-    pattern = compile_ticket_pattern(options.ticket_pattern or settings.jira.ticket_pattern)
-    keys = extract_ticket_keys((c.message for c in commits), pattern=pattern,
-                               projects=options.projects or settings.jira.projects)
+    rule = TicketRule(settings, pattern=options.ticket_pattern, projects=options.projects)
+    keys = rule.keys(c.message for c in commits)
     log.info("%d commits since %s, %d ticket keys", len(commits), base[:12], len(keys))
     lookup, browse, warnings = TicketLookup(), settings.jira.url or "", []
     if keys:
-        from devex_cli.sources.jira import JiraClient
-
         try:
-            jira = jira_client.result() if jira_client else JiraClient(settings)
-            browse = jira.url
-            lookup = jira.fetch_tickets(keys, projects=options.projects)
+            lookup = look_up(settings, keys, rule=rule,
+                             client=jira_client.result() if jira_client else None)
         except UpstreamError as exc:
             if not options.fail_open:
                 raise

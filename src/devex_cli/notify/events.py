@@ -167,10 +167,10 @@ def summarise_changes(settings: Settings, *, service: str, environment: str, hea
     """Commits and tickets since the previous deployment of the service to the environment,
     from the GitOps history and the local app repository; None when that cannot be known.
     Never raises for an outside system: a notification must not fail on it."""
+    from devex_cli.changes import TicketRule
     from devex_cli.errors import DevexError
     from devex_cli.sources import gitops
     from devex_cli.sources.apprepo import AppRepo
-    from devex_cli.tickets import compile_ticket_pattern, extract_ticket_keys
 
     if not settings.gitops.repo or not head:
         return None
@@ -200,9 +200,7 @@ def summarise_changes(settings: Settings, *, service: str, environment: str, hea
     except DevexError as exc:
         log.warning("%s; the card lists no commits", exc)
         return None
-    pattern = compile_ticket_pattern(settings.jira.ticket_pattern)
-    keys = extract_ticket_keys([c.message for c in commits], pattern=pattern,
-                               projects=settings.jira.projects)
+    keys = TicketRule(settings).keys(c.message for c in commits)
     tickets = [{"key": k, "url": f"{settings.jira.url.rstrip('/')}/browse/{k}"
                 if settings.jira.url else None, "summary": "", "status": ""} for k in keys]
     if jira and keys:
@@ -221,12 +219,11 @@ def _is_rollback(app: Any, deployment: Any) -> bool:
 
 
 def _with_jira(settings: Settings, tickets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    from devex_cli.changes import look_up
     from devex_cli.errors import DevexError
-    from devex_cli.sources.jira import JiraClient
 
     try:
-        with JiraClient(settings) as jira:
-            lookup = jira.fetch_tickets([t["key"] for t in tickets])
+        lookup = look_up(settings, [t["key"] for t in tickets])
     except DevexError as exc:
         log.warning("%s; tickets are listed without their summaries", exc)
         return list(tickets)

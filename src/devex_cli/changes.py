@@ -1,0 +1,52 @@
+"""From commits to their tickets and what Jira says of them: one path, taken by the gate, the
+deployment card and the collector, so that the rule for what a ticket is lives in one place.
+
+`TicketRule` is pure (the ticket pattern and projects, from the settings and the command's
+flags); `look_up` is the one way to ask Jira (the client's lifecycle included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from devex_cli.config import Settings
+from devex_cli.tickets import TicketLookup, TicketPattern, compile_ticket_pattern, extract_ticket_keys
+
+if TYPE_CHECKING:
+    from devex_cli.sources.jira import JiraClient
+
+
+class TicketRule:
+    """Which words of a commit message are ticket keys: the pattern (`--ticket-pattern`, else
+    `jira.ticket_pattern`, else the contract's) and the projects (`--project`, else
+    `jira.projects`, else any). Raises UsageError for a pattern that does not compile."""
+
+    def __init__(self, settings: Settings, *, pattern: str | None = None,
+                 projects: Sequence[str] = ()) -> None:
+        self.pattern: TicketPattern = compile_ticket_pattern(
+            pattern or settings.jira.ticket_pattern)
+        self.projects: tuple[str, ...] = tuple(projects) or settings.jira.projects
+
+    def keys(self, messages: Iterable[str]) -> list[str]:
+        """The keys in the messages, once each, in order of first appearance."""
+        return extract_ticket_keys(messages, pattern=self.pattern, projects=self.projects)
+
+
+def look_up(settings: Settings, keys: Sequence[str], *, rule: TicketRule | None = None,
+            with_sprint: bool = False, client: JiraClient | None = None) -> TicketLookup:
+    """What Jira says of the keys (tickets, keys that are not tickets, tickets not found), asked
+    in batches; through `client` when one is open, else a client opened and closed here.
+
+    Raises ConfigError when Jira is not configured or has no credentials, UpstreamError when it
+    cannot be asked or answers what cannot be read.
+    """
+    if not keys:
+        return TicketLookup()
+    projects = rule.projects if rule is not None else ()
+    if client is not None:
+        return client.fetch_tickets(keys, projects=projects, with_sprint=with_sprint)
+    from devex_cli.sources.jira import JiraClient
+
+    with JiraClient(settings) as jira:
+        return jira.fetch_tickets(keys, projects=projects, with_sprint=with_sprint)
