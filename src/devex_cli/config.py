@@ -222,8 +222,9 @@ class HttpSettings:
 class CacheSettings:
     dir: str | None = _key(
         doc="The cache: clones, the GitOps reader's state, deployment records, Argo CD history, "
-            "API answers, compiled templates; created mode 0700. Deleting it only makes the "
-            "next run slower.",
+            "API answers, compiled templates; created mode 0700. Deleted, the next run is "
+            "slower and deployments older than Argo CD's last 10 syncs are timed by their "
+            "GitOps commits.",
         example='"/var/cache/devex"',
         commands=("status", "collect", "gate qa-release", *_REPORT),
         unset="`$XDG_CACHE_HOME/devex`, else `~/.cache/devex`", env="DEVEX_CACHE_DIR")
