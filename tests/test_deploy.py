@@ -116,9 +116,13 @@ def test_every_dashboard_query_returns_data_from_the_demo(tmp_path: Path) -> Non
         assert not empty, "\n".join(empty)
 
 
+def kubernetes_documents() -> list[dict]:  # type: ignore[type-arg]
+    return [d for p in sorted((DEPLOY / "kubernetes").glob("*.yaml"))
+            for d in yaml.safe_load_all(p.read_text()) if d]
+
+
 def test_kubernetes_manifests_parse_and_hold_together() -> None:
-    documents = [d for p in sorted((DEPLOY / "kubernetes").glob("*.yaml"))
-                 for d in yaml.safe_load_all(p.read_text()) if d]
+    documents = kubernetes_documents()
     kinds = {d["kind"]: d for d in documents}
     assert {"Deployment", "Service", "ServiceMonitor", "ConfigMap", "CronJob"} <= set(kinds)
     container = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
@@ -134,7 +138,56 @@ def test_kubernetes_manifests_parse_and_hold_together() -> None:
     tomllib.loads(config)
     job = kinds["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert "push-metrics" in " ".join(job["args"] if "args" in job else job["command"])
-    volumes = kinds["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"]
-    cache = next(v for v in volumes if v["name"] == "cache")
-    claim = cache["persistentVolumeClaim"]["claimName"]  # a job's cache outlives the job
-    assert kinds["PersistentVolumeClaim"]["metadata"]["name"] == claim
+
+
+def test_the_collectors_keep_their_cache_on_a_claim() -> None:
+    """The cache devex writes (cache.dir of the mounted devex.toml, or DEVEX_CACHE_DIR) is a
+    PersistentVolumeClaim for the Deployment as for the CronJob: the Argo CD history kept beyond
+    Argo's last 10 syncs, the clones and the reader's state survive a restart. The pods stay
+    non-root on a read-only root filesystem; the cache and /tmp are the only writable places."""
+    import tomllib
+
+    documents = kubernetes_documents()
+    claims = {d["metadata"]["name"]: d for d in documents if d["kind"] == "PersistentVolumeClaim"}
+    config_maps = {d["metadata"]["name"]: d for d in documents if d["kind"] == "ConfigMap"}
+    workloads = {d["kind"]: d for d in documents if d["kind"] in ("Deployment", "CronJob")}
+    assert set(workloads) == {"Deployment", "CronJob"}
+    used = {}
+    for kind, workload in workloads.items():
+        template = (workload["spec"]["template"] if kind == "Deployment"
+                    else workload["spec"]["jobTemplate"]["spec"]["template"])
+        pod = template["spec"]
+        container = pod["containers"][0]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        command = " ".join(container.get("command", []) + container.get("args", []))
+        config_path = re.search(r"--config (\S+)", command)
+        assert config_path, f"{kind}: devex reads the ConfigMap's devex.toml"
+        folder, file_name = config_path[1].rsplit("/", 1)
+        config_map = config_maps[volumes[mounts[folder]["name"]]["configMap"]["name"]]
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        cache_dir = env.get("DEVEX_CACHE_DIR") or \
+            tomllib.loads(config_map["data"][file_name])["cache"]["dir"]
+        assert cache_dir in mounts, f"{kind}: {cache_dir} would be on the read-only root"
+        assert not mounts[cache_dir].get("readOnly")
+        volume = volumes[mounts[cache_dir]["name"]]
+        assert "persistentVolumeClaim" in volume, f"{kind}: the cache is {volume}, lost at restart"
+        claim = claims[volume["persistentVolumeClaim"]["claimName"]]
+        assert claim["metadata"]["namespace"] == workload["metadata"]["namespace"]
+        used[kind] = claim["metadata"]["name"]
+
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["allowPrivilegeEscalation"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["fsGroup"]  # the non-root user may write the claim
+        writable = {path for path, m in mounts.items() if not m.get("readOnly")}
+        assert writable == {cache_dir, "/tmp"}
+        assert env.get("HOME") in writable  # git writes under $HOME
+    # Both may be applied together: a ReadWriteOnce claim each, never one cache for two writers.
+    assert used["Deployment"] != used["CronJob"]
+    deployment = workloads["Deployment"]["spec"]
+    if "ReadWriteOnce" in claims[used["Deployment"]]["spec"]["accessModes"]:
+        assert deployment["replicas"] == 1
+        assert deployment["strategy"]["type"] == "Recreate", \
+            "a rolling update starts the new pod before the old one lets go of the volume"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -19,83 +19,215 @@ from devex_cli.errors import ConfigError
 CONFIG_FILE_NAME = "devex.toml"
 
 
+# Every key is declared with `_key`: its default, and the documentation that
+# docs/configuration.md is generated from (python -m devex_cli.config_reference; a test fails when
+# a key has none, or when the file differs from what the code says).
+def _key(default: Any = None, *, doc: str, example: str, commands: tuple[str, ...],
+         unset: str | None = None, env: str | None = None,
+         factory: Callable[[], Any] | None = None) -> Any:
+    """A settings field with its reference entry: `doc` says what it does, `example` is a TOML
+    value, `commands` the commands that read it, `unset` what happens without it (for a None or
+    empty default), `env` the environment variable that overrides it."""
+    metadata = {"doc": doc, "example": example, "commands": commands, "unset": unset, "env": env}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+# Who reads what; a test checks that each of these is a devex command.
+_READ_GITOPS = ("status", "collect", "gate qa-release", "report deployment")
+_USE_JIRA = ("gate qa-release", "collect", "report deployment")
+_USE_ARGOCD = ("status", "collect")
+_REPORT = ("report deployment", "report tests", "report security")
+_USE_HTTP = ("gate qa-release", "status", "collect", *_REPORT, "push-metrics")
+
+
 @dataclass(frozen=True)
 class GitOpsSettings:
-    repo: str | None = None
-    branch: str | None = None
-    manifests: tuple[str, ...] = ()  # none: the layout is discovered
-    environments: tuple[str, ...] = ()
-    production: str | None = None
-    third_party: tuple[str, ...] = ()  # globs on image names that are not the organisation's
+    repo: str | None = _key(
+        doc="The GitOps repository: a local path (relative to devex.toml) or a git URL, cloned "
+            "or updated into the cache. `--gitops` overrides it.",
+        example='"git@bitbucket.org:acme/gitops.git"', commands=_READ_GITOPS,
+        unset="`status` reads the current folder; `collect` and `gate qa-release` need "
+              "`--gitops`; `report deployment` lists no commits",
+        env="DEVEX_GITOPS_REPO")
+    branch: str | None = _key(
+        doc="The branch Argo CD tracks, read along its first-parent history.",
+        example='"main"', commands=_READ_GITOPS, unset="the repository's HEAD branch")
+    manifests: tuple[str, ...] = _key(
+        (), doc="Path templates of the manifests, with `{service}`, `{environment}` and `*` (any "
+                "one folder); ending in `/`, a folder whose YAML files are all read; without "
+                "`{environment}`, production alone. Replaces discovery.",
+        example='["apps/{service}/overlays/{environment}/"]', commands=_READ_GITOPS,
+        unset="the layout is discovered (docs/gitops-layouts.md)")
+    environments: tuple[str, ...] = _key(
+        (), doc="The environments in order of promotion; the others are dropped.",
+        example='["dev", "qa", "preprod", "prod"]', commands=_READ_GITOPS,
+        unset="every environment found, ordered by the usual names (dev, test, qa, uat, "
+              "staging, preprod, prod), unknown ones after them alphabetically")
+    production: str | None = _key(
+        doc="The production environment.", example='"prod"', commands=_READ_GITOPS,
+        unset="`prod`, else `production`")
+    third_party: tuple[str, ...] = _key(
+        (), doc="Glob patterns on image names that are not the organisation's, added to those "
+                "recognised by their tags (never a commit).",
+        example='["docker.io/bitnami/*"]', commands=_READ_GITOPS,
+        unset="only the images recognised by their tags")
 
 
 @dataclass(frozen=True)
 class JiraSettings:
-    url: str | None = None
-    projects: tuple[str, ...] = ()
-    ticket_pattern: str | None = None
-    batch_size: int = 100
-    concurrency: int = 4
-    incident_jql: str | None = None  # e.g. 'project = OPS AND issuetype = Incident'
+    url: str | None = _key(
+        doc="Jira base URL; tickets link to `<url>/browse/KEY`.",
+        example='"https://acme.atlassian.net"', commands=_USE_JIRA,
+        unset="no Jira; `gate qa-release` exits 2 when the commits name tickets, `collect` "
+              "shows tickets without fix versions and reads no incidents",
+        env="JIRA_URL")
+    projects: tuple[str, ...] = _key(
+        (), doc="Only keys of these Jira projects count as tickets (`--project` overrides it "
+                "in `gate qa-release`).",
+        example='["PAY", "WEB"]', commands=_USE_JIRA, unset="every key the pattern finds")
+    ticket_pattern: str | None = _key(
+        doc="Regular expression of ticket keys, searched in whole commit messages "
+            "(`--ticket-pattern` overrides it in `gate qa-release`).",
+        example=r"'\b(PAY|WEB)-[0-9]+\b'", commands=_USE_JIRA, unset="`{ticket_pattern}`")
+    batch_size: int = _key(
+        100, doc="Ticket keys per Jira request (capped at the most one request takes, {max_keys}).",
+        example="50", commands=_USE_JIRA)
+    concurrency: int = _key(4, doc="Jira requests at once.", example="2", commands=_USE_JIRA)
+    incident_jql: str | None = _key(
+        doc="JQL of incident tickets, which count as failures of the service named by their "
+            "component or label.",
+        example='"project = OPS AND issuetype = Incident"', commands=("collect",),
+        unset="no incidents are read")
 
 
 @dataclass(frozen=True)
 class ArgoCDSettings:
-    selector: str | None = None
-    projects: tuple[str, ...] = ()
-    applications: Mapping[str, str] = field(default_factory=dict)  # name -> "service/env"
+    selector: str | None = _key(
+        doc="Label selector narrowing the Argo CD applications read.", example='"team=shop"',
+        commands=_USE_ARGOCD, unset="every application the token may see")
+    projects: tuple[str, ...] = _key(
+        (), doc="Argo CD projects whose applications are read.", example='["shop"]',
+        commands=_USE_ARGOCD, unset="every project")
+    applications: Mapping[str, str] = _key(
+        doc="Application name -> `service/environment`, for the applications devex cannot map "
+            "from their source paths itself.",
+        example='{ "legacy-payments" = "payments/prod" }', commands=_USE_ARGOCD,
+        unset="only the applications devex maps itself", factory=dict)
 
 
 @dataclass(frozen=True)
 class BitbucketSettings:
-    workspace: str | None = None  # default: $BITBUCKET_WORKSPACE
-    concurrency: int = 8
+    workspace: str | None = _key(
+        doc="Workspace of the app repositories read through Bitbucket's API (with "
+            "`BITBUCKET_API_TOKEN`), for services without a local `repo`.",
+        example='"acme"', commands=("collect", "report deployment"),
+        unset="`$BITBUCKET_WORKSPACE`")
+    concurrency: int = _key(8, doc="Bitbucket requests at once.", example="4",
+                            commands=("collect",))
 
 
 @dataclass(frozen=True)
 class RouteRule:
     """A routing rule of `[[report.routes]]`: the first rule that matches decides the channels."""
 
-    event: str | None = None  # deployment | pr_deployment | tests | security
-    environment: str | None = None  # a glob, e.g. "prod*"
-    branch: str | None = None  # a glob, e.g. "release/*"
-    channels: tuple[str, ...] = ()
+    event: str | None = _key(
+        doc="The event the rule is for: `deployment`, `pr_deployment`, `tests` or `security`.",
+        example='"deployment"', commands=_REPORT, unset="any event")
+    environment: str | None = _key(
+        doc="Glob on the deployment's environment (tests and security events have none, so a "
+            "rule with it never matches them).",
+        example='"prod*"', commands=("report deployment",), unset="any environment")
+    branch: str | None = _key(
+        doc="Glob on the branch (`$BITBUCKET_BRANCH`).", example='"release/*"',
+        commands=_REPORT, unset="any branch")
+    channels: tuple[str, ...] = _key(
+        (), doc="The channels the event goes to, each posted to `$TEAMS_WEBHOOK_<CHANNEL>`.",
+        example='["deployments", "leadership"]', commands=_REPORT,
+        unset="a matching rule sends the event nowhere")
 
 
 @dataclass(frozen=True)
 class ReportSettings:
-    payload: str = "envelope"  # envelope | bare
-    fun: bool = True
-    templates_dir: str | None = None
-    routes: tuple[RouteRule, ...] = ()
+    payload: str = _key(
+        "envelope", doc="`envelope`: the Teams Workflows message with the card attached; "
+                        "`bare`: the card alone, for hand-built flows.",
+        example='"bare"', commands=_REPORT)
+    fun: bool = _key(
+        True, doc="Small notes on the cards (a Friday-afternoon production deployment, a "
+                  "thousand tests all green).",
+        example="false", commands=("report deployment", "report tests"))
+    templates_dir: str | None = _key(
+        doc="Folder of Jinja card templates replacing the shipped ones (relative to the current "
+            "folder).",
+        example='"ci/teams-templates"', commands=_REPORT, unset="the templates shipped with devex")
+    routes: tuple[RouteRule, ...] = _key(
+        (), doc="Routing rules, `[[report.routes]]` tables: the first that matches decides the "
+                "channels (`--channel` replaces the routing).",
+        example='[{ event = "security", channels = ["security", "leadership"] }]',
+        commands=_REPORT, unset="the default routing (README, `devex report`)")
 
 
 @dataclass(frozen=True)
 class GateSettings:
-    environment: str = "qa"
+    environment: str = _key(
+        "qa", doc="The environment `gate qa-release` checks (`--environment` overrides it); "
+                  "`collect` calls it the QA release where the repository has it (else the "
+                  "environment before production).",
+        example='"uat"', commands=("gate qa-release", "collect"))
 
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    image: str | None = None
-    manifest: str | None = None
-    aliases: tuple[str, ...] = ()
-    repo: str | None = None  # a local path or a git URL
-    bitbucket_repo: str | None = None  # repository slug when read through Bitbucket's API
+    image: str | None = _key(
+        doc="The image that is this service (where a path holds several of the "
+            "organisation's images).",
+        example='"ghcr.io/acme/payments-api"', commands=_READ_GITOPS,
+        unset="chosen by its name, or the only own image of its path")
+    manifest: str | None = _key(
+        doc="A path template (as in `gitops.manifests`) for this service alone.",
+        example='"envs/{environment}/payments.yaml"', commands=_READ_GITOPS,
+        unset="`gitops.manifests`, else discovery")
+    aliases: tuple[str, ...] = _key(
+        (), doc="Earlier names of the service (after a path or image rename) whose history is "
+                "this service's.",
+        example='["payment"]', commands=_READ_GITOPS, unset="no earlier names")
+    repo: str | None = _key(
+        doc="The service's app repository, a local path (relative to devex.toml) or a git URL: "
+            "change sets and lead times, and which digits-only tags are commits.",
+        example='"../payments"', commands=("status", "collect"),
+        unset="Bitbucket's API when configured, else no lead times for the service")
+    bitbucket_repo: str | None = _key(
+        doc="Repository slug when the app repository is read through Bitbucket's API.",
+        example='"payments-api"', commands=("collect",), unset="the service's name")
 
 
 @dataclass(frozen=True)
 class HttpSettings:
-    timeout: float = 30.0
-    retries: int = 4
-    backoff: float = 0.5
-    max_retry_after: float = 60.0
-    max_response_bytes: int = 50 * 1024 * 1024  # an answer past it is an upstream error
+    timeout: float = _key(30.0, doc="Seconds per request (greater than 0).", example="10.0",
+                          commands=_USE_HTTP)
+    retries: int = _key(4, doc="Retries on connection errors, timeouts, 429 and 5xx.",
+                        example="2", commands=_USE_HTTP)
+    backoff: float = _key(0.5, doc="Seconds of the first wait; exponential with jitter after it.",
+                          example="1.0", commands=_USE_HTTP)
+    max_retry_after: float = _key(60.0, doc="Cap, in seconds, on a server's `Retry-After`.",
+                                  example="30.0", commands=_USE_HTTP)
+    max_response_bytes: int = _key(
+        50 * 1024 * 1024, doc="Largest answer read; a larger one is an upstream error (exit 3).",
+        example="104857600", commands=_USE_HTTP)
 
 
 @dataclass(frozen=True)
 class CacheSettings:
-    dir: str | None = None
+    dir: str | None = _key(
+        doc="The cache: clones, the GitOps reader's state, deployment records, Argo CD history, "
+            "API answers, compiled templates; created mode 0700. Deleted, the next run is "
+            "slower and deployments older than Argo CD's last 10 syncs are timed by their "
+            "GitOps commits.",
+        example='"/var/cache/devex"',
+        commands=("status", "collect", "gate qa-release", *_REPORT),
+        unset="`$XDG_CACHE_HOME/devex`, else `~/.cache/devex`", env="DEVEX_CACHE_DIR")
 
 
 @dataclass(frozen=True)
@@ -109,8 +241,10 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     services: Mapping[str, ServiceSettings] = field(default_factory=dict)
-    source: Path | None = None
-    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # not keys of the file: where it was read from, and the environment read with it
+    source: Path | None = field(default=None, metadata={"internal": True})
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False,
+                                       metadata={"internal": True})
 
     def cache_dir(self) -> Path:
         """cache.dir ($DEVEX_CACHE_DIR), else $XDG_CACHE_HOME/devex, else ~/.cache/devex;
@@ -124,7 +258,7 @@ class Settings:
         return private_folder(base / "devex")
 
 
-_SECTIONS: dict[str, type] = {
+SECTIONS: dict[str, type] = {
     "gitops": GitOpsSettings,
     "jira": JiraSettings,
     "argocd": ArgoCDSettings,
@@ -135,12 +269,12 @@ _SECTIONS: dict[str, type] = {
     "cache": CacheSettings,
 }
 
-# Environment variables that set a (non-secret) key; secrets are read by the sources themselves.
-_ENV_KEYS: dict[str, tuple[str, str]] = {
-    "DEVEX_GITOPS_REPO": ("gitops", "repo"),
-    "JIRA_URL": ("jira", "url"),
-    "DEVEX_CACHE_DIR": ("cache", "dir"),
-}
+
+def environment_keys() -> dict[str, tuple[str, str]]:
+    """The environment variables that set a (non-secret) key, from the keys' `env`: variable ->
+    (section, key). Secrets are read by the sources themselves."""
+    return {f.metadata["env"]: (section, f.name) for section, section_type in SECTIONS.items()
+            for f in fields(section_type) if f.metadata.get("env")}
 
 
 def find_config_file(start: Path, environ: Mapping[str, str]) -> Path | None:
@@ -179,7 +313,7 @@ def load_settings(
     settings = _from_mapping(raw, str(path) if path else CONFIG_FILE_NAME)
     if path is not None:
         settings = _relative_to(settings, path.parent)
-    for variable, (section, key) in _ENV_KEYS.items():
+    for variable, (section, key) in environment_keys().items():
         if value := env.get(variable):
             settings = replace(
                 settings, **{section: replace(getattr(settings, section), **{key: value})}
@@ -214,9 +348,9 @@ def _from_mapping(raw: Mapping[str, Any], origin: str) -> Settings:
         if section == "services":
             values["services"] = _services(content, origin)
             continue
-        section_type = _SECTIONS.get(section)
+        section_type = SECTIONS.get(section)
         if section_type is None:
-            known = ", ".join(sorted([*_SECTIONS, "services"]))
+            known = ", ".join(sorted([*SECTIONS, "services"]))
             raise ConfigError(f"{origin}: unknown section [{section}] (known: {known})")
         values[section] = _section(section_type, content, section, origin)
     return Settings(**values)
