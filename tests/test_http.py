@@ -303,3 +303,23 @@ def test_each_retry_is_one_line_at_info(httpx_mock: HTTPXMock, caplog: pytest.Lo
     assert re.fullmatch(r"Jira: HTTP 503, retrying in \d+\.\d s \(attempt 2 of 4\)", first)
     assert re.fullmatch(r"Jira: Connection refused, retrying in \d+\.\d s \(attempt 3 of 4\)",
                         second)
+
+
+def test_proxies_from_the_environment_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a corporate proxy (HTTP_PROXY/HTTPS_PROXY), every request goes through it."""
+    from tests.fakes.server import Answer, FakeServer
+
+    proxy = FakeServer()
+    proxy.route("GET", "/x", lambda request: Answer(200, {"through": "proxy"}))
+    proxy.start()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        with ApiClient("Jira", "http://jira.acme.example", settings=HttpSettings(
+                timeout=5, retries=0, backoff=0)) as api:
+            assert api.get_json("/x") == {"through": "proxy"}
+        (seen,) = proxy.requests
+        assert seen.headers["host"] == "jira.acme.example"  # asked of the proxy, for the host
+    finally:
+        proxy.stop()

@@ -265,7 +265,9 @@ class ApiClient:
             timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
             headers={"User-Agent": f"devex/{__version__}", "Accept": "application/json",
                      **(headers or {})},
-            transport=transport or httpx.HTTPTransport(verify=tls),
+            # no transport of ours unless given: httpx then mounts the proxies the environment
+            # names (HTTPS_PROXY, NO_PROXY), which a corporate network needs
+            transport=transport,
             follow_redirects=True,
             event_hooks={"response": [_refuse_cross_origin_redirect]},
             verify=tls,
