@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from devex_cli.config import load_settings
+from devex_cli.errors import ConfigError
 from devex_cli.gitops_layout import (
     Location,
     ManifestTemplate,
@@ -232,3 +233,36 @@ def test_environments_setting_drops_others(gitops: GitRepo, tmp_path: Path) -> N
     result = history(gitops, tmp_path, "[gitops]\nenvironments = ['qa']\n")
     assert result.environments == ("qa",)
     assert [d.environment for d in result.deployments] == ["qa"]
+
+
+def test_history_all_reads_commits_a_pull_merge_put_on_second_parents(
+        gitops: GitRepo, tmp_path: Path) -> None:
+    """A teammate's `git pull` merges the branch into their local work: the branch's own
+    commit (web's deployment) lands on the merge's second parent. First-parent reading dates it
+    by the merge; `gitops.history = "all"` by its own commit."""
+    from datetime import UTC, datetime
+
+    day = datetime(2026, 9, 1, tzinfo=UTC)
+    gitops.commit("pay", {overlay("pay", "prod"): kustomization([image("pay", "1a1a1a1")])},
+                  when=day)
+    base = gitops.sha()
+    gitops.checkout("upstream", create=True)
+    web = gitops.commit("web", {overlay("web", "prod"): kustomization([image("web", "2b2b2b2")])},
+                        when=day.replace(hour=10))
+    gitops.checkout("main")
+    gitops.git("reset", "-q", "--hard", base)
+    gitops.commit("pay again", {overlay("pay", "prod"): kustomization([image("pay", "3c3c3c3")])},
+                  when=day.replace(hour=11))
+    merge = gitops.merge("upstream", "Merge branch 'main' of origin", when=day.replace(hour=12))
+    chain = history(gitops, tmp_path)
+    every = history(gitops, tmp_path, '[gitops]\nhistory = "all"\n')
+    chain_web = next(d for d in chain.deployments if d.service == "web")
+    every_web = next(d for d in every.deployments if d.service == "web")
+    assert (chain_web.gitops_commit, chain_web.time.hour) == (merge, 12)
+    assert (every_web.gitops_commit, every_web.time.hour) == (web, 10)
+    assert [d.release.revision for d in every.deployments if d.service == "pay"] == [
+        "1a1a1a1", "3c3c3c3"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[gitops]\nhistory = "some"\n')
+    with pytest.raises(ConfigError, match=r"gitops\.history must be"):
+        load_settings(bad, environ={})

@@ -39,9 +39,9 @@ def logs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     asked: list[str] = []
     real = gitops._log
 
-    def spy(repo: Path, revisions: str, templates: Any) -> Any:
+    def spy(repo: Path, revisions: str, templates: Any, **options: Any) -> Any:
         asked.append(revisions)
-        return real(repo, revisions, templates)
+        return real(repo, revisions, templates, **options)
 
     monkeypatch.setattr(gitops, "_log", spy)
     return asked

@@ -60,6 +60,11 @@ class GitOpsSettings:
                 "`{environment}`, production alone. Replaces discovery.",
         example='["apps/{service}/overlays/{environment}/"]', commands=_READ_GITOPS,
         unset="the layout is discovered (docs/gitops-layouts.md)")
+    history: str = _key(
+        "first-parent", doc="Which commits are the history: `first-parent` (the branch's own "
+        "chain; a merge that brings a tag change is the deployment) or `all` (every commit but "
+        "merges, in committer-time order, for teams whose `git pull` merges put the branch's "
+        "own commits on second parents).", example='"all"', commands=_READ_GITOPS)
     environments: tuple[str, ...] = _key(
         (), doc="The environments in order of promotion; the others are dropped.",
         example='["dev", "qa", "preprod", "prod"]', commands=_READ_GITOPS,
@@ -321,6 +326,9 @@ def load_settings(
     for key in ("timeout", "max_response_bytes"):  # 0 would mean "no time" or "no answer"
         if getattr(settings.http, key) <= 0:
             raise ConfigError(f"{path}: http.{key} must be greater than 0")
+    if settings.gitops.history not in ("first-parent", "all"):
+        raise ConfigError(f"{path}: gitops.history must be \"first-parent\" or \"all\", not "
+                          f"{settings.gitops.history!r}")
     if settings.report.payload not in ("envelope", "bare"):
         raise ConfigError(f"{path}: report.payload must be \"envelope\" or \"bare\", not "
                           f"{settings.report.payload!r}")

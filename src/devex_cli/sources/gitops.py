@@ -176,7 +176,8 @@ def read_history(
     pathspecs = _pathspecs(reading.layout.templates)
     cache = _state_cache(repo, branch, settings,
                          variant or ("checked" if has_commit is not None else "plain"))
-    fingerprint = reading.fingerprint()
+    every = settings.gitops.history == "all"
+    fingerprint = reading.fingerprint() + f" history={settings.gitops.history}"
     try:
         head = _branch_head(repo, branch)
         state = ReaderState.load(cache.load(), fingerprint)
@@ -184,15 +185,15 @@ def read_history(
             state = None
         if state is not None and state.head != head:
             since = state.head
-            if since is None or commits_after(repo, since, head) is None:
+            if since is None or not _follows(repo, since, head, every):
                 state = None
             else:
-                commits = _log(repo, f"{since}..{head}", pathspecs)
+                commits = _log(repo, f"{since}..{head}", pathspecs, every=every)
                 facts = _parse_blobs(repo, commits, settings.cache_dir())
                 if not state.apply(commits, facts, reading, has_commit):
                     state = None
         if state is None:
-            commits = _log(repo, head, pathspecs) if head else []
+            commits = _log(repo, head, pathspecs, every=every) if head else []
             facts = _parse_blobs(repo, commits, settings.cache_dir())
             state = ReaderState(fingerprint)
             state.apply(commits, facts, reading, has_commit)
@@ -337,12 +338,25 @@ def _pathspecs(templates: Sequence[ManifestTemplate]) -> list[str]:
     return sorted({*_YAML_PATHSPECS, *(t.pathspec for t in templates)})
 
 
-def _log(repo: Path, revisions: str, pathspecs: Sequence[str]) -> list[Commit]:
-    """The first-parent commits of `revisions` (a commit or a range) that touch the pathspecs,
-    oldest first."""
-    out = git(repo, "log", "--first-parent", "--reverse", "--diff-merges=first-parent",
-              "--no-renames", "--raw", "--no-abbrev", "-z", "--format=%x01%H%x02%ct", revisions,
-              "--", *pathspecs)
+def _follows(repo: Path, since: str, head: str | None, every: bool) -> bool:
+    """Whether the branch head still descends from the state's head (no rewrite)."""
+    if not every:
+        return commits_after(repo, since, head) is not None
+    try:
+        git(repo, "merge-base", "--is-ancestor", since, head or "HEAD")
+    except GitFailed:
+        return False
+    return True
+
+
+def _log(repo: Path, revisions: str, pathspecs: Sequence[str], *,
+         every: bool = False) -> list[Commit]:
+    """The commits of `revisions` (a commit or a range) that touch the pathspecs, oldest first:
+    the first-parent chain, or (`every`) every commit but merges by committer time."""
+    chain = ["--no-merges", "--date-order"] if every else [
+        "--first-parent", "--diff-merges=first-parent"]
+    out = git(repo, "log", *chain, "--reverse", "--no-renames", "--raw", "--no-abbrev", "-z",
+              "--format=%x01%H%x02%ct", revisions, "--", *pathspecs)
     commits = []
     for chunk in out.split("\x01")[1:]:
         header, _, raw = chunk.partition("\x00")
