@@ -59,18 +59,20 @@ class Run:
 
 
 def run_devex(args: list[str], env: dict[str, str], cwd: Path | None = None) -> Run:
-    """One devex process: wall time, max RSS (os.wait4), output."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """One devex process: wall time, its own peak memory (bench/peak.py: not the benchmark's,
+    which a child forked from it would count), output."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile() as peak:
         started = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-m", "devex_cli", *args], stdout=out,
-                                   stderr=err, env=env, cwd=cwd)
-        _, status, usage = os.wait4(process.pid, 0)
+        done = subprocess.run([sys.executable, str(Path(__file__).with_name("peak.py")),
+                               peak.name, "--", sys.executable, "-m", "devex_cli", *args],
+                              stdout=out, stderr=err, env=env, cwd=cwd, check=False)
         seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Run(seconds, usage.ru_maxrss / 1024, process.returncode,
-                   out.read().decode(), err.read().decode())
+        kib = int(Path(peak.name).read_text() or 0)
+        return Run(seconds, kib / 1024, done.returncode, out.read().decode(),
+                   err.read().decode())
 
 
 def python_floor(runs: int = 5) -> float:

@@ -67,3 +67,19 @@ def test_a_first_collection_at_a_year_lists_each_history_once(tmp_path: Path) ->
                                      capture_output=True, text=True, check=True).stdout)
         pages += math.ceil(commits / 100)
     assert 0 < bitbucket <= 3 * pages, (bitbucket, pages)
+
+
+def test_a_run_reads_its_own_peak_memory_not_the_benchmarks() -> None:
+    """A child forked from the benchmark kept its parent's high-water mark: `devex --version`
+    read 210 MiB beside a parent holding 200."""
+    import os
+
+    sys.path.insert(0, str(ROOT))
+    from bench.run import run_devex
+
+    ballast = bytearray(200 << 20)
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touched: resident, not just reserved
+    run = run_devex(["--version"], dict(os.environ))
+    assert run.code == 0, run.err
+    assert 5 < run.peak_mib < 100, run.peak_mib
+    del ballast
