@@ -1,14 +1,14 @@
 """`devex demo`: a sample organisation in a temporary folder, built in a second or two.
 
 Four services, four environments, about 90 days of app and GitOps history made with
-`git fast-import` (one process per repository): daily development, a QA release twice a week
-(where most commits wait longest: the bottleneck of most services), pre-production right after
-each QA release, a weekly production train (fortnightly for payments, whose change board meets
-every other week and is its bottleneck), a production rollback and a qa one, and tickets in
-commit messages. Every commit goes dev -> qa -> preprod -> prod, never a later stage before an
-earlier one. The Jira side (`jira/issues.json`: the tickets of those commits, with fix versions on
-most and missing on a few not yet released) is what `demo_jira` serves. Deterministic for a given
-seed and end time.
+`git fast-import` (one process per repository): daily development, a QA release twice a week,
+pre-production right after each QA release, a weekly production train (fortnightly for payments,
+whose change board meets every other week: its bottleneck; for the others the wait for QA and the
+one for production are close, and which is the longer depends on the week), a production rollback
+and a qa one, and tickets in commit messages. Every commit goes dev -> qa -> preprod -> prod,
+never a later stage before an earlier one. The Jira side (`jira/issues.json`: the tickets of those
+commits, with fix versions on most and missing on a few not yet released) is what `demo_jira`
+serves. Deterministic for a given seed and end time.
 """
 
 from __future__ import annotations

@@ -288,7 +288,6 @@ def _qa_release(console: Any, snapshot: Snapshot, qa: str, production: str) -> N
         keys = ", ".join(f"{m(t.ticket)}*" if t.fix_versions == () else m(t.ticket) for t in mine)
         table.add_row(m(name), str(len(mine)), str(len(missing)) if jira_known else "?", keys)
     console.print(table)
-    console.print()
     if in_qa and not jira_known and snapshot.sources.get("jira") is False:
         console.print("   Fix versions come from Jira, which did not answer this time (see the "
                       "warning above).")
@@ -297,6 +296,7 @@ def _qa_release(console: Any, snapshot: Snapshot, qa: str, production: str) -> N
                       "--offline.")
     elif any(t.fix_versions == () for t in in_qa):
         console.print("   * no fix version in Jira")
+    console.print()
 
 
 def _bottlenecks(console: Any, window: WindowFigures) -> None:
