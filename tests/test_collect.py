@@ -290,11 +290,11 @@ def test_bad_options(devex: Devex, world: World, args: tuple[str, ...], message:
     assert result.code == 2 and message in result.err
 
 
-def test_demo_answers_offline(devex: Devex) -> None:
+def test_demo_answers_the_four_questions(devex: Devex) -> None:
     result = devex("demo")
     assert result.code == 0, result.err
     assert "Sample organisation in a temporary folder, removed at the end" in result.out
-    assert "preprod -> prod" in result.out  # the bottleneck the demo is built around
+    assert "preprod -> prod" in result.out  # payments' fortnightly change board
     assert "checkout" in result.out and "3h 00m" in result.out  # its production rollback
     # How many production deployments fall in the last 30 days depends on the time of day the
     # demo is built, so the failure rate is checked by its parts.

@@ -9,7 +9,7 @@ Imports of heavy modules (httpx, yaml, jinja2, rich) happen inside the commands 
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -237,14 +237,17 @@ def collect_command(
 
 def _run_collect(options: Globals, *, gitops: str | None, since: str, until: str | None,
                  offline: bool, output: str, output_format: str, serve_metrics: bool,
-                 listen: str, interval: str, config: Path | None = None) -> None:
+                 listen: str, interval: str, config: Path | None = None,
+                 environ: Mapping[str, str] | None = None, announce: str = "") -> None:
+    """`collect`, also for the demo: its `config` and `environ` (instead of the command's), and
+    `announce`, said on stderr once --serve is up."""
     from datetime import UTC, datetime
 
     from devex_cli.collect import CollectOptions, collect
     from devex_cli.config import load_settings
     from devex_cli.timeutil import parse_duration, parse_moment
 
-    settings = load_settings(config) if config else options.settings()
+    settings = load_settings(config, environ=environ) if config else options.settings()
     every = parse_duration(interval, option="--interval").total_seconds()
     host, port = _listen_address(listen)
 
@@ -266,7 +269,7 @@ def _run_collect(options: Globals, *, gitops: str | None, since: str, until: str
 
         def ready(url: str) -> None:
             sys.stderr.write(f"devex: serving {url}/metrics and {url}/healthz, "
-                             f"collecting every {interval}\n")
+                             f"collecting every {interval}\n{announce}")
             sys.stderr.flush()
 
         # Listening first: a port in use is told before a long first collection.
@@ -331,7 +334,8 @@ def _listen_address(listen: str) -> tuple[str, int]:
 def demo(
     ctx: typer.Context,
     serve_metrics: Annotated[bool, typer.Option(
-        "--serve", help="Keep the exporter up for a local Prometheus/Grafana.")] = False,
+        "--serve", help="Keep the exporter (for a local Prometheus/Grafana) and the demo's "
+                        "Jira (for the QA release gate) up until stopped.")] = False,
     listen: Annotated[str, typer.Option(
         metavar="HOST:PORT", help="Where --serve listens.")] = "127.0.0.1:9464",
     keep: Annotated[Path | None, typer.Option(
@@ -343,30 +347,65 @@ def demo(
     import shutil
     import tempfile
 
-    from devex_cli.demo import build_demo, prepare_kept_folder
+    from devex_cli import demo as sample
+    from devex_cli.demo_jira import DemoJira
     from devex_cli.errors import UsageError
     from devex_cli.interrupt import sigterm_as_interrupt
 
     if output_format not in ("table", "json", "prometheus"):
         raise UsageError(f"--format must be table, json or prometheus, not {output_format!r}")
     if keep is not None:
-        prepare_kept_folder(keep)
+        sample.prepare_kept_folder(keep)
+    program = _program()
     # SIGTERM unwinds as Ctrl-C does, so that the temporary folder goes however the demo stops.
     with sigterm_as_interrupt():
         root = keep or Path(tempfile.mkdtemp(prefix="devex-demo-"))
+        jira_env: Path | None = None
         try:
-            config = build_demo(root / "org" if keep is None else root)
-            if output_format == "table":
-                where = (f"in {config.parent}" if keep is not None else
-                         "in a temporary folder, removed at the end (--keep DIR keeps it)")
-                sys.stdout.write(f"Sample organisation {where} (GitOps repository and four app "
-                                 "repositories), collected offline:\n\n")
-            _run_collect(ctx.obj, gitops=None, since="30d", until=None, offline=True, output="-",
-                         output_format=output_format, serve_metrics=serve_metrics,
-                         listen=listen, interval="5m", config=config)
+            config = sample.build_demo(root / "org" if keep is None else root,
+                                       work_in_progress=True)
+            folder = config.parent
+            # Its own Jira, for this command only: the variables go to its collection alone.
+            with DemoJira(folder / sample.ISSUES_FILE) as jira:
+                environ = sample.demo_environment(os.environ, jira.environ(), folder)
+                if output_format == "table":
+                    where = (f"in {folder}" if keep is not None else
+                             "in a temporary folder, removed at the end (--keep DIR keeps it)")
+                    sys.stdout.write(sample.paragraph(
+                        f"Sample organisation {where}: a GitOps repository, four app repositories "
+                        "and their Jira tickets, collected with the demo's own Jira on 127.0.0.1 "
+                        "(no Argo CD, no Bitbucket).") + "\n\n")
+                    sys.stdout.flush()
+                announce = ""
+                if serve_metrics:
+                    jira_env = sample.write_jira_env(folder, jira.environ())
+                    announce = sample.serving_note(folder, program, jira.url)
+                _run_collect(ctx.obj, gitops=None, since="30d", until=None, offline=False,
+                             output="-", output_format=output_format,
+                             serve_metrics=serve_metrics, listen=listen, interval="5m",
+                             config=config, environ=environ, announce=announce)
+            if output_format == "table" and not serve_metrics:
+                sys.stdout.write(sample.gate_note(folder, program, kept=keep is not None))
         finally:
+            if jira_env is not None:
+                jira_env.unlink(missing_ok=True)  # its Jira is gone
             if keep is None:
                 shutil.rmtree(root, ignore_errors=True)
+
+
+def _program() -> str:
+    """How this devex was started, for a command line it prints: `devex` when that is the one
+    on PATH, else its path, else `python -m devex_cli`."""
+    import shlex
+    import shutil
+
+    started = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if started is not None and started.name == "devex":
+        found = shutil.which("devex")
+        if found and Path(found).resolve() == started.resolve():
+            return "devex"
+        return shlex.quote(str(started.absolute()))
+    return f"{shlex.quote(sys.executable)} -m devex_cli"
 
 
 report_app = typer.Typer(help="Pipeline events as Teams Adaptive Cards.", no_args_is_help=True)

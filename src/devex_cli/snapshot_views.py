@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
+import re
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, TextIO
 
@@ -12,6 +13,9 @@ from devex_cli.dora.stats import Summary
 from devex_cli.status import skipped_json
 from devex_cli.textsafe import safe_markup as m
 from devex_cli.timeutil import rfc3339
+
+# a commit SHA of 12 to 40 hex digits, not all of them digits (a date or build number)
+_LONG_SHA = re.compile(r"(?<![0-9A-Za-z])(?=[0-9]*[a-f])[0-9a-f]{12,40}(?![0-9A-Za-z])")
 
 
 def to_json(snapshot: Snapshot) -> dict[str, Any]:
@@ -135,23 +139,7 @@ def render_tables(snapshot: Snapshot, *, color: bool, file: TextIO | None = None
     span = f"{window.start:%Y-%m-%d} to {window.end:%Y-%m-%d}"
 
     # 1. How many deployments did we do this month?
-    month = (window.end - timedelta(seconds=1)).strftime("%Y-%m")
-    console.print(f"1. Deployments this month ({month})", style="bold")
-    table = Table()
-    table.add_column("service")
-    for environment in snapshot.environments:
-        table.add_column(m(environment), justify="right")
-    totals: Counter[str] = Counter()
-    for name in sorted({s for s, _, _ in snapshot.monthly}):
-        row = [m(name)]
-        for environment in snapshot.environments:
-            n = snapshot.monthly.get((name, environment, month), 0)
-            totals[environment] += n
-            row.append(str(n))
-        table.add_row(*row)
-    table.add_row("all", *(str(totals[e]) for e in snapshot.environments), style="bold")
-    console.print(table)
-    console.print()
+    _deployments_per_month(console, snapshot)
 
     # 2. What is our lead time from commit to production?
     console.print(f"2. Lead time from commit to {m(production)} ({span})", style="bold")
@@ -176,9 +164,12 @@ def render_tables(snapshot: Snapshot, *, color: bool, file: TextIO | None = None
     # The DORA keys per service.
     console.print(f"DORA figures in {m(production)} ({span})", style="bold")
     table = Table()
-    for name in ("service", "runs", "deploys/day", "lead time", "change failure rate",
-                 "recovery (median)", "rework", "tier"):
-        table.add_column(name, justify="left" if name in ("service", "runs") else "right")
+    # what ran in production at the window's end: "now" unless --until put that in the past
+    now = window.end >= snapshot.generated_at - timedelta(minutes=1)
+    running = f"in {m(production)} now" if now else f"in {m(production)} at the end"
+    for name in ("service", running, "deploys\nper day", "lead time\n(median)",
+                 "change\nfailure\nrate", "recovery\n(median)", "rework", "tier"):
+        table.add_column(name, justify="left" if name in ("service", running) else "right")
     signals = snapshot.data_quality.failure_signals
     git_alone = {name for name, found in signals.items() if tuple(found) == ("gitops",)}
     marked = False
@@ -189,11 +180,9 @@ def render_tables(snapshot: Snapshot, *, color: bool, file: TextIO | None = None
         rate = "-" if prod.change_failure_rate is None else f"{prod.change_failure_rate:.0%}"
         if service.service in git_alone and prod.change_failure_rate is not None:
             rate, marked = f"{rate} ^", True
-        runs = (prod.revision or "")[:7] if prod.revision and all(
-            c in "0123456789abcdef" for c in prod.revision) else prod.version or "-"
         frequency = ("unknown" if prod.deployment_frequency_per_day is None
                      else f"{prod.deployment_frequency_per_day:.2f}")
-        table.add_row(m(service.service), m(runs), frequency,
+        table.add_row(m(service.service), m(release(prod.version, prod.revision)), frequency,
                       duration(prod.lead_time.median), rate,
                       duration(prod.recovery_time.median),
                       str(prod.rollbacks + prod.hotfixes), m(service.tier or "-"))
@@ -214,13 +203,72 @@ def render_tables(snapshot: Snapshot, *, color: bool, file: TextIO | None = None
                           m(state.sync), m(state.health), since)
         console.print(table)
         console.print()
-    console.print(f"   runs: the revision (or version) in {m(production)}; "
-                  "rework: rollbacks + hotfixes (changes that skipped the earlier stages)")
+    console.print(f"   {running}: the image tag deployed last (a long commit SHA in it cut to 7 "
+                  "digits)\n"
+                  "   rework: rollbacks + hotfixes (changes that skipped the earlier stages)\n"
+                  "   tier: the median of the four measures' own tiers (of four, the lower middle "
+                  "one; a measure\n"
+                  "   without data is left out), so one measure can rank below it; thresholds: "
+                  "docs/dora.md")
     if marked:
         console.print("   ^ failures from GitOps history only (tags put back): no app "
                       "repository, Argo CD or incidents to tell others")
     console.print()
     _data_quality(console, snapshot)
+
+
+def _deployments_per_month(console: Any, snapshot: Snapshot) -> None:
+    """Deployments per service and environment in the month that holds the window's end (so
+    far, when that is now) and in the month before, in full: on the 1st, this month alone would
+    be all zeros. One table with a group of columns per month where it fits, else two."""
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    end = snapshot.window.end - timedelta(seconds=1)
+    month = f"{end:%Y-%m}"
+    previous = f"{end.year - (end.month == 1):04d}-{(end.month - 2) % 12 + 1:02d}"
+    so_far = snapshot.window.end >= snapshot.generated_at - timedelta(minutes=1)
+    label = f"{month} so far" if so_far else month
+    console.print(f"1. Deployments this month{' so far' if so_far else ''} ({month}) and last "
+                  f"month ({previous})", style="bold")
+    environments = snapshot.environments
+    names = sorted({s for s, _, _ in snapshot.monthly})
+
+    def counts(name: str, which: str) -> list[int]:
+        return [snapshot.monthly.get((name, e, which), 0) for e in environments]
+
+    def table_of(months: Sequence[tuple[str, str]]) -> Table:
+        table = Table()
+        table.add_column("\nservice" if len(months) > 1 else "service")
+        for heading, _ in months:
+            for n, environment in enumerate(environments):
+                top = heading if n == 0 and len(months) > 1 else ""
+                table.add_column(f"{top}\n{m(environment)}" if len(months) > 1
+                                 else m(environment), justify="right")
+        totals = [0] * (len(environments) * len(months))
+        for name in names:
+            row = [n for _, which in months for n in counts(name, which)]
+            totals = [a + b for a, b in zip(totals, row, strict=True)]
+            table.add_row(m(name), *(str(n) for n in row))
+        table.add_row("all", *(str(n) for n in totals), style="bold")
+        return table
+
+    both = table_of([(month, month), (previous, previous)])
+    if Measurement.get(console, console.options.update_width(10_000), both).maximum <= console.width:
+        console.print(both)
+    else:  # too many environments for one line: a table a month
+        for heading, which in ((label, month), (previous, previous)):
+            console.print(f"   {heading}")
+            console.print(table_of([(heading, which)]))
+    console.print()
+
+
+def release(version: str | None, revision: str | None) -> str:
+    """What a deployment runs, as people name it: its tag, a long SHA in it cut to 7 digits
+    (`1.4.2-58ddfd6a91c3...` -> `1.4.2-58ddfd6`); the short revision where it has no tag."""
+    if version:
+        return _LONG_SHA.sub(lambda found: found.group(0)[:7], version)
+    return (revision or "")[:7] or "-"
 
 
 def _qa_release(console: Any, snapshot: Snapshot, qa: str, production: str) -> None:
@@ -240,7 +288,6 @@ def _qa_release(console: Any, snapshot: Snapshot, qa: str, production: str) -> N
         keys = ", ".join(f"{m(t.ticket)}*" if t.fix_versions == () else m(t.ticket) for t in mine)
         table.add_row(m(name), str(len(mine)), str(len(missing)) if jira_known else "?", keys)
     console.print(table)
-    console.print()
     if in_qa and not jira_known and snapshot.sources.get("jira") is False:
         console.print("   Fix versions come from Jira, which did not answer this time (see the "
                       "warning above).")
@@ -249,6 +296,7 @@ def _qa_release(console: Any, snapshot: Snapshot, qa: str, production: str) -> N
                       "--offline.")
     elif any(t.fix_versions == () for t in in_qa):
         console.print("   * no fix version in Jira")
+    console.print()
 
 
 def _bottlenecks(console: Any, window: WindowFigures) -> None:
