@@ -232,3 +232,42 @@ def test_environments_setting_drops_others(gitops: GitRepo, tmp_path: Path) -> N
     result = history(gitops, tmp_path, "[gitops]\nenvironments = ['qa']\n")
     assert result.environments == ("qa",)
     assert [d.environment for d in result.deployments] == ["qa"]
+
+
+# -- review findings -----------------------------------------------------------------------------
+
+def _workload(image_ref: str) -> str:
+    return ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n"
+            f"    spec:\n      containers:\n      - name: app\n        image: {image_ref}\n")
+
+
+def _kustomize(resources: list[str], tag: str, patches: tuple[str, ...] = ()) -> str:
+    text = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
+    text += "".join(f"- {r}\n" for r in resources)
+    if patches:
+        text += "patches:\n" + "".join(f"- path: {p}\n" for p in patches)
+    return text + f"images:\n- name: ghcr.io/acme/pay\n  newTag: {tag}\n"
+
+
+@pytest.mark.parametrize(("resources", "patches", "file"), [
+    (["resources/deployment.yaml"], (), "apps/pay/overlays/prod/resources/deployment.yaml"),
+    (["../../base"], ("prod.yaml",), "apps/pay/overlays/prod/prod.yaml"),
+])
+def test_a_file_an_overlay_builds_on_is_not_an_environment_of_its_own(
+        gitops: GitRepo, tmp_path: Path, resources: list[str], patches: tuple[str, ...],
+        file: str) -> None:
+    """A resource in a subfolder of the overlay, or a patch named after the environment, only
+    serves the overlay's build: a bump of its tag under the overlay's `images:` deploys nothing
+    (it was a deployment of the overridden tag, from a second 'unit' of pay in prod)."""
+    overlay_file = "apps/pay/overlays/prod/kustomization.yaml"
+    gitops.commit("one", {overlay_file: _kustomize(resources, "aaaaaaa", patches),
+                          "apps/pay/base/kustomization.yaml": "resources:\n- deployment.yaml\n",
+                          "apps/pay/base/deployment.yaml": _workload("ghcr.io/acme/pay:1111111"),
+                          file: _workload("ghcr.io/acme/pay:1111111")})
+    gitops.commit("two", {overlay_file: _kustomize(resources, "bbbbbbb", patches)})
+    gitops.commit("bump the overridden tag", {file: _workload("ghcr.io/acme/pay:2222222")})
+    result = history(gitops, tmp_path)
+    assert [d.release.version for d in result.deployments] == ["aaaaaaa", "bbbbbbb"]
+    state = result.state("pay", "prod")
+    assert state is not None and state.release.version == "bbbbbbb"
+    assert state.manifest == overlay_file

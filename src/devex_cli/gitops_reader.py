@@ -378,7 +378,7 @@ class ReaderState:
                 continue
             reads.add(target)  # a file or folder not there yet is read when it comes
             if target in self.tree:
-                reads.add(target)
+                self._built_on_file(folder, target)
                 parts.append(self._facts(target, facts))
             elif self.children.get(target):
                 self.referenced.add(target)
@@ -393,8 +393,18 @@ class ReaderState:
             target = posixpath.normpath(posixpath.join(folder, patch))
             if target in self.tree:
                 reads.add(target)
+                self._built_on_file(folder, target)
                 parts.append(as_patch(self._facts(target, facts)))
         return combine(parts)
+
+    def _built_on_file(self, folder: str, target: str) -> None:
+        """A file a kustomization builds on (a resource, a patch) only serves its build: the
+        file (`prod.yaml` named as a patch) and the subfolder holding it (`resources/`) are
+        never an environment's on their own."""
+        self.referenced.add(target)
+        holder = posixpath.dirname(target)
+        if holder != folder and (not folder or holder.startswith(folder + "/")):
+            self.referenced.add(holder)
 
     def _facts(self, path: str, facts: Mapping[str, Facts]) -> ManifestFacts:
         found = facts.get(fact_key(path, self.tree[path]),
