@@ -271,3 +271,19 @@ def test_a_file_an_overlay_builds_on_is_not_an_environment_of_its_own(
     state = result.state("pay", "prod")
     assert state is not None and state.release.version == "bbbbbbb"
     assert state.manifest == overlay_file
+
+
+def test_a_chart_values_file_removed_does_not_rename_the_service(
+        gitops: GitRepo, tmp_path: Path) -> None:
+    """`helm/values-ENV.yaml` files setting only `image.tag` take the repository from the
+    `values.yaml` beside them; once that file is gone (the chart moved to a chart registry),
+    the service stays named by the image it had, not 'image' (the value path)."""
+    gitops.commit("chart", {
+        "helm/values.yaml": "image:\n  repository: ghcr.io/acme/pay\n  tag: 1111111\n",
+        "helm/values-dev.yaml": "image:\n  tag: ccccccc\n"})
+    gitops.commit("chart moved out", {"helm/values.yaml": None})
+    gitops.commit("deploy", {"helm/values-dev.yaml": "image:\n  tag: ddddddd\n"})
+    result = history(gitops, tmp_path)
+    assert result.services == ("pay",)
+    assert [(d.service, d.release.version) for d in result.deployments] == [
+        ("pay", "ccccccc"), ("pay", "ddddddd")]

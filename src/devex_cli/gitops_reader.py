@@ -437,7 +437,11 @@ class ReaderState:
                 continue
             service = self.units[unit].service
             at_once = max(len(held) for held in own_sets)
-            latest = next((held[0] for held in reversed(own_sets) if held), keys[-1])
+            # the latest image with a name: a Helm `image.tag` whose repository is gone (its
+            # chart's values.yaml removed) names nothing but the value path
+            latest = next((pair for held in reversed(own_sets) for pair in held
+                           if pair[1] or not pair[0].startswith("helm:")),
+                          next((held[0] for held in reversed(own_sets) if held), keys[-1]))
             latest_name = _image_name(*latest)
             mapping: dict[str, str] = {}
             for key, repository in keys:
