@@ -287,3 +287,14 @@ def test_a_chart_values_file_removed_does_not_rename_the_service(
     assert result.services == ("pay",)
     assert [(d.service, d.release.version) for d in result.deployments] == [
         ("pay", "ccccccc"), ("pay", "ddddddd")]
+
+
+def test_a_path_added_back_continues_the_same_history(gitops: GitRepo, tmp_path: Path) -> None:
+    """Removed, then added back: a deployment whose previous release is the one the service ran
+    before the removal (its change set and lead time are known), not a first deployment."""
+    gitops.commit("qa", {overlay("pay", "qa"): kustomization([image("pay", "58ddfd6")])})
+    gitops.commit("drop qa", {overlay("pay", "qa"): None})
+    gitops.commit("qa again", {overlay("pay", "qa"): kustomization([image("pay", "0a1b2c3")])})
+    result = history(gitops, tmp_path)
+    assert [(d.release.revision, d.previous.revision if d.previous else None)
+            for d in result.deployments] == [("58ddfd6", None), ("0a1b2c3", "58ddfd6")]

@@ -232,6 +232,9 @@ class ReaderState:
         self.releases: dict[tuple[str, str], dict[str, tuple[Release, str]]] = defaultdict(dict)
         self.unit_services: dict[str, set[str]] = defaultdict(set)
         self.current: dict[tuple[str, str], DeployedState] = {}
+        # what a service ran in an environment when its last path there was removed: the
+        # release a path added back follows (the same history continues)
+        self.gone: dict[tuple[str, str], Release] = {}
         self.deployments: list[Deployment] = []
         self.redeployments: list[Redeployment] = []
         self.skipped: list[Skipped] = []
@@ -509,7 +512,9 @@ class ReaderState:
             now = _release_of(self.releases[(service, environment)], changed)
             before = self.current.get((service, environment))
             if now is None:
-                self.current.pop((service, environment), None)
+                if before is not None:
+                    self.gone[(service, environment)] = before.release
+                    del self.current[(service, environment)]
                 continue
             release, manifest = now
             if before is not None and before.release.same_as(release):
@@ -522,7 +527,8 @@ class ReaderState:
                     before.deployed_at)
                 continue
             self.deployments.append(Deployment(
-                service, environment, release, before.release if before else None,
+                service, environment, release,
+                before.release if before else self.gone.pop((service, environment), None),
                 event.sha, event.time, manifest))
             self.current[(service, environment)] = DeployedState(
                 service, environment, release, manifest, event.sha, event.time)
@@ -615,6 +621,7 @@ class ReaderState:
                                  for u, (r, m) in by.items()],
             "current": [[c.service, c.environment, ref(c.release), c.manifest, c.gitops_commit,
                          when(c.deployed_at)] for c in self.current.values()],
+            "gone": [[s, e, ref(r)] for (s, e), r in self.gone.items()],
             "deployments": [[d.service, d.environment, ref(d.release), ref(d.previous),
                              d.gitops_commit, when(d.time), d.manifest]
                             for d in self.deployments],
@@ -687,7 +694,8 @@ class ReaderState:
         for s, e, index, manifest, commit, at in _rows(data["current"], 6):
             state.current[(_text(s), _text(e))] = DeployedState(
                 _text(s), _text(e), release(index), _text(manifest), _text(commit), moment(at))
-
+        state.gone = {(_text(s), _text(e)): release(index)
+                      for s, e, index in _rows(data["gone"], 3)}
         state.deployments = [
             Deployment(_text(s), _text(e), release(r), None if p is None else release(p),
                        _text(c), moment(at), _text(m))
