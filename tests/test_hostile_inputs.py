@@ -414,3 +414,19 @@ def test_a_failure_building_the_card_never_fails_the_deployment(
     # what the user named stays theirs to fix, --strict or not
     missing = devex("report", "tests", "--junit", str(tmp_path / "missing.xml"), "--dry-run")
     assert missing.code == 2 and "no such file" in missing.err
+
+
+def test_an_anchor_merged_several_times_at_each_level_is_merged_once() -> None:
+    """A 1 KB values file whose anchors each merge the one before three times (`<<: [*a, *a,
+    *a]`, 30 levels) took 3^20 merges (hours: devex status hung on one commit); each anchor is
+    now merged once per level."""
+    import time
+
+    levels = "".join(f"a{n}: &a{n}\n  <<: [*a{n - 1}, *a{n - 1}, *a{n - 1}]\n  k{n}: x\n"
+                     for n in range(1, 30))
+    text = ("a0: &a0 {k0: x}\n" + levels
+            + "image:\n  <<: *a29\n  repository: ghcr.io/acme/app\n  tag: 58ddfd6\n").encode()
+    start = time.perf_counter()
+    uses = parse_manifest("values-prod.yaml", text).uses
+    assert time.perf_counter() - start < 2
+    assert [(u.repository, u.tag) for u in uses] == [("ghcr.io/acme/app", "58ddfd6")]
