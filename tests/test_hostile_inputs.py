@@ -430,3 +430,21 @@ def test_an_anchor_merged_several_times_at_each_level_is_merged_once() -> None:
     uses = parse_manifest("values-prod.yaml", text).uses
     assert time.perf_counter() - start < 2
     assert [(u.repository, u.tag) for u in uses] == [("ghcr.io/acme/app", "58ddfd6")]
+
+
+def test_aliased_helm_values_over_aliased_values_object_merge_in_linear_time() -> None:
+    """An Argo CD Application whose `helm.values` string and `valuesObject` both hold a tree of
+    aliases (each level three aliases of the one before): merging them key by key walked 3^depth
+    pairs of mappings (16 levels: 2 minutes, 20: hours); each pair is merged once."""
+    import time
+
+    bomb = "l0: &l0 {x: 1}\n" + "".join(
+        f"l{n}: &l{n} {{a: *l{n - 1}, b: *l{n - 1}, c: *l{n - 1}}}\n" for n in range(1, 40))
+    bomb += "top: *l39\nimage: ghcr.io/acme/app:58ddfd6\n"
+    indented = "".join(f"        {line}\n" for line in bomb.splitlines())
+    text = ("apiVersion: argoproj.io/v1alpha1\nkind: Application\nspec:\n  source:\n    helm:\n"
+            f"      values: {json.dumps(bomb)}\n      valuesObject:\n{indented}").encode()
+    start = time.perf_counter()
+    uses = parse_manifest("app.yaml", text).uses
+    assert time.perf_counter() - start < 2
+    assert [(u.repository, u.tag) for u in uses] == [("ghcr.io/acme/app", "58ddfd6")]

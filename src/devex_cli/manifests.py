@@ -341,14 +341,22 @@ def _nested(path: Sequence[str], value: str) -> dict[str, Any]:
     return dict(result)
 
 
-def deep_merge(base: Mapping[Any, Any], top: Mapping[Any, Any]) -> dict[Any, Any]:
-    """`top` over `base`, mappings merged key by key (as Helm merges values)."""
+def deep_merge(base: Mapping[Any, Any], top: Mapping[Any, Any],
+               _memo: dict[tuple[int, int], tuple[object, object, dict[Any, Any]]] | None = None,
+               ) -> dict[Any, Any]:
+    """`top` over `base`, mappings merged key by key (as Helm merges values). Each pair of
+    mappings is merged once: aliases make a few lines of YAML a tree of 3^depth mappings."""
+    memo = {} if _memo is None else _memo
+    done = memo.get((id(base), id(top)))
+    if done is not None:
+        return done[2]
     result = merged(base)
     for key, value in merged(top).items():
         if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
-            result[key] = deep_merge(result[key], value)
+            result[key] = deep_merge(result[key], value, memo)
         else:
             result[key] = value
+    memo[(id(base), id(top))] = (base, top, result)  # the pair kept alive: ids stay theirs
     return result
 
 
