@@ -298,3 +298,18 @@ def test_a_path_added_back_continues_the_same_history(gitops: GitRepo, tmp_path:
     result = history(gitops, tmp_path)
     assert [(d.release.revision, d.previous.revision if d.previous else None)
             for d in result.deployments] == [("58ddfd6", None), ("0a1b2c3", "58ddfd6")]
+
+
+def test_shared_values_added_beside_an_environment_file_are_read_when_added(
+        gitops: GitRepo, tmp_path: Path) -> None:
+    """A `values.yaml` added beside `values-prod.yaml` (here with a second component) is read in
+    the commit that adds it, not at the environment file's next change."""
+    gitops.commit("prod", {"charts/pay/values-prod.yaml":
+                           "image:\n  repository: ghcr.io/acme/pay\n  tag: aaaaaaa\n"})
+    added = gitops.commit("shared values", {"charts/pay/values.yaml": (
+        "worker:\n  image:\n    repository: ghcr.io/acme/pay-worker\n    tag: bbbbbbb\n")})
+    gitops.commit("prod", {"charts/pay/values-prod.yaml":
+                           "image:\n  repository: ghcr.io/acme/pay\n  tag: ccccccc\n"})
+    result = history(gitops, tmp_path)
+    worker = [d for d in result.deployments if d.service == "pay-worker"]
+    assert [(d.release.version, d.gitops_commit) for d in worker] == [("bbbbbbb", added)]

@@ -336,7 +336,8 @@ class ReaderState:
             if where.is_file:
                 if unit not in self.tree:
                     return None
-                reads.add(unit)
+                # its folder too: a shared file added beside it later (values.yaml) is read then
+                reads.update((unit, posixpath.dirname(unit)))
                 top = combine([self._facts(unit, facts)])
                 shared = [p for p in sorted(self.children.get(posixpath.dirname(unit), ()))
                           if p != unit and self._shared_file(p, layout)]
