@@ -313,3 +313,13 @@ def test_shared_values_added_beside_an_environment_file_are_read_when_added(
     result = history(gitops, tmp_path)
     worker = [d for d in result.deployments if d.service == "pay-worker"]
     assert [(d.release.version, d.gitops_commit) for d in worker] == [("bbbbbbb", added)]
+
+
+def test_an_upper_case_production_folder_is_production(gitops: GitRepo, tmp_path: Path) -> None:
+    """Discovery finds `PROD` as the environment prod (ranked last); it is production too, not
+    a repository without one (no production figures)."""
+    gitops.commit("x", {"apps/pay/PROD/kustomization.yaml": kustomization([image("pay", "58ddfd6")]),
+                        overlay("pay", "dev"): kustomization([image("pay", "58ddfd6")])})
+    result = history(gitops, tmp_path)
+    assert result.environments == ("dev", "PROD")
+    assert result.production == "PROD"
