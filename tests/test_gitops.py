@@ -323,3 +323,40 @@ def test_an_upper_case_production_folder_is_production(gitops: GitRepo, tmp_path
     result = history(gitops, tmp_path)
     assert result.environments == ("dev", "PROD")
     assert result.production == "PROD"
+
+
+def _cluster(pay: str, worker: str | None = None) -> str:
+    images = [{"name": "ghcr.io/acme/pay", "newTag": pay}]
+    if worker:
+        images.append({"name": "ghcr.io/acme/pay-worker", "newTag": worker})
+    return kustomization(images)
+
+
+def test_one_cluster_of_an_environment_removed_is_not_a_deployment(
+        gitops: GitRepo, tmp_path: Path) -> None:
+    """Two cluster folders give pay in prod; removing one is no deployment (it was one of the
+    other cluster's release, read from the GitOps history alone as a rollback), and status shows
+    what the remaining cluster runs, since it was deployed there."""
+    eu, us = "apps/pay/prod/eu/kustomization.yaml", "apps/pay/prod/us/kustomization.yaml"
+    gitops.commit("both", {eu: _cluster("aaaaaaa"), us: _cluster("aaaaaaa")})
+    eu_bump = gitops.commit("eu", {eu: _cluster("ccccccc")})
+    gitops.commit("us", {us: _cluster("ddddddd")})
+    gitops.commit("drop us", {us: None})
+    result = history(gitops, tmp_path)
+    assert [d.release.version for d in result.deployments] == ["aaaaaaa", "ccccccc", "ddddddd"]
+    state = result.state("pay", "prod")
+    assert state is not None
+    assert (state.release.version, state.manifest, state.gitops_commit) == (
+        "ccccccc", eu, eu_bump)
+
+
+def test_the_cluster_whose_release_changed_gives_it(gitops: GitRepo, tmp_path: Path) -> None:
+    """One commit bumps pay in the us cluster and only the worker in the eu cluster: pay's
+    deployment is the us release (the eu folder, first by name, changed too, and its unchanged
+    pay release hid the deployment)."""
+    eu, us = "apps/pay/prod/eu/kustomization.yaml", "apps/pay/prod/us/kustomization.yaml"
+    gitops.commit("both", {eu: _cluster("aaaaaaa", "1111111"), us: _cluster("aaaaaaa")})
+    gitops.commit("bump", {eu: _cluster("aaaaaaa", "2222222"), us: _cluster("bbbbbbb")})
+    result = history(gitops, tmp_path)
+    pay = [(d.release.version, d.manifest) for d in result.deployments if d.service == "pay"]
+    assert pay == [("aaaaaaa", eu), ("bbbbbbb", us)]

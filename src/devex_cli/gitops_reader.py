@@ -487,14 +487,20 @@ class ReaderState:
     def _read(self, event: _Event, settings: Settings) -> None:
         assert self.decisions is not None
         decisions = self.decisions
-        touched: set[tuple[str, str]] = set()
+        # (service, environment) -> what each unit gave it before this commit
+        touched: dict[tuple[str, str], dict[str, tuple[Release, str]]] = {}
+
+        def touch(key: tuple[str, str]) -> None:
+            if key not in touched:
+                touched[key] = dict(self.releases[key])
+
         for unit, images in event.images.items():
             if unit in decisions.bases:
                 continue
             environment = self.units[unit].environment
             for gone in self.unit_services.pop(unit, set()):
+                touch((gone, environment))
                 self.releases[(gone, environment)].pop(unit, None)
-                touched.add((gone, environment))
             rule = decisions.rules.get(unit, {})
             for use in images or ():
                 named = rule.get(use.key)
@@ -504,14 +510,22 @@ class ReaderState:
                 release = self._release(use, service)
                 if release is None:
                     continue
+                touch((service, environment))
                 self.releases[(service, environment)].setdefault(
                     unit, (release, event.manifests[unit]))
                 self.unit_services[unit].add(service)
-                touched.add((service, environment))
         changed = set(event.images)
-        for service, environment in sorted(touched):
-            now = _release_of(self.releases[(service, environment)], changed)
+        for (service, environment), had in sorted(touched.items()):
+            by_unit = self.releases[(service, environment)]
+            # the units whose release of the service this commit changed (or added)
+            moved = {u for u in by_unit if u in changed and had.get(u, (None,))[0] != by_unit[u][0]}
+            now = _release_of(by_unit, moved or changed)
             before = self.current.get((service, environment))
+            if now is not None and before is not None and not moved:
+                # only a unit taken away (one cluster of several) or nothing of the service
+                # changed: not a deployment
+                self._remaining(before, by_unit)
+                continue
             if now is None:
                 if before is not None:
                     self.gone[(service, environment)] = before.release
@@ -533,6 +547,26 @@ class ReaderState:
                 event.sha, event.time, manifest))
             self.current[(service, environment)] = DeployedState(
                 service, environment, release, manifest, event.sha, event.time)
+
+    def _remaining(self, before: DeployedState,
+                   by_unit: Mapping[str, tuple[Release, str]]) -> None:
+        """A service's state when a unit giving it was taken away while others remain: as it
+        was if its unit remains, else the latest deployment one of the remaining units runs."""
+        left = list(by_unit.values())
+        if any(m == before.manifest and r.same_as(before.release) for r, m in left):
+            return
+        key = (before.service, before.environment)
+        last = next((d for d in reversed(self.deployments) if (d.service, d.environment) == key
+                     and any(m == d.manifest and r.same_as(d.release) for r, m in left)), None)
+        if last is not None:
+            release, manifest = next((r, m) for r, m in left
+                                     if m == last.manifest and r.same_as(last.release))
+            self.current[key] = DeployedState(key[0], key[1], release, manifest,
+                                              last.gitops_commit, last.time)
+        else:
+            release, manifest = _release_of(by_unit, set()) or (before.release, before.manifest)
+            self.current[key] = DeployedState(key[0], key[1], release, manifest,
+                                              before.gitops_commit, before.deployed_at)
 
     def _manifest_path(self, unit: str) -> str:
         """Where a unit's images are written, for people: its kustomization, or the file, or
