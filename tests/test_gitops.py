@@ -266,3 +266,131 @@ def test_history_all_reads_commits_a_pull_merge_put_on_second_parents(
     bad.write_text('[gitops]\nhistory = "some"\n')
     with pytest.raises(ConfigError, match=r"gitops\.history must be"):
         load_settings(bad, environ={})
+
+
+# -- review findings -----------------------------------------------------------------------------
+
+def _workload(image_ref: str) -> str:
+    return ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n"
+            f"    spec:\n      containers:\n      - name: app\n        image: {image_ref}\n")
+
+
+def _kustomize(resources: list[str], tag: str, patches: tuple[str, ...] = ()) -> str:
+    text = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
+    text += "".join(f"- {r}\n" for r in resources)
+    if patches:
+        text += "patches:\n" + "".join(f"- path: {p}\n" for p in patches)
+    return text + f"images:\n- name: ghcr.io/acme/pay\n  newTag: {tag}\n"
+
+
+@pytest.mark.parametrize(("resources", "patches", "file"), [
+    (["resources/deployment.yaml"], (), "apps/pay/overlays/prod/resources/deployment.yaml"),
+    (["../../base"], ("prod.yaml",), "apps/pay/overlays/prod/prod.yaml"),
+])
+def test_a_file_an_overlay_builds_on_is_not_an_environment_of_its_own(
+        gitops: GitRepo, tmp_path: Path, resources: list[str], patches: tuple[str, ...],
+        file: str) -> None:
+    """A resource in a subfolder of the overlay, or a patch named after the environment, only
+    serves the overlay's build: a bump of its tag under the overlay's `images:` deploys nothing
+    (it was a deployment of the overridden tag, from a second 'unit' of pay in prod)."""
+    overlay_file = "apps/pay/overlays/prod/kustomization.yaml"
+    gitops.commit("one", {overlay_file: _kustomize(resources, "aaaaaaa", patches),
+                          "apps/pay/base/kustomization.yaml": "resources:\n- deployment.yaml\n",
+                          "apps/pay/base/deployment.yaml": _workload("ghcr.io/acme/pay:1111111"),
+                          file: _workload("ghcr.io/acme/pay:1111111")})
+    gitops.commit("two", {overlay_file: _kustomize(resources, "bbbbbbb", patches)})
+    gitops.commit("bump the overridden tag", {file: _workload("ghcr.io/acme/pay:2222222")})
+    result = history(gitops, tmp_path)
+    assert [d.release.version for d in result.deployments] == ["aaaaaaa", "bbbbbbb"]
+    state = result.state("pay", "prod")
+    assert state is not None and state.release.version == "bbbbbbb"
+    assert state.manifest == overlay_file
+
+
+def test_a_chart_values_file_removed_does_not_rename_the_service(
+        gitops: GitRepo, tmp_path: Path) -> None:
+    """`helm/values-ENV.yaml` files setting only `image.tag` take the repository from the
+    `values.yaml` beside them; once that file is gone (the chart moved to a chart registry),
+    the service stays named by the image it had, not 'image' (the value path)."""
+    gitops.commit("chart", {
+        "helm/values.yaml": "image:\n  repository: ghcr.io/acme/pay\n  tag: 1111111\n",
+        "helm/values-dev.yaml": "image:\n  tag: ccccccc\n"})
+    gitops.commit("chart moved out", {"helm/values.yaml": None})
+    gitops.commit("deploy", {"helm/values-dev.yaml": "image:\n  tag: ddddddd\n"})
+    result = history(gitops, tmp_path)
+    assert result.services == ("pay",)
+    assert [(d.service, d.release.version) for d in result.deployments] == [
+        ("pay", "ccccccc"), ("pay", "ddddddd")]
+
+
+def test_a_path_added_back_continues_the_same_history(gitops: GitRepo, tmp_path: Path) -> None:
+    """Removed, then added back: a deployment whose previous release is the one the service ran
+    before the removal (its change set and lead time are known), not a first deployment."""
+    gitops.commit("qa", {overlay("pay", "qa"): kustomization([image("pay", "58ddfd6")])})
+    gitops.commit("drop qa", {overlay("pay", "qa"): None})
+    gitops.commit("qa again", {overlay("pay", "qa"): kustomization([image("pay", "0a1b2c3")])})
+    result = history(gitops, tmp_path)
+    assert [(d.release.revision, d.previous.revision if d.previous else None)
+            for d in result.deployments] == [("58ddfd6", None), ("0a1b2c3", "58ddfd6")]
+
+
+def test_shared_values_added_beside_an_environment_file_are_read_when_added(
+        gitops: GitRepo, tmp_path: Path) -> None:
+    """A `values.yaml` added beside `values-prod.yaml` (here with a second component) is read in
+    the commit that adds it, not at the environment file's next change."""
+    gitops.commit("prod", {"charts/pay/values-prod.yaml":
+                           "image:\n  repository: ghcr.io/acme/pay\n  tag: aaaaaaa\n"})
+    added = gitops.commit("shared values", {"charts/pay/values.yaml": (
+        "worker:\n  image:\n    repository: ghcr.io/acme/pay-worker\n    tag: bbbbbbb\n")})
+    gitops.commit("prod", {"charts/pay/values-prod.yaml":
+                           "image:\n  repository: ghcr.io/acme/pay\n  tag: ccccccc\n"})
+    result = history(gitops, tmp_path)
+    worker = [d for d in result.deployments if d.service == "pay-worker"]
+    assert [(d.release.version, d.gitops_commit) for d in worker] == [("bbbbbbb", added)]
+
+
+def test_an_upper_case_production_folder_is_production(gitops: GitRepo, tmp_path: Path) -> None:
+    """Discovery finds `PROD` as the environment prod (ranked last); it is production too, not
+    a repository without one (no production figures)."""
+    gitops.commit("x", {"apps/pay/PROD/kustomization.yaml": kustomization([image("pay", "58ddfd6")]),
+                        overlay("pay", "dev"): kustomization([image("pay", "58ddfd6")])})
+    result = history(gitops, tmp_path)
+    assert result.environments == ("dev", "PROD")
+    assert result.production == "PROD"
+
+
+def _cluster(pay: str, worker: str | None = None) -> str:
+    images = [{"name": "ghcr.io/acme/pay", "newTag": pay}]
+    if worker:
+        images.append({"name": "ghcr.io/acme/pay-worker", "newTag": worker})
+    return kustomization(images)
+
+
+def test_one_cluster_of_an_environment_removed_is_not_a_deployment(
+        gitops: GitRepo, tmp_path: Path) -> None:
+    """Two cluster folders give pay in prod; removing one is no deployment (it was one of the
+    other cluster's release, read from the GitOps history alone as a rollback), and status shows
+    what the remaining cluster runs, since it was deployed there."""
+    eu, us = "apps/pay/prod/eu/kustomization.yaml", "apps/pay/prod/us/kustomization.yaml"
+    gitops.commit("both", {eu: _cluster("aaaaaaa"), us: _cluster("aaaaaaa")})
+    eu_bump = gitops.commit("eu", {eu: _cluster("ccccccc")})
+    gitops.commit("us", {us: _cluster("ddddddd")})
+    gitops.commit("drop us", {us: None})
+    result = history(gitops, tmp_path)
+    assert [d.release.version for d in result.deployments] == ["aaaaaaa", "ccccccc", "ddddddd"]
+    state = result.state("pay", "prod")
+    assert state is not None
+    assert (state.release.version, state.manifest, state.gitops_commit) == (
+        "ccccccc", eu, eu_bump)
+
+
+def test_the_cluster_whose_release_changed_gives_it(gitops: GitRepo, tmp_path: Path) -> None:
+    """One commit bumps pay in the us cluster and only the worker in the eu cluster: pay's
+    deployment is the us release (the eu folder, first by name, changed too, and its unchanged
+    pay release hid the deployment)."""
+    eu, us = "apps/pay/prod/eu/kustomization.yaml", "apps/pay/prod/us/kustomization.yaml"
+    gitops.commit("both", {eu: _cluster("aaaaaaa", "1111111"), us: _cluster("aaaaaaa")})
+    gitops.commit("bump", {eu: _cluster("aaaaaaa", "2222222"), us: _cluster("bbbbbbb")})
+    result = history(gitops, tmp_path)
+    pay = [(d.release.version, d.manifest) for d in result.deployments if d.service == "pay"]
+    assert pay == [("aaaaaaa", eu), ("bbbbbbb", us)]

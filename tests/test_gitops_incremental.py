@@ -216,3 +216,115 @@ def test_commits_after_a_synced_revision(tmp_path: Path) -> None:
     assert gitops.commits_after(repo.path, first, third) == {second, merge, third}
     assert gitops.commits_after(repo.path, side, third) is None  # not on the first-parent chain
     assert gitops.commits_after(repo.path, "0" * 40, third) is None
+
+
+# -- random histories, read by the pure reader ------------------------------------------------
+
+_PATHS = (
+    "apps/pay/overlays/prod/kustomization.yaml", "apps/pay/overlays/dev/kustomization.yaml",
+    "apps/pay/base/kustomization.yaml", "apps/pay/base/deployment.yaml",
+    "apps/pay/overlays/prod/deployment.yaml", "apps/pay/overlays/prod/patch-prod.yaml",
+    "apps/pay/overlays/prod/.argocd-source-pay.yaml", "apps/cart/prod/kustomization.yaml",
+    "envs/prod/pay/deployment.yaml", "envs/prod/cart/deployment.yaml",
+    "envs/dev/cart/deployment.yaml", "envs/prod/pay/eu/kustomization.yaml",
+    "envs/prod/pay/kustomization.yaml", "charts/pay/values.yaml", "charts/pay/values-prod.yaml",
+    "charts/pay/values-dev.yaml", "prod/kustomization.yaml", "prod/deployment.yaml",
+    "values-prod.yaml", "values.yaml", "apps/pay/prod.yaml", "apps/pay/dev.yaml")
+_IMAGES = ("ghcr.io/acme/pay", "ghcr.io/acme/cart", "redis", "bitnami/postgresql",
+           "ghcr.io/acme/pay-worker")
+_TAGS = ("aaaaaaa", "bbbbbbb", "1.0", "latest", "0054442", "1.2-aaaaaaa", "aaaaaaa-2", "7.2")
+
+
+def _random_file(rng: Any, path: str) -> str:
+    name = path.rsplit("/", 1)[-1]
+    tag = rng.choice(_TAGS)
+    if rng.random() < 0.05:
+        return "images: [\n"
+    if name == "kustomization.yaml":
+        text = "kind: Kustomization\nresources:\n- " + rng.choice(
+            ["../../base", "deployment.yaml", "..", "patch-prod.yaml", "../base"]) + "\n"
+        entries = rng.sample(_IMAGES, rng.randint(0, 2))
+        return text + ("images:\n" if entries else "") + "".join(
+            f"- name: {e}\n  newTag: {rng.choice(_TAGS)}\n" for e in entries)
+    if name.startswith(".argocd-source"):
+        return f"kustomize:\n  images:\n  - {rng.choice(_IMAGES)}:{tag}\n"
+    if name.startswith("values") or name in ("prod.yaml", "dev.yaml"):
+        if rng.random() < 0.3:
+            return f"image:\n  tag: {tag}\n"
+        return f"image:\n  repository: {rng.choice(_IMAGES)}\n  tag: {tag}\n"
+    kind = rng.choice(["Deployment", "StatefulSet", "Job"])
+    return (f"apiVersion: apps/v1\nkind: {kind}\nspec:\n  template:\n    spec:\n      containers:"
+            f"\n      - image: {rng.choice(_IMAGES)}:{tag}\n")
+
+
+def _random_history(seed: int, length: int = 8) -> tuple[list[Any], dict[str, Any]]:
+    import hashlib
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from devex_cli.gitops_reader import Change, Commit
+    from devex_cli.manifests import ManifestError, fact_key, parse_manifest
+
+    rng = random.Random(seed)
+    tree: dict[str, str] = {}
+    commits, facts = [], {}
+
+    def write(path: str, text: str) -> Change:
+        tree[path] = text
+        blob = hashlib.sha256(text.encode()).hexdigest()[:40]
+        try:
+            facts[fact_key(path, blob)] = parse_manifest(path.rsplit("/", 1)[-1], text.encode())
+        except ManifestError as exc:
+            facts[fact_key(path, blob)] = exc
+        return Change(path, blob)
+
+    for n in range(length):
+        changes: dict[str, Change] = {}
+        for _ in range(rng.randint(1, 4)):
+            path, roll = rng.choice(_PATHS), rng.random()
+            if path in tree and roll < 0.15:
+                del tree[path]
+                changes[path] = Change(path, None)
+            elif path in tree and roll < 0.25:  # a move
+                to = rng.choice(_PATHS)
+                if to not in tree:
+                    text = tree.pop(path)
+                    changes[path] = Change(path, None)
+                    changes[to] = write(to, text)
+            else:
+                changes[path] = write(path, _random_file(rng, path))
+        commits.append(Commit(f"{n:040x}", datetime(2026, 1, 1, n, tzinfo=UTC)
+                              + timedelta(minutes=1), list(changes.values())))
+    return commits, facts
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_histories_read_at_every_cut_as_a_full_read(seed: int) -> None:
+    """Random units, tags, moves and deletions: a state read up to any commit, dumped to JSON and
+    loaded, then given the rest, answers as a read of everything (or asks for one)."""
+    from devex_cli.gitops_layout import ENVIRONMENT_NAMES
+    from devex_cli.gitops_reader import Layout, ReaderState
+    from devex_cli.gitops_reader import Settings as Reading
+
+    commits, facts = _random_history(seed)
+    reading = Reading(Layout([], discover=True, environments=ENVIRONMENT_NAMES,
+                             production="prod"))
+
+    def checker(pairs: Collection[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [pair for pair in pairs if pair[1] == "0054442"]
+
+    def seen(state: ReaderState) -> tuple[Any, ...]:
+        return (state.deployments, state.redeployments, state.current, state.skipped,
+                state.broken, state.third_party_at_head(), state.owners(), state.unread_files())
+
+    full = ReaderState("f")
+    assert full.apply(commits, facts, reading, checker)
+    for cut in range(1, len(commits)):
+        state: ReaderState | None = ReaderState("f")
+        assert state is not None and state.apply(commits[:cut], facts, reading, checker)
+        state = ReaderState.load(json.loads(json.dumps(state.dump())), "f")
+        assert state is not None
+        if not state.apply(commits[cut:], facts, reading, checker):
+            state = ReaderState("f")
+            state.apply(commits, facts, reading, checker)
+        assert seen(state) == seen(full), f"cut {cut}"

@@ -230,11 +230,14 @@ def order_environments(found: Iterable[str], configured: Sequence[str] = ()) -> 
 def production_environment(
     environments: Iterable[str], configured: str | None = None
 ) -> str | None:
-    """`gitops.production`, else `prod`, else `production`, when present."""
-    present = set(environments)
+    """`gitops.production`, else `prod`, else `production`, when present (as discovery finds
+    them, in any case: a `PROD` folder is production)."""
+    present = sorted(set(environments))
     if configured:
         return configured
     for name in ("prod", "production"):
-        if name in present:
-            return name
+        found = name if name in present else next(
+            (e for e in present if e.lower() == name), None)
+        if found is not None:
+            return found
     return None

@@ -232,6 +232,9 @@ class ReaderState:
         self.releases: dict[tuple[str, str], dict[str, tuple[Release, str]]] = defaultdict(dict)
         self.unit_services: dict[str, set[str]] = defaultdict(set)
         self.current: dict[tuple[str, str], DeployedState] = {}
+        # what a service ran in an environment when its last path there was removed: the
+        # release a path added back follows (the same history continues)
+        self.gone: dict[tuple[str, str], Release] = {}
         self.deployments: list[Deployment] = []
         self.redeployments: list[Redeployment] = []
         self.skipped: list[Skipped] = []
@@ -333,7 +336,8 @@ class ReaderState:
             if where.is_file:
                 if unit not in self.tree:
                     return None
-                reads.add(unit)
+                # its folder too: a shared file added beside it later (values.yaml) is read then
+                reads.update((unit, posixpath.dirname(unit)))
                 top = combine([self._facts(unit, facts)])
                 shared = [p for p in sorted(self.children.get(posixpath.dirname(unit), ()))
                           if p != unit and self._shared_file(p, layout)]
@@ -378,7 +382,7 @@ class ReaderState:
                 continue
             reads.add(target)  # a file or folder not there yet is read when it comes
             if target in self.tree:
-                reads.add(target)
+                self._built_on_file(folder, target)
                 parts.append(self._facts(target, facts))
             elif self.children.get(target):
                 self.referenced.add(target)
@@ -393,8 +397,18 @@ class ReaderState:
             target = posixpath.normpath(posixpath.join(folder, patch))
             if target in self.tree:
                 reads.add(target)
+                self._built_on_file(folder, target)
                 parts.append(as_patch(self._facts(target, facts)))
         return combine(parts)
+
+    def _built_on_file(self, folder: str, target: str) -> None:
+        """A file a kustomization builds on (a resource, a patch) only serves its build: the
+        file (`prod.yaml` named as a patch) and the subfolder holding it (`resources/`) are
+        never an environment's on their own."""
+        self.referenced.add(target)
+        holder = posixpath.dirname(target)
+        if holder != folder and (not folder or holder.startswith(folder + "/")):
+            self.referenced.add(holder)
 
     def _facts(self, path: str, facts: Mapping[str, Facts]) -> ManifestFacts:
         found = facts.get(fact_key(path, self.tree[path]),
@@ -427,7 +441,11 @@ class ReaderState:
                 continue
             service = self.units[unit].service
             at_once = max(len(held) for held in own_sets)
-            latest = next((held[0] for held in reversed(own_sets) if held), keys[-1])
+            # the latest image with a name: a Helm `image.tag` whose repository is gone (its
+            # chart's values.yaml removed) names nothing but the value path
+            latest = next((pair for held in reversed(own_sets) for pair in held
+                           if pair[1] or not pair[0].startswith("helm:")),
+                          next((held[0] for held in reversed(own_sets) if held), keys[-1]))
             latest_name = _image_name(*latest)
             mapping: dict[str, str] = {}
             for key, repository in keys:
@@ -469,14 +487,20 @@ class ReaderState:
     def _read(self, event: _Event, settings: Settings) -> None:
         assert self.decisions is not None
         decisions = self.decisions
-        touched: set[tuple[str, str]] = set()
+        # (service, environment) -> what each unit gave it before this commit
+        touched: dict[tuple[str, str], dict[str, tuple[Release, str]]] = {}
+
+        def touch(key: tuple[str, str]) -> None:
+            if key not in touched:
+                touched[key] = dict(self.releases[key])
+
         for unit, images in event.images.items():
             if unit in decisions.bases:
                 continue
             environment = self.units[unit].environment
             for gone in self.unit_services.pop(unit, set()):
+                touch((gone, environment))
                 self.releases[(gone, environment)].pop(unit, None)
-                touched.add((gone, environment))
             rule = decisions.rules.get(unit, {})
             for use in images or ():
                 named = rule.get(use.key)
@@ -486,16 +510,26 @@ class ReaderState:
                 release = self._release(use, service)
                 if release is None:
                     continue
+                touch((service, environment))
                 self.releases[(service, environment)].setdefault(
                     unit, (release, event.manifests[unit]))
                 self.unit_services[unit].add(service)
-                touched.add((service, environment))
         changed = set(event.images)
-        for service, environment in sorted(touched):
-            now = _release_of(self.releases[(service, environment)], changed)
+        for (service, environment), had in sorted(touched.items()):
+            by_unit = self.releases[(service, environment)]
+            # the units whose release of the service this commit changed (or added)
+            moved = {u for u in by_unit if u in changed and had.get(u, (None,))[0] != by_unit[u][0]}
+            now = _release_of(by_unit, moved or changed)
             before = self.current.get((service, environment))
+            if now is not None and before is not None and not moved:
+                # only a unit taken away (one cluster of several) or nothing of the service
+                # changed: not a deployment
+                self._remaining(before, by_unit)
+                continue
             if now is None:
-                self.current.pop((service, environment), None)
+                if before is not None:
+                    self.gone[(service, environment)] = before.release
+                    del self.current[(service, environment)]
                 continue
             release, manifest = now
             if before is not None and before.release.same_as(release):
@@ -508,10 +542,31 @@ class ReaderState:
                     before.deployed_at)
                 continue
             self.deployments.append(Deployment(
-                service, environment, release, before.release if before else None,
+                service, environment, release,
+                before.release if before else self.gone.pop((service, environment), None),
                 event.sha, event.time, manifest))
             self.current[(service, environment)] = DeployedState(
                 service, environment, release, manifest, event.sha, event.time)
+
+    def _remaining(self, before: DeployedState,
+                   by_unit: Mapping[str, tuple[Release, str]]) -> None:
+        """A service's state when a unit giving it was taken away while others remain: as it
+        was if its unit remains, else the latest deployment one of the remaining units runs."""
+        left = list(by_unit.values())
+        if any(m == before.manifest and r.same_as(before.release) for r, m in left):
+            return
+        key = (before.service, before.environment)
+        last = next((d for d in reversed(self.deployments) if (d.service, d.environment) == key
+                     and any(m == d.manifest and r.same_as(d.release) for r, m in left)), None)
+        if last is not None:
+            release, manifest = next((r, m) for r, m in left
+                                     if m == last.manifest and r.same_as(last.release))
+            self.current[key] = DeployedState(key[0], key[1], release, manifest,
+                                              last.gitops_commit, last.time)
+        else:
+            release, manifest = _release_of(by_unit, set()) or (before.release, before.manifest)
+            self.current[key] = DeployedState(key[0], key[1], release, manifest,
+                                              before.gitops_commit, before.deployed_at)
 
     def _manifest_path(self, unit: str) -> str:
         """Where a unit's images are written, for people: its kustomization, or the file, or
@@ -601,6 +656,7 @@ class ReaderState:
                                  for u, (r, m) in by.items()],
             "current": [[c.service, c.environment, ref(c.release), c.manifest, c.gitops_commit,
                          when(c.deployed_at)] for c in self.current.values()],
+            "gone": [[s, e, ref(r)] for (s, e), r in self.gone.items()],
             "deployments": [[d.service, d.environment, ref(d.release), ref(d.previous),
                              d.gitops_commit, when(d.time), d.manifest]
                             for d in self.deployments],
@@ -673,7 +729,8 @@ class ReaderState:
         for s, e, index, manifest, commit, at in _rows(data["current"], 6):
             state.current[(_text(s), _text(e))] = DeployedState(
                 _text(s), _text(e), release(index), _text(manifest), _text(commit), moment(at))
-
+        state.gone = {(_text(s), _text(e)): release(index)
+                      for s, e, index in _rows(data["gone"], 3)}
         state.deployments = [
             Deployment(_text(s), _text(e), release(r), None if p is None else release(p),
                        _text(c), moment(at), _text(m))

@@ -171,20 +171,34 @@ def _yaml() -> tuple[Any, type]:
     return yaml, getattr(yaml, "CBaseLoader", yaml.BaseLoader)
 
 
-def merged(mapping: Mapping[Any, Any], _depth: int = 0) -> dict[Any, Any]:
+def merged(mapping: Mapping[Any, Any]) -> dict[Any, Any]:
     """The mapping with its `<<` merge keys applied (the base loader leaves them as keys):
     explicit keys win, then the merged mappings in their order."""
-    if "<<" not in mapping or _depth > 20:
+    if "<<" not in mapping:
         return dict(mapping)
+    return dict(_merged(mapping, 0, {}))
+
+
+def _merged(mapping: Mapping[Any, Any], depth: int,
+            memo: dict[tuple[int, int], dict[Any, Any]]) -> dict[Any, Any]:
+    """`merged`, each anchor merged once: the base loader keeps an alias as the very object of
+    its anchor, so a few lines merging one anchor several times at each level (`<<: [*a, *a,
+    *a]`) would otherwise be merged 3^depth times."""
+    if "<<" not in mapping or depth > 20:
+        return dict(mapping)
+    done = memo.get((id(mapping), depth))
+    if done is not None:
+        return done
     result: dict[Any, Any] = {}
     sources = mapping["<<"]
     for source in sources if isinstance(sources, list) else [sources]:
         if isinstance(source, Mapping):
-            for key, value in merged(source, _depth + 1).items():
+            for key, value in _merged(source, depth + 1, memo).items():
                 result.setdefault(key, value)
     for key, value in mapping.items():
         if key != "<<":
             result[key] = value
+    memo[(id(mapping), depth)] = result
     return result
 
 
@@ -327,14 +341,22 @@ def _nested(path: Sequence[str], value: str) -> dict[str, Any]:
     return dict(result)
 
 
-def deep_merge(base: Mapping[Any, Any], top: Mapping[Any, Any]) -> dict[Any, Any]:
-    """`top` over `base`, mappings merged key by key (as Helm merges values)."""
+def deep_merge(base: Mapping[Any, Any], top: Mapping[Any, Any],
+               _memo: dict[tuple[int, int], tuple[object, object, dict[Any, Any]]] | None = None,
+               ) -> dict[Any, Any]:
+    """`top` over `base`, mappings merged key by key (as Helm merges values). Each pair of
+    mappings is merged once: aliases make a few lines of YAML a tree of 3^depth mappings."""
+    memo = {} if _memo is None else _memo
+    done = memo.get((id(base), id(top)))
+    if done is not None:
+        return done[2]
     result = merged(base)
     for key, value in merged(top).items():
         if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
-            result[key] = deep_merge(result[key], value)
+            result[key] = deep_merge(result[key], value, memo)
         else:
             result[key] = value
+    memo[(id(base), id(top))] = (base, top, result)  # the pair kept alive: ids stay theirs
     return result
 
 

@@ -262,7 +262,7 @@ def _history(state: ReaderState, head: str | None, branch: str, settings: Settin
     )
 
 
-_STATE_VERSION = 3
+_STATE_VERSION = 4
 # The reader's state is read whole or not at all: its top level is checked here, every row as
 # it is read back (ReaderState.load), and anything amiss reads the history again.
 _TABLE, _MAP = Kinds(list), Kinds(dict)
@@ -270,7 +270,7 @@ _STATE_SHAPE = fields(
     fingerprint=TEXT, head=optional(TEXT), decided=BOOLEAN, tree=_MAP, units=_TABLE,
     unit_images=_MAP, dep_units=_MAP, referenced=_TABLE, held=_MAP, repositories=_MAP,
     imageful=_TABLE, third_party=_TABLE, bases=_TABLE, rules=_MAP, digits=_TABLE,
-    releases_by_unit=_TABLE, current=_TABLE, deployments=_TABLE, redeployments=_TABLE,
+    releases_by_unit=_TABLE, current=_TABLE, gone=_TABLE, deployments=_TABLE, redeployments=_TABLE,
     skipped=_TABLE, broken=_TABLE, release_table=_TABLE)
 
 
