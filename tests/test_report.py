@@ -211,3 +211,35 @@ def test_pr_title_and_triggerer_from_bitbucket(devex: Devex, pipeline: Pipeline,
         assert "Refunds: idempotency keys" in body and "by Dara Novak" in body
     finally:
         bitbucket.stop()
+
+
+def test_the_cards_clean_streak_counts_rollbacks_by_the_dora_rule() -> None:
+    """The deployment card's "N in a row without a rollback" uses the collector's rule: ancestry
+    where the app repository knows both revisions, else a tag put back in the GitOps history."""
+    from datetime import UTC, datetime
+
+    from devex_cli.notify.events import _rollbacks
+    from devex_cli.sources.gitops import Deployment, Release
+
+    def deployment(tag: str, previous: str | None) -> Deployment:
+        return Deployment("pay", "prod", Release(tag, tag), Release(previous, previous)
+                          if previous else None, "c" * 40, datetime(2026, 9, 1, tzinfo=UTC),
+                          "apps/pay/overlays/prod/kustomization.yaml")
+
+    history = [deployment("aaaaaaa", None), deployment("bbbbbbb", "aaaaaaa"),
+               deployment("aaaaaaa", "bbbbbbb"), deployment("bbbbbbb", "aaaaaaa")]
+
+    class NoRepository:  # the app repository has none of these commits
+        def resolve(self, revision: str) -> None:
+            return None
+
+    assert _rollbacks(NoRepository(), history) == [False, False, True, False]
+
+    class Linear:  # aaaaaaa is an ancestor of bbbbbbb
+        def resolve(self, revision: str) -> str:
+            return revision
+
+        def is_ancestor(self, old: str, new: str) -> bool:
+            return (old, new) == ("aaaaaaa", "bbbbbbb")
+
+    assert _rollbacks(Linear(), history) == [False, False, True, False]

@@ -192,9 +192,8 @@ def summarise_changes(settings: Settings, *, service: str, environment: str, hea
         count = sum(1 for d in history.deployments
                     if d.service == service and d.environment == production)
         streak = 0
-        for deployment in reversed(mine[-100:]):
-            if deployment.previous and deployment.previous.revision and \
-                    deployment.release.revision and _is_rollback(app, deployment):
+        for rolled_back in reversed(_rollbacks(app, mine[-100:])):
+            if rolled_back:
                 break
             streak += 1
     except DevexError as exc:
@@ -212,10 +211,25 @@ def summarise_changes(settings: Settings, *, service: str, environment: str, hea
         clean_streak=streak)
 
 
-def _is_rollback(app: Any, deployment: Any) -> bool:
-    old = app.resolve(deployment.previous.revision)
-    new = app.resolve(deployment.release.revision)
-    return bool(old and new and old != new and app.is_ancestor(new, old))
+def _rollbacks(app: Any, deployments: Sequence[Any]) -> list[bool]:
+    """Which of one environment's deployments are rollbacks, by the DORA rule (dora.rollbacks):
+    ancestry where the app repository has both revisions, else the GitOps history."""
+    from devex_cli.dora.model import DeploymentRecord
+    from devex_cli.dora.rollbacks import rollbacks
+
+    def ancestry(deployment: Any) -> bool | None:
+        if not (deployment.previous and deployment.previous.revision
+                and deployment.release.revision):
+            return None
+        old = app.resolve(deployment.previous.revision)
+        new = app.resolve(deployment.release.revision)
+        if not (old and new):
+            return None
+        return old != new and bool(app.is_ancestor(new, old))
+
+    return rollbacks([DeploymentRecord(
+        d.service, d.environment, d.release.revision, d.release.version, d.time,
+        d.gitops_commit, ancestry_rollback=ancestry(d)) for d in deployments])
 
 
 def _with_jira(settings: Settings, tickets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
