@@ -18,7 +18,7 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist),
                     str(ROOT)], check=True)
-    wheel = next(dist.glob("devex_cli-*.whl"))
+    wheel = next(dist.glob("devex_delivery-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "devex_cli/cli.py" in names
     for template in ("deployment", "pr_deployment", "tests", "security"):
