@@ -394,3 +394,17 @@ def test_the_cluster_whose_release_changed_gives_it(gitops: GitRepo, tmp_path: P
     result = history(gitops, tmp_path)
     pay = [(d.release.version, d.manifest) for d in result.deployments if d.service == "pay"]
     assert pay == [("aaaaaaa", eu), ("bbbbbbb", us)]
+
+
+def test_an_unreadable_gitops_folder_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               ) -> None:
+    """As a user who may not read it (root reads everything, so the refusal is simulated)."""
+    from devex_cli.errors import UsageError
+    from devex_cli.gitcli import local_repository
+
+    def refuse(self: Path) -> bool:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "is_dir", refuse)
+    with pytest.raises(UsageError, match=r"cannot read the GitOps repository .*Permission denied"):
+        local_repository(str(tmp_path / "gitops"), tmp_path / "cache", what="GitOps repository")

@@ -167,7 +167,12 @@ def local_repository(spec: str, cache_root: Path, *, what: str) -> Path:
     """
     if not is_url(spec):
         path = Path(spec).expanduser()
-        if not path.is_dir():
+        try:
+            is_folder = path.is_dir()
+        except OSError as exc:  # a folder this user may not read (EACCES)
+            raise UsageError(f"cannot read the {what} {spec}: {exc.strerror}",
+                             hint="run devex as a user who can read it") from None
+        if not is_folder:
             raise UsageError(f"{what} {spec} does not exist", hint="give a local path or a git URL")
         try:
             git(path, "rev-parse", "--git-dir")
