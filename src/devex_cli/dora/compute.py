@@ -150,8 +150,11 @@ def _failure_signals(record: DeploymentRecord, following: DeploymentRecord | Non
                      incidents: Sequence[Incident]) -> tuple[FailureSignal, ...]:
     """Why `record` failed, by the contract's "Failed deployment"; `incidents` are those that
     count for its environment (production's alone)."""
+    rolled_back = following is not None and rollback[id(following)]
+    if not (rolled_back or record.failed_sync or incidents):
+        return ()  # the common case, once per deployment: kept cheap
     signals = []
-    if following is not None and rollback[id(following)]:
+    if following is not None and rolled_back:
         how = "gitops" if following.ancestry_rollback is None else "ancestry"
         signals.append(FailureSignal("rollback", how=how, by=following))
     if record.failed_sync:
@@ -353,7 +356,8 @@ def promotion_evidence(history: _History, service: str, environments: Sequence[s
     if production is None:
         return []
     firsts = [history.first.get((service, env), {}) for env in environments]
-    used = [env for env in environments[: list(environments).index(production)]
+    used = [(env, history.first.get((service, env), {}))
+            for env in environments[: list(environments).index(production)]
             if (service, env) in history.by_key] if production in environments else []
     promotions = []
     for _, sha in _arrived(history, (service, production), start, end):
@@ -367,10 +371,9 @@ def promotion_evidence(history: _History, service: str, environments: Sequence[s
                 waits.append((env_a, env_b, (at_b - at_a).total_seconds()))
             else:
                 out_of_order.append((env_a, env_b))
-        on_path = {env for env, _ in path}
         promotions.append(Promotion(history.changes[sha], path, tuple(waits),
                                     tuple(out_of_order),
-                                    tuple(env for env in used if env not in on_path)))
+                                    tuple(env for env, f in used if sha not in f)))
     return promotions
 
 

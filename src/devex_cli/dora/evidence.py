@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from devex_cli.dora.model import Change, DeploymentRecord
 
@@ -49,8 +50,7 @@ class Failure:
     recovery_seconds: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class Lead:
+class Lead(NamedTuple):  # a tuple: one per commit and window, made cheaply
     """One commit's lead time: from its author time to its first deployment to the environment
     (never below 0: an author clock ahead of the deployment's counts as 0)."""
 
@@ -75,8 +75,7 @@ class EnvironmentEvidence:
     redeployments: tuple[datetime, ...]  # rebuilds of the deployed commit in the window
 
 
-@dataclass(frozen=True, slots=True)
-class Promotion:
+class Promotion(NamedTuple):  # a tuple: one per commit and window, made cheaply
     """One commit first deployed to production in the window, on its way there: the first
     arrival in each environment (promotion order) and the waits between consecutive ones."""
 
