@@ -494,16 +494,21 @@ def _title(console: Any, explained: Mapping[str, Any], what: str) -> None:
 
 
 # columns never cut (a cut SHA or time is no use); the others shrink, ending in an ellipsis
-_FIXED = {"#": 3, "commit": 7, "gitops": 7, "time": 16, "authored": 16, "deployed": 16}
+_FIXED = {"#": 3, "commit": 7, "gitops": 7, "time": 16, "authored": 16, "deployed": 16,
+          "recovered at": 16, "lead": 8, "recovery": 8, "commits": 7, "marks": 5}
+# and at most so wide, so that every table's columns add up to 100 at most
+_WIDEST = {"subject": 24, "by": 12, "release": 16, "by release": 16}
 
 
-def _table(*columns: str, right: Sequence[str] = ()) -> Any:
+def _table(*columns: str, right: Sequence[str] = (), widest: Mapping[str, int] | None = None
+           ) -> Any:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, show_edge=False)
     for name in columns:
         table.add_column(name, justify="right" if name in right else "left",
-                         overflow="ellipsis", no_wrap=True, min_width=_FIXED.get(name))
+                         overflow="ellipsis", no_wrap=True, min_width=_FIXED.get(name),
+                         max_width={**_WIDEST, **(widest or {})}.get(name))
     return table
 
 
@@ -561,13 +566,16 @@ def _table_deployments(console: Any, explained: Mapping[str, Any]) -> None:
 
     _title(console, explained, "Deployments")
     table = _table("#", "time", "release", "gitops", "subject", "by", "commits", "marks",
-                   right=("#", "commits"))
+                   right=("#", "commits"), widest={"subject": 20})
     for n, d in enumerate(explained["deployments"], 1):
-        marks = [mark for mark in ("rollback", "failed", "hotfix") if d[mark]]
-        table.add_row(str(n), _time(d["time"]), m(_release(d)[:20]), d["gitops_commit"][:7],
-                      _subject(d, 28), m((d["gitops_author"] or "")[:14]),
-                      "?" if d["commits"] is None else str(d["commits"]), ", ".join(marks))
+        marks = "".join(letter for letter, mark in (("R", "rollback"), ("F", "failed"),
+                                                    ("H", "hotfix")) if d[mark])
+        table.add_row(str(n), _time(d["time"]), m(_release(d)), d["gitops_commit"][:7],
+                      _subject(d, 20), m(d["gitops_author"] or ""),
+                      "?" if d["commits"] is None else str(d["commits"]), marks)
     console.print(table)
+    console.print("marks: R rollback, F failed, H hotfix (skipped earlier stages); commits: in "
+                  "its change set (?: unknown)")
     if explained["redeployments"]:
         console.print(f"Rebuilds of the deployed commit (not deployments): "
                       f"{len(explained['redeployments'])}")
@@ -589,10 +597,10 @@ def _table_lead_time(console: Any, explained: Mapping[str, Any]) -> None:
 
     _title(console, explained, "Lead time for changes")
     table = _table("#", "commit", "subject", "authored", "deployed", "release", "lead",
-                   right=("#", "lead"))
+                   right=("#", "lead"), widest={"release": 14})
     for n, c in enumerate(explained["commits"], 1):
-        table.add_row(str(n), c["sha"][:7], _subject(c, 30), _time(c["author_time"]),
-                      _time(c["deployed_at"]), m(_release(c["deployment"])[:14]),
+        table.add_row(str(n), c["sha"][:7], _subject(c, 24), _time(c["author_time"]),
+                      _time(c["deployed_at"]), m(_release(c["deployment"])),
                       duration(c["lead_seconds"]))
     console.print(table)
     console.print("Lead: the first deployment to the environment carrying the commit minus its "
