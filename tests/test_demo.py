@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from devex_cli.demo import ISSUES_FILE, build_demo, gate_command
+from devex_cli.demo import ISSUES_FILE, build_demo, explain_command, gate_command
 from devex_cli.demo_jira import DemoJira
 from tests.conftest import Result
 from tests.test_demo_lifecycle import WAIT, devex_argv, until
@@ -187,10 +187,14 @@ def test_demo_tables_end_with_the_gate_command_against_the_kept_organisation(
     keep = tmp_path / "org"
     result = devex("demo", "--keep", str(keep))
     assert result.code == 0, result.err
-    *text, last = result.out.rstrip("\n").splitlines()
+    lines = result.out.rstrip("\n").splitlines()
     program = f"{shlex.quote(sys.executable)} -m devex_cli"
-    assert last == f"  {gate_command(keep, program)}"
+    at = lines.index(f"  {gate_command(keep, program)}")
+    *text, last = lines[: at + 1]
     assert f"--config {keep / 'devex.toml'} gate qa-release --service payments" in last
+    # and last of all, the explain command
+    assert lines[-1] == f"  {explain_command(keep, program)}"
+    assert f"--config {keep / 'devex.toml'} explain lead-time --service payments" in lines[-1]
     prose = " ".join(text[-6:])
     assert f"demo --keep {keep} --serve" in prose and "blocks (exit 1)" in prose
     assert not (keep / "jira.env").exists()  # its Jira stopped with the command

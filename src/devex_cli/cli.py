@@ -20,6 +20,9 @@ from devex_cli import __version__
 from devex_cli.errors import DevexError, GateBlocked
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from devex_cli.collect import CollectOptions
     from devex_cli.config import Settings
 
 _HELP = {"help_option_names": ["-h", "--help"]}
@@ -243,9 +246,9 @@ def _run_collect(options: Globals, *, gitops: str | None, since: str, until: str
     `announce`, said on stderr once --serve is up."""
     from datetime import UTC, datetime
 
-    from devex_cli.collect import CollectOptions, collect
+    from devex_cli.collect import collect
     from devex_cli.config import load_settings
-    from devex_cli.timeutil import parse_duration, parse_moment
+    from devex_cli.timeutil import parse_duration
 
     settings = load_settings(config, environ=environ) if config else options.settings()
     every = parse_duration(interval, option="--interval").total_seconds()
@@ -253,13 +256,8 @@ def _run_collect(options: Globals, *, gitops: str | None, since: str, until: str
 
     def once(step: Callable[[str], None] = lambda text: None) -> object:
         now = datetime.now(UTC)
-        end = parse_moment(until, option="--until", now=now) if until else now
-        start = parse_moment(since, option="--since", now=end)
-        if start >= end:
-            from devex_cli.errors import UsageError
-
-            raise UsageError(f"--since {since} is not before --until {until or 'now'}")
-        return collect(settings, CollectOptions(gitops, start, end, offline), now=now, step=step)
+        return collect(settings, _collect_options(gitops, since, until, offline, now), now=now,
+                       step=step)
 
     if serve_metrics:
         from devex_cli.metrics.exporter import Exporter, ExporterServer, serve
@@ -285,6 +283,68 @@ def _run_collect(options: Globals, *, gitops: str | None, since: str, until: str
     with progress(quiet=options.quiet) as step:
         snapshot = once(step)
     _write_snapshot(snapshot, output_format, output, color=not options.no_color)
+
+
+def _collect_options(gitops: str | None, since: str, until: str | None, offline: bool,
+                     now: "datetime") -> "CollectOptions":
+    """The window and sources of `collect` (and `explain`) from their options."""
+    from devex_cli.collect import CollectOptions
+    from devex_cli.errors import UsageError
+    from devex_cli.timeutil import parse_moment
+
+    end = parse_moment(until, option="--until", now=now) if until else now
+    start = parse_moment(since, option="--since", now=end)
+    if start >= end:
+        raise UsageError(f"--since {since} is not before --until {until or 'now'}")
+    return CollectOptions(gitops, start, end, offline)
+
+
+@app.command("explain")
+def explain_command(
+    ctx: typer.Context,
+    figure: Annotated[str, typer.Argument(
+        metavar="deployments|lead-time|change-failure-rate|recovery-time|bottleneck|tickets",
+        help="The figure to explain.", show_default=False)],
+    service: Annotated[str, typer.Option(metavar="NAME", help="The service.")],
+    environment: Annotated[str | None, typer.Option(
+        metavar="ENV", help="The environment (default: production; bottleneck: every stage; "
+                            "tickets: the QA release).")] = None,
+    gitops: Annotated[str | None, typer.Option(
+        metavar="PATH|URL",
+        help="GitOps repository: a path or a git URL (default: $DEVEX_GITOPS_REPO).")] = None,
+    since: Annotated[str, typer.Option(
+        metavar="90d|DATE", help="Start of the window: a duration back from now or a date.")] = "30d",
+    until: Annotated[str | None, typer.Option(
+        metavar="DATE", help="End of the window (default: now).")] = None,
+    offline: Annotated[bool, typer.Option(help="Use git alone (no Argo CD, Jira).")] = False,
+    output_format: Annotated[str, typer.Option(
+        "--format", metavar="table|json", help="Output format.")] = "table",
+) -> None:
+    """The deployments, commits and arithmetic behind one figure of `devex collect`."""
+    import json
+    from datetime import UTC, datetime
+
+    from devex_cli import explain
+    from devex_cli.collect import collect_inputs
+    from devex_cli.errors import UsageError
+    from devex_cli.progress import progress
+
+    if output_format not in ("table", "json"):
+        raise UsageError(f"--format must be table or json, not {output_format!r}")
+    if figure not in explain.FIGURES:
+        raise UsageError(f"unknown figure {figure!r}: explain one of "
+                         f"{', '.join(explain.FIGURES)}")
+    settings = ctx.obj.settings()
+    now = datetime.now(UTC)
+    options = _collect_options(gitops, since, until, offline, now)
+    with progress(quiet=ctx.obj.quiet) as step:
+        collected = collect_inputs(settings, options, now=now, step=step)
+    explained = explain.explain(settings, collected,
+                                explain.Request(figure, service, environment))
+    if output_format == "json":
+        sys.stdout.write(json.dumps(explained, indent=2) + "\n")
+    else:
+        explain.render_table(explained, color=not ctx.obj.no_color)
 
 
 def _write_snapshot(snapshot: object, output_format: str, output: str, *, color: bool) -> None:
@@ -386,6 +446,7 @@ def demo(
                              config=config, environ=environ, announce=announce)
             if output_format == "table" and not serve_metrics:
                 sys.stdout.write(sample.gate_note(folder, program, kept=keep is not None))
+                sys.stdout.write(sample.explain_note(folder, program, kept=keep is not None))
         finally:
             if jira_env is not None:
                 jira_env.unlink(missing_ok=True)  # its Jira is gone

@@ -7,9 +7,10 @@ and a failing one degrades the snapshot (its `devex_source_up` is 0) instead of 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devex_cli.cache import (
@@ -28,7 +29,9 @@ from devex_cli.correlate import ArgoView, actual_states, refine
 from devex_cli.dora.compute import build_snapshot, failure_signals
 from devex_cli.dora.model import (
     ActualState,
+    Change,
     DataQuality,
+    DeploymentRecord,
     Incident,
     RedeploymentRecord,
     Snapshot,
@@ -64,12 +67,32 @@ class CollectOptions:
     offline: bool = False
 
 
+@dataclass(frozen=True)
+class Collected:
+    """A snapshot and what it was computed from (for `devex explain`): the records and other
+    inputs `build_snapshot` was given, and where the repositories are."""
+
+    snapshot: Snapshot
+    records: tuple[DeploymentRecord, ...]
+    incidents: tuple[Incident, ...]
+    redeployments: tuple[RedeploymentRecord, ...]
+    pending: Mapping[tuple[str, str], Sequence[Change]]
+    gitops_repo: Path
+    app_repos: Mapping[str, Path] = field(default_factory=dict)
+
+
 def collect(settings: Settings, options: CollectOptions, *, now: datetime,
             step: Callable[[str], None] = lambda text: None) -> Snapshot:
     """Read every configured source and compute the snapshot; `step` hears what it is doing.
 
     Raises UsageError/UpstreamError only for the GitOps repository; other sources degrade.
     """
+    return collect_inputs(settings, options, now=now, step=step).snapshot
+
+
+def collect_inputs(settings: Settings, options: CollectOptions, *, now: datetime,
+                   step: Callable[[str], None] = lambda text: None) -> Collected:
+    """`collect`, keeping what the snapshot was computed from beside it."""
     sources: dict[str, bool] = {"gitops": True}
     argo_applications = (  # Argo CD answers while git is read
         in_background(lambda: _argocd_applications(settings), name="argocd")
@@ -168,14 +191,18 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
     incidents = _incidents(settings, history.services, sources) if jira else None
     quality = replace(quality, failure_signals=failure_signals(
         records, argocd=argocd_services, incidents=incidents is not None))
+    redeployments = tuple(RedeploymentRecord(r.service, r.environment, r.time)
+                          for r in history.redeployments)
     snapshot = build_snapshot(
         records, environments=history.environments, production=history.production, now=now,
         start=options.start, end=options.end, pending=pending, data_quality=quality,
         sources=sources, actual=actual, incidents=incidents or (),
-        redeployments=[RedeploymentRecord(r.service, r.environment, r.time)
-                       for r in history.redeployments],
-        qa_environment=settings.gate.environment)
-    return _with_jira(snapshot, settings) if jira else snapshot
+        redeployments=redeployments, qa_environment=settings.gate.environment)
+    return Collected(
+        snapshot=_with_jira(snapshot, settings) if jira else snapshot,
+        records=tuple(records), incidents=tuple(incidents or ()), redeployments=redeployments,
+        pending=pending, gitops_repo=repo,
+        app_repos={name: graph.repo for name, graph in graphs.items()})
 
 
 def _incidents(settings: Settings, services: Sequence[str],

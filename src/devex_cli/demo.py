@@ -118,6 +118,29 @@ def gate_note(folder: Path, program: str, *, kept: bool) -> str:
     return f"\n{paragraph(prose)}\n  {gate_command(target, program)}\n"
 
 
+EXPLAIN_FIGURE = "lead-time"  # the figure of the explain command the demo ends with
+
+
+def explain_command(folder: Path, program: str = "devex") -> str:
+    """`devex explain` of GATE_SERVICE's lead time against the organisation in `folder`, as one
+    line for a shell (offline: the demo's Jira stops with the demo, and no other is its)."""
+    config = shlex.quote(str(folder.absolute() / "devex.toml"))
+    return (f"{program} --config {config} explain {EXPLAIN_FIGURE} --service {GATE_SERVICE} "
+            "--offline")
+
+
+def explain_note(folder: Path, program: str, *, kept: bool) -> str:
+    """What ends the demo: the command that shows why a figure is what it is, last."""
+    target = (folder if kept else Path("devex-demo")).absolute()
+    where = ("" if kept else
+             f"keep the organisation with `{program} demo --keep {shlex.quote(str(target))}`, "
+             "then ")
+    prose = (f"Why a figure is what it is: `explain` lists the deployments, commits and "
+             f"arithmetic behind any of them (deployments, lead-time, change-failure-rate, "
+             f"recovery-time, bottleneck, tickets); {where}run, for {GATE_SERVICE}' lead time:")
+    return f"\n{paragraph(prose)}\n  {explain_command(target, program)}\n"
+
+
 def paragraph(text: str, width: int = 100) -> str:
     """`text` folded at `width` columns, never inside a word, a path or a flag."""
     import textwrap

@@ -11,6 +11,15 @@ from datetime import datetime, timedelta
 from itertools import islice
 
 from devex_cli.dora import tiers
+from devex_cli.dora.evidence import (
+    Coverage,
+    EnvironmentEvidence,
+    Failure,
+    FailureSignal,
+    Lead,
+    Promotion,
+    TicketCarriers,
+)
 from devex_cli.dora.model import (
     FAILURE_SIGNALS,
     ActualState,
@@ -56,24 +65,26 @@ class _History:
         for group in self.by_key.values():
             for record, verdict in zip(group, rollbacks(group), strict=True):
                 self.rollback[id(record)] = verdict
-        self.failed: dict[int, bool] = {}
-        for (service, environment), group in self.by_key.items():
+        # Why each deployment failed (no signal: it did not).
+        self.signals: dict[int, tuple[FailureSignal, ...]] = {}
+        for (_, environment), group in self.by_key.items():
             for i, record in enumerate(group):
                 following = group[i + 1] if i + 1 < len(group) else None
-                self.failed[id(record)] = (
-                    record.failed_sync
-                    or (following is not None and self.rollback[id(following)])
-                    or (environment == production and _incident_after(
-                        incidents, service, record.time, following.time if following else None))
-                )
-        # The first time each commit reached each environment, and the commits themselves.
+                self.signals[id(record)] = _failure_signals(
+                    record, following, self.rollback,
+                    incidents if environment == production else ())
+        # The first time each commit reached each environment (and the deployment that took it
+        # there), and the commits themselves.
         self.first: dict[_Key, dict[str, datetime]] = defaultdict(dict)
+        self.carrier: dict[_Key, dict[str, DeploymentRecord]] = defaultdict(dict)
         self.changes: dict[str, Change] = {}
         for key, group in self.by_key.items():
             for record in group:
                 for change in record.change_set or ():
                     self.changes.setdefault(change.sha, change)
-                    self.first[key].setdefault(change.sha, record.time)
+                    if change.sha not in self.first[key]:
+                        self.first[key][change.sha] = record.time
+                        self.carrier[key][change.sha] = record
         self.merges = {sha for sha, change in self.changes.items() if change.merge}
         self.ordered = ordered
         # When the history of each environment starts: its first deployment of any service.
@@ -102,7 +113,7 @@ class _History:
                         self.hotfix.add(id(record))
 
     def is_failed(self, record: DeploymentRecord) -> bool:
-        return self.failed[id(record)]
+        return bool(self.signals[id(record)])
 
     def is_rollback(self, record: DeploymentRecord) -> bool:
         return self.rollback[id(record)]
@@ -126,10 +137,33 @@ def failure_signals(records: Iterable[DeploymentRecord], *, argocd: Collection[s
     return signals
 
 
-def _incident_after(incidents: Sequence[Incident], service: str, start: datetime,
-                    end: datetime | None) -> bool:
-    return any(i.service == service and start <= i.time and (end is None or i.time < end)
-               for i in incidents)
+def history_of(records: Iterable[DeploymentRecord], *, environments: Sequence[str],
+               production: str | None, incidents: Sequence[Incident] = (),
+               redeployments: Iterable[RedeploymentRecord] = ()) -> _History:
+    """The records in order with what every figure reads, as `build_snapshot` makes it: for
+    `environment_evidence`, `promotion_evidence` and `ticket_evidence`."""
+    return _History(records, incidents, production, environments, redeployments)
+
+
+def _failure_signals(record: DeploymentRecord, following: DeploymentRecord | None,
+                     rollback: Mapping[int, bool],
+                     incidents: Sequence[Incident]) -> tuple[FailureSignal, ...]:
+    """Why `record` failed, by the contract's "Failed deployment"; `incidents` are those that
+    count for its environment (production's alone)."""
+    rolled_back = following is not None and rollback[id(following)]
+    if not (rolled_back or record.failed_sync or incidents):
+        return ()  # the common case, once per deployment: kept cheap
+    signals = []
+    if following is not None and rolled_back:
+        how = "gitops" if following.ancestry_rollback is None else "ancestry"
+        signals.append(FailureSignal("rollback", how=how, by=following))
+    if record.failed_sync:
+        signals.append(FailureSignal("argocd"))
+    end = following.time if following else None
+    signals.extend(FailureSignal("incident", ticket=i.key, at=i.time) for i in incidents
+                   if i.service == record.service and record.time <= i.time
+                   and (end is None or i.time < end))
+    return tuple(signals)
 
 
 def build_snapshot(
@@ -207,7 +241,7 @@ def qa_release(environments: Sequence[str], production: str | None,
 
 def _window(name: str, history: _History, environments: Sequence[str], production: str | None,
             start: datetime, end: datetime, now: datetime) -> WindowFigures:
-    days = {env: _covered_days(history, env, start, end, now) for env in environments}
+    days = {env: _coverage(history, env, start, end, now) for env in environments}
     services = sorted({s for s, _ in history.by_key})
     figures = []
     every_wait: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -216,7 +250,8 @@ def _window(name: str, history: _History, environments: Sequence[str], productio
             _environment(history, service, env, start, end, days[env])
             for env in environments if (service, env) in history.by_key
         )
-        waits = _promotion_waits(history, service, environments, production, start, end)
+        waits = _promotion_waits(promotion_evidence(history, service, environments, production,
+                                                    start, end))
         for stage, values in waits.items():
             every_wait[stage].extend(values)
         promotion = _summaries(waits, environments)
@@ -228,59 +263,82 @@ def _window(name: str, history: _History, environments: Sequence[str], productio
     return WindowFigures(name, start, end, tuple(figures), promotion, _largest(promotion))
 
 
-def _covered_days(history: _History, environment: str, start: datetime, end: datetime,
-                  now: datetime) -> float | None:
+def _coverage(history: _History, environment: str, start: datetime, end: datetime,
+              now: datetime) -> Coverage:
     """The days of [start, end) that the environment's history covers: from the later of `start`
     and its first deployment (of any service) to the earlier of `end` and `now`. None when it
     covers none of it (no deployment there before the window ends): a rate devex cannot know."""
     began = history.began.get(environment)
     if began is None:
-        return None
-    seconds = (min(end, now) - max(start, began)).total_seconds()
-    return seconds / 86400 if seconds > 0 else None
+        return Coverage(start, end, now, None, None, None, None)
+    covered_from, covered_to = max(start, began), min(end, now)
+    seconds = (covered_to - covered_from).total_seconds()
+    return Coverage(start, end, now, began, covered_from, covered_to,
+                    seconds / 86400 if seconds > 0 else None)
 
 
-def _environment(history: _History, service: str, environment: str, start: datetime,
-                 end: datetime, days: float | None) -> EnvironmentFigures:
+def environment_evidence(history: _History, service: str, environment: str, start: datetime,
+                         end: datetime, now: datetime,
+                         coverage: Coverage | None = None) -> EnvironmentEvidence:
+    """What the figures of `service` in `environment` over [start, end) are made of (every
+    figure of `environment_figures`). `coverage` is the environment's, when already known."""
     key = (service, environment)
-    group, times = history.by_key[key], history.times[key]
+    coverage = coverage or _coverage(history, environment, start, end, now)
+    group, times = history.by_key.get(key, []), history.times.get(key, [])
     first, last = bisect_left(times, start), bisect_left(times, end)
-    inside = group[first:last]
-    current = group[last - 1] if last else None
-    failed = [r for r in inside if history.is_failed(r)]
-    recoveries = []
+    inside = tuple(group[first:last])
+    failures = []
     for index in range(first, last):
         record = group[index]
         if not history.is_failed(record):
             continue
         recovered = next((r for r in islice(group, index + 1, None)
                           if r.time > record.time and not history.is_failed(r)), None)
-        if recovered is not None:
-            recoveries.append((recovered.time - record.time).total_seconds())
-    leads = [
-        max(0.0, (at - history.changes[sha].author_time).total_seconds())
+        failures.append(Failure(
+            record, history.signals[id(record)], recovered,
+            None if recovered is None else (recovered.time - record.time).total_seconds()))
+    carriers = history.carrier.get(key, {})
+    leads = tuple(
+        Lead(history.changes[sha], carriers[sha],
+             max(0.0, (at - history.changes[sha].author_time).total_seconds()))
         for at, sha in _arrived(history, key, start, end) if sha not in history.merges
-    ]
+    )
+    rebuilt = history.rebuilt.get(key, [])
+    return EnvironmentEvidence(
+        service=service, environment=environment, deployments=inside,
+        current=group[last - 1] if last else None, coverage=coverage,
+        failures=tuple(failures), leads=leads,
+        rollbacks=tuple(r for r in inside if history.is_rollback(r)),
+        hotfixes=tuple(r for r in inside if id(r) in history.hotfix),
+        redeployments=tuple(rebuilt[bisect_left(rebuilt, start):bisect_left(rebuilt, end)]),
+    )
+
+
+def environment_figures(evidence: EnvironmentEvidence) -> EnvironmentFigures:
+    """The figures of a service in an environment, from their evidence."""
+    inside, current, days = evidence.deployments, evidence.current, evidence.coverage.days
     return EnvironmentFigures(
-        environment=environment,
+        environment=evidence.environment,
         revision=current.revision if current else None,
         version=current.version if current else None,
         last_deployed_at=current.time if current else None,
         deployments=len(inside),
         deployment_frequency_per_day=None if days is None else len(inside) / days,
-        lead_time=Summary.of(leads),
-        change_failure_rate=len(failed) / len(inside) if inside else None,
-        failed=len(failed),
-        rollbacks=sum(1 for r in inside if history.is_rollback(r)),
-        recovery_time=Summary.of(recoveries),
-        hotfixes=sum(1 for r in inside if id(r) in history.hotfix),
-        redeployments=_between(history.rebuilt.get(key, []), start, end),
+        lead_time=Summary.of([lead.seconds for lead in evidence.leads]),
+        change_failure_rate=len(evidence.failures) / len(inside) if inside else None,
+        failed=len(evidence.failures),
+        rollbacks=len(evidence.rollbacks),
+        recovery_time=Summary.of([f.recovery_seconds for f in evidence.failures
+                                  if f.recovery_seconds is not None]),
+        hotfixes=len(evidence.hotfixes),
+        redeployments=len(evidence.redeployments),
     )
 
 
-def _between(times: Sequence[datetime], start: datetime, end: datetime) -> int:
-    """How many of the sorted `times` fall in [start, end)."""
-    return bisect_left(times, end) - bisect_left(times, start)
+def _environment(history: _History, service: str, environment: str, start: datetime,
+                 end: datetime, coverage: Coverage) -> EnvironmentFigures:
+    return environment_figures(environment_evidence(history, service, environment, start, end,
+                                                    coverage.now, coverage))
 
 
 def _arrived(history: _History, key: _Key, start: datetime,
@@ -290,22 +348,49 @@ def _arrived(history: _History, key: _Key, start: datetime,
     return history.arrivals.get(key, [])[bisect_left(times, start):bisect_left(times, end)]
 
 
-def _promotion_waits(history: _History, service: str, environments: Sequence[str],
-                     production: str | None, start: datetime,
-                     end: datetime) -> dict[tuple[str, str], list[float]]:
-    """Per stage, the waits of the commits first deployed to production in the window."""
-    waits: dict[tuple[str, str], list[float]] = defaultdict(list)
+def promotion_evidence(history: _History, service: str, environments: Sequence[str],
+                       production: str | None, start: datetime,
+                       end: datetime) -> list[Promotion]:
+    """The commits (not merges) of `service` first deployed to production in the window, each
+    with its path through the environments and the waits between consecutive stages of it."""
     if production is None:
-        return waits
+        return []
     firsts = [history.first.get((service, env), {}) for env in environments]
+    used = [(env, history.first.get((service, env), {}))
+            for env in environments[: list(environments).index(production)]
+            if (service, env) in history.by_key] if production in environments else []
+    promotions = []
     for _, sha in _arrived(history, (service, production), start, end):
         if sha in history.merges:
             continue
-        path = [(env, f[sha]) for env, f in zip(environments, firsts, strict=True) if sha in f]
+        path = tuple((env, f[sha]) for env, f in zip(environments, firsts, strict=True)
+                     if sha in f)
+        waits, out_of_order = [], []
         for (env_a, at_a), (env_b, at_b) in itertools.pairwise(path):
             if at_b >= at_a:
-                waits[(env_a, env_b)].append((at_b - at_a).total_seconds())
+                waits.append((env_a, env_b, (at_b - at_a).total_seconds()))
+            else:
+                out_of_order.append((env_a, env_b))
+        promotions.append(Promotion(history.changes[sha], path, tuple(waits),
+                                    tuple(out_of_order),
+                                    tuple(env for env, f in used if sha not in f)))
+    return promotions
+
+
+def _promotion_waits(promotions: Iterable[Promotion]) -> dict[tuple[str, str], list[float]]:
+    """Per stage, the waits of the commits first deployed to production in the window."""
+    waits: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for promotion in promotions:
+        for env_a, env_b, seconds in promotion.waits:
+            waits[(env_a, env_b)].append(seconds)
     return waits
+
+
+def promotion_summaries(promotions: Iterable[Promotion], environments: Sequence[str]
+                        ) -> tuple[tuple[PromotionWait, ...], PromotionWait | None]:
+    """The median wait of each stage and the bottleneck (the largest), from the promotions."""
+    summaries = _summaries(_promotion_waits(promotions), environments)
+    return summaries, _largest(summaries)
 
 
 def _summaries(waits: Mapping[tuple[str, str], list[float]],
@@ -362,14 +447,7 @@ def _tickets_in_environments(
     found: dict[tuple[str, str, str], TicketInEnvironment] = {}
     keys = sorted({k for k in history.by_key if k[1] in before} | set(pending))
     for service, environment in keys:
-        if (service, environment) in pending:
-            changes: Iterable[Change] = pending[(service, environment)]
-        else:
-            in_production = history.first.get((service, production), {})
-            changes = (history.changes[sha]
-                       for sha in history.first.get((service, environment), {})
-                       if sha not in in_production)
-        for change in changes:
+        for change in _not_in_production(history, service, environment, production, pending):
             for key in change.tickets:
                 info = tickets.get(key) if tickets is not None else None
                 found.setdefault((key, service, environment), TicketInEnvironment(
@@ -379,3 +457,27 @@ def _tickets_in_environments(
                     status=info.status if info else None,
                     sprint=info.sprint if info else None))
     return tuple(found.values())
+
+
+def _not_in_production(history: _History, service: str, environment: str, production: str,
+                       pending: Mapping[tuple[str, str], Sequence[Change]]) -> Iterable[Change]:
+    """The commits `environment` has of `service` and production has not: the app
+    repository's (`pending`) where known, else those of the change sets deployed there and not
+    to production."""
+    if (service, environment) in pending:
+        return pending[(service, environment)]
+    in_production = history.first.get((service, production), {})
+    return (history.changes[sha] for sha in history.first.get((service, environment), {})
+            if sha not in in_production)
+
+
+def ticket_evidence(history: _History, service: str, environment: str, production: str,
+                    pending: Mapping[tuple[str, str], Sequence[Change]]
+                    ) -> tuple[TicketCarriers, ...]:
+    """The tickets of `service` in `environment` and not in production, in the order
+    `tickets_in_environment` lists them, each with the commits that name it."""
+    carriers: dict[str, list[Change]] = {}
+    for change in _not_in_production(history, service, environment, production, pending):
+        for key in change.tickets:
+            carriers.setdefault(key, []).append(change)
+    return tuple(TicketCarriers(key, tuple(changes)) for key, changes in carriers.items())

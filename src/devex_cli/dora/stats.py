@@ -1,4 +1,9 @@
-"""Summary statistics as the contract defines them."""
+"""Summary statistics as the contract defines them.
+
+`median_positions` and `percentile_position` say which of the sorted values a median and a
+percentile read; `median` and `percentile` compute from them, so `devex explain` can show the
+same arithmetic in the open.
+"""
 
 from __future__ import annotations
 
@@ -25,15 +30,28 @@ class Summary:
                    len(ordered))
 
 
+def median_positions(count: int) -> tuple[int, ...]:
+    """The 0-based positions of the sorted values a median of `count` values reads: the middle
+    one, or the two middle ones (their mean) for an even count."""
+    middle = count // 2
+    return (middle,) if count % 2 else (middle - 1, middle)
+
+
 def median(ordered: Sequence[float]) -> float:
     """The usual median: the middle value, or the mean of the two middle values."""
-    n = len(ordered)
-    middle = n // 2
-    return float(ordered[middle]) if n % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    positions = median_positions(len(ordered))
+    return (float(ordered[positions[0]]) if len(positions) == 1
+            else (ordered[positions[0]] + ordered[positions[1]]) / 2)
+
+
+def percentile_position(count: int, q: float) -> tuple[float, int, int]:
+    """Where the `q` percentile of `count` sorted values lies: the 0-based position
+    `(count - 1) * q` and the two positions it falls between."""
+    position = (count - 1) * q
+    return position, math.floor(position), math.ceil(position)
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default, Excel's PERCENTILE.INC)."""
-    position = (len(ordered) - 1) * q
-    low, high = math.floor(position), math.ceil(position)
+    position, low, high = percentile_position(len(ordered), q)
     return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
