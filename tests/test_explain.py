@@ -55,7 +55,8 @@ def assert_equals_collect(report: dict[str, Any], explained: dict[str, Any]) -> 
     figure, service = explained["figure"], explained["service"]
     result = explained["result"]
     if figure == "bottleneck":
-        (found,) = [s for s in report["services"] if s["service"] == service]
+        (found,) = ([s for s in report["services"] if s["service"] == service]
+                    if service is not None else [report["organisation"]])
         neck = found["bottleneck"]
         assert result["bottleneck"] == (None if neck is None else {
             "from": neck["from"], "to": neck["to"], "median_seconds": neck["median_seconds"]})
@@ -282,6 +283,12 @@ def test_demo_every_figure_of_every_service_equals_collect(
             assert_equals_collect(report, explained)
             checked += 1
     assert checked == 4 * len(FIGURES)
+    # the tables' 'all' row: every service's waits together
+    every = run_json(devex, config, "explain", "bottleneck", *window)
+    assert every["service"] is None and every["result"]["bottleneck"] is not None
+    assert {c["service"] for c in every["commits"]} == {
+        "payments", "checkout", "catalog", "notifications"}
+    assert_equals_collect(report, every)
     # and in the environments before production
     for environment in ("dev", "qa", "preprod"):
         for figure in ("deployments", "lead-time", "change-failure-rate", "recovery-time"):
@@ -329,3 +336,15 @@ def test_demo_tables_fit_100_columns(devex: Devex, demo: tuple[Path, tuple[str, 
         assert max(map(len, lines)) <= 100, (figure, result.out)
         assert all(f" {h}" in lines[1] or lines[1].startswith(h) for h in HEADERS[figure]), (
             figure, lines[1])
+
+
+def test_every_service_together_is_the_bottleneck_only(devex: Devex, world: World) -> None:
+    """Without --service, the bottleneck is every service's (the tables' 'all' row); the other
+    figures are a service's and say so."""
+    report = run_json(devex, world.config, "collect", *WINDOW)
+    every = run_json(devex, world.config, "explain", "bottleneck", *WINDOW)
+    assert_equals_collect(report, every)
+    table = devex("explain", "bottleneck", *WINDOW, "--offline", config=str(world.config))
+    assert table.code == 0 and "Promotion waits of every service" in table.out
+    lead = devex("explain", "lead-time", *WINDOW, "--offline", config=str(world.config))
+    assert lead.code == 2 and "needs --service NAME" in lead.err

@@ -305,7 +305,9 @@ def explain_command(
     figure: Annotated[str, typer.Argument(
         metavar="deployments|lead-time|change-failure-rate|recovery-time|bottleneck|tickets",
         help="The figure to explain.", show_default=False)],
-    service: Annotated[str, typer.Option(metavar="NAME", help="The service.")],
+    service: Annotated[str | None, typer.Option(
+        metavar="NAME", help="The service (bottleneck without it: every service together, "
+                             "the tables' 'all' row).")] = None,
     environment: Annotated[str | None, typer.Option(
         metavar="ENV", help="The environment (default: production; bottleneck: every stage; "
                             "tickets: the QA release).")] = None,
@@ -334,6 +336,9 @@ def explain_command(
     if figure not in explain.FIGURES:
         raise UsageError(f"unknown figure {figure!r}: explain one of "
                          f"{', '.join(explain.FIGURES)}")
+    if service is None and figure != "bottleneck":
+        raise UsageError(f"explain {figure} needs --service NAME",
+                         hint="only the bottleneck has an every-service figure ('all')")
     settings = ctx.obj.settings()
     now = datetime.now(UTC)
     options = _collect_options(gitops, since, until, offline, now)

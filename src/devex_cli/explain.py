@@ -147,7 +147,7 @@ def _summary_json(summary: Summary) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Request:
     figure: str
-    service: str
+    service: str | None  # None: every service together (the bottleneck's 'all' row)
     environment: str | None
 
 
@@ -180,7 +180,10 @@ class Explainer:
             raise UsageError(f"unknown figure {request.figure!r}: explain one of "
                              f"{', '.join(FIGURES)}")
         services = sorted({r.service for r in self.collected.records})
-        if request.service not in services:
+        if request.service is None and request.figure != "bottleneck":
+            raise UsageError(f"explain {request.figure} needs a service: one of "
+                             f"{', '.join(services) or 'none'}")
+        if request.service is not None and request.service not in services:
             raise UsageError(f"unknown service {request.service!r}: the GitOps repository has "
                              f"{', '.join(services) or 'none'}",
                              hint="names are matched exactly; pass one of them")
@@ -218,7 +221,7 @@ class Explainer:
                 "window": {"start": rfc3339(self.start), "end": rfc3339(self.end)}}
         if request.figure == "bottleneck":
             return {**head, **self._bottleneck(request.service, environment)}
-        assert environment is not None
+        assert environment is not None and request.service is not None
         if request.figure == "tickets":
             return {**head, **self._tickets(request.service, environment)}
         evidence = compute.environment_evidence(self.history, request.service, environment,
@@ -372,13 +375,21 @@ class Explainer:
             "unknown_because": unknown,
         }
 
-    def _bottleneck(self, service: str, environment: str | None) -> dict[str, Any]:
+    def _bottleneck(self, service: str | None, environment: str | None) -> dict[str, Any]:
+        """One service's promotions, or (service None) every service's together: the waits
+        the tables' 'all' row takes its medians from."""
         environments = self.snapshot.environments
         production = self.snapshot.production
-        promotions = compute.promotion_evidence(self.history, service, environments,
-                                                production, self.start, self.end)
+        services = [service] if service is not None else sorted(
+            {r.service for r in self.collected.records})
+        by_service = [(name, p) for name in services
+                      for p in compute.promotion_evidence(self.history, name, environments,
+                                                          production, self.start, self.end)]
+        promotions = [p for _, p in by_service]
         summaries, neck = compute.promotion_summaries(promotions, environments)
-        apps = self.annotate(service, [p.change.sha for p in promotions])
+        apps: dict[str, Annotations] = {
+            name: self.annotate(name, [p.change.sha for n, p in by_service if n == name])
+            for name in services}
         stages = []
         for wait in summaries:
             if environment is not None and environment not in (wait.from_environment,
@@ -392,18 +403,19 @@ class Explainer:
         if production is None:
             unknown = "the GitOps repository has no production environment"
         elif not promotions:
-            unknown = f"no commit of {service} was first deployed to {production} in the window"
+            unknown = (f"no commit of {service or 'any service'} was first deployed to "
+                       f"{production} in the window")
         elif neck is None:
             unknown = ("no commit first deployed to production in the window reached it through "
                        "an earlier stage")
         return {
             "commits": [
-                {**self._commit(service, p.change, apps),
+                {**self._commit(name, p.change, apps[name]), "service": name,
                  "path": [{"environment": env, "time": rfc3339(at)} for env, at in p.path],
                  "waits": [{"from": a, "to": b, "seconds": s} for a, b, s in p.waits],
                  "out_of_order": [{"from": a, "to": b} for a, b in p.out_of_order],
                  "skipped": list(p.skipped)}
-                for p in promotions],
+                for name, p in by_service],
             "stages": stages,
             "result": {"bottleneck": None if neck is None else {
                 "from": neck.from_environment, "to": neck.to_environment,
@@ -489,7 +501,8 @@ def _title(console: Any, explained: Mapping[str, Any], what: str) -> None:
 
     window = explained["window"]
     where = f" in {m(explained['environment'])}" if explained["environment"] else ""
-    console.print(f"{what} of {m(explained['service'])}{where}, "
+    who = m(explained["service"]) if explained["service"] is not None else "every service"
+    console.print(f"{what} of {who}{where}, "
                   f"{_time(window['start'])} to {_time(window['end'])} (UTC)", style="bold")
 
 
@@ -682,13 +695,15 @@ def _table_bottleneck(console: Any, explained: Mapping[str, Any]) -> None:
 
     _title(console, explained, "Promotion waits")
     stages = [(s["from"], s["to"]) for s in explained["stages"]]
-    table = _table("#", "commit", "subject", *(f"{m(a)}->{m(b)}" for a, b in stages), "notes",
+    every = explained["service"] is None  # the 'all' row: a service column instead of subjects
+    table = _table("#", "commit", "service" if every else "subject",
+                   *(f"{m(a)}->{m(b)}" for a, b in stages), "notes",
                    right=("#", *(f"{m(a)}->{m(b)}" for a, b in stages)))
     for n, c in enumerate(explained["commits"], 1):
         waits = {(w["from"], w["to"]): w["seconds"] for w in c["waits"]}
         notes = [f"{m(o['from'])}->{m(o['to'])} out of order" for o in c["out_of_order"]]
         notes += [f"skipped {m(s)}" for s in c["skipped"]]
-        table.add_row(str(n), c["sha"][:7], _subject(c, 24),
+        table.add_row(str(n), c["sha"][:7], m(c["service"]) if every else _subject(c, 24),
                       *(duration(waits.get(stage)) for stage in stages), "; ".join(notes))
     console.print(table)
     console.print("Wait: between a commit's first deployments to consecutive environments of "

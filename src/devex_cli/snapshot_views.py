@@ -65,6 +65,16 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
             }
             for s in window.services
         ],
+        # every service's waits together: the tables' 'all' row (`devex explain bottleneck`)
+        "organisation": {
+            "bottleneck": None if window.bottleneck is None else {
+                "from": window.bottleneck.from_environment,
+                "to": window.bottleneck.to_environment,
+                "median_seconds": window.bottleneck.wait.median},
+            "promotion_waits": [
+                {"from": w.from_environment, "to": w.to_environment, **_summary(w.wait)}
+                for w in window.promotion_waits],
+        },
         "deployments_per_month": [
             {"service": service, "environment": environment, "month": month, "deployments": n}
             for (service, environment, month), n in sorted(snapshot.monthly.items())
