@@ -348,3 +348,25 @@ def test_every_service_together_is_the_bottleneck_only(devex: Devex, world: Worl
     assert table.code == 0 and "Promotion waits of every service" in table.out
     lead = devex("explain", "lead-time", *WINDOW, "--offline", config=str(world.config))
     assert lead.code == 2 and "needs --service NAME" in lead.err
+
+
+def test_a_months_deployments_are_explained_by_that_months_window(
+        devex: Devex, demo: tuple[Path, tuple[str, ...]]) -> None:
+    """Table 1's cells (a service's deployments to an environment in a month) are what
+    `explain deployments` lists over that month; its 'all' row is their sum."""
+    config, _ = demo
+    report = run_json(devex, config, "collect")
+    months = sorted({m["month"] for m in report["deployments_per_month"]})
+    month = months[-2]  # the last full month
+    year, number = (int(part) for part in month.split("-"))
+    following = f"{year + number // 12}-{number % 12 + 1:02d}-01"
+    checked = 0
+    for row in report["deployments_per_month"]:
+        if row["month"] != month:
+            continue
+        explained = run_json(devex, config, "explain", "deployments", "--service", row["service"],
+                             "--environment", row["environment"], "--since", f"{month}-01",
+                             "--until", following)
+        assert explained["result"]["deployments"] == row["deployments"], row
+        checked += 1
+    assert checked >= 8
