@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import Result
 from tests.fakes.argocd import FakeApplication, FakeArgoCD
-from tests.test_collect import World, at
+from tests.worlds import World, at
 
 Devex = Callable[..., Result]
 

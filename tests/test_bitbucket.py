@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import FAST_HTTP, Result
 from tests.fakes.bitbucket import FakeBitbucket
-from tests.test_collect import World
+from tests.worlds import World
 
 Devex = Callable[..., Result]
 

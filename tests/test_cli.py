@@ -93,7 +93,7 @@ def test_usage_errors_are_one_devex_line(devex: Devex) -> None:
 
 
 def test_collect_tables_go_to_the_output_file(devex: Devex, tmp_path: Path) -> None:
-    from tests.test_collect import World
+    from tests.worlds import World
 
     world = World(tmp_path / "world")
     out = tmp_path / "tables.txt"

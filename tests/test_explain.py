@@ -17,7 +17,7 @@ import pytest
 from devex_cli.explain import FIGURES
 from tests.conftest import Result
 from tests.fakes.jira import FakeJira
-from tests.test_collect import World
+from tests.worlds import World
 
 Devex = Callable[..., Result]
 WINDOW = ("--since", "2026-09-01", "--until", "2026-11-01")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.services import free_port, get, prometheus, prometheus_available, query, running
-from tests.test_collect import World
+from tests.worlds import World
 
 pytestmark = pytest.mark.skipif(not prometheus_available(),
                                 reason="needs Prometheus (Debian prometheus); .ci/run installs it")

@@ -22,7 +22,6 @@ import pytest
 from devex_cli.dora.model import Snapshot
 from devex_cli.metrics.exporter import Exporter, ExporterServer
 from tests.services import free_port, get, wait_until_up
-from tests.test_collect import World
 from tests.test_demo_lifecycle import (
     WAIT,
     Devex,
@@ -31,6 +30,7 @@ from tests.test_demo_lifecycle import (
     one_line_error,
     until,
 )
+from tests.worlds import World
 
 
 @dataclass

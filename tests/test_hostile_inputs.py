@@ -274,7 +274,7 @@ def online_world(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     from tests.fakes.argocd import FakeApplication, FakeArgoCD
     from tests.fakes.bitbucket import FakeBitbucket
     from tests.fakes.jira import FakeJira
-    from tests.test_collect import World, at
+    from tests.worlds import World, at
 
     world = World(tmp_path / "world")
     gitops = GitRepo.__new__(GitRepo)

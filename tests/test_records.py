@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import FAST_HTTP, Result
 from tests.fakes.bitbucket import FakeBitbucket
 from tests.gitworld import GitRepo, image, kustomization, overlay
-from tests.test_collect import World, at
+from tests.worlds import World, at
 
 Devex = Callable[..., Result]
 WINDOW = ("--since", "2026-09-01", "--until", "2026-12-01")

@@ -18,7 +18,7 @@ from tests.conftest import FAST_HTTP
 from tests.fakes.argocd import FakeApplication, FakeArgoCD
 from tests.fakes.bitbucket import FakeBitbucket
 from tests.fakes.jira import FakeJira
-from tests.test_collect import World
+from tests.worlds import World
 
 CYCLES = 60
 
