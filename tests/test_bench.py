@@ -83,3 +83,17 @@ def test_a_run_reads_its_own_peak_memory_not_the_benchmarks() -> None:
     assert run.code == 0, run.err
     assert 5 < run.peak_mib < 100, run.peak_mib
     del ballast
+
+
+def test_the_performance_figures_are_written_by_the_report_script() -> None:
+    """docs/performance.md's figures section is bench.report's output (markers in place, and
+    what it renders from a run's rows)."""
+    sys.path.insert(0, str(ROOT))
+    from bench.report import DOC, END, START, render
+
+    text = DOC.read_text()
+    section = text[text.index(START):text.index(END)]
+    assert "by `python -m bench.report`" in section and "| scenario |" in section
+    rendered = render([{"scenario": "2 collect cold", "seconds": 8.9, "requests": 418,
+                        "peak_mib": 78.0}, {"warm/cold": 0.15}], "python -m bench.run", [])
+    assert "| 2 collect cold | 8.9 | 418 | 78 |" in rendered and "- warm/cold: 0.15" in rendered
