@@ -47,8 +47,8 @@ from devex_cli.status import skipped_items
 from devex_cli.timeutil import rfc3339
 
 if TYPE_CHECKING:  # the HTTP stack loads only when an online source is used
-    from devex_cli.records import CommitSource
     from devex_cli.sources.argocd import Application
+    from devex_cli.sources.base import CommitSource
     from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits
 
 log = logging.getLogger("devex.collect")

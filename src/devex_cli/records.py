@@ -32,12 +32,10 @@ from devex_cli.dora.model import Change, DeploymentRecord
 from devex_cli.errors import DevexError
 from devex_cli.parallel import SERVICES_AT_ONCE, each
 from devex_cli.sources import gitops
-from devex_cli.sources.commitgraph import CommitGraph, GraphCommit
+from devex_cli.sources.commitgraph import GraphCommit
 
 if TYPE_CHECKING:
-    from devex_cli.sources.bitbucket import BitbucketCommits
-
-    CommitSource = CommitGraph | BitbucketCommits
+    from devex_cli.sources.base import CommitSource
 
 log = logging.getLogger("devex.records")
 
@@ -202,7 +200,7 @@ def build_records(
                                strict=True):
         if isinstance(result, DevexError):
             log.warning("%s; change sets of %s are unknown this run", result, service)
-            sources["git" if isinstance(graphs[service], CommitGraph) else "bitbucket"] = False
+            sources[graphs[service].system] = False
             failed.add(service)
         else:
             full.update({(service, short): sha for short, sha in result.items()})

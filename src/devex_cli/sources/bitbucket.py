@@ -157,6 +157,7 @@ class BitbucketCommits:
     are kept by collect's records.
     """
 
+    system = "bitbucket"
     lock = threading.Lock()
     MANY = 8  # more revisions or ranges than this at once: read the graph instead
     MIN_PAGES = 4  # a listing may always take this many pages

@@ -39,7 +39,10 @@ class GraphCommit:
 
 
 class CommitGraph:
-    """The commits reachable from a set of revisions of one repository."""
+    """The commits reachable from a set of revisions of one repository (a local clone): a
+    `sources.base.CommitSource`."""
+
+    system = "git"
 
     def __init__(self, repo: Path) -> None:
         self.repo = repo
