@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from devex_cli.dora.model import Skipped
 from devex_cli.gitops_layout import (
     BASE_FOLDERS,
     Location,
@@ -117,13 +118,6 @@ class ThirdParty:
     environment: str
     version: str
     manifest: str
-
-
-@dataclass(frozen=True)
-class Skipped:
-    path: str
-    commit: str
-    reason: str
 
 
 @dataclass(frozen=True)

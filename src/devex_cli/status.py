@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from devex_cli.dora.model import ActualState, Skip
+from devex_cli.dora.model import ActualState, Skipped
 from devex_cli.sources.gitops import DeployedState, GitOpsHistory, ThirdParty
 from devex_cli.textsafe import safe, safe_markup
 from devex_cli.timeutil import age, rfc3339
@@ -20,18 +20,18 @@ class StatusReport:
     services: tuple[str, ...]
     states: Mapping[tuple[str, str], DeployedState]
     actual: Mapping[tuple[str, str], ActualState]
-    skipped: tuple[Skip, ...]
+    skipped: tuple[Skipped, ...]
     head: str | None
     third_party: tuple[ThirdParty, ...] = ()
 
 
-def skipped_items(history: GitOpsHistory) -> tuple[Skip, ...]:
+def skipped_items(history: GitOpsHistory) -> tuple[Skipped, ...]:
     """What the GitOps reading did not read, as `status` and `collect` both report it: every
     manifest version that could not be parsed (path and commit, anywhere in the history), then the
     files at the branch head that set images but belong to no environment. A tag that names no
     commit is read (a version), so it is not here."""
-    return (*(Skip(s.path, s.commit, s.reason) for s in history.skipped),
-            *(Skip(path, history.head or "", "sets images but belongs to no environment "
+    return (*history.skipped,
+            *(Skipped(path, history.head or "", "sets images but belongs to no environment "
                    "(no environment name in its path, and no gitops.manifests template)")
               for path in history.unread))
 
@@ -83,7 +83,7 @@ def render_json(report: StatusReport) -> str:
                        "skipped": skipped_json(report.skipped)}, indent=2)
 
 
-def skipped_json(skipped: Sequence[Skip]) -> list[dict[str, str]]:
+def skipped_json(skipped: Sequence[Skipped]) -> list[dict[str, str]]:
     """The skipped items as `status --format json` and `collect --format json` write them."""
     return [{"path": s.path, "commit": s.commit, "reason": s.reason} for s in skipped]
 

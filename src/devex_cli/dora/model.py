@@ -156,7 +156,10 @@ class TicketInEnvironment:
 
 
 @dataclass(frozen=True)
-class Skip:
+class Skipped:
+    """A manifest not read: the path, the commit, and why (it does not parse; it sets images but
+    belongs to no environment)."""
+
     path: str
     commit: str
     reason: str
@@ -168,7 +171,7 @@ FAILURE_SIGNALS = ("gitops", "ancestry", "argocd", "incidents")
 
 @dataclass(frozen=True)
 class DataQuality:
-    manifests_skipped: tuple[Skip, ...] = ()
+    manifests_skipped: tuple[Skipped, ...] = ()
     revisions_not_found: tuple[tuple[str, str], ...] = ()  # (service, revision)
     deployments_without_change_set: int = 0
     # service -> the FAILURE_SIGNALS its failures were read from (empty: not said)

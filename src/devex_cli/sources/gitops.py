@@ -30,6 +30,7 @@ from devex_cli.cache import (
     row,
 )
 from devex_cli.config import Settings
+from devex_cli.dora.model import Skipped
 from devex_cli.errors import InputError, UsageError
 from devex_cli.gitcli import GitFailed, git, local_repository, read_blobs
 from devex_cli.gitops_layout import (
@@ -49,7 +50,6 @@ from devex_cli.gitops_reader import (
     ReaderState,
     Redeployment,
     Release,
-    Skipped,
     ThirdParty,
 )
 from devex_cli.gitops_reader import Settings as ReaderSettings
