@@ -25,12 +25,12 @@ from devex_cli.dora.model import (
     ActualState,
     Change,
     DataQuality,
-    Deployment,
     DeploymentRecord,
     EnvironmentFigures,
     Incident,
     PromotionWait,
     RedeploymentRecord,
+    ReportedDeployment,
     ServiceFigures,
     Snapshot,
     TicketInEnvironment,
@@ -192,7 +192,7 @@ def build_snapshot(
     """
     history = _History(records, incidents, production, environments, redeployments)
     deployments = tuple(
-        Deployment(
+        ReportedDeployment(
             service=r.service, environment=r.environment, revision=r.revision, version=r.version,
             time=r.time, gitops_commit=r.gitops_commit,
             commits=None if r.change_set is None else tuple(

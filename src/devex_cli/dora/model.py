@@ -80,7 +80,11 @@ class ActualState:
 
 
 @dataclass(frozen=True)
-class Deployment:
+class ReportedDeployment:
+    """A deployment as the figures report it (JSON `deployments`): its change set's commits and
+    tickets, and whether it failed, rolled back or skipped the stages before production. The
+    GitOps reader's own record of it is `gitops_reader.Deployment`."""
+
     service: str
     environment: str
     revision: str | None
@@ -183,7 +187,7 @@ class Snapshot:
     generated_at: datetime
     environments: tuple[str, ...]
     production: str | None
-    deployments: tuple[Deployment, ...]  # those in the window, oldest first
+    deployments: tuple[ReportedDeployment, ...]  # those in the window, oldest first
     window: WindowFigures
     windows: Mapping[str, WindowFigures]
     monthly: Mapping[tuple[str, str, str], int]  # (service, environment, YYYY-MM) -> deployments
