@@ -130,11 +130,9 @@ def gate_qa_release(
     import logging
 
     from devex_cli.context import PipelineContext
-    from devex_cli.errors import UsageError
     from devex_cli.gates import messages, qa_release
 
-    if output_format not in ("text", "json"):
-        raise UsageError(f"--format must be text or json, not {output_format!r}")
+    _check_format(output_format, "text", "json")
     settings = ctx.obj.settings()
     pipeline = PipelineContext.from_environment(settings.environ)
     options = qa_release.GateOptions(
@@ -177,11 +175,9 @@ def status(
     from datetime import UTC, datetime
 
     from devex_cli import status as status_view
-    from devex_cli.errors import UsageError
     from devex_cli.sources import gitops as gitops_source
 
-    if output_format not in ("table", "json"):
-        raise UsageError(f"--format must be table or json, not {output_format!r}")
+    _check_format(output_format, "table", "json")
     settings = ctx.obj.settings()
     from devex_cli.collect import app_commit_checker
 
@@ -229,10 +225,8 @@ def collect_command(
         metavar="5m", help="How often --serve collects.")] = "5m",
 ) -> None:
     """The DORA collector: deployments, lead time, failures, recovery, tickets and bottlenecks."""
-    from devex_cli.errors import UsageError
 
-    if output_format not in ("table", "json", "prometheus"):
-        raise UsageError(f"--format must be table, json or prometheus, not {output_format!r}")
+    _check_format(output_format, "table", "json", "prometheus")
     _run_collect(ctx.obj, gitops=gitops, since=since, until=until, offline=offline, output=output,
                  output_format=output_format, serve_metrics=serve_metrics, listen=listen,
                  interval=interval)
@@ -331,8 +325,7 @@ def explain_command(
     from devex_cli.errors import UsageError
     from devex_cli.progress import progress
 
-    if output_format not in ("table", "json"):
-        raise UsageError(f"--format must be table or json, not {output_format!r}")
+    _check_format(output_format, "table", "json")
     if figure not in explain.FIGURES:
         raise UsageError(f"unknown figure {figure!r}: explain one of "
                          f"{', '.join(explain.FIGURES)}")
@@ -414,11 +407,9 @@ def demo(
 
     from devex_cli import demo as sample
     from devex_cli.demo_jira import DemoJira
-    from devex_cli.errors import UsageError
     from devex_cli.interrupt import sigterm_as_interrupt
 
-    if output_format not in ("table", "json", "prometheus"):
-        raise UsageError(f"--format must be table, json or prometheus, not {output_format!r}")
+    _check_format(output_format, "table", "json", "prometheus")
     if keep is not None:
         sample.prepare_kept_folder(keep)
     program = _program()
@@ -777,6 +768,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _fail(f"internal error: {type(exc).__name__}: {exc} (please report it; -v shows where)",
               70)
     sys.exit(0)
+
+
+def _check_format(value: str, *allowed: str) -> None:
+    """`--format` is one of `allowed`, else a usage error naming them (one rule for every
+    command)."""
+    if value not in allowed:
+        from devex_cli.errors import UsageError
+
+        choices = ", ".join(allowed[:-1]) + f" or {allowed[-1]}" if len(allowed) > 1 else allowed[0]
+        raise UsageError(f"--format must be {choices}, not {value!r}")
 
 
 def _fail(message: str, code: int) -> NoReturn:
