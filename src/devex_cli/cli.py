@@ -499,11 +499,9 @@ def report_deployment(
     strict: Annotated[bool, _STRICT] = False,
 ) -> None:
     """A deployment started, succeeded or failed: routed to deployments (and qa), or pr."""
-    from devex_cli.errors import UsageError
     from devex_cli.notify import send
 
-    if status not in ("started", "succeeded", "failed"):
-        raise UsageError(f"--status must be started, succeeded or failed, not {status!r}")
+    _check_status(status)
     send.deployment(ctx.obj.settings(), environment=environment, status=status, service=service,
                     version=version, url=url, duration=duration, at=at,
                     channels=channel or [], template=template, dry_run=dry_run, strict=strict,
@@ -651,7 +649,6 @@ def push_deployment(
     from datetime import UTC, datetime
 
     from devex_cli.context import pipeline_context, service_name
-    from devex_cli.errors import UsageError
     from devex_cli.metrics.events import deployment_families
     from devex_cli.timeutil import parse_duration, parse_moment
 
@@ -661,12 +658,11 @@ def push_deployment(
     if push.delete:
         _push(ctx.obj, push, [], {"service": name, "environment": environment})
         return
-    if status not in ("started", "succeeded", "failed"):
-        raise UsageError(f"--status must be started, succeeded or failed, not {status!r}")
+    state = _check_status(status)
     now = datetime.now(UTC)
     pipeline, _ = pipeline_context(settings.environ, Path())
     families = deployment_families(
-        service=name, environment=environment, status=status,
+        service=name, environment=environment, status=state,
         version=version or (pipeline.commit or "")[:7] or "unknown",
         at=parse_moment(at, option="--at", now=now) if at else now,
         duration_seconds=parse_duration(duration, option="--duration").total_seconds()
@@ -768,6 +764,18 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _fail(f"internal error: {type(exc).__name__}: {exc} (please report it; -v shows where)",
               70)
     sys.exit(0)
+
+
+def _check_status(status: str | None) -> str:
+    """`--status` is one of the deployment states, else a usage error naming them."""
+    from devex_cli.context import DEPLOYMENT_STATUSES
+
+    if status not in DEPLOYMENT_STATUSES:
+        from devex_cli.errors import UsageError
+
+        raise UsageError(f"--status must be {', '.join(DEPLOYMENT_STATUSES[:-1])} or "
+                         f"{DEPLOYMENT_STATUSES[-1]}, not {status!r}")
+    return status
 
 
 def _check_format(value: str, *allowed: str) -> None:
