@@ -40,6 +40,16 @@ gate_app = typer.Typer(help="Deployment gates: exit 1 blocks the pipeline step."
 app.add_typer(gate_app, name="gate")
 
 
+# Options several commands share, declared once (typer needs each on every command it follows).
+GitOpsOption = Annotated[str | None, typer.Option(
+    metavar="PATH|URL", help="GitOps repository: a path or a git URL (default: $DEVEX_GITOPS_REPO).")]
+SinceOption = Annotated[str, typer.Option(
+    metavar="90d|DATE", help="Start of the window: a duration back from now or a date.")]
+UntilOption = Annotated[str | None, typer.Option(
+    metavar="DATE", help="End of the window (default: now).")]
+OfflineOption = Annotated[bool, typer.Option(help="Use git alone (no Argo CD, Jira).")]
+
+
 @dataclass
 class Globals:
     config: Path | None
@@ -107,9 +117,7 @@ def gate_qa_release(
         metavar="NAME", help="Service to check (default: $BITBUCKET_REPO_SLUG).")] = None,
     environment: Annotated[str | None, typer.Option(
         metavar="ENV", help="Environment of the release (default: gate.environment, else qa).")] = None,
-    gitops: Annotated[str | None, typer.Option(
-        metavar="PATH|URL",
-        help="GitOps repository: a path or a git URL (default: $DEVEX_GITOPS_REPO).")] = None,
+    gitops: GitOpsOption = None,
     repo: Annotated[Path, typer.Option(
         metavar="PATH", help="The service's app repository (default: the current folder).")] = Path(),
     head: Annotated[str | None, typer.Option(
@@ -205,14 +213,10 @@ def status(
 @app.command("collect")
 def collect_command(
     ctx: typer.Context,
-    gitops: Annotated[str | None, typer.Option(
-        metavar="PATH|URL",
-        help="GitOps repository: a path or a git URL (default: $DEVEX_GITOPS_REPO).")] = None,
-    since: Annotated[str, typer.Option(
-        metavar="90d|DATE", help="Start of the window: a duration back from now or a date.")] = "30d",
-    until: Annotated[str | None, typer.Option(
-        metavar="DATE", help="End of the window (default: now).")] = None,
-    offline: Annotated[bool, typer.Option(help="Use git alone (no Argo CD, Jira).")] = False,
+    gitops: GitOpsOption = None,
+    since: SinceOption = "30d",
+    until: UntilOption = None,
+    offline: OfflineOption = False,
     output: Annotated[str, typer.Option(
         metavar="FILE|-", help="Where --format json|prometheus goes.")] = "-",
     output_format: Annotated[str, typer.Option(
@@ -305,14 +309,10 @@ def explain_command(
     environment: Annotated[str | None, typer.Option(
         metavar="ENV", help="The environment (default: production; bottleneck: every stage; "
                             "tickets: the QA release).")] = None,
-    gitops: Annotated[str | None, typer.Option(
-        metavar="PATH|URL",
-        help="GitOps repository: a path or a git URL (default: $DEVEX_GITOPS_REPO).")] = None,
-    since: Annotated[str, typer.Option(
-        metavar="90d|DATE", help="Start of the window: a duration back from now or a date.")] = "30d",
-    until: Annotated[str | None, typer.Option(
-        metavar="DATE", help="End of the window (default: now).")] = None,
-    offline: Annotated[bool, typer.Option(help="Use git alone (no Argo CD, Jira).")] = False,
+    gitops: GitOpsOption = None,
+    since: SinceOption = "30d",
+    until: UntilOption = None,
+    offline: OfflineOption = False,
     output_format: Annotated[str, typer.Option(
         "--format", metavar="table|json", help="Output format.")] = "table",
 ) -> None:
