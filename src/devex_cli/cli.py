@@ -187,10 +187,12 @@ def status(
 
     _check_format(output_format, "table", "json")
     settings = ctx.obj.settings()
-    from devex_cli.collect import app_commit_checker
+    from devex_cli.sources.commitgraph import local_commit_checker
 
     repo = gitops_source.open_repository(gitops, settings, default_here=True)
-    history = gitops_source.read_history(repo, settings, has_commit=app_commit_checker(settings))
+    checker = local_commit_checker({name: s.repo for name, s in settings.services.items()
+                                    if s.repo})
+    history = gitops_source.read_history(repo, settings, has_commit=checker)
     history.require_services()
     history.require_environments(environment or ())
     actual = None

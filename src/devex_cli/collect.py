@@ -278,25 +278,6 @@ def read_argocd(settings: Settings, history: gitops.GitOpsHistory, sources: dict
     return ArgoView(mapped, by_app)
 
 
-def app_commit_checker(settings: Settings) -> gitops.CommitChecker | None:
-    """Which digits-only tags name a commit of their service's app repository (the
-    `services.<name>.repo` ones), for a reader that asks no API: `status` judges such tags as
-    `collect` does where the repository is known."""
-    graphs = _app_repositories(settings, {})
-    if not graphs:
-        return None
-
-    def has_commit(pairs: Collection[tuple[str, str]]) -> list[tuple[str, str]]:
-        by_service: dict[str, list[str]] = {}
-        for service, sha in pairs:
-            if service in graphs:
-                by_service.setdefault(service, []).append(sha)
-        return [(service, sha) for service, shas in by_service.items()
-                for sha, full in graphs[service].resolve(shas).items() if full is not None]
-
-    return has_commit
-
-
 def _app_repositories(settings: Settings, sources: dict[str, bool]) -> dict[str, CommitGraph]:
     graphs = {}
     for name, service in settings.services.items():

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from devex_cli.manifests import KUSTOMIZATION_FILES
+from devex_cli.manifests import KUSTOMIZATION_FILES, is_yaml
 
 _HEX_RUN = re.compile(r"(?<![A-Za-z0-9])[0-9a-fA-F]{7,40}(?![A-Za-z0-9])")
 _PLACEHOLDER = re.compile(r"\{(service|environment)\}|\*")
@@ -29,7 +29,6 @@ GENERIC_FOLDERS = frozenset({
     "kustomize", "base", "bases", "components", "releases", "values",
 })
 BASE_FOLDERS = frozenset({"base", "bases"})
-YAML_SUFFIXES = (".yaml", ".yml")
 _VALUES_FILE = re.compile(r"^(?:values[-._](?P<a>.+)|(?P<b>.+)[-._]values|(?P<c>[^.]+))"
                           r"\.ya?ml$")
 
@@ -43,10 +42,6 @@ class Location:
     environment: str
     service: str | None
     is_file: bool = False
-
-
-def is_yaml(path: str) -> bool:
-    return path.endswith(YAML_SUFFIXES)
 
 
 def locate(path: str, environments: frozenset[str]) -> Location | None:

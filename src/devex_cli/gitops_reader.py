@@ -27,7 +27,6 @@ from devex_cli.gitops_layout import (
     Location,
     ManifestTemplate,
     is_digits_only,
-    is_yaml,
     last_segment,
     locate,
     locate_by_templates,
@@ -44,6 +43,7 @@ from devex_cli.manifests import (
     as_patch,
     combine,
     fact_key,
+    is_yaml,
     split_reference,
 )
 

@@ -125,7 +125,7 @@ def parse_manifest(file_name: str, content: bytes) -> ManifestFacts:
             for patch in [*_list(document.get("patchesStrategicMerge")),
                           *_list(document.get("patches"))]:
                 path = patch if isinstance(patch, str) else _get(patch, "path")
-                if isinstance(path, str) and is_yaml_name(path):
+                if isinstance(path, str) and is_yaml(path):
                     patches.append(path)
         elif write_back:
             uses += _source_override(document)
@@ -136,8 +136,11 @@ def parse_manifest(file_name: str, content: bytes) -> ManifestFacts:
     return ManifestFacts(tuple(uses), tuple(resources), is_kustomization, tuple(patches))
 
 
-def is_yaml_name(path: str) -> bool:
-    return path.endswith((".yaml", ".yml"))
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def is_yaml(path: str) -> bool:
+    return path.endswith(YAML_SUFFIXES)
 
 
 def as_patch(facts: ManifestFacts) -> ManifestFacts:
@@ -438,18 +441,4 @@ def combine(facts: Iterable[ManifestFacts], overrides: Iterable[ImageUse] = ()) 
         if override.key not in chosen and (override.tag or override.digest):
             chosen[override.key] = override
     return tuple(sorted(chosen.values(), key=lambda u: u.key))
-
-
-def namespace(repository: str) -> str:
-    """Registry and owner of an image: `ghcr.io/acme/app` -> `ghcr.io/acme`, `redis` ->
-    `docker.io/library`, `bitnami/redis` -> `docker.io/bitnami`."""
-    parts = repository.split("/")
-    if len(parts) == 1:
-        return "docker.io/library"
-    first = parts[0]
-    registry = first if ("." in first or ":" in first or first == "localhost") else None
-    if registry is None:
-        return f"docker.io/{'/'.join(parts[:-1])}"
-    return "/".join(parts[:-1]) if len(parts) > 2 else f"{registry}/library" if registry in (
-        "docker.io", "index.docker.io") else registry
 

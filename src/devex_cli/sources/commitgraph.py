@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from devex_cli.gitcli import GitFailed, git, git_bytes
+from devex_cli.gitcli import GitFailed, git, git_bytes, is_url
 
 _NEW, _OLD = 1, 2
 
@@ -148,3 +148,33 @@ def generations(commits: Mapping[str, GraphCommit]) -> dict[str, int]:
             if sha not in found:
                 found[sha] = 1 + max((found.get(p, 0) for p in commits[sha].parents), default=0)
     return found
+
+
+def local_commit_checker(
+        repositories: Mapping[str, str]) -> Callable[[Iterable[tuple[str, str]]], list[
+            tuple[str, str]]] | None:
+    """Which (service, digits-only tag) pairs name a commit of the service's local app
+    repository (`services.<name>.repo` paths; URLs are not fetched here): for a reader that asks
+    no API, so that `status` judges such tags as `collect` does. Each repository is opened on
+    first need (none when no tag asks)."""
+    local = {name: path for name, path in repositories.items() if not is_url(path)}
+    if not local:
+        return None
+    graphs: dict[str, CommitGraph] = {}
+
+    def has_commit(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        by_service: dict[str, list[str]] = {}
+        for service, sha in pairs:
+            if service in local:
+                by_service.setdefault(service, []).append(sha)
+        found = []
+        for service, shas in by_service.items():
+            graph = graphs.setdefault(service, CommitGraph(Path(local[service]).expanduser()))
+            try:
+                resolved = graph.resolve(shas)
+            except GitFailed:
+                continue  # not a repository (yet): such tags stay versions, asked again next run
+            found += [(service, sha) for sha, full in resolved.items() if full is not None]
+        return found
+
+    return has_commit
