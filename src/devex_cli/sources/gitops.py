@@ -253,7 +253,7 @@ def _history(state: ReaderState, head: str | None, branch: str, settings: Settin
         broken_at_head=tuple(state.broken.values()),
         redeployments=tuple(r for r in state.redeployments if r.environment in keep),
         third_party=tuple(t for t in state.third_party_at_head()
-                          if not keep or t.environment in keep or not settings.gitops.environments),
+                          if t.environment in keep or not settings.gitops.environments),
         unread=tuple(state.unread_files()),
         owners=owners,
         broken_for={path: tuple(pair for unit in units for pair in owners.get(unit, ()))
