@@ -273,8 +273,10 @@ def _run_collect(options: Globals, *, gitops: str | None, since: str, until: str
         # Listening first: a port in use is told before a long first collection.
         with ExporterServer(exporter, host, port) as server:
             exporter.collect()  # the first collection in the foreground: bad input fails fast
-            if exporter.snapshot is None and not isinstance(exporter.last_failure, NothingFound):
-                once()  # raise the error that made it fail
+            failure = exporter.last_failure
+            if exporter.snapshot is None and failure is not None and not isinstance(
+                    failure, NothingFound):
+                raise failure  # what made it fail, not a second collection to find out
             # (a repository with nothing to read yet is served: /healthz says why, 503)
             serve(server, ready=ready)
         return

@@ -57,7 +57,7 @@ WORD_JOINER = "\u2060"
 def md(value: object) -> str:
     """A value shown literally in Teams Markdown: no link, image, emphasis, list or heading comes
     out of it, and a URL in it is not made a link. The `md` filter of the card templates."""
-    return _MD.sub(_md_escape, str(value))
+    return "" if value is None else _MD.sub(_md_escape, str(value))
 
 
 def _md_escape(match: re.Match[str]) -> str:

@@ -33,8 +33,6 @@ def gateway_url(settings: Settings, flag: str | None) -> str:
     if not url:
         raise ConfigError("no Pushgateway given", hint="pass --gateway URL or set PUSHGATEWAY_URL")
     full = url if "://" in url else f"http://{url}"
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(full)
         port = parts.port  # a port that is no number raises here
@@ -44,8 +42,6 @@ def gateway_url(settings: Settings, flag: str | None) -> str:
     # a gateway that cannot be an address is a usage error now, not ten seconds of retries
     if parts is None or parts.scheme not in ("http", "https") or not host or (
             "." not in host and ":" not in host and host != "localhost" and port is None):
-        from devex_cli.masking import mask_url
-
         raise ConfigError(f"the Pushgateway {mask_url(url)!r} is not an http(s) URL",
                           hint="give http://HOST:9091, with its port, to --gateway or PUSHGATEWAY_URL")
     return full

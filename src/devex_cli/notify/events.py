@@ -4,7 +4,7 @@ Jira and the parsed reports. Values are plain strings, numbers, lists and dicts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -192,7 +192,7 @@ def summarise_changes(settings: Settings, *, service: str, environment: str, hea
         count = sum(1 for d in history.deployments
                     if d.service == service and d.environment == production)
         streak = 0
-        for rolled_back in reversed(_rollbacks(app, mine[-100:])):
+        for rolled_back in _rollbacks_newest_first(app, mine[-100:]):
             if rolled_back:
                 break
             streak += 1
@@ -214,6 +214,13 @@ def summarise_changes(settings: Settings, *, service: str, environment: str, hea
 def _rollbacks(app: Any, deployments: Sequence[Any]) -> list[bool]:
     """Which of one environment's deployments are rollbacks, by the DORA rule (dora.rollbacks):
     ancestry where the app repository has both revisions, else the GitOps history."""
+    return list(reversed(list(_rollbacks_newest_first(app, deployments))))
+
+
+def _rollbacks_newest_first(app: Any, deployments: Sequence[Any]) -> Iterator[bool]:
+    """The verdicts newest first, the app repository asked only as far as they are read (the
+    card's streak stops at the newest rollback: a few git processes, not two per deployment).
+    The GitOps rule's ranks do not depend on ancestry, so they are computed once up front."""
     from devex_cli.dora.model import DeploymentRecord
     from devex_cli.dora.rollbacks import rollbacks
 
@@ -227,9 +234,12 @@ def _rollbacks(app: Any, deployments: Sequence[Any]) -> list[bool]:
             return None
         return old != new and bool(app.is_ancestor(new, old))
 
-    return rollbacks([DeploymentRecord(
+    by_gitops = rollbacks([DeploymentRecord(
         d.service, d.environment, d.release.revision, d.release.version, d.time,
-        d.gitops_commit, ancestry_rollback=ancestry(d)) for d in deployments])
+        d.gitops_commit) for d in deployments])
+    for deployment, gitops in zip(reversed(deployments), reversed(by_gitops), strict=True):
+        verdict = ancestry(deployment)
+        yield gitops if verdict is None else verdict
 
 
 def _with_jira(settings: Settings, tickets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -125,10 +125,12 @@ def security(settings: Settings, *, veracode: Path | None, sca: Path | None,
 
 def _triggerer(settings: Settings, uuid: str) -> str | None:
     """Who triggered the step, from Bitbucket when it is configured."""
-    from devex_cli.sources.bitbucket import BitbucketClient, bitbucket_configured
+    from devex_cli.config import bitbucket_configured
 
     if not bitbucket_configured(settings):
         return None
+    from devex_cli.sources.bitbucket import BitbucketClient  # the HTTP stack, now it is used
+
     client = BitbucketClient(settings)
     try:
         return client.user_name(uuid)
@@ -142,11 +144,13 @@ def _triggerer(settings: Settings, uuid: str) -> str | None:
 def _with_pr_title(settings: Settings, pr: dict[str, Any] | None,
                    pr_id: str | None) -> dict[str, Any] | None:
     """The PR's title from Bitbucket when it is configured; the card goes out without it else."""
-    from devex_cli.sources.bitbucket import BitbucketClient, bitbucket_configured
+    from devex_cli.config import bitbucket_configured
 
     repo = settings.environ.get("BITBUCKET_REPO_SLUG")
     if pr is None or not pr_id or not repo or not bitbucket_configured(settings):
         return pr
+    from devex_cli.sources.bitbucket import BitbucketClient  # the HTTP stack, now it is used
+
     client = BitbucketClient(settings)
     try:
         title = client.pull_request_title(repo, pr_id)

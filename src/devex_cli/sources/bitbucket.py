@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from devex_cli.config import Settings, bitbucket_configured, bitbucket_workspace
+from devex_cli.config import Settings, bitbucket_workspace
 from devex_cli.errors import ConfigError, UpstreamError, UpstreamHTTPError
 from devex_cli.http import ApiClient, BearerAuth, Params, basic_auth
 from devex_cli.parallel import each
@@ -29,14 +29,12 @@ DEFAULT_API = "https://api.bitbucket.org/2.0"
 PAGE = 100
 
 
-_workspace = bitbucket_workspace
-__all__ = ["BitbucketClient", "BitbucketCommits", "Listing", "bitbucket_configured"]
 
 
 class BitbucketClient:
     def __init__(self, settings: Settings) -> None:
         token = settings.environ.get("BITBUCKET_API_TOKEN")
-        workspace = _workspace(settings)
+        workspace = bitbucket_workspace(settings)
         if not token or not workspace:
             raise ConfigError("Bitbucket is not configured",
                               hint="set BITBUCKET_API_TOKEN (and BITBUCKET_API_USER for an API "
