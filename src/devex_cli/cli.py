@@ -342,7 +342,7 @@ def explain_command(
     with progress(quiet=ctx.obj.quiet) as step:
         collected = collect_inputs(settings, options, now=now, step=step)
     explained = explain.explain(settings, collected,
-                                explain.Request(figure, service, environment))
+                                explain.Request(figure, service, environment), gitops=gitops)
     if output_format == "json":
         sys.stdout.write(json.dumps(explained, indent=2) + "\n")
     else:

@@ -26,7 +26,7 @@ from devex_cli.cache import (
 )
 from devex_cli.config import Settings, bitbucket_configured
 from devex_cli.correlate import ArgoView, actual_states, refine
-from devex_cli.dora.compute import build_snapshot, failure_signals
+from devex_cli.dora.compute import FigureHistory, build_snapshot, failure_signals, history_of
 from devex_cli.dora.model import (
     ActualState,
     Change,
@@ -77,6 +77,7 @@ class Collected:
     incidents: tuple[Incident, ...]
     redeployments: tuple[RedeploymentRecord, ...]
     pending: Mapping[tuple[str, str], Sequence[Change]]
+    history: FigureHistory  # what the snapshot's figures were computed from
     gitops_repo: Path
     app_repos: Mapping[str, Path] = field(default_factory=dict)
 
@@ -193,15 +194,19 @@ def collect_inputs(settings: Settings, options: CollectOptions, *, now: datetime
         records, argocd=argocd_services, incidents=incidents is not None))
     redeployments = tuple(RedeploymentRecord(r.service, r.environment, r.time)
                           for r in history.redeployments)
+    figures = history_of(records, environments=history.environments,
+                         production=history.production, incidents=incidents or (),
+                         redeployments=redeployments)
     snapshot = build_snapshot(
         records, environments=history.environments, production=history.production, now=now,
         start=options.start, end=options.end, pending=pending, data_quality=quality,
         sources=sources, actual=actual, incidents=incidents or (),
-        redeployments=redeployments, qa_environment=settings.gate.environment)
+        redeployments=redeployments, qa_environment=settings.gate.environment,
+        history=figures)
     return Collected(
         snapshot=_with_jira(snapshot, settings) if jira else snapshot,
         records=tuple(records), incidents=tuple(incidents or ()), redeployments=redeployments,
-        pending=pending, gitops_repo=repo,
+        pending=pending, history=figures, gitops_repo=repo,
         app_repos={name: graph.repo for name, graph in graphs.items()})
 
 

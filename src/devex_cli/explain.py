@@ -29,6 +29,7 @@ from devex_cli.dora.stats import (
 )
 from devex_cli.errors import UsageError
 from devex_cli.gitcli import GitFailed, git
+from devex_cli.snapshot_views import summary_json
 from devex_cli.timeutil import rfc3339
 
 log = logging.getLogger("devex.explain")
@@ -74,10 +75,11 @@ class Links:
         return f"https://bitbucket.org/{self.gitops[0]}/{self.gitops[1]}/commits/{sha}"
 
 
-def links_of(settings: Settings) -> Links:
-    """Links from the configuration: Jira's URL, the Bitbucket workspace and repositories."""
+def links_of(settings: Settings, gitops_spec: str | None = None) -> Links:
+    """Links from the configuration: Jira's URL, the Bitbucket workspace and repositories
+    (the GitOps repository as `--gitops` gives it, else as configured)."""
     gitops = None
-    spec = settings.gitops.repo or settings.environ.get("DEVEX_GITOPS_REPO") or ""
+    spec = gitops_spec or settings.gitops.repo or ""
     for marker in ("bitbucket.org/", "bitbucket.org:"):
         if marker in spec:
             parts = spec.split(marker, 1)[1].removesuffix(".git").strip("/").split("/")
@@ -98,7 +100,8 @@ def read_annotations(repo: Path, shas: Sequence[str]) -> dict[str, CommitInfo]:
     if not wanted:
         return {}
     try:
-        out = git(repo, "log", "--no-walk=unsorted", "--stdin", "--format=%x01%H%x02%an%x02%s",
+        out = git(repo, "log", "--no-walk=unsorted", "--stdin", "--ignore-missing",
+                  "--format=%x01%H%x02%an%x02%s",
                   input_text="\n".join(wanted) + "\n")
     except GitFailed as exc:
         log.info("commit subjects unknown in %s: %s", repo, exc)
@@ -137,11 +140,6 @@ def worked(values: Sequence[float]) -> dict[str, Any] | None:
     }
 
 
-def _summary_json(summary: Summary) -> dict[str, Any]:
-    return {"median": summary.median, "mean": summary.mean, "p90": summary.p90,
-            "count": summary.count}
-
-
 # --- the explanation ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -162,10 +160,7 @@ class Explainer:
         self.snapshot = collected.snapshot
         self.links = links
         self.annotate = annotate
-        self.history = compute.history_of(
-            collected.records, environments=self.snapshot.environments,
-            production=self.snapshot.production, incidents=collected.incidents,
-            redeployments=collected.redeployments)
+        self.history = collected.history  # the one the snapshot's figures came from
         window = self.snapshot.window
         self.start, self.end, self.now = window.start, window.end, self.snapshot.generated_at
 
@@ -320,7 +315,7 @@ class Explainer:
                  "lead_seconds": lead.seconds}
                 for lead in evidence.leads],
             "statistics": worked([lead.seconds for lead in evidence.leads]),
-            "result": _summary_json(figures.lead_time),
+            "result": summary_json(figures.lead_time),
             "unknown_because": unknown,
         }
 
@@ -398,7 +393,7 @@ class Explainer:
             values = [s for p in promotions for a, b, s in p.waits
                       if (a, b) == (wait.from_environment, wait.to_environment)]
             stages.append({"from": wait.from_environment, "to": wait.to_environment,
-                           **_summary_json(wait.wait), "statistics": worked(values)})
+                           **summary_json(wait.wait), "statistics": worked(values)})
         unknown = None
         if production is None:
             unknown = "the GitOps repository has no production environment"
@@ -742,7 +737,8 @@ def _table_tickets(console: Any, explained: Mapping[str, Any]) -> None:
     _link_notes(console, [(t["ticket"], t["url"]) for t in explained["tickets"]])
 
 
-def explain(settings: Settings, collected: Collected, request: Request) -> dict[str, Any]:
+def explain(settings: Settings, collected: Collected, request: Request,
+            gitops: str | None = None) -> dict[str, Any]:
     """The explanation of `request` over a collection, with commit subjects and authors read
     from the GitOps and app repositories (one `git log` each) and links where Bitbucket and
     Jira are configured. Raises UsageError for an unknown figure, service or environment."""
@@ -751,4 +747,4 @@ def explain(settings: Settings, collected: Collected, request: Request) -> dict[
                 else collected.app_repos.get(service))
         return read_annotations(repo, shas) if repo is not None else {}
 
-    return Explainer(collected, links_of(settings), annotate).explain(request)
+    return Explainer(collected, links_of(settings, gitops), annotate).explain(request)

@@ -43,7 +43,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
                     "from": s.bottleneck.from_environment, "to": s.bottleneck.to_environment,
                     "median_seconds": s.bottleneck.wait.median},
                 "promotion_waits": [
-                    {"from": w.from_environment, "to": w.to_environment, **_summary(w.wait)}
+                    {"from": w.from_environment, "to": w.to_environment, **summary_json(w.wait)}
                     for w in s.promotion_waits],
                 "environments": [
                     {"environment": e.environment, "revision": e.revision, "version": e.version,
@@ -53,7 +53,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
                      "deployment_frequency_per_day": None
                      if e.deployment_frequency_per_day is None
                      else round(e.deployment_frequency_per_day, 6),
-                     "lead_time_seconds": _summary(e.lead_time),
+                     "lead_time_seconds": summary_json(e.lead_time),
                      "change_failure_rate": e.change_failure_rate,
                      "failed_deployments": e.failed,
                      "rollbacks": e.rollbacks,
@@ -72,7 +72,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
                 "to": window.bottleneck.to_environment,
                 "median_seconds": window.bottleneck.wait.median},
             "promotion_waits": [
-                {"from": w.from_environment, "to": w.to_environment, **_summary(w.wait)}
+                {"from": w.from_environment, "to": w.to_environment, **summary_json(w.wait)}
                 for w in window.promotion_waits],
         },
         "deployments_per_month": [
@@ -112,7 +112,8 @@ def render_json(snapshot: Snapshot, *, pretty: bool = True) -> str:
     return json.dumps(to_json(snapshot), separators=(",", ":"))
 
 
-def _summary(summary: Summary) -> dict[str, Any]:
+def summary_json(summary: Summary) -> dict[str, Any]:
+    """A median/mean/p90/count summary as the JSON views write it."""
     return {"median": summary.median, "mean": summary.mean, "p90": summary.p90,
             "count": summary.count}
 

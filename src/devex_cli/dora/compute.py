@@ -137,6 +137,10 @@ def failure_signals(records: Iterable[DeploymentRecord], *, argocd: Collection[s
     return signals
 
 
+# The records in order with what every figure reads (history_of makes it).
+FigureHistory = _History
+
+
 def history_of(records: Iterable[DeploymentRecord], *, environments: Sequence[str],
                production: str | None, incidents: Sequence[Incident] = (),
                redeployments: Iterable[RedeploymentRecord] = ()) -> _History:
@@ -182,6 +186,7 @@ def build_snapshot(
     actual: Mapping[tuple[str, str], ActualState] | None = None,
     redeployments: Iterable[RedeploymentRecord] = (),
     qa_environment: str = "qa",
+    history: FigureHistory | None = None,
 ) -> Snapshot:
     """Every figure for the window [start, end), and for the standard windows ending `now`.
 
@@ -189,8 +194,10 @@ def build_snapshot(
     environment's revision that production's revision does not have (from the app repository);
     where it is missing, they are taken from the change sets deployed there and not to production.
     `qa_environment` is the environment the QA release gate names (`gate.environment`).
+    `history`: the records' `history_of`, when the caller made it already (explain reads it).
     """
-    history = _History(records, incidents, production, environments, redeployments)
+    if history is None:
+        history = _History(records, incidents, production, environments, redeployments)
     deployments = tuple(
         ReportedDeployment(
             service=r.service, environment=r.environment, revision=r.revision, version=r.version,
