@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from devex_cli.explain import FIGURES
+from devex_cli.config import load_settings
+from devex_cli.explain import FIGURES, links_of
 from tests.conftest import Result
 from tests.fakes.jira import FakeJira
 from tests.worlds import World
@@ -370,3 +371,13 @@ def test_a_months_deployments_are_explained_by_that_months_window(
         assert explained["result"]["deployments"] == row["deployments"], row
         checked += 1
     assert checked >= 8
+
+
+def test_links_follow_the_gitops_repository_given_on_the_command_line(tmp_path: Path) -> None:
+    settings = load_settings(environ={"DEVEX_GITOPS_REPO": "git@bitbucket.org:acme/deploys.git"},
+                             cwd=tmp_path)
+    assert links_of(settings).gitops_commit("abc") == (
+        "https://bitbucket.org/acme/deploys/commits/abc")
+    given = links_of(settings, "https://bitbucket.org/other/gitops.git")
+    assert given.gitops_commit("abc") == "https://bitbucket.org/other/gitops/commits/abc"
+    assert links_of(settings, str(tmp_path)).gitops_commit("abc") is None
