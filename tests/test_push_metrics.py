@@ -142,3 +142,29 @@ def test_basic_auth_and_label_escaping(devex: Devex, httpx_mock: HTTPXMock) -> N
     assert re.search(r"/team@base64/[A-Za-z0-9_=-]+", request.url.path)
     assert request.url.path.startswith("/metrics/job/devex/")
     assert "pw-123456" not in result.err
+
+
+@pytest.mark.parametrize("given, taken", [
+    ("http://pushgateway", "http://pushgateway"),  # a Kubernetes service on port 80
+    ("pushgateway:9091", "http://pushgateway:9091"),
+    ("https://push.example.org", "https://push.example.org"),
+    ("localhost", "http://localhost"),
+    ("127.0.0.1:9091", "http://127.0.0.1:9091"),
+])
+def test_a_gateway_address_is_taken_as_written(given: str, taken: str, tmp_path: Path) -> None:
+    from devex_cli.config import load_settings
+    from devex_cli.metrics.pushgateway import gateway_url
+
+    settings = load_settings(None, environ={}, cwd=tmp_path)
+    assert gateway_url(settings, given) == taken
+
+
+@pytest.mark.parametrize("given", ["not-a-url", "ftp://push.example.org", "http://", "host:port"])
+def test_a_gateway_that_cannot_be_an_address_is_refused(given: str, tmp_path: Path) -> None:
+    from devex_cli.config import load_settings
+    from devex_cli.errors import ConfigError
+    from devex_cli.metrics.pushgateway import gateway_url
+
+    settings = load_settings(None, environ={}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="is not an http"):
+        gateway_url(settings, given)

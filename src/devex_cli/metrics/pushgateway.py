@@ -39,9 +39,12 @@ def gateway_url(settings: Settings, flag: str | None) -> str:
     except ValueError:
         parts, port = None, None
     host = parts.hostname if parts else None
-    # a gateway that cannot be an address is a usage error now, not ten seconds of retries
-    if parts is None or parts.scheme not in ("http", "https") or not host or (
-            "." not in host and ":" not in host and host != "localhost" and port is None):
+    # A gateway that cannot be an address is a usage error now, not ten seconds of retries. A
+    # bare word is taken for a typo unless it says it is an address: a scheme (`http://pushgateway`,
+    # a Kubernetes service on port 80), a port, a dot, or localhost.
+    bare_word = "://" not in url and "." not in (host or "") and ":" not in (host or "") \
+        and host != "localhost" and port is None
+    if parts is None or parts.scheme not in ("http", "https") or not host or bare_word:
         raise ConfigError(f"the Pushgateway {mask_url(url)!r} is not an http(s) URL",
                           hint="give http://HOST:9091, with its port, to --gateway or PUSHGATEWAY_URL")
     return full
