@@ -93,6 +93,11 @@ def pipeline_context(environ: Mapping[str, str], repo: Path) -> tuple[PipelineCo
     return context, local
 
 
+def deployed_version(given: str | None, pipeline: PipelineContext) -> str:
+    """--version, else the commit's short SHA, else `unknown`."""
+    return given or (pipeline.commit or "")[:7] or "unknown"
+
+
 def service_name(given: str | None, environ: Mapping[str, str]) -> str:
     """--service, else $BITBUCKET_REPO_SLUG. Raises UsageError without either."""
     name = given or environ.get("BITBUCKET_REPO_SLUG")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from devex_cli.config import Settings
-from devex_cli.context import pipeline_context, service_name
+from devex_cli.context import deployed_version, pipeline_context, service_name
 from devex_cli.errors import ConfigError, DevexError, InputError, UpstreamError, UsageError
 from devex_cli.notify import cards, events, routing
 
@@ -73,7 +73,7 @@ def _deployment(settings: Settings, *, name: str, environment: str, status: str,
     production = environment in ("prod", "production") or environment == settings.gitops.production
     context = events.deployment_context(
         service=name, environment=environment, status=status,
-        version=version or (pipeline.commit or "")[:7] or "unknown", url=url, duration=took,
+        version=deployed_version(version, pipeline), url=url, duration=took,
         pipeline=pipeline, local=local, changes=changes, at=moment, production=production,
         fun=settings.report.fun, jira_url=settings.jira.url)
     if pipeline.step_triggerer_uuid:
