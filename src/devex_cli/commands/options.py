@@ -72,9 +72,7 @@ def _format_option(formats: type[StrEnum]) -> Any:
     command)."""
     names = tuple(f.value for f in formats)
 
-    def parse(value: object) -> StrEnum:
-        if isinstance(value, formats):
-            return value
+    def parse(value: str) -> StrEnum:  # also given the default, a member
         try:
             return formats(value)
         except ValueError:
