@@ -116,7 +116,7 @@ def _write_snapshot(snapshot: "Snapshot", output_format: SnapshotFormat, output:
     if output_format is SnapshotFormat.TABLE:
         import io
 
-        from devex_cli.snapshot_views import render_tables
+        from devex_cli.views.tables import render_tables
 
         if output == "-":
             render_tables(snapshot, color=color)
@@ -125,11 +125,11 @@ def _write_snapshot(snapshot: "Snapshot", output_format: SnapshotFormat, output:
         render_tables(snapshot, color=False, file=buffer)  # a file gets plain text
         text = buffer.getvalue()
     elif output_format is SnapshotFormat.JSON:
-        from devex_cli.snapshot_views import render_json
+        from devex_cli.views.json import render_json
 
         text = render_json(snapshot, pretty=output == "-" and sys.stdout.isatty()) + "\n"
     else:
-        from devex_cli.metrics.exposition import render
+        from devex_cli.views.prometheus import render
 
         text = render(snapshot)
     if output == "-":
