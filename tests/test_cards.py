@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from jsonschema.validators import validator_for
 
 from devex_cli.context import LocalCommit, PipelineContext
+from devex_cli.inputs.junit import parse_junit
+from devex_cli.inputs.security import read_security
 from devex_cli.notify import cards, events
-from devex_cli.notify.junit import parse_junit
-from devex_cli.notify.security import read_security
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
@@ -179,8 +179,8 @@ def _texts(node: object) -> list[str]:
 def hostile_contexts(text: str) -> dict[str, tuple[str, dict[str, Any]]]:
     """Every card with `text` in every value that comes from outside: the pipeline's variables,
     git, Jira, Bitbucket, JUnit and the scans."""
-    from devex_cli.notify.junit import FailedTest, TestReport
-    from devex_cli.notify.security import Finding, SecurityReport, Vulnerability
+    from devex_cli.inputs.junit import FailedTest, TestReport
+    from devex_cli.inputs.security import Finding, SecurityReport, Vulnerability
 
     pipeline = PipelineContext(commit="58ddfd6" + text, branch=text, repo_slug=text,
                                build_number=text, pr_id="87" + text, pr_destination_branch=text,

@@ -16,9 +16,9 @@ from pytest_httpx import HTTPXMock
 
 from devex_cli.config import load_settings
 from devex_cli.errors import ConfigError, InputError, UsageError
+from devex_cli.inputs.junit import parse_junit
+from devex_cli.inputs.security import parse_sca, parse_veracode
 from devex_cli.manifests import ManifestError, parse_manifest
-from devex_cli.notify.junit import parse_junit
-from devex_cli.notify.security import parse_sca, parse_veracode
 from devex_cli.tickets import compile_ticket_pattern, extract_ticket_keys
 from tests.conftest import FAST_HTTP, Result
 from tests.gitworld import GitRepo

@@ -11,9 +11,9 @@ import pytest
 from devex_cli.config import RouteRule
 from devex_cli.context import PipelineContext
 from devex_cli.errors import InputError
-from devex_cli.notify.junit import parse_junit
+from devex_cli.inputs.junit import parse_junit
+from devex_cli.inputs.security import cvss_band, parse_sca, parse_veracode, read_security
 from devex_cli.notify.routing import route
-from devex_cli.notify.security import cvss_band, parse_sca, parse_veracode, read_security
 
 DATA = Path(__file__).parent / "data"
 

@@ -198,8 +198,8 @@ def tests(
     from datetime import UTC, datetime
 
     from devex_cli.context import service_name
+    from devex_cli.inputs.junit import parse_junit
     from devex_cli.metrics.events import tests_families
-    from devex_cli.notify.junit import parse_junit
 
     name = service_name(service, ctx.obj.settings().environ)
     families = [] if push.delete else tests_families(parse_junit(junit or []), service=name,
@@ -222,8 +222,8 @@ def security(
     from datetime import UTC, datetime
 
     from devex_cli.context import service_name
+    from devex_cli.inputs.security import read_security
     from devex_cli.metrics.events import security_families
-    from devex_cli.notify.security import read_security
 
     name = service_name(service, ctx.obj.settings().environ)
     families = [] if push.delete else security_families(read_security(veracode, sca),

@@ -93,7 +93,7 @@ def _deployment(settings: Settings, *, name: str, environment: str, status: str,
 
 def tests(settings: Settings, *, junit: Sequence[Path], title: str | None,
           channels: Sequence[str], template: Path | None, dry_run: bool, strict: bool) -> None:
-    from devex_cli.notify.junit import parse_junit
+    from devex_cli.inputs.junit import parse_junit
 
     report = parse_junit(junit)
     with _never_fails_the_deployment(strict):
@@ -110,7 +110,7 @@ def tests(settings: Settings, *, junit: Sequence[Path], title: str | None,
 def security(settings: Settings, *, veracode: Path | None, sca: Path | None,
              channels: Sequence[str], template: Path | None, dry_run: bool,
              strict: bool) -> None:
-    from devex_cli.notify.security import read_security
+    from devex_cli.inputs.security import read_security
 
     report = read_security(veracode, sca)
     with _never_fails_the_deployment(strict):
