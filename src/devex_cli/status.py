@@ -71,8 +71,8 @@ def read_status(settings: Settings, *, gitops: str | None, environments: Sequenc
     history.require_environments(environments)
     actual = None
     if not offline and settings.environ.get("ARGOCD_SERVER"):
+        from devex_cli.argocd_refine import actual_states
         from devex_cli.collect import read_argocd
-        from devex_cli.correlate import actual_states
 
         view = read_argocd(settings, history, {})
         if view is not None:
@@ -81,7 +81,7 @@ def read_status(settings: Settings, *, gitops: str | None, environments: Sequenc
     return build_status(history, environments=environments, actual=actual)
 
 
-def render_json(report: StatusReport) -> str:
+def render_status_json(report: StatusReport) -> str:
     services = []
     for service in report.services:
         rows = []

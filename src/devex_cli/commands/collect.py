@@ -125,9 +125,9 @@ def _write_snapshot(snapshot: "Snapshot", output_format: SnapshotFormat, output:
         render_tables(snapshot, color=False, file=buffer)  # a file gets plain text
         text = buffer.getvalue()
     elif output_format is SnapshotFormat.JSON:
-        from devex_cli.views.json import render_json
+        from devex_cli.views.json import render_snapshot_json
 
-        text = render_json(snapshot, pretty=output == "-" and sys.stdout.isatty()) + "\n"
+        text = render_snapshot_json(snapshot, pretty=output == "-" and sys.stdout.isatty()) + "\n"
     else:
         from devex_cli.views.prometheus import render
 

@@ -41,9 +41,9 @@ def qa_release(
     """
     import logging
 
-    from devex_cli.context import PipelineContext
     from devex_cli.gates import messages
     from devex_cli.gates import qa_release as gate
+    from devex_cli.pipeline_context import PipelineContext
 
     settings = ctx.obj.settings()
     pipeline = PipelineContext.from_environment(settings.environ)
@@ -61,7 +61,7 @@ def qa_release(
     for warning in report.warnings:
         logging.getLogger("devex").warning("%s", warning)
     if output_format is TextFormat.JSON:
-        sys.stdout.write(messages.render_json(report) + "\n")
+        sys.stdout.write(messages.render_gate_json(report) + "\n")
     else:
         sys.stdout.write(messages.render_text(report))
     if report.blocked:

@@ -163,8 +163,8 @@ def deployment(
     """Last deployment status, time, version and duration per service and environment."""
     from datetime import UTC, datetime
 
-    from devex_cli.context import deployed_version, pipeline_context, service_name
-    from devex_cli.metrics.events import deployment_families
+    from devex_cli.metrics.pipeline_metrics import deployment_families
+    from devex_cli.pipeline_context import deployed_version, pipeline_context, service_name
     from devex_cli.timeutil import parse_duration, parse_moment
 
     settings = ctx.obj.settings()
@@ -197,9 +197,9 @@ def tests(
     """Test totals by result, pass ratio, duration and time of the last run."""
     from datetime import UTC, datetime
 
-    from devex_cli.context import service_name
     from devex_cli.inputs.junit import parse_junit
-    from devex_cli.metrics.events import tests_families
+    from devex_cli.metrics.pipeline_metrics import tests_families
+    from devex_cli.pipeline_context import service_name
 
     name = service_name(service, ctx.obj.settings().environ)
     families = [] if push.delete else tests_families(parse_junit(junit or []), service=name,
@@ -221,9 +221,9 @@ def security(
     """Findings per severity and vulnerable dependencies per CVSS band of the last scan."""
     from datetime import UTC, datetime
 
-    from devex_cli.context import service_name
     from devex_cli.inputs.security import read_security
-    from devex_cli.metrics.events import security_families
+    from devex_cli.metrics.pipeline_metrics import security_families
+    from devex_cli.pipeline_context import service_name
 
     name = service_name(service, ctx.obj.settings().environ)
     families = [] if push.delete else security_families(read_security(veracode, sca),

@@ -30,6 +30,6 @@ def status(
     report = status_view.read_status(ctx.obj.settings(), gitops=gitops,
                                      environments=environment or (), offline=offline)
     if output_format is TableFormat.JSON:
-        sys.stdout.write(status_view.render_json(report) + "\n")
+        sys.stdout.write(status_view.render_status_json(report) + "\n")
     else:
         status_view.render_table(report, now=datetime.now(UTC), color=not ctx.obj.no_color)

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 from devex_cli.changes import TicketRule, look_up
 from devex_cli.config import Settings
-from devex_cli.context import service_name
 from devex_cli.errors import DevexError, InputError, UpstreamError, UsageError
 from devex_cli.parallel import in_background
+from devex_cli.pipeline_context import service_name
 from devex_cli.sources import gitops
 from devex_cli.sources.apprepo import AppRepo
 from devex_cli.sources.commitgraph import GraphCommit

@@ -11,7 +11,7 @@ from devex_cli.status import skipped_json
 from devex_cli.timeutil import rfc3339
 
 
-def to_json(snapshot: Snapshot) -> dict[str, Any]:
+def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
     """The contract's JSON shape, plus tiers, promotion waits, monthly counts and data quality."""
     window = snapshot.window
     return {
@@ -98,11 +98,11 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
     }
 
 
-def render_json(snapshot: Snapshot, *, pretty: bool = True) -> str:
+def render_snapshot_json(snapshot: Snapshot, *, pretty: bool = True) -> str:
     """Indented for a person; compact (and several times faster to write) for a file."""
     if pretty:
-        return json.dumps(to_json(snapshot), indent=2)
-    return json.dumps(to_json(snapshot), separators=(",", ":"))
+        return json.dumps(snapshot_json(snapshot), indent=2)
+    return json.dumps(snapshot_json(snapshot), separators=(",", ":"))
 
 
 def summary_json(summary: Summary) -> dict[str, Any]:

@@ -45,10 +45,6 @@ class PipelineContext:
         )
 
     @property
-    def in_pipeline(self) -> bool:
-        return self.build_number is not None
-
-    @property
     def build_url(self) -> str | None:
         """The pipeline's page, when the workspace, repository and build number are known."""
         if self.git_http_origin and self.build_number:
