@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema.validators import validator_for
 
-from devex_cli.context import LocalCommit, PipelineContext
-from devex_cli.notify import cards, events
-from devex_cli.notify.junit import parse_junit
-from devex_cli.notify.security import read_security
+from devex_cli.inputs.junit import parse_junit
+from devex_cli.inputs.security import read_security
+from devex_cli.notify import card_context, cards
+from devex_cli.pipeline_context import LocalCommit, PipelineContext
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
@@ -61,8 +61,8 @@ def test_schema_copy_matches_the_shared_spec() -> None:
     assert (DATA / SHARED_SCHEMA.name).read_bytes() == SHARED_SCHEMA.read_bytes()
 
 
-def changes(n_commits: int = 3, n_tickets: int = 2, text: str = "") -> events.ChangeSummary:
-    return events.ChangeSummary(
+def changes(n_commits: int = 3, n_tickets: int = 2, text: str = "") -> card_context.ChangeSummary:
+    return card_context.ChangeSummary(
         commits=[{"short": f"{i:07x}", "subject": f"PAY-{i} change {i} {text}",
                   "author": "Ben Okafor", "url": None} for i in range(n_commits)],
         tickets=[{"key": f"PAY-{i}", "url": f"https://acme.atlassian.net/browse/PAY-{i}",
@@ -71,23 +71,23 @@ def changes(n_commits: int = 3, n_tickets: int = 2, text: str = "") -> events.Ch
 
 
 def contexts(text: str = "", n: int = 3) -> dict[str, tuple[str, dict[str, Any]]]:
-    deployment = events.deployment_context(
+    deployment = card_context.deployment_context(
         service="payments", environment="prod", status="succeeded", version="1.4.2-58ddfd6",
         url="https://payments.acme.example", duration="4m 12s", pipeline=PIPELINE, local=LOCAL,
         changes=changes(n, n, text), at=FRIDAY, production=True, fun=True,
         jira_url="https://acme.atlassian.net")
-    failed = events.deployment_context(
+    failed = card_context.deployment_context(
         service="payments", environment="qa", status="failed", version="1.4.2-58ddfd6", url=None,
         duration=None, pipeline=PIPELINE, local=LOCAL, changes=None, at=FRIDAY,
         production=False, fun=True, jira_url=None)
-    pr = events.deployment_context(
+    pr = card_context.deployment_context(
         service="payments", environment="dev", status="started", version="pr-87",
         url=None, duration=None, pipeline=PR_PIPELINE, local=LOCAL, changes=changes(n, 0, text),
         at=FRIDAY, production=False, fun=True, jira_url=None)
     pr["pr"] = {**pr["pr"], "title": f"Refunds: idempotency keys {text}"}
-    tests = events.tests_context(parse_junit([DATA / "pytest-junit.xml", DATA / "jest-junit.xml"]),
+    tests = card_context.tests_context(parse_junit([DATA / "pytest-junit.xml", DATA / "jest-junit.xml"]),
                                  title=None, pipeline=PIPELINE, local=LOCAL, fun=True)
-    security = events.security_context(
+    security = card_context.security_context(
         read_security(DATA / "veracode-results.json", DATA / "sca.json"), pipeline=PIPELINE,
         local=LOCAL)
     return {"deployment-succeeded": ("deployment.json.j2", deployment),
@@ -117,7 +117,7 @@ def test_fun_touches_are_deterministic_and_can_be_turned_off() -> None:
         "dashboards until it settles.",
         "🎉 The 100th production deployment of payments.",
         "🟢 20 deployments in a row without a rollback."]
-    quiet = events.deployment_context(
+    quiet = card_context.deployment_context(
         service="payments", environment="prod", status="succeeded", version="1", url=None,
         duration=None, pipeline=PIPELINE, local=LOCAL, changes=changes(), at=FRIDAY,
         production=True, fun=False, jira_url=None)
@@ -179,14 +179,14 @@ def _texts(node: object) -> list[str]:
 def hostile_contexts(text: str) -> dict[str, tuple[str, dict[str, Any]]]:
     """Every card with `text` in every value that comes from outside: the pipeline's variables,
     git, Jira, Bitbucket, JUnit and the scans."""
-    from devex_cli.notify.junit import FailedTest, TestReport
-    from devex_cli.notify.security import Finding, SecurityReport, Vulnerability
+    from devex_cli.inputs.junit import FailedTest, TestReport
+    from devex_cli.inputs.security import Finding, SecurityReport, Vulnerability
 
     pipeline = PipelineContext(commit="58ddfd6" + text, branch=text, repo_slug=text,
                                build_number=text, pr_id="87" + text, pr_destination_branch=text,
                                git_http_origin="https://bitbucket.org/acme/payments")
     local = LocalCommit("58ddfd6" + text, text, text, text)
-    summary = events.ChangeSummary(
+    summary = card_context.ChangeSummary(
         commits=[{"short": text[:7], "subject": text, "author": text, "url": None}],
         tickets=[{"key": "PAY-1", "url": "https://acme.atlassian.net/browse/PAY-1",
                   "summary": text, "status": text},
@@ -194,7 +194,7 @@ def hostile_contexts(text: str) -> dict[str, tuple[str, dict[str, Any]]]:
         previous_revision=text, production_deployments=1, clean_streak=10)
     found = {}
     for status, production in (("succeeded", True), ("failed", False)):
-        context = events.deployment_context(
+        context = card_context.deployment_context(
             service=text, environment=text, status=status, version=text, url=None,
             duration=text, pipeline=pipeline, local=local, changes=summary, at=FRIDAY,
             production=production, fun=True, jira_url="https://acme.atlassian.net")
@@ -203,15 +203,15 @@ def hostile_contexts(text: str) -> dict[str, tuple[str, dict[str, Any]]]:
         found[f"pr-{status}"] = ("pr_deployment.json.j2", pr)
     junit = TestReport((text,), 3, 1, 1, 0, 1, 1.5, (FailedTest(text, text, "failure", text),
                                                     FailedTest(text, text, "error", text)))
-    found["tests"] = ("tests.json.j2", events.tests_context(
+    found["tests"] = ("tests.json.j2", card_context.tests_context(
         junit, title=text, pipeline=pipeline, local=local, fun=True))
     scans = SecurityReport(
         findings=(Finding(5, text, text, text, 7),),
         vulnerabilities=(Vulnerability(text, text, 9.8, text, text, text),),
         sources=(text,), static_scanned=True, sca_scanned=True)
-    found["security"] = ("security.json.j2", events.security_context(
+    found["security"] = ("security.json.j2", card_context.security_context(
         scans, pipeline=pipeline, local=local))
-    found["security-nothing"] = ("security.json.j2", events.security_context(
+    found["security-nothing"] = ("security.json.j2", card_context.security_context(
         SecurityReport(sources=(text,), static_scanned=True), pipeline=pipeline, local=local))
     return found
 

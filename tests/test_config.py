@@ -78,7 +78,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_pipeline_context_from_bitbucket_and_local_git(tmp_path: Path) -> None:
-    from devex_cli.context import PipelineContext, pipeline_context
+    from devex_cli.pipeline_context import PipelineContext, pipeline_context
     from tests.gitworld import GitRepo
 
     repo = GitRepo(tmp_path / "app")
@@ -91,9 +91,9 @@ def test_pipeline_context_from_bitbucket_and_local_git(tmp_path: Path) -> None:
            "BITBUCKET_GIT_HTTP_ORIGIN": "https://bitbucket.org/acme/app"}
     context, _ = pipeline_context(env, repo.path)
     assert context.commit == "abc1234" and context.branch == "feature/x"
-    assert context.pr_id is None and context.in_pipeline
+    assert context.pr_id is None and context.build_number == "42"
     assert context.build_url == "https://bitbucket.org/acme/app/pipelines/results/42"
-    assert PipelineContext.from_environment({}).in_pipeline is False
+    assert PipelineContext.from_environment({}).build_number is None
     _, outside = pipeline_context({}, tmp_path)
     assert outside is None
 

@@ -291,7 +291,7 @@ def test_every_environment_variable_read_in_src_is_in_the_reference() -> None:
 
 
 def test_the_pipeline_variables_are_the_pipeline_context() -> None:
-    from devex_cli.context import PipelineContext
+    from devex_cli.pipeline_context import PipelineContext
 
     fields = {f"BITBUCKET_{f.name.upper()}" for f in dataclasses.fields(PipelineContext)}
     assert {v.name for v in PIPELINE} == fields

@@ -51,7 +51,7 @@ def metric_names(expr: str) -> set[str]:
 
 def exposed() -> set[str]:
     """Every family the collector can emit (read from the code) and every recorded rule."""
-    source = (ROOT / "src" / "devex_cli" / "metrics" / "exposition.py").read_text()
+    source = (ROOT / "src" / "devex_cli" / "views" / "prometheus.py").read_text()
     names = set(re.findall(r'(?:GaugeMetricFamily|InfoMetricFamily)\(\s*"([a-z_:]+)"', source))
     names |= set(re.findall(r'"(devex_[a-z_]+)": "', source))  # the exporter's health gauges
     names |= {n + "_info" for n in list(names) if n == "devex_build"}

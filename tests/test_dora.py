@@ -92,7 +92,7 @@ def test_frequency_over_the_days_the_history_covers() -> None:
 
 
 def test_frequency_before_the_history_is_unknown() -> None:
-    from devex_cli.metrics.exposition import render
+    from devex_cli.views.prometheus import render
 
     records = [deploy("prod", "p1", T0), deploy("prod", "p2", T0 + D)]
     before = snapshot(records, start=T0 - 10 * D, end=T0 - 5 * D)

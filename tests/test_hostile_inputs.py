@@ -16,9 +16,9 @@ from pytest_httpx import HTTPXMock
 
 from devex_cli.config import load_settings
 from devex_cli.errors import ConfigError, InputError, UsageError
+from devex_cli.inputs.junit import parse_junit
+from devex_cli.inputs.security import parse_sca, parse_veracode
 from devex_cli.manifests import ManifestError, parse_manifest
-from devex_cli.notify.junit import parse_junit
-from devex_cli.notify.security import parse_sca, parse_veracode
 from devex_cli.tickets import compile_ticket_pattern, extract_ticket_keys
 from tests.conftest import FAST_HTTP, Result
 from tests.gitworld import GitRepo
@@ -398,12 +398,12 @@ def test_a_duration_past_any_calendar_exits_2(devex: Devex, option: str) -> None
 def test_a_failure_building_the_card_never_fails_the_deployment(
     devex: Devex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from devex_cli.notify import events
+    from devex_cli.notify import card_context
 
     def broken(*args: object, **kwargs: object) -> dict[str, object]:
         raise ValueError("a bug in devex")
 
-    monkeypatch.setattr(events, "tests_context", broken)
+    monkeypatch.setattr(card_context, "tests_context", broken)
     path = tmp_path / "junit.xml"
     path.write_text('<testsuite><testcase name="a"/></testsuite>')
     result = devex("report", "tests", "--junit", str(path), "--dry-run")

@@ -168,3 +168,27 @@ def test_a_gateway_that_cannot_be_an_address_is_refused(given: str, tmp_path: Pa
     settings = load_settings(None, environ={}, cwd=tmp_path)
     with pytest.raises(ConfigError, match="is not an http"):
         gateway_url(settings, given)
+
+
+def test_push_options_before_and_after_the_event_add_up(devex: Devex,
+                                                         httpx_mock: HTTPXMock) -> None:
+    """The push options go before the event's name, after it, or both: groupings add up, a job
+    or gateway after it wins, --replace on either side replaces."""
+    httpx_mock.add_response(status_code=200)
+    result = devex("push-metrics", "--job", "ci", "--grouping", "team=web",
+                   "--gateway", "http://127.0.0.1:1", "tests", "--service", "x",
+                   "--junit", str(DATA / "pytest-junit.xml"), "--grouping", "tier=one",
+                   "--job", "nightly", "--replace", "--gateway", "https://gateway.example.test")
+    assert result.code == 0, result.err
+    request = httpx_mock.get_requests()[0]
+    assert request.method == "PUT" and request.url.host == "gateway.example.test"
+    path = request.url.path
+    assert path.startswith("/metrics/job/nightly/")
+    assert {"service/x", "team/web", "tier/one"} <= {
+        "/".join(pair) for pair in zip(*[iter(path.split("/")[4:])] * 2, strict=False)}
+    httpx_mock.add_response(status_code=202)
+    group = devex("push-metrics", "--job", "ci", "tests", "--service", "x", "--delete",
+                  "--gateway", "https://gateway.example.test")
+    assert group.code == 0, group.err
+    deleted = httpx_mock.get_requests()[-1]
+    assert deleted.method == "DELETE" and deleted.url.path == "/metrics/job/ci/service/x"

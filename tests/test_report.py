@@ -218,7 +218,7 @@ def test_the_cards_clean_streak_counts_rollbacks_by_the_dora_rule() -> None:
     where the app repository knows both revisions, else a tag put back in the GitOps history."""
     from datetime import UTC, datetime
 
-    from devex_cli.notify.events import _rollbacks
+    from devex_cli.notify.card_context import _rollbacks
     from devex_cli.sources.gitops import Deployment, Release
 
     def deployment(tag: str, previous: str | None) -> Deployment:

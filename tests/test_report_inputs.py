@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from devex_cli.config import RouteRule
-from devex_cli.context import PipelineContext
 from devex_cli.errors import InputError
-from devex_cli.notify.junit import parse_junit
+from devex_cli.inputs.junit import parse_junit
+from devex_cli.inputs.security import cvss_band, parse_sca, parse_veracode, read_security
 from devex_cli.notify.routing import route
-from devex_cli.notify.security import cvss_band, parse_sca, parse_veracode, read_security
+from devex_cli.pipeline_context import PipelineContext
 
 DATA = Path(__file__).parent / "data"
 
@@ -134,7 +134,7 @@ def test_rules_come_first() -> None:
 
 @pytest.mark.parametrize("time", ["nan", "NaN", "inf", "-inf", "1e400", "-5"])
 def test_a_junit_time_that_is_no_duration_is_unknown(tmp_path: Path, time: str) -> None:
-    from devex_cli.notify.events import tests_context
+    from devex_cli.notify.card_context import tests_context
 
     odd = tmp_path / "odd.xml"
     odd.write_text(f'<testsuite name="s" time="{time}"><testcase name="a"/>'
@@ -154,7 +154,7 @@ def test_a_junit_time_that_is_no_duration_is_unknown(tmp_path: Path, time: str) 
 def test_odd_junit_time_pushes_no_duration_and_no_nan(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from devex_cli.metrics.events import tests_families
+    from devex_cli.metrics.pipeline_metrics import tests_families
 
     path = tmp_path / "nan.xml"
     path.write_text('<testsuite time="nan"><testcase name="a" time="nan"/></testsuite>')

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from devex_cli.dora import tiers
 from devex_cli.dora.compute import build_snapshot
 from devex_cli.dora.model import Change, DeploymentRecord, Snapshot
-from devex_cli.snapshot_views import release, render_tables
+from devex_cli.views.tables import release, render_tables
 
 D = timedelta(days=1)
 H = timedelta(hours=1)

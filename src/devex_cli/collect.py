@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from devex_cli.argocd_refine import ArgoView, actual_states, refine
 from devex_cli.cache import (
     INTEGER,
     TEXT,
@@ -25,7 +26,6 @@ from devex_cli.cache import (
     row,
 )
 from devex_cli.config import Settings, bitbucket_configured
-from devex_cli.correlate import ArgoView, actual_states, refine
 from devex_cli.dora.compute import FigureHistory, build_snapshot, failure_signals, history_of
 from devex_cli.dora.model import (
     ActualState,

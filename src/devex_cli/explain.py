@@ -29,8 +29,8 @@ from devex_cli.dora.stats import (
 )
 from devex_cli.errors import UsageError
 from devex_cli.gitcli import GitFailed, git
-from devex_cli.snapshot_views import summary_json
 from devex_cli.timeutil import rfc3339
+from devex_cli.views.json import summary_json
 
 log = logging.getLogger("devex.explain")
 
@@ -454,7 +454,7 @@ WIDTH = 100
 
 
 def duration(seconds: float | None) -> str:
-    from devex_cli.snapshot_views import duration as short
+    from devex_cli.views.tables import duration as short
 
     return short(seconds)
 
@@ -469,7 +469,7 @@ def _time(text: str | None) -> str:
 
 
 def _release(deployment: Mapping[str, Any]) -> str:
-    from devex_cli.snapshot_views import release
+    from devex_cli.views.tables import release
 
     return release(deployment["version"], deployment["revision"])
 

@@ -8,7 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from devex_cli.config import Settings
 from devex_cli.dora.model import ActualState, Skipped
+from devex_cli.sources import gitops as gitops_source
 from devex_cli.sources.gitops import DeployedState, GitOpsHistory, ThirdParty
 from devex_cli.textsafe import safe, safe_markup
 from devex_cli.timeutil import age, rfc3339
@@ -54,7 +56,32 @@ def build_status(
                         history.head, third_party)
 
 
-def render_json(report: StatusReport) -> str:
+def read_status(settings: Settings, *, gitops: str | None, environments: Sequence[str],
+                offline: bool) -> StatusReport:
+    """The state at the GitOps repository's head (`gitops`, else the configured one, else the
+    current folder) and, unless `offline`, what Argo CD runs. Raises UsageError for a
+    repository, service or environment that is not there; Argo CD failing only degrades."""
+    from devex_cli.sources.commitgraph import local_commit_checker
+
+    repo = gitops_source.open_repository(gitops, settings, default_here=True)
+    checker = local_commit_checker({name: s.repo for name, s in settings.services.items()
+                                    if s.repo})
+    history = gitops_source.read_history(repo, settings, has_commit=checker)
+    history.require_services()
+    history.require_environments(environments)
+    actual = None
+    if not offline and settings.environ.get("ARGOCD_SERVER"):
+        from devex_cli.argocd_refine import actual_states
+        from devex_cli.collect import read_argocd
+
+        view = read_argocd(settings, history, {})
+        if view is not None:
+            actual = actual_states(history, view, lambda synced: gitops_source.commits_after(
+                repo, synced, history.head))
+    return build_status(history, environments=environments, actual=actual)
+
+
+def render_status_json(report: StatusReport) -> str:
     services = []
     for service in report.services:
         rows = []

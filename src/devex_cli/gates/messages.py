@@ -78,7 +78,7 @@ def render_text(report: GateReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_json(report: GateReport) -> str:
+def render_gate_json(report: GateReport) -> str:
     """Exactly one JSON object, the contract's shape (plus `warnings`)."""
     return json.dumps({
         "decision": report.decision,

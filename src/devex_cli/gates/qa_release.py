@@ -17,6 +17,7 @@ from devex_cli.changes import TicketRule, look_up
 from devex_cli.config import Settings
 from devex_cli.errors import DevexError, InputError, UpstreamError, UsageError
 from devex_cli.parallel import in_background
+from devex_cli.pipeline_context import service_name
 from devex_cli.sources import gitops
 from devex_cli.sources.apprepo import AppRepo
 from devex_cli.sources.commitgraph import GraphCommit
@@ -30,7 +31,7 @@ log = logging.getLogger("devex.gate")
 
 @dataclass(frozen=True)
 class GateOptions:
-    service: str | None
+    service: str | None  # None: $BITBUCKET_REPO_SLUG
     environment: str
     gitops: str | None
     repo: Path
@@ -147,10 +148,7 @@ def _jira_in_background(settings: Settings) -> Future[JiraClient] | None:
 
 def _run(options: GateOptions, settings: Settings,
          jira_client: Future[JiraClient] | None) -> GateReport:
-    service = options.service
-    if not service:
-        raise UsageError("no service given",
-                         hint="pass --service NAME (defaults to $BITBUCKET_REPO_SLUG)")
+    service = service_name(options.service, settings.environ)
     app = AppRepo(options.repo)
 
     def read_gitops() -> gitops.GitOpsHistory:

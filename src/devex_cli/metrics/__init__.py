@@ -1,1 +1,1 @@
-"""Prometheus exposition of a snapshot, the exporter server, and the Pushgateway client."""
+"""The exporter server (serving views/prometheus.py) and the Pushgateway client."""

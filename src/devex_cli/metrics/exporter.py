@@ -30,8 +30,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from devex_cli.dora.model import Snapshot
 from devex_cli.errors import DevexError, UpstreamError, UsageError
-from devex_cli.metrics.exposition import SnapshotCollector
 from devex_cli.textsafe import safe
+from devex_cli.views.prometheus import SnapshotCollector
 
 log = logging.getLogger("devex.exporter")
 

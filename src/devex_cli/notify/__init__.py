@@ -1,1 +1,1 @@
-"""Pipeline events as Teams Adaptive Cards: input parsers, routing, rendering and delivery."""
+"""Pipeline events as Teams Adaptive Cards: routing, rendering and delivery."""

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from devex_cli.config import Settings
-from devex_cli.context import pipeline_context, service_name
 from devex_cli.errors import ConfigError, DevexError, InputError, UpstreamError, UsageError
-from devex_cli.notify import cards, events, routing
+from devex_cli.notify import card_context, cards, routing
+from devex_cli.pipeline_context import deployed_version, pipeline_context, service_name
 
 log = logging.getLogger("devex.report")
 
@@ -67,13 +67,13 @@ def _deployment(settings: Settings, *, name: str, environment: str, status: str,
                 channels: Sequence[str], template: Path | None, dry_run: bool, strict: bool,
                 offline: bool) -> None:
     pipeline, local = pipeline_context(settings.environ, Path())
-    changes = events.summarise_changes(settings, service=name, environment=environment,
+    changes = card_context.summarise_changes(settings, service=name, environment=environment,
                                        head=pipeline.commit, repo_path=Path(),
                                        jira=not offline and bool(settings.jira.url))
     production = environment in ("prod", "production") or environment == settings.gitops.production
-    context = events.deployment_context(
+    context = card_context.deployment_context(
         service=name, environment=environment, status=status,
-        version=version or (pipeline.commit or "")[:7] or "unknown", url=url, duration=took,
+        version=deployed_version(version, pipeline), url=url, duration=took,
         pipeline=pipeline, local=local, changes=changes, at=moment, production=production,
         fun=settings.report.fun, jira_url=settings.jira.url)
     if pipeline.step_triggerer_uuid:
@@ -93,12 +93,12 @@ def _deployment(settings: Settings, *, name: str, environment: str, status: str,
 
 def tests(settings: Settings, *, junit: Sequence[Path], title: str | None,
           channels: Sequence[str], template: Path | None, dry_run: bool, strict: bool) -> None:
-    from devex_cli.notify.junit import parse_junit
+    from devex_cli.inputs.junit import parse_junit
 
     report = parse_junit(junit)
     with _never_fails_the_deployment(strict):
         pipeline, local = pipeline_context(settings.environ, Path())
-        context = events.tests_context(report, title=title, pipeline=pipeline, local=local,
+        context = card_context.tests_context(report, title=title, pipeline=pipeline, local=local,
                                        fun=settings.report.fun)
         targets = list(channels) or routing.route("tests", branch=pipeline.branch,
                                                   in_pr=pipeline.pr_id is not None,
@@ -110,12 +110,12 @@ def tests(settings: Settings, *, junit: Sequence[Path], title: str | None,
 def security(settings: Settings, *, veracode: Path | None, sca: Path | None,
              channels: Sequence[str], template: Path | None, dry_run: bool,
              strict: bool) -> None:
-    from devex_cli.notify.security import read_security
+    from devex_cli.inputs.security import read_security
 
     report = read_security(veracode, sca)
     with _never_fails_the_deployment(strict):
         pipeline, local = pipeline_context(settings.environ, Path())
-        context = events.security_context(report, pipeline=pipeline, local=local)
+        context = card_context.security_context(report, pipeline=pipeline, local=local)
         targets = list(channels) or routing.route("security", branch=pipeline.branch,
                                                   in_pr=pipeline.pr_id is not None,
                                                   rules=settings.report.routes)

@@ -7,12 +7,13 @@ history, the clone is deepened (then unshallowed) rather than silently walking a
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
 from datetime import UTC, datetime
 from pathlib import Path
 
 from devex_cli.errors import UsageError
 from devex_cli.gitcli import GitFailed, git, remote_error
+from devex_cli.parallel import in_background
 from devex_cli.sources.commitgraph import GraphCommit
 
 log = logging.getLogger("devex.apprepo")
@@ -87,10 +88,10 @@ class AppRepo:
         side when the base is already here (the usual case)."""
         full = self.resolve(base)
         if full is not None:
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                listing = pool.submit(self.commits, full, head)
-                if self._is_ancestor(full, head):
-                    return full, listing.result()
+            listing = in_background(lambda: self.commits(full, head), name="app-log")
+            if self._is_ancestor(full, head):
+                return full, listing.result()
+            wait([listing])  # not used: the base is checked and listed again below
         full = self.range_base(base, head)
         return full, self.commits(full, head)
 

@@ -45,10 +45,6 @@ class PipelineContext:
         )
 
     @property
-    def in_pipeline(self) -> bool:
-        return self.build_number is not None
-
-    @property
     def build_url(self) -> str | None:
         """The pipeline's page, when the workspace, repository and build number are known."""
         if self.git_http_origin and self.build_number:
@@ -91,6 +87,11 @@ def pipeline_context(environ: Mapping[str, str], repo: Path) -> tuple[PipelineCo
         context = replace(context, commit=context.commit or local.sha,
                           branch=context.branch or local.branch)
     return context, local
+
+
+def deployed_version(given: str | None, pipeline: PipelineContext) -> str:
+    """--version, else the commit's short SHA, else `unknown`."""
+    return given or (pipeline.commit or "")[:7] or "unknown"
 
 
 def service_name(given: str | None, environ: Mapping[str, str]) -> str:

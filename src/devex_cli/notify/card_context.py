@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from devex_cli.config import Settings
-from devex_cli.context import LocalCommit, PipelineContext
-from devex_cli.notify.junit import TestReport
-from devex_cli.notify.security import SEVERITIES, SecurityReport
+from devex_cli.inputs.junit import TestReport
+from devex_cli.inputs.security import SEVERITIES, SecurityReport
+from devex_cli.pipeline_context import LocalCommit, PipelineContext
 
 log = logging.getLogger("devex.report")
 

@@ -67,7 +67,7 @@ def families(snapshot: Snapshot, *, now: float) -> Iterator[GaugeMetricFamily]:
                             labels=se)
     last = GaugeMetricFamily("deployment_last_timestamp_seconds",
                              "Time of the current deployment (Unix time)", labels=se)
-    states = {(e.environment, s.service): e for w in (snapshot.window,) for s in w.services
+    states = {(e.environment, s.service): e for s in snapshot.window.services
               for e in s.environments}
     for (environment, name), figures in sorted(states.items()):
         if figures.last_deployed_at is None:
