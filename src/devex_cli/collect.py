@@ -7,7 +7,7 @@ and a failing one degrades the snapshot (its `devex_source_up` is 0) instead of 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -39,10 +39,10 @@ from devex_cli.dora.model import (
 )
 from devex_cli.errors import DevexError
 from devex_cli.gitcli import local_repository
-from devex_cli.parallel import SERVICES_AT_ONCE, each, in_background
+from devex_cli.parallel import in_background
 from devex_cli.records import RecordCache, build_records
 from devex_cli.sources import gitops
-from devex_cli.sources.commitgraph import CommitGraph
+from devex_cli.sources.commitgraph import CommitCheck, CommitGraph
 from devex_cli.status import skipped_items
 from devex_cli.timeutil import rfc3339
 
@@ -128,32 +128,13 @@ def collect_inputs(settings: Settings, options: CollectOptions, *, now: datetime
             remote[service] = BitbucketCommits(bitbucket, slug, store)
         return remote[service]
 
-    def has_commit(pairs: Collection[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Which digits-only tags name a commit of their service (its repository, else
-        Bitbucket), services side by side; a source that cannot answer says no, and is asked
-        again next run."""
-        by_service: dict[str, list[str]] = {}
-        for service, sha in pairs:
-            by_service.setdefault(service, []).append(sha)
-        asked = {s: source for s in by_service if (source := source_of(s)) is not None}
-
-        def commits(service: str) -> list[tuple[str, str]]:
-            try:
-                found = asked[service].resolve(by_service[service])
-            except DevexError as exc:
-                log.warning("%s; digits-only tags of %s are read as versions this run",
-                            exc, service)
-                return []
-            return [(service, sha) for sha, full in found.items() if full is not None]
-
-        return [pair for found in each(commits, asked, limit=SERVICES_AT_ONCE) for pair in found]
-
     if not options.offline and bitbucket_configured(settings):
         sources["bitbucket"] = True  # asked only for what the caches do not have
     cache = RecordCache(settings)
     try:
         step("reading the GitOps history")
-        history = gitops.read_history(repo, settings, has_commit=has_commit)
+        check = CommitCheck(source_of)  # Bitbucket answers it from the listing it makes anyway
+        history = gitops.read_history(repo, settings, has_commit=check, met=check.expect)
         history.require_services()
         step(f"reading the change sets of {len(history.deployments)} deployments")
         built = build_records(history, source_of, settings, sources, cache)
