@@ -199,9 +199,9 @@ def status(
     if not offline and settings.environ.get("ARGOCD_SERVER"):
         from devex_cli.collect import read_argocd
         from devex_cli.correlate import actual_states
+        from devex_cli.sources.base import SourceHealth
 
-        sources: dict[str, bool] = {}
-        view = read_argocd(settings, history, sources)
+        view = read_argocd(settings, history, SourceHealth())
         if view is not None:
             actual = actual_states(history, view, lambda synced: gitops_source.commits_after(
                 repo, synced, history.head))

@@ -21,6 +21,7 @@ from devex_cli.config import Settings, bitbucket_workspace
 from devex_cli.errors import ConfigError, UpstreamError, UpstreamHTTPError
 from devex_cli.http import ApiClient, BearerAuth, Params, basic_auth
 from devex_cli.parallel import each
+from devex_cli.sources.base import ApiSource
 from devex_cli.sources.commitgraph import GraphCommit, generations, only_in
 
 log = logging.getLogger("devex.bitbucket")
@@ -29,10 +30,13 @@ DEFAULT_API = "https://api.bitbucket.org/2.0"
 PAGE = 100
 
 
+class BitbucketClient(ApiSource):
+    """Bitbucket Cloud's API. Use it as a context manager. Raises ConfigError when it is not
+    configured (no token or no workspace)."""
 
+    system = "bitbucket"
 
-class BitbucketClient:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, api: ApiClient | None = None) -> None:
         token = settings.environ.get("BITBUCKET_API_TOKEN")
         workspace = bitbucket_workspace(settings)
         if not token or not workspace:
@@ -44,15 +48,12 @@ class BitbucketClient:
         self.concurrency = max(1, settings.bitbucket.concurrency)
         # Every request of this client, from any thread, counts against one limit.
         self._slots = threading.BoundedSemaphore(self.concurrency)
-        self.api = ApiClient(
+        self.api = api or ApiClient(
             "Bitbucket", settings.environ.get("BITBUCKET_API_URL") or DEFAULT_API,
             settings=settings.http,
             auth=basic_auth(user, token) if user else BearerAuth(token),
             auth_hint="check BITBUCKET_API_USER and BITBUCKET_API_TOKEN (app passwords stopped "
                       "working in 2026: use an API token or an access token)")
-
-    def close(self) -> None:
-        self.api.close()
 
     def _get(self, path: str, params: Params | None = None) -> Any:
         with self._slots:
@@ -155,7 +156,7 @@ class BitbucketCommits:
     are kept by collect's records.
     """
 
-    system = "bitbucket"
+    system = BitbucketClient.system
     lock = threading.Lock()
     MANY = 8  # more revisions or ranges than this at once: read the graph instead
     MIN_PAGES = 4  # a listing may always take this many pages

@@ -63,10 +63,11 @@ from devex_cli.manifests import (
     parse_manifest,
 )
 
-__all__ = ["CommitChecker", "DeployedState", "Deployment", "GitOpsHistory", "NothingFound",
+__all__ = ["SYSTEM", "CommitChecker", "DeployedState", "Deployment", "GitOpsHistory", "NothingFound",
            "Redeployment", "Release", "RevisionsMet", "Skipped", "ThirdParty", "commits_after",
            "open_repository", "path_owner", "read_history"]
 
+SYSTEM = "gitops"  # the name the GitOps repository reports its health under
 _NULL_SHA = "0" * 40
 # Every YAML file but a chart's Go templates (not YAML until rendered) and dot-folders' (CI
 # configuration such as .github/).
