@@ -179,8 +179,7 @@ def build_records(
                  if (n := known.get(d.release.revision or ""))
                  and (o := known.get(d.previous.revision if d.previous and
                                      d.previous.revision else ""))]
-        graph.load(sha for pair in pairs for sha in pair)
-        graph.prefetch(pairs)
+        graph.prepare(pairs)
         return resolved
 
     by_service: dict[str, list[gitops.Deployment]] = {}
@@ -300,8 +299,7 @@ def _pending(
     def read(service: str) -> list[tuple[tuple[str, str], tuple[Change, ...]]] | DevexError:
         graph, pairs = graphs[service], [pair for _, pair in wanted[service]]
         try:
-            graph.load(sha for pair in pairs for sha in pair)
-            graph.prefetch(pairs)
+            graph.prepare(pairs)
             return [(key, tuple(change(c) for c in reversed(graph.only_in(here, there))))
                     for key, (here, there) in wanted[service]]
         except DevexError as exc:

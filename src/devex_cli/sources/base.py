@@ -47,13 +47,10 @@ class CommitSource(Source, Protocol):
         once are answered together (one process, or one listing). Raises UpstreamError."""
         ...
 
-    def load(self, tips: Iterable[str]) -> None:
-        """Make the history reachable from these revisions answerable (a source that fetches
-        ranges on demand does nothing here)."""
-        ...
-
-    def prefetch(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Make these (new, old) ranges answerable, side by side where the source allows."""
+    def prepare(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Make these (new, old) ranges of full SHAs answerable by `only_in`, all at once (a
+        local graph reads the history reachable from them; an API lists it, or asks the
+        ranges side by side). Raises UpstreamError."""
         ...
 
     def only_in(self, new: str, old: str | None) -> list[GraphCommit]:

@@ -240,10 +240,7 @@ class BitbucketCommits:
         self._shas = sorted(self._graph)
         self._rank = generations(self._graph)
 
-    def load(self, tips: Iterable[str]) -> None:
-        """Nothing to load up front: ranges are fetched by `prefetch`."""
-
-    def prefetch(self, pairs: Iterable[tuple[str, str]]) -> None:
+    def prepare(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Make the ranges (new, old) answerable: from the graph when it holds both ends (many
         at once read it first), else asked one by one, several at a time."""
         missing = [p for p in dict.fromkeys(pairs)
@@ -267,5 +264,5 @@ class BitbucketCommits:
             return []
         if (new, old) not in self._ranges and self._walkable(new, old):
             return only_in(self._graph, lambda sha: self._rank.get(sha, 0), new, old)
-        self.prefetch([(new, old)])
+        self.prepare([(new, old)])
         return self._ranges[(new, old)]

@@ -91,8 +91,10 @@ class CommitGraph:
                     sha, tuple(parents.split()), int(committed),
                     datetime.fromtimestamp(int(authored), UTC), message.strip(), author)
 
-    def prefetch(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Nothing to fetch: the graph answers ranges from memory."""
+    def prepare(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Read the history reachable from both ends of the ranges: `only_in` answers them from
+        memory."""
+        self.load(sha for pair in pairs for sha in pair)
 
     def only_in(self, new: str, old: str | None) -> list[GraphCommit]:
         """Commits reachable from `new` and not from `old` (`git rev-list new ^old`), newest first."""
