@@ -463,10 +463,11 @@ class ReaderState:
     def _judge_digits(self, events: Sequence[_Event], settings: Settings,
                       has_commit: CommitChecker | None, met: RevisionsMet | None) -> None:
         """Whether each new digits-only tag names a commit, in one question for all (`met`
-        hears every revision the events name first)."""
+        hears first every revision the events deploy)."""
         assert self.decisions is not None
         wanted: dict[tuple[str, str], None] = {}  # newest first: a source may list from those
-        named_revisions: dict[tuple[str, str], None] = {}
+        deployed: dict[tuple[str, str], None] = {}  # what `_read` will make releases of
+        third_party, bases = self.decisions.third_party, self.decisions.bases
         for event in reversed(events):
             for unit, images in event.images.items():
                 rule = self.decisions.rules.get(unit, {})
@@ -476,7 +477,9 @@ class ReaderState:
                     if named is None or not revision:
                         continue
                     pair = (settings.aliases.get(named, named), revision)
-                    named_revisions[pair] = None
+                    if unit not in bases and not (use.repository
+                                                  and use.repository in third_party):
+                        deployed[pair] = None
                     if is_digits_only(revision) and pair not in self.digits:
                         wanted[pair] = None
         if not wanted or has_commit is None:
@@ -484,7 +487,7 @@ class ReaderState:
                 self.digits[pair] = False
             return
         if met is not None:
-            met(list(named_revisions))
+            met(list(deployed))
         found = set(has_commit(list(wanted)))
         for pair in wanted:
             self.digits[pair] = pair in found
