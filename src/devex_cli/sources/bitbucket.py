@@ -15,14 +15,16 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devex_cli.config import Settings, bitbucket_workspace
 from devex_cli.errors import ConfigError, UpstreamError, UpstreamHTTPError
-from devex_cli.http import ApiClient, BearerAuth, Params, basic_auth
 from devex_cli.parallel import each
 from devex_cli.sources.base import ApiSource
 from devex_cli.sources.commitgraph import GraphCommit, generations, only_in
+
+if TYPE_CHECKING:  # the HTTP stack loads when a client is made, not with its system's name
+    from devex_cli.http import ApiClient, Params
 
 log = logging.getLogger("devex.bitbucket")
 
@@ -44,6 +46,8 @@ class BitbucketClient(ApiSource):
                               hint="set BITBUCKET_API_TOKEN (and BITBUCKET_API_USER for an API "
                                    "token) and bitbucket.workspace or BITBUCKET_WORKSPACE")
         user = settings.environ.get("BITBUCKET_API_USER")
+        from devex_cli.http import ApiClient, BearerAuth, basic_auth
+
         self.workspace = workspace
         self.concurrency = max(1, settings.bitbucket.concurrency)
         # Every request of this client, from any thread, counts against one limit.
