@@ -305,6 +305,45 @@ def test_incidents_from_jira_mark_production_deployments_failed(devex: Devex, wo
         "pay": ["gitops", "ancestry", "incidents"]}
 
 
+def test_incidents_and_tickets_are_asked_through_one_jira_client(
+        devex: Devex, world: World, jira: FakeJira, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The incident search and the tickets' look-up share one ticket source: opened once,
+    closed once."""
+    from devex_cli.sources.jira import JiraClient
+
+    opened: list[JiraClient] = []
+    closed: list[JiraClient] = []
+    made, close = JiraClient.__init__, JiraClient.close
+
+    def counting_init(self: JiraClient, *args: object, **kwargs: object) -> None:
+        made(self, *args, **kwargs)  # type: ignore[arg-type]
+        opened.append(self)
+
+    def counting_close(self: JiraClient) -> None:
+        closed.append(self)
+        close(self)
+
+    monkeypatch.setattr(JiraClient, "__init__", counting_init)
+    monkeypatch.setattr(JiraClient, "close", counting_close)
+    jira.add("PAY-4", "2.0", status="Done")
+    jira.add("OPS-7", issue_type="Incident").components = ["pay"]
+    config = tmp_path / "devex.toml"
+    config.write_text(world.config.read_text().replace('repo = "gitops"',
+                                                       f'repo = "{world.root / "gitops"}"')
+                      .replace('repo = "pay"', f'repo = "{world.root / "pay"}"')
+                      .replace('projects = ["PAY"]',
+                               'projects = ["PAY"]\nincident_jql = "project = OPS"'))
+    result = devex("collect", "--format", "json", "--since", "2026-09-01", "--until",
+                   "2026-11-01", config=str(config), env=jira.env())
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["sources"]["jira"] is True
+    assert report["tickets_in_environment"][0]["fix_versions"] == ["2.0"]
+    assert any("search" in r.path for r in jira.api_requests())
+    assert len(opened) == 1 and closed == opened
+
+
 def prod_history(gitops: GitRepo, deployments: list[tuple[str, str]]) -> None:
     for when, tag in deployments:
         gitops.commit(f"prod {tag}", {overlay("pay", "prod"): kustomization([image("pay", tag)])},

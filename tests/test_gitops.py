@@ -166,6 +166,34 @@ def test_version_only_tags_are_deployments_without_revision(
     assert with_app.deployments[-1].release.revision == "20241105"
 
 
+def test_the_digits_only_check_hears_the_deployed_revisions_first(
+    gitops: GitRepo, tmp_path: Path
+) -> None:
+    """Before digits-only tags are judged, `met` hears every revision the read deploys, newest
+    first (a source that lists a history can answer the tags from the listing the change sets
+    need): not a third-party image's, and not without a digits-only tag to judge."""
+    heard: list[list[tuple[str, str]]] = []
+    asked: list[list[tuple[str, str]]] = []
+
+    def has_commit(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        asked.append(list(pairs))
+        return [pair for pair in pairs if pair[1] == "2024110"]
+
+    gitops.commit("a", {overlay("pay", "prod"): kustomization([image("pay", "58ddfd6")])})
+    plain = history(gitops, tmp_path, "[gitops]\nthird_party = ['docker.io/library/*']\n",
+                    has_commit=has_commit, met=heard.append)
+    assert plain.deployments and heard == [] and asked == []
+    gitops.commit("b", {overlay("pay", "prod"): kustomization([
+        image("pay", "2024110"), {"name": "docker.io/library/postgres", "newTag": "16.3-deadbee"}])})
+    gitops.commit("c", {overlay("pay", "prod"): kustomization([
+        image("pay", "0a1b2c3"), {"name": "docker.io/library/postgres", "newTag": "16.3-deadbee"}])})
+    result = history(gitops, tmp_path, "[gitops]\nthird_party = ['docker.io/library/*']\n",
+                     has_commit=has_commit, met=heard.append)
+    assert heard == [[("pay", "0a1b2c3"), ("pay", "2024110")]]
+    assert asked == [[("pay", "2024110")]]
+    assert [d.release.revision for d in result.deployments] == ["58ddfd6", "2024110", "0a1b2c3"]
+
+
 def test_merge_commit_is_the_deployment(gitops: GitRepo, tmp_path: Path) -> None:
     gitops.commit("qa", {overlay("pay", "qa"): kustomization([image("pay", "58ddfd6")])})
     gitops.checkout("promote", create=True)

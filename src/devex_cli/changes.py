@@ -2,7 +2,8 @@
 deployment card and the collector, so that the rule for what a ticket is lives in one place.
 
 `TicketRule` is pure (the ticket pattern and projects, from the settings and the command's
-flags); `look_up` is the one way to ask Jira (the client's lifecycle included).
+flags); `look_up` is the one way to ask Jira (the client's lifecycle included), and
+`open_tickets` the one way to open the ticket source (a `sources.base.TicketSource`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from devex_cli.config import Settings
+from devex_cli.sources.base import OnFirstUse
 from devex_cli.tickets import TicketLookup, TicketPattern, compile_ticket_pattern, extract_ticket_keys
 
 if TYPE_CHECKING:
-    from devex_cli.sources.jira import JiraClient
+    from devex_cli.sources.base import TicketSource
 
 
 class TicketRule:
@@ -34,7 +36,7 @@ class TicketRule:
 
 
 def look_up(settings: Settings, keys: Sequence[str], *, rule: TicketRule | None = None,
-            with_sprint: bool = False, client: JiraClient | None = None) -> TicketLookup:
+            with_sprint: bool = False, client: TicketSource | None = None) -> TicketLookup:
     """What Jira says of the keys (tickets, keys that are not tickets, tickets not found), asked
     in batches; through `client` when one is open, else a client opened and closed here.
 
@@ -46,7 +48,21 @@ def look_up(settings: Settings, keys: Sequence[str], *, rule: TicketRule | None 
     projects = rule.projects if rule is not None else ()
     if client is not None:
         return client.fetch_tickets(keys, projects=projects, with_sprint=with_sprint)
+    with open_tickets(settings) as tickets:
+        return tickets.fetch_tickets(keys, projects=projects, with_sprint=with_sprint)
+
+
+def open_tickets(settings: Settings) -> TicketSource:
+    """The configured ticket source (Jira), to be closed by the caller (a context manager).
+    Raises ConfigError when it is not configured or has no credentials."""
+    from devex_cli.sources.jira import JiraClient  # the HTTP stack, now it is used
+
+    return JiraClient(settings)
+
+
+def ticket_source(settings: Settings) -> OnFirstUse[TicketSource]:
+    """The ticket source, opened when first asked (never when nothing asks) and closed once:
+    for a caller that may ask it several times, or not at all."""
     from devex_cli.sources.jira import JiraClient
 
-    with JiraClient(settings) as jira:
-        return jira.fetch_tickets(keys, projects=projects, with_sprint=with_sprint)
+    return OnFirstUse(JiraClient.system, lambda: open_tickets(settings))

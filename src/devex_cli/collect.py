@@ -7,7 +7,7 @@ and a failing one degrades the snapshot (its `devex_source_up` is 0) instead of 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from devex_cli.cache import (
     optional,
     row,
 )
+from devex_cli.changes import look_up, ticket_source
 from devex_cli.config import Settings, bitbucket_configured
 from devex_cli.dora.compute import FigureHistory, build_snapshot, failure_signals, history_of
 from devex_cli.dora.model import (
@@ -39,16 +40,17 @@ from devex_cli.dora.model import (
 )
 from devex_cli.errors import DevexError
 from devex_cli.gitcli import local_repository
-from devex_cli.parallel import SERVICES_AT_ONCE, each, in_background
+from devex_cli.parallel import in_background
 from devex_cli.records import RecordCache, build_records
 from devex_cli.sources import gitops
-from devex_cli.sources.commitgraph import CommitGraph
+from devex_cli.sources.base import OnFirstUse, SourceHealth
+from devex_cli.sources.commitgraph import CommitCheck, CommitGraph
 from devex_cli.status import skipped_items
 from devex_cli.timeutil import rfc3339
 
 if TYPE_CHECKING:  # the HTTP stack loads only when an online source is used
     from devex_cli.sources.argocd import Application
-    from devex_cli.sources.base import CommitSource
+    from devex_cli.sources.base import CommitSource, TicketSource
     from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits
 
 log = logging.getLogger("devex.collect")
@@ -94,14 +96,15 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
 def collect_inputs(settings: Settings, options: CollectOptions, *, now: datetime,
                    step: Callable[[str], None] = lambda text: None) -> Collected:
     """`collect`, keeping what the snapshot was computed from beside it."""
-    sources: dict[str, bool] = {"gitops": True}
+    health = SourceHealth()
+    health.ok(gitops.SYSTEM)
     argo_applications = (  # Argo CD answers while git is read
         in_background(lambda: _argocd_applications(settings), name="argocd")
         if not options.offline and settings.environ.get("ARGOCD_SERVER") else None)
     step("opening the GitOps repository")
     repo = gitops.open_repository(options.gitops, settings)
     step("opening the app repositories")
-    graphs = _app_repositories(settings, sources)
+    graphs = _app_repositories(settings, health)
 
     bitbucket: BitbucketClient | None = None
     store_cache = JsonCache(settings.cache_dir(), "bitbucket-commits", version=1,
@@ -128,35 +131,18 @@ def collect_inputs(settings: Settings, options: CollectOptions, *, now: datetime
             remote[service] = BitbucketCommits(bitbucket, slug, store)
         return remote[service]
 
-    def has_commit(pairs: Collection[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Which digits-only tags name a commit of their service (its repository, else
-        Bitbucket), services side by side; a source that cannot answer says no, and is asked
-        again next run."""
-        by_service: dict[str, list[str]] = {}
-        for service, sha in pairs:
-            by_service.setdefault(service, []).append(sha)
-        asked = {s: source for s in by_service if (source := source_of(s)) is not None}
-
-        def commits(service: str) -> list[tuple[str, str]]:
-            try:
-                found = asked[service].resolve(by_service[service])
-            except DevexError as exc:
-                log.warning("%s; digits-only tags of %s are read as versions this run",
-                            exc, service)
-                return []
-            return [(service, sha) for sha, full in found.items() if full is not None]
-
-        return [pair for found in each(commits, asked, limit=SERVICES_AT_ONCE) for pair in found]
-
     if not options.offline and bitbucket_configured(settings):
-        sources["bitbucket"] = True  # asked only for what the caches do not have
+        from devex_cli.sources.bitbucket import BitbucketClient
+
+        health.ok(BitbucketClient.system)  # asked only for what the caches do not have
     cache = RecordCache(settings)
     try:
         step("reading the GitOps history")
-        history = gitops.read_history(repo, settings, has_commit=has_commit)
+        check = CommitCheck(source_of)  # Bitbucket answers it from the listing it makes anyway
+        history = gitops.read_history(repo, settings, has_commit=check, met=check.expect)
         history.require_services()
         step(f"reading the change sets of {len(history.deployments)} deployments")
-        built = build_records(history, source_of, settings, sources, cache)
+        built = build_records(history, source_of, settings, health, cache)
     finally:
         if bitbucket is not None:
             bitbucket.close()
@@ -174,7 +160,7 @@ def collect_inputs(settings: Settings, options: CollectOptions, *, now: datetime
     argocd_services: set[str] = set()
     if argo_applications is not None:
         step("asking Argo CD")
-        view = read_argocd(settings, history, sources, applications=argo_applications.result())
+        view = read_argocd(settings, history, health, applications=argo_applications.result())
         if view is not None:
             argocd_services = {service for service, _ in view.applications}
             records = refine(records, view)
@@ -186,10 +172,10 @@ def collect_inputs(settings: Settings, options: CollectOptions, *, now: datetime
                     full = graph.resolve([state.revision])[state.revision]
                     actual[(service, environment)] = replace(state,
                                                              revision=full or state.revision)
-    jira = not options.offline and bool(settings.jira.url)
-    if jira:
+    tickets = ticket_source(settings) if not options.offline and settings.jira.url else None
+    if tickets is not None:
         step("asking Jira")
-    incidents = _incidents(settings, history.services, sources) if jira else None
+    incidents = _incidents(settings, history.services, health, tickets) if tickets else None
     quality = replace(quality, failure_signals=failure_signals(
         records, argocd=argocd_services, incidents=incidents is not None))
     redeployments = tuple(RedeploymentRecord(r.service, r.environment, r.time)
@@ -200,30 +186,30 @@ def collect_inputs(settings: Settings, options: CollectOptions, *, now: datetime
     snapshot = build_snapshot(
         records, environments=history.environments, production=history.production, now=now,
         start=options.start, end=options.end, pending=pending, data_quality=quality,
-        sources=sources, actual=actual, incidents=incidents or (),
+        sources=dict(health), actual=actual, incidents=incidents or (),
         redeployments=redeployments, qa_environment=settings.gate.environment,
         history=figures)
+    if tickets is not None:
+        with tickets:  # one client for the incidents and the look-up, closed here
+            snapshot = _with_jira(snapshot, settings, tickets, health)
     return Collected(
-        snapshot=_with_jira(snapshot, settings) if jira else snapshot,
+        snapshot=snapshot,
         records=tuple(records), incidents=tuple(incidents or ()), redeployments=redeployments,
         pending=pending, history=figures, gitops_repo=repo,
         app_repos={name: graph.repo for name, graph in graphs.items()})
 
 
-def _incidents(settings: Settings, services: Sequence[str],
-               sources: dict[str, bool]) -> list[Incident] | None:
+def _incidents(settings: Settings, services: Sequence[str], health: SourceHealth,
+               source: OnFirstUse[TicketSource]) -> list[Incident] | None:
     """Incident tickets from `jira.incident_jql`, tied to a service by a component or label
     named after it, at their creation time; None when none were read (no query, Jira failed)."""
     if not settings.jira.incident_jql:
         return None
-    from devex_cli.sources.jira import JiraClient
-
     try:
-        with JiraClient(settings) as jira:
-            tickets = jira.search(settings.jira.incident_jql)
+        tickets = source.get().search(settings.jira.incident_jql)
     except DevexError as exc:
         log.warning("%s; incidents do not count as failures this run", exc)
-        sources["jira"] = False
+        health.failed(source.system, str(exc))
         return None
     by_name = {s.lower(): s for s in services}
     incidents = []
@@ -244,22 +230,22 @@ def _argocd_applications(settings: Settings) -> list[Application] | DevexError:
         return exc
 
 
-def read_argocd(settings: Settings, history: gitops.GitOpsHistory, sources: dict[str, bool],
+def read_argocd(settings: Settings, history: gitops.GitOpsHistory, health: SourceHealth,
                 applications: list[Application] | DevexError | None = None) -> ArgoView | None:
     """Argo CD's applications mapped to services, with history entries kept from earlier runs.
 
     `applications` is Argo CD's answer when it was asked already. A failure marks the source
     down and returns None.
     """
-    from devex_cli.sources.argocd import HistoryEntry, map_applications, server_url
+    from devex_cli.sources.argocd import ArgoCDClient, HistoryEntry, map_applications, server_url
 
     if applications is None:
         applications = _argocd_applications(settings)
     if isinstance(applications, DevexError):
         log.warning("%s; deployment times come from the GitOps commits", applications)
-        sources["argocd"] = False
+        health.failed(ArgoCDClient.system, str(applications))
         return None
-    sources["argocd"] = True
+    health.ok(ArgoCDClient.system)
     mapped = map_applications(
         applications,
         owner_of_path=lambda path: history.owner_of(path) or gitops.path_owner(path, settings),
@@ -283,7 +269,7 @@ def read_argocd(settings: Settings, history: gitops.GitOpsHistory, sources: dict
     return ArgoView(mapped, by_app)
 
 
-def _app_repositories(settings: Settings, sources: dict[str, bool]) -> dict[str, CommitGraph]:
+def _app_repositories(settings: Settings, health: SourceHealth) -> dict[str, CommitGraph]:
     graphs = {}
     for name, service in settings.services.items():
         if not service.repo:
@@ -293,24 +279,26 @@ def _app_repositories(settings: Settings, sources: dict[str, bool]) -> dict[str,
                                     what=f"app repository of {name}")
         except DevexError as exc:
             log.warning("%s: change sets and lead times of %s are unknown this run", exc, name)
-            sources["git"] = False
+            health.failed(CommitGraph.system, str(exc))
             continue
         graphs[name] = CommitGraph(path)
-        sources.setdefault("git", True)
+        health.ok(CommitGraph.system)
     return graphs
 
 
-def _with_jira(snapshot: Snapshot, settings: Settings) -> Snapshot:
-    from devex_cli.changes import look_up
-
+def _with_jira(snapshot: Snapshot, settings: Settings, source: OnFirstUse[TicketSource],
+               health: SourceHealth) -> Snapshot:
+    """The tickets of the snapshot with what the ticket source says of them (fix versions,
+    status, sprint); keys of projects it does not have are left out."""
     keys = sorted({t.ticket for t in snapshot.tickets_in_environment})
-    sources = {**snapshot.sources, "jira": snapshot.sources.get("jira", True)}
+    health.ok(source.system)
     infos: dict[str, TicketInfo] = {}
     try:
-        lookup = look_up(settings, keys, with_sprint=True) if keys else None
+        lookup = look_up(settings, keys, with_sprint=True, client=source.get()) if keys else None
     except DevexError as exc:
         log.warning("%s; tickets are shown without fix versions", exc)
-        return replace(snapshot, sources={**sources, "jira": False})
+        health.failed(source.system, str(exc))
+        return replace(snapshot, sources=dict(health))
     if lookup is not None:
         infos = {k: TicketInfo(k, t.status, t.fix_versions, t.summary, t.sprint)
                  for k, t in lookup.tickets.items()}
@@ -323,4 +311,4 @@ def _with_jira(snapshot: Snapshot, settings: Settings) -> Snapshot:
         # still one (listed without fix versions)
         if lookup is None or t.ticket not in lookup.not_tickets
     )
-    return replace(snapshot, tickets_in_environment=tickets, sources=sources)
+    return replace(snapshot, tickets_in_environment=tickets, sources=dict(health))

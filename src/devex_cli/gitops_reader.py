@@ -51,6 +51,10 @@ Facts = ManifestFacts | ManifestError
 # Of these (service, digits-only tag) pairs, the ones that name a commit of the service's app
 # repository: asked once for all the tags a read meets.
 CommitChecker = Callable[[Collection[tuple[str, str]]], Collection[tuple[str, str]]]
+# Hears, just before digits-only tags are judged, every (service, revision) the tags being read
+# name, newest first: a source that answers many revisions from one listing of the history (the
+# listing the change sets need anyway) can then judge the tags from it.
+RevisionsMet = Callable[[Sequence[tuple[str, str]]], None]
 
 
 @dataclass
@@ -237,7 +241,7 @@ class ReaderState:
     # -- reading ---------------------------------------------------------------------------
 
     def apply(self, commits: Sequence[Commit], facts: Mapping[str, Facts], settings: Settings,
-              has_commit: CommitChecker | None) -> bool:
+              has_commit: CommitChecker | None, *, met: RevisionsMet | None = None) -> bool:
         """Read `commits` (oldest first) on top of the state. False when they change a decision
         already taken on earlier commits: the history must then be read again from the start."""
         known_repositories, known_units = set(self.repositories), set(self.units)
@@ -247,7 +251,7 @@ class ReaderState:
                 decisions, known_repositories, known_units):
             return False
         self.decisions = decisions
-        self._judge_digits(events, settings, has_commit)
+        self._judge_digits(events, settings, has_commit, met)
         for event in events:
             self._read(event, settings)
         return True
@@ -457,22 +461,34 @@ class ReaderState:
         return Decisions(third, bases, rules)
 
     def _judge_digits(self, events: Sequence[_Event], settings: Settings,
-                      has_commit: CommitChecker | None) -> None:
-        """Whether each new digits-only tag names a commit, in one question for all."""
+                      has_commit: CommitChecker | None, met: RevisionsMet | None) -> None:
+        """Whether each new digits-only tag names a commit, in one question for all (`met`
+        hears first every revision the events deploy)."""
         assert self.decisions is not None
         wanted: dict[tuple[str, str], None] = {}  # newest first: a source may list from those
+        deployed: dict[tuple[str, str], None] = {}  # what `_read` will make releases of
+        third_party, bases = self.decisions.third_party, self.decisions.bases
         for event in reversed(events):
             for unit, images in event.images.items():
                 rule = self.decisions.rules.get(unit, {})
                 for use in images or ():
                     revision = revision_in_tag(use.tag)
                     named = rule.get(use.key)
-                    if named is None or not revision or not is_digits_only(revision):
+                    if named is None or not revision:
                         continue
                     pair = (settings.aliases.get(named, named), revision)
-                    if pair not in self.digits:
+                    if unit not in bases and not (use.repository
+                                                  and use.repository in third_party):
+                        deployed[pair] = None
+                    if is_digits_only(revision) and pair not in self.digits:
                         wanted[pair] = None
-        found = set(has_commit(list(wanted))) if wanted and has_commit else set()
+        if not wanted or has_commit is None:
+            for pair in wanted:
+                self.digits[pair] = False
+            return
+        if met is not None:
+            met(list(deployed))
+        found = set(has_commit(list(wanted)))
         for pair in wanted:
             self.digits[pair] = pair in found
 

@@ -27,7 +27,7 @@ from devex_cli.cache import (
     row,
 )
 from devex_cli.changes import TicketRule
-from devex_cli.config import Settings
+from devex_cli.config import Settings, bitbucket_workspace
 from devex_cli.dora.model import Change, DeploymentRecord
 from devex_cli.errors import DevexError
 from devex_cli.parallel import SERVICES_AT_ONCE, each
@@ -35,7 +35,7 @@ from devex_cli.sources import gitops
 from devex_cli.sources.commitgraph import GraphCommit
 
 if TYPE_CHECKING:
-    from devex_cli.sources.base import CommitSource
+    from devex_cli.sources.base import CommitSource, SourceHealth
 
 log = logging.getLogger("devex.records")
 
@@ -67,7 +67,7 @@ class RecordCache:
                                 shape=_SHAPE, grows_only=False)
         self.fingerprint = repr((
             settings.jira.ticket_pattern, settings.jira.projects,
-            settings.bitbucket.workspace or settings.environ.get("BITBUCKET_WORKSPACE"),
+            bitbucket_workspace(settings),
             sorted((name, s.repo, s.bitbucket_repo) for name, s in settings.services.items()),
         ))
         data = self._cache.load()
@@ -129,7 +129,7 @@ def build_records(
     history: gitops.GitOpsHistory,
     source_of: Callable[[str], CommitSource | None],
     settings: Settings,
-    sources: dict[str, bool],
+    health: SourceHealth,
     cache: RecordCache,
 ) -> Records:
     """Deployment records with change sets and ancestry's rollback verdicts (kept ones from
@@ -137,7 +137,7 @@ def build_records(
     has and production does not; the deployed revisions missing from the app sources.
 
     `source_of(service)` gives the service's app source (None: none configured); a source that
-    fails marks `sources` and leaves that service's change sets unknown this run.
+    fails is marked down in `health` and leaves that service's change sets unknown this run.
     """
     rule = TicketRule(settings)
     made: dict[str, Change] = {}
@@ -179,8 +179,7 @@ def build_records(
                  if (n := known.get(d.release.revision or ""))
                  and (o := known.get(d.previous.revision if d.previous and
                                      d.previous.revision else ""))]
-        graph.load(sha for pair in pairs for sha in pair)
-        graph.prefetch(pairs)
+        graph.prepare(pairs)
         return resolved
 
     by_service: dict[str, list[gitops.Deployment]] = {}
@@ -200,7 +199,7 @@ def build_records(
                                strict=True):
         if isinstance(result, DevexError):
             log.warning("%s; change sets of %s are unknown this run", result, service)
-            sources[graphs[service].system] = False
+            health.failed(graphs[service].system, str(result))
             failed.add(service)
         else:
             full.update({(service, short): sha for short, sha in result.items()})
@@ -300,8 +299,7 @@ def _pending(
     def read(service: str) -> list[tuple[tuple[str, str], tuple[Change, ...]]] | DevexError:
         graph, pairs = graphs[service], [pair for _, pair in wanted[service]]
         try:
-            graph.load(sha for pair in pairs for sha in pair)
-            graph.prefetch(pairs)
+            graph.prepare(pairs)
             return [(key, tuple(change(c) for c in reversed(graph.only_in(here, there))))
                     for key, (here, there) in wanted[service]]
         except DevexError as exc:

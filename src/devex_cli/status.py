@@ -73,8 +73,9 @@ def read_status(settings: Settings, *, gitops: str | None, environments: Sequenc
     if not offline and settings.environ.get("ARGOCD_SERVER"):
         from devex_cli.argocd_refine import actual_states
         from devex_cli.collect import read_argocd
+        from devex_cli.sources.base import SourceHealth
 
-        view = read_argocd(settings, history, {})
+        view = read_argocd(settings, history, SourceHealth())
         if view is not None:
             actual = actual_states(history, view, lambda synced: gitops_source.commits_after(
                 repo, synced, history.head))

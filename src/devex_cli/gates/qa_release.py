@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devex_cli.changes import TicketRule, look_up
+from devex_cli.changes import TicketRule, look_up, open_tickets
 from devex_cli.config import Settings
 from devex_cli.errors import DevexError, InputError, UpstreamError, UsageError
 from devex_cli.parallel import in_background
@@ -24,7 +24,7 @@ from devex_cli.sources.commitgraph import GraphCommit
 from devex_cli.tickets import TicketLookup
 
 if TYPE_CHECKING:
-    from devex_cli.sources.jira import JiraClient
+    from devex_cli.sources.base import TicketSource
 
 log = logging.getLogger("devex.gate")
 
@@ -132,22 +132,16 @@ def run(options: GateOptions, settings: Settings) -> GateReport:
                 jira.result().close()
 
 
-def _jira_in_background(settings: Settings) -> Future[JiraClient] | None:
+def _jira_in_background(settings: Settings) -> Future[TicketSource] | None:
     """Jira's client (the HTTP stack imported, TLS set up) made while git reads the commits:
     a gate's run is mostly its start, and this hides part of it."""
     if not settings.jira.url:
         return None
-
-    def make() -> JiraClient:
-        from devex_cli.sources.jira import JiraClient
-
-        return JiraClient(settings)
-
-    return in_background(make, name="jira")
+    return in_background(lambda: open_tickets(settings), name="jira")
 
 
 def _run(options: GateOptions, settings: Settings,
-         jira_client: Future[JiraClient] | None) -> GateReport:
+         jira_client: Future[TicketSource] | None) -> GateReport:
     service = service_name(options.service, settings.environ)
     app = AppRepo(options.repo)
 

@@ -30,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from devex_cli.dora.model import Snapshot
 from devex_cli.errors import DevexError, UpstreamError, UsageError
+from devex_cli.sources.base import SourceHealth
 from devex_cli.textsafe import safe
 from devex_cli.views.prometheus import SnapshotCollector
 
@@ -82,8 +83,9 @@ class Exporter:
             if self.snapshot is not None:
                 source = exc.system if isinstance(exc, UpstreamError) else "gitops"
                 source = "gitops" if source == "git" else source
-                self.snapshot = replace(self.snapshot,
-                                        sources={**self.snapshot.sources, source: False})
+                health = SourceHealth(self.snapshot.sources)
+                health.failed(source, str(exc))
+                self.snapshot = replace(self.snapshot, sources=dict(health))
         except Exception:  # a bug must not kill the collector thread and freeze /metrics
             log.exception("collection failed unexpectedly; serving the last good figures")
             self.last_success = False

@@ -131,14 +131,12 @@ def _triggerer(settings: Settings, uuid: str) -> str | None:
         return None
     from devex_cli.sources.bitbucket import BitbucketClient  # the HTTP stack, now it is used
 
-    client = BitbucketClient(settings)
     try:
-        return client.user_name(uuid)
+        with BitbucketClient(settings) as client:
+            return client.user_name(uuid)
     except DevexError as exc:
         log.warning("%s; the card names the commit's author instead", exc)
         return None
-    finally:
-        client.close()
 
 
 def _with_pr_title(settings: Settings, pr: dict[str, Any] | None,
@@ -151,14 +149,12 @@ def _with_pr_title(settings: Settings, pr: dict[str, Any] | None,
         return pr
     from devex_cli.sources.bitbucket import BitbucketClient  # the HTTP stack, now it is used
 
-    client = BitbucketClient(settings)
     try:
-        title = client.pull_request_title(repo, pr_id)
+        with BitbucketClient(settings) as client:
+            title = client.pull_request_title(repo, pr_id)
     except DevexError as exc:
         log.warning("%s; the card shows the PR without its title", exc)
         return pr
-    finally:
-        client.close()
     return {**pr, "title": title or ""}
 
 

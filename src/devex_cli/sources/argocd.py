@@ -16,6 +16,7 @@ from typing import Any
 from devex_cli.config import Settings
 from devex_cli.errors import ConfigError, UpstreamError
 from devex_cli.http import ApiClient, BearerAuth
+from devex_cli.sources.base import ApiSource
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,12 @@ def server_url(server: str) -> str:
     return server if "://" in server else f"https://{server}"
 
 
-class ArgoCDClient:
+class ArgoCDClient(ApiSource):
+    """Argo CD's API. Use it as a context manager. Raises ConfigError when it is not
+    configured."""
+
+    system = "argocd"
+
     def __init__(self, settings: Settings, *, api: ApiClient | None = None) -> None:
         server = settings.environ.get("ARGOCD_SERVER")
         if not server:
@@ -66,12 +72,6 @@ class ArgoCDClient:
             auth=BearerAuth(token) if token else None,
             auth_hint="check ARGOCD_AUTH_TOKEN (an API token of an account with applications, "
                       "get)")
-
-    def __enter__(self) -> ArgoCDClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.api.close()
 
     def applications(self) -> list[Application]:
         """Every application the token can see (narrowed by argocd.selector / .projects)."""

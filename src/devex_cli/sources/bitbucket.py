@@ -15,13 +15,16 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devex_cli.config import Settings, bitbucket_workspace
 from devex_cli.errors import ConfigError, UpstreamError, UpstreamHTTPError
-from devex_cli.http import ApiClient, BearerAuth, Params, basic_auth
 from devex_cli.parallel import each
+from devex_cli.sources.base import ApiSource
 from devex_cli.sources.commitgraph import GraphCommit, generations, only_in
+
+if TYPE_CHECKING:  # the HTTP stack loads when a client is made, not with its system's name
+    from devex_cli.http import ApiClient, Params
 
 log = logging.getLogger("devex.bitbucket")
 
@@ -29,10 +32,13 @@ DEFAULT_API = "https://api.bitbucket.org/2.0"
 PAGE = 100
 
 
+class BitbucketClient(ApiSource):
+    """Bitbucket Cloud's API. Use it as a context manager. Raises ConfigError when it is not
+    configured (no token or no workspace)."""
 
+    system = "bitbucket"
 
-class BitbucketClient:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, api: ApiClient | None = None) -> None:
         token = settings.environ.get("BITBUCKET_API_TOKEN")
         workspace = bitbucket_workspace(settings)
         if not token or not workspace:
@@ -40,19 +46,18 @@ class BitbucketClient:
                               hint="set BITBUCKET_API_TOKEN (and BITBUCKET_API_USER for an API "
                                    "token) and bitbucket.workspace or BITBUCKET_WORKSPACE")
         user = settings.environ.get("BITBUCKET_API_USER")
+        from devex_cli.http import ApiClient, BearerAuth, basic_auth
+
         self.workspace = workspace
         self.concurrency = max(1, settings.bitbucket.concurrency)
         # Every request of this client, from any thread, counts against one limit.
         self._slots = threading.BoundedSemaphore(self.concurrency)
-        self.api = ApiClient(
+        self.api = api or ApiClient(
             "Bitbucket", settings.environ.get("BITBUCKET_API_URL") or DEFAULT_API,
             settings=settings.http,
             auth=basic_auth(user, token) if user else BearerAuth(token),
             auth_hint="check BITBUCKET_API_USER and BITBUCKET_API_TOKEN (app passwords stopped "
                       "working in 2026: use an API token or an access token)")
-
-    def close(self) -> None:
-        self.api.close()
 
     def _get(self, path: str, params: Params | None = None) -> Any:
         with self._slots:
@@ -155,7 +160,7 @@ class BitbucketCommits:
     are kept by collect's records.
     """
 
-    system = "bitbucket"
+    system = BitbucketClient.system
     lock = threading.Lock()
     MANY = 8  # more revisions or ranges than this at once: read the graph instead
     MIN_PAGES = 4  # a listing may always take this many pages
@@ -239,10 +244,7 @@ class BitbucketCommits:
         self._shas = sorted(self._graph)
         self._rank = generations(self._graph)
 
-    def load(self, tips: Iterable[str]) -> None:
-        """Nothing to load up front: ranges are fetched by `prefetch`."""
-
-    def prefetch(self, pairs: Iterable[tuple[str, str]]) -> None:
+    def prepare(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Make the ranges (new, old) answerable: from the graph when it holds both ends (many
         at once read it first), else asked one by one, several at a time."""
         missing = [p for p in dict.fromkeys(pairs)
@@ -266,5 +268,5 @@ class BitbucketCommits:
             return []
         if (new, old) not in self._ranges and self._walkable(new, old):
             return only_in(self._graph, lambda sha: self._rank.get(sha, 0), new, old)
-        self.prefetch([(new, old)])
+        self.prepare([(new, old)])
         return self._ranges[(new, old)]

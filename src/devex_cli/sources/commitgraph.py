@@ -8,12 +8,21 @@ commit left to visit is reachable from the excluded side.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Mapping
+import logging
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from devex_cli.errors import DevexError
 from devex_cli.gitcli import GitFailed, git, git_bytes, is_url
+from devex_cli.parallel import SERVICES_AT_ONCE, each
+
+if TYPE_CHECKING:
+    from devex_cli.sources.base import CommitSource
+
+log = logging.getLogger("devex.commits")
 
 _NEW, _OLD = 1, 2
 
@@ -82,8 +91,10 @@ class CommitGraph:
                     sha, tuple(parents.split()), int(committed),
                     datetime.fromtimestamp(int(authored), UTC), message.strip(), author)
 
-    def prefetch(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Nothing to fetch: the graph answers ranges from memory."""
+    def prepare(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Read the history reachable from both ends of the ranges: `only_in` answers them from
+        memory."""
+        self.load(sha for pair in pairs for sha in pair)
 
     def only_in(self, new: str, old: str | None) -> list[GraphCommit]:
         """Commits reachable from `new` and not from `old` (`git rev-list new ^old`), newest first."""
@@ -150,31 +161,66 @@ def generations(commits: Mapping[str, GraphCommit]) -> dict[str, int]:
     return found
 
 
-def local_commit_checker(
-        repositories: Mapping[str, str]) -> Callable[[Iterable[tuple[str, str]]], list[
-            tuple[str, str]]] | None:
-    """Which (service, digits-only tag) pairs name a commit of the service's local app
-    repository (`services.<name>.repo` paths; URLs are not fetched here): for a reader that asks
-    no API, so that `status` judges such tags as `collect` does. Each repository is opened on
-    first need (none when no tag asks)."""
+class CommitCheck:
+    """The GitOps reader's digits-only check (`gitops.CommitChecker`), the same for every
+    command: which (service, digits-only tag) pairs name a commit of the service's app source
+    (`source_of(service)`, None: the service has none), services side by side. A source that
+    cannot answer says no, so the tag stays a version this run and is asked again next run.
+
+    `expect` is the reader's `met`: the revisions the read names are resolved together with
+    the tags, so a source that answers many at once from one listing of the history
+    (Bitbucket) reads it once, for the tags and for the change sets that follow.
+    """
+
+    def __init__(self, source_of: Callable[[str], CommitSource | None]) -> None:
+        self._source_of = source_of
+        self._expected: dict[str, list[str]] = {}
+
+    def expect(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Revisions the read names, newest first, by service."""
+        self._expected = {}
+        for service, revision in pairs:
+            self._expected.setdefault(service, []).append(revision)
+
+    def __call__(self, pairs: Collection[tuple[str, str]]) -> list[tuple[str, str]]:
+        by_service: dict[str, list[str]] = {}
+        for service, sha in pairs:
+            by_service.setdefault(service, []).append(sha)
+        asked = {s: source for s in by_service if (source := self._source_of(s)) is not None}
+
+        def commits(service: str) -> list[tuple[str, str]]:
+            tags = by_service[service]
+            try:
+                found = asked[service].resolve(
+                    dict.fromkeys([*self._expected.get(service, ()), *tags]))
+            except DevexError as exc:
+                log.warning("%s; digits-only tags of %s are read as versions this run",
+                            exc, service)
+                return []
+            except GitFailed as exc:  # not a repository (yet)
+                log.info("%s; digits-only tags of %s are read as versions this run",
+                         exc, service)
+                return []
+            return [(service, tag) for tag in tags if found.get(tag) is not None]
+
+        return [pair for found in each(commits, asked, limit=SERVICES_AT_ONCE) for pair in found]
+
+
+def local_commit_checker(repositories: Mapping[str, str]) -> CommitCheck | None:
+    """The digits-only check against the services' local app repositories (`services.<name>.repo`
+    paths; URLs are not fetched here): for a reader that asks no API, so that `status` judges
+    such tags as `collect` does. Each repository is opened on first need (none when no tag
+    asks)."""
     local = {name: path for name, path in repositories.items() if not is_url(path)}
     if not local:
         return None
     graphs: dict[str, CommitGraph] = {}
 
-    def has_commit(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-        by_service: dict[str, list[str]] = {}
-        for service, sha in pairs:
-            if service in local:
-                by_service.setdefault(service, []).append(sha)
-        found = []
-        for service, shas in by_service.items():
-            graph = graphs.setdefault(service, CommitGraph(Path(local[service]).expanduser()))
-            try:
-                resolved = graph.resolve(shas)
-            except GitFailed:
-                continue  # not a repository (yet): such tags stay versions, asked again next run
-            found += [(service, sha) for sha, full in resolved.items() if full is not None]
-        return found
+    def source_of(service: str) -> CommitGraph | None:
+        if service not in local:
+            return None
+        if service not in graphs:
+            graphs[service] = CommitGraph(Path(local[service]).expanduser())
+        return graphs[service]
 
-    return has_commit
+    return CommitCheck(source_of)

@@ -50,6 +50,7 @@ from devex_cli.gitops_reader import (
     ReaderState,
     Redeployment,
     Release,
+    RevisionsMet,
     ThirdParty,
 )
 from devex_cli.gitops_reader import Settings as ReaderSettings
@@ -62,11 +63,11 @@ from devex_cli.manifests import (
     parse_manifest,
 )
 
-__all__ = ["CommitChecker", "DeployedState", "Deployment", "GitOpsHistory", "NothingFound",
-           "Redeployment",
-           "Release", "Skipped", "ThirdParty", "commits_after", "open_repository",
-           "path_owner", "read_history"]
+__all__ = ["SYSTEM", "CommitChecker", "DeployedState", "Deployment", "GitOpsHistory", "NothingFound",
+           "Redeployment", "Release", "RevisionsMet", "Skipped", "ThirdParty", "commits_after",
+           "open_repository", "path_owner", "read_history"]
 
+SYSTEM = "gitops"  # the name the GitOps repository reports its health under
 _NULL_SHA = "0" * 40
 # Every YAML file but a chart's Go templates (not YAML until rendered) and dot-folders' (CI
 # configuration such as .github/).
@@ -155,12 +156,14 @@ def read_history(
     settings: Settings,
     *,
     has_commit: CommitChecker | None = None,
+    met: RevisionsMet | None = None,
     variant: str | None = None,
 ) -> GitOpsHistory:
     """Every deployment along the first-parent history of the tracked branch.
 
     `has_commit` decides whether a tag of digits only names a commit of the service's app
-    repository; without it such a tag is a version. `variant` names the kept state for a caller
+    repository; without it such a tag is a version. `met` hears, before such tags are judged,
+    every (service, revision) the tags read name, newest first. `variant` names the kept state for a caller
     whose `has_commit` judges differently from others' (default: one state for readers with a
     checker, one for readers without), so that callers do not undo each other's state.
 
@@ -190,13 +193,13 @@ def read_history(
             else:
                 commits = _log(repo, f"{since}..{head}", pathspecs, every=every)
                 facts = _parse_blobs(repo, commits, settings.cache_dir())
-                if not state.apply(commits, facts, reading, has_commit):
+                if not state.apply(commits, facts, reading, has_commit, met=met):
                     state = None
         if state is None:
             commits = _log(repo, head, pathspecs, every=every) if head else []
             facts = _parse_blobs(repo, commits, settings.cache_dir())
             state = ReaderState(fingerprint)
-            state.apply(commits, facts, reading, has_commit)
+            state.apply(commits, facts, reading, has_commit, met=met)
     except GitFailed as exc:
         raise InputError(f"cannot read the GitOps repository {repo}: {exc}",
                          hint="is it a complete clone? try removing devex's cached copy") from None

@@ -24,6 +24,7 @@ from devex_cli.errors import ConfigError, UpstreamError, UpstreamHTTPError
 from devex_cli.http import ApiClient, BearerAuth, basic_auth
 from devex_cli.masking import mask
 from devex_cli.parallel import each, in_background
+from devex_cli.sources.base import ApiSource
 
 if TYPE_CHECKING:
     import httpx
@@ -43,8 +44,11 @@ _PERMISSION_WARNING = re.compile(
     re.IGNORECASE)
 
 
-class JiraClient:
-    """Jira, reached through the shared client. Use it as a context manager."""
+class JiraClient(ApiSource):
+    """Jira, reached through the shared client: a `TicketSource`. Use it as a context manager.
+    Raises ConfigError when Jira is not configured or has no credentials."""
+
+    system = "jira"
 
     def __init__(self, settings: Settings, *, api: ApiClient | None = None) -> None:
         env = settings.environ
@@ -74,15 +78,6 @@ class JiraClient:
             "Jira", self.url, settings=settings.http, auth=auth,
             auth_hint="check JIRA_EMAIL and JIRA_API_TOKEN (Cloud) or JIRA_API_TOKEN (Data Center)",
         )
-
-    def __enter__(self) -> JiraClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.api.close()
 
     def browse_url(self, key: str) -> str:
         return f"{self.url}/browse/{key}"
