@@ -97,3 +97,19 @@ def test_demo_interrupted_while_building_removes_its_folder(tmp_path: Path, sign
     assert code == 130
     assert (tmp_path / "demo.err").read_text() == "devex: error: interrupted\n"
     assert list(temporary.iterdir()) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupt_waits_for_the_end_of_a_held_step(signum: int) -> None:
+    """The demo makes its temporary folder with signals held: an interrupt that comes while
+    `tempfile` writes its probe file or makes the folder arrives once the folder's name is
+    kept, so the `finally` that removes it knows of it (an interrupt in between left one)."""
+    from devex_cli.interrupt import signals_held, sigterm_as_interrupt
+
+    finished = False
+    with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():
+        with signals_held():
+            os.kill(os.getpid(), signum)
+            time.sleep(0.05)  # the signal, were it not held, would be handled here
+            finished = True
+    assert finished

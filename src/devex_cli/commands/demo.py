@@ -29,7 +29,7 @@ def demo(
 
     from devex_cli import demo as sample
     from devex_cli.demo_jira import DemoJira
-    from devex_cli.interrupt import sigterm_as_interrupt
+    from devex_cli.interrupt import signals_held, sigterm_as_interrupt
 
     if keep is not None:
         sample.prepare_kept_folder(keep)
@@ -37,9 +37,12 @@ def demo(
     tables = output_format is SnapshotFormat.TABLE
     # SIGTERM unwinds as Ctrl-C does, so that the temporary folder goes however the demo stops.
     with sigterm_as_interrupt():
-        root = keep or Path(tempfile.mkdtemp(prefix="devex-demo-"))
+        root: Path | None = keep
         jira_env: Path | None = None
         try:
+            if root is None:
+                with signals_held():  # the folder and its name together, never one without
+                    root = Path(tempfile.mkdtemp(prefix="devex-demo-"))
             config = sample.build_demo(root / "org" if keep is None else root,
                                        work_in_progress=True)
             folder = config.parent
@@ -68,7 +71,7 @@ def demo(
         finally:
             if jira_env is not None:
                 jira_env.unlink(missing_ok=True)  # its Jira is gone
-            if keep is None:
+            if keep is None and root is not None:
                 shutil.rmtree(root, ignore_errors=True)
 
 
