@@ -3,8 +3,10 @@ its figures are the ones a run from an empty cache gives."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -98,14 +100,16 @@ def test_a_warm_collection_asks_no_app_source(devex: Devex, world: World,
     assert 0 < bitbucket.api_requests() - asked <= 6  # the two new revisions and ranges
 
 
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "cache" / "devex" / "collect-records.sqlite3"
+
+
 def test_a_damaged_record_cache_is_computed_again(devex: Devex, world: World,
                                                   tmp_path: Path) -> None:
     first, _ = figures(devex, world.config, "--offline")
-    path = tmp_path / "cache" / "devex" / "collect-records.json"
-    kept = json.loads(path.read_text())
-    commits = kept["content"]["commits"]
-    kept["content"]["commits"] = {sha: entry for sha, entry in list(commits.items())[1:]}
-    path.write_text(json.dumps(kept))
+    path = store(tmp_path)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("DELETE FROM change WHERE sha = (SELECT min(sha) FROM change)")
     again, computed = figures(devex, world.config, "--offline")
     assert again == first
     assert 0 < computed < 8  # the records naming the lost commit
@@ -124,24 +128,26 @@ def test_changed_ticket_settings_compute_everything_again(devex: Devex, world: W
 
 
 @pytest.mark.parametrize("damage", [
-    {"records": [], "commits": [], "ranges": 7},
-    {"records": {"x y z": 5}, "commits": {"abc": "nope"}},
-    "records-entries",
+    # rows of the wrong types in every table
+    "UPDATE record SET revision = 1, shas = X'00', ancestry_rollback = 5;"
+    "UPDATE change SET author_time = 'soon', tickets = 7, merge = 'yes';"
+    "UPDATE pending_range SET shas = 2.5",
+    # every change set naming a commit the store does not have
+    "UPDATE record SET shas = 'f00d'; UPDATE pending_range SET shas = 'f00d'",
+    # another schema under the same version number
+    "DROP TABLE change; CREATE TABLE change (x)",
+    "ALTER TABLE record RENAME COLUMN shas TO commits",
+    # another schema version, and the records of another configuration only
+    "PRAGMA user_version = 99",
+    "UPDATE configuration SET fingerprint = 'another'",
 ])
 def test_any_damaged_cache_shape_is_computed_again(devex: Devex, world: World, tmp_path: Path,
-                                                   damage: object) -> None:
+                                                   damage: str) -> None:
     """Caches are files a user (or a full disk) can break: a wrong shape anywhere in the kept
     records or the GitOps reader's state means computing again, never a crash."""
     first, _ = figures(devex, world.config, "--offline")
-    records = tmp_path / "cache" / "devex" / "collect-records.json"
-    kept = json.loads(records.read_text())
-    content = kept["content"]
-    if damage == "records-entries":
-        content["records"] = {key: [[1], {"a": 1}, None] for key in content["records"]}
-        content["ranges"] = {key: [[1, 2]] for key in content["ranges"]}
-    else:
-        content.update(damage)  # type: ignore[call-overload]
-    records.write_text(json.dumps(kept))
+    with contextlib.closing(sqlite3.connect(store(tmp_path))) as db:
+        db.executescript(damage)
     for state in (tmp_path / "cache" / "devex" / "gitops-state").glob("*.json"):
         broken = json.loads(state.read_text())
         broken["content"]["path_services"] = ["not", "a", "mapping"]
@@ -150,3 +156,5 @@ def test_any_damaged_cache_shape_is_computed_again(devex: Devex, world: World, t
     again, computed = figures(devex, world.config, "--offline")
     assert again == first
     assert computed == 8
+    again, computed = figures(devex, world.config, "--offline")  # and the store is good again
+    assert (again, computed) == (first, 0)

@@ -8,6 +8,7 @@ for those: its cost grows with new deployments, not with the length of the histo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -33,13 +34,14 @@ from devex_cli.errors import DevexError
 from devex_cli.parallel import SERVICES_AT_ONCE, each
 from devex_cli.sources import gitops
 from devex_cli.sources.commitgraph import GraphCommit
+from devex_cli.store import RecordStore
 
 if TYPE_CHECKING:
     from devex_cli.sources.base import CommitSource
 
 log = logging.getLogger("devex.records")
 
-_VERSION = 2  # 2: a rollback ancestry could not judge is null, no longer false
+_VERSION = 2  # of the JSON file earlier versions kept (collect-records.json), moved to the store
 # Checked whole on load: the parts. Entry by entry as they are read: the rows, a damaged one
 # being computed again (the records are too many to check each on every collection).
 _SHAPE = fields(fingerprint=TEXT, records=MAPPING, commits=MAPPING, ranges=MAPPING)
@@ -60,24 +62,43 @@ class Records:
 
 
 class RecordCache:
-    """Complete records by deployment, the commits they name, and the pending ranges."""
+    """Complete records by deployment, the commits they name, and the pending ranges: read from
+    the store (`store.RecordStore`) at the start of a run; what the run adds is written to it at
+    the end, as new rows."""
 
     def __init__(self, settings: Settings) -> None:
-        self._cache = JsonCache(settings.cache_dir(), "collect-records", version=_VERSION,
-                                shape=_SHAPE, grows_only=False)
         self.fingerprint = repr((
             settings.jira.ticket_pattern, settings.jira.projects,
             settings.bitbucket.workspace or settings.environ.get("BITBUCKET_WORKSPACE"),
             sorted((name, s.repo, s.bitbucket_repo) for name, s in settings.services.items()),
         ))
-        data = self._cache.load()
-        if data.get("fingerprint") != self.fingerprint:
-            data = {}
-        self.records: dict[str, list[Any]] = data.get("records", {})
-        self.commits: dict[str, list[Any]] = data.get("commits", {})
-        self.ranges: dict[str, list[str]] = data.get("ranges", {})
-        self.changed = False
+        folder = settings.cache_dir()
+        self.store = RecordStore(folder, self.fingerprint)
+        self.records, self.commits, self.ranges = self.store.load()
+        # what this run adds (or replaces: a damaged entry computed again), written by save()
+        self._new_records: set[str] = set()
+        self._new_commits: set[str] = set()
+        self._new_ranges: set[str] = set()
+        self._legacy = JsonCache(folder, "collect-records", version=_VERSION, shape=_SHAPE,
+                                 grows_only=False)
+        if not self.records and self._legacy.path.exists():
+            self._adopt_legacy()
         self._changes: dict[str, Change] | None = None
+
+    def _adopt_legacy(self) -> None:
+        """The records of the JSON file earlier versions kept, moved into the store."""
+        data = self._legacy.load()
+        if data.get("fingerprint") != self.fingerprint:
+            return
+        self.records, self.commits, self.ranges = (
+            data.get("records", {}), data.get("commits", {}), data.get("ranges", {}))
+        self._new_records.update(self.records)
+        self._new_commits.update(self.commits)
+        self._new_ranges.update(self.ranges)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self._new_records or self._new_commits or self._new_ranges)
 
     def _built(self) -> dict[str, Change]:
         """Every kept commit as a Change, built once (a damaged entry is left out)."""
@@ -110,15 +131,32 @@ class RecordCache:
             if change.sha not in self._built():  # new, or replacing a damaged entry
                 self.commits[change.sha] = [int(change.author_time.timestamp()),
                                             list(change.tickets), change.merge]
+                self._new_commits.add(change.sha)
                 self._built()[change.sha] = change
             shas.append(change.sha)
-        self.changed = True
         return shas
 
+    def keep_record(self, key: str, entry: list[Any]) -> None:
+        self.records[key] = entry
+        self._new_records.add(key)
+
+    def keep_range(self, key: str, shas: list[str]) -> None:
+        self.ranges[key] = shas
+        self._new_ranges.add(key)
+
     def save(self) -> None:
-        if self.changed:
-            self._cache.save({"fingerprint": self.fingerprint, "records": self.records,
-                              "commits": self.commits, "ranges": self.ranges})
+        """Write what this run added, as rows added to the store (nothing when nothing was)."""
+        if not self.changed:
+            return
+        self.store.add(((k, self.records[k]) for k in self._new_records),
+                       ((k, self.commits[k]) for k in self._new_commits),
+                       ((k, self.ranges[k]) for k in self._new_ranges))
+        if self._legacy.path.exists():  # its records are in the store now (or computed again)
+            with contextlib.suppress(OSError):
+                self._legacy.path.unlink()
+        self._new_records.clear()
+        self._new_commits.clear()
+        self._new_ranges.clear()
 
 
 def _key(deployment: gitops.Deployment) -> str:
@@ -248,10 +286,9 @@ def _computed(deployment: gitops.Deployment, graph: CommitSource | None,
     # nothing about it can change: no commit named, or its change set known (or not needed)
     complete = short is None or (new is not None and (previous is None or change_set is not None))
     if graph is not None and complete:
-        cache.records[_key(deployment)] = [
+        cache.keep_record(_key(deployment), [
             new, None if change_set is None else cache.keep_changes(change_set),
-            ancestry_rollback]
-        cache.changed = True
+            ancestry_rollback])
     return DeploymentRecord(
         service=deployment.service, environment=deployment.environment,
         revision=new or short, version=deployment.release.version, time=deployment.time,
@@ -314,6 +351,6 @@ def _pending(
             continue
         for key, changes in answers:
             here, there = ranges[key]
-            cache.ranges[f"{key[0]} {here}..{there}"] = cache.keep_changes(changes)
+            cache.keep_range(f"{key[0]} {here}..{there}", cache.keep_changes(changes))
             found[key] = changes
     return found

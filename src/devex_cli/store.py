@@ -1,0 +1,218 @@
+"""The kept deployment records as rows of an SQLite file (`collect-records.sqlite3`).
+
+Rows only ever get added: a run writes the records, commits and ranges it computed, in one
+transaction, and nothing when it computed nothing (no whole-file rewrite; a killed run leaves the
+file as the last finished run wrote it). Each configuration whose records differ (its ticket
+rule, projects, workspace, services: the fingerprint) has its own rows, so configurations sharing
+a cache folder keep theirs side by side.
+
+Like every cache, the file is an optimisation: a file of another schema version, or one SQLite
+cannot read, is replaced by an empty one (one warning), a row of the wrong shape is left out,
+and a failure to write only warns. `sqlite3` is imported here, on the first collection, never
+by `import devex_cli.cli`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlite3
+
+log = logging.getLogger("devex.store")
+
+SCHEMA_VERSION = 1  # PRAGMA user_version; another one is replaced
+FILE_NAME = "collect-records.sqlite3"
+_SCHEMA = """
+CREATE TABLE configuration (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL UNIQUE);
+CREATE TABLE record (configuration INTEGER NOT NULL, key TEXT NOT NULL, revision TEXT,
+                     shas TEXT, ancestry_rollback INTEGER,
+                     PRIMARY KEY (configuration, key)) WITHOUT ROWID;
+CREATE TABLE change (configuration INTEGER NOT NULL, sha TEXT NOT NULL, author_time INTEGER,
+                     tickets TEXT, merge INTEGER,
+                     PRIMARY KEY (configuration, sha)) WITHOUT ROWID;
+CREATE TABLE pending_range (configuration INTEGER NOT NULL, key TEXT NOT NULL, shas TEXT,
+                            PRIMARY KEY (configuration, key)) WITHOUT ROWID;
+"""
+_TABLES = {"configuration", "record", "change", "pending_range"}
+_INSERT = {"record": "INSERT OR REPLACE INTO record VALUES (?, ?, ?, ?, ?)",
+           "change": "INSERT OR REPLACE INTO change VALUES (?, ?, ?, ?, ?)",
+           "pending_range": "INSERT OR REPLACE INTO pending_range VALUES (?, ?, ?)"}
+
+# What one run read and wrote (for the tests that guard "a warm run writes nothing").
+Rows = dict[str, int]
+
+
+class RecordStore:
+    """The rows of one configuration in the store file of a cache folder."""
+
+    def __init__(self, folder: Path, fingerprint: str) -> None:
+        self.path = folder / FILE_NAME
+        self.fingerprint = fingerprint
+        self.written: Rows = {}
+
+    # Reading -------------------------------------------------------------------------------
+
+    def load(self) -> tuple[dict[str, list[Any]], dict[str, list[Any]], dict[str, list[str]]]:
+        """(records, commits, ranges) of this configuration, as the record cache keeps them;
+        empty when the file is missing, unreadable or of another schema."""
+        import sqlite3
+
+        if not self.path.exists():
+            return {}, {}, {}
+        try:
+            with self._connection(write=False) as db:
+                if not _usable(db):
+                    log.info("the store %s is of another version: read as empty", self.path)
+                    return {}, {}, {}
+                found = db.execute("SELECT id FROM configuration WHERE fingerprint = ?",
+                                   (self.fingerprint,)).fetchone()
+                if found is None:
+                    return {}, {}, {}
+                (configuration,) = found
+                records = {key: [revision, _list(shas), _verdict(verdict)]
+                           for key, revision, shas, verdict in db.execute(
+                               "SELECT key, revision, shas, ancestry_rollback FROM record "
+                               "WHERE configuration = ?", (configuration,))}
+                commits = {sha: [when, _list(tickets), _verdict(merge)]
+                           for sha, when, tickets, merge in db.execute(
+                               "SELECT sha, author_time, tickets, merge FROM change "
+                               "WHERE configuration = ?", (configuration,))}
+                ranges = {key: _list(shas) for key, shas in db.execute(
+                    "SELECT key, shas FROM pending_range WHERE configuration = ?",
+                    (configuration,))}
+        except sqlite3.DatabaseError as exc:
+            if not _damaged(exc):  # locked, say: the file is fine
+                log.warning("cannot read the store %s (%s)", self.path, exc)
+                return {}, {}, {}
+            log.warning("replacing the damaged store %s (%s)", self.path, exc)
+            self._remove()
+            return {}, {}, {}
+        return records, commits, {k: v for k, v in ranges.items() if v is not None}
+
+    # Writing -------------------------------------------------------------------------------
+
+    def add(self, records: Iterable[tuple[str, list[Any]]],
+            commits: Iterable[tuple[str, list[Any]]],
+            ranges: Iterable[tuple[str, list[str]]]) -> None:
+        """Add (or replace) rows in one transaction; a file of another version, or one SQLite
+        cannot read, is replaced. A failure only warns: the next run computes them again."""
+        import sqlite3
+
+        rows: dict[str, list[tuple[Any, ...]]] = {
+            "record": [(key, revision, _text(shas), _flag(verdict))
+                       for key, (revision, shas, verdict) in records],
+            "change": [(sha, when, _text(tickets), _flag(merge))
+                       for sha, (when, tickets, merge) in commits],
+            "pending_range": [(key, _text(shas)) for key, shas in ranges],
+        }
+        if not any(rows.values()):
+            return  # nothing new: the file is not even opened
+        try:
+            try:
+                self._insert(rows)
+            except sqlite3.DatabaseError as exc:  # not a database, malformed: start again
+                if not _damaged(exc):
+                    raise  # locked, read-only, full: the file is fine
+                log.warning("replacing the damaged store %s (%s)", self.path, exc)
+                self._remove()
+                self._insert(rows)
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("cannot write the store %s (%s); the next run computes it again",
+                        self.path, exc)
+
+    def _insert(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+        with self._connection(write=True) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if not _usable(db):
+                    if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                        log.info("replacing the store %s of another version", self.path)
+                        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE "
+                                                  "type = 'table'").fetchall():
+                            db.execute(f'DROP TABLE "{name}"')
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                db.execute("INSERT OR IGNORE INTO configuration (fingerprint) VALUES (?)",
+                           (self.fingerprint,))
+                (configuration,) = db.execute(
+                    "SELECT id FROM configuration WHERE fingerprint = ?",
+                    (self.fingerprint,)).fetchone()
+                for table, values in rows.items():
+                    if values:
+                        db.executemany(_INSERT[table],
+                                       [(configuration, *value) for value in values])
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        for table, values in rows.items():
+            self.written[table] = self.written.get(table, 0) + len(values)
+
+    @contextlib.contextmanager
+    def _connection(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        import sqlite3
+
+        if write:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not self.path.exists():  # created private: SQLite's own mode is the umask's
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def _remove(self) -> None:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{self.path}{suffix}").unlink()
+
+
+# Errors of a sound file that cannot be used now (another process writes it, a full disk)
+_TRANSIENT = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_FULL", "SQLITE_PERM",
+              "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_NOMEM", "SQLITE_INTERRUPT")
+
+
+def _damaged(exc: Exception) -> bool:
+    """Whether an SQLite error says the file itself is bad (not a database, malformed, of
+    another shape), as opposed to being in use or the disk being full."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    return not name.startswith(_TRANSIENT)
+
+
+def _usable(db: sqlite3.Connection) -> bool:
+    """The file has this schema version and its tables."""
+    if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        return False
+    names = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return names >= _TABLES
+
+
+def _text(items: list[str] | None) -> str | None:
+    """A list of SHAs or ticket keys (no spaces in either) as one column; None stays NULL."""
+    return None if items is None else " ".join(items)
+
+
+def _list(text: object) -> Any:
+    """The column back as a list; a value of another type is returned as it is (and fails the
+    record cache's shape check)."""
+    if text is None:
+        return None
+    return text.split() if isinstance(text, str) else text
+
+
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _verdict(value: object) -> Any:
+    return bool(value) if value in (0, 1) and not isinstance(value, float) else value
