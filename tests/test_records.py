@@ -158,3 +158,71 @@ def test_any_damaged_cache_shape_is_computed_again(devex: Devex, world: World, t
     assert computed == 8
     again, computed = figures(devex, world.config, "--offline")  # and the store is good again
     assert (again, computed) == (first, 0)
+
+
+def _rows(path: Path) -> dict[str, int]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+                for table in ("record", "change", "pending_range")}
+
+
+def test_a_warm_collection_writes_only_its_new_rows(devex: Devex, world: World,
+                                                    tmp_path: Path) -> None:
+    """The store grows by what a run computed: nothing new is no write at all (the file is not
+    rewritten), two new deployments are two new records and the commits they name."""
+    first, _ = figures(devex, world.config, "--offline")
+    path = store(tmp_path)
+    before, rows = path.read_bytes(), _rows(path)
+    assert rows["record"] == 8
+    written = path.stat().st_mtime_ns
+    again, computed = figures(devex, world.config, "--offline")
+    assert (again, computed) == (first, 0)
+    assert path.stat().st_mtime_ns == written and path.read_bytes() == before
+
+    deploy_more(world)
+    _, computed = figures(devex, world.config, "--offline")
+    after = _rows(path)
+    assert computed == 2
+    assert after["record"] == rows["record"] + 2
+    assert after["change"] - rows["change"] <= 2  # PAY-5, PAY-6: at most the new commits
+
+
+def test_configurations_sharing_a_cache_keep_their_own_records(devex: Devex, world: World,
+                                                               tmp_path: Path) -> None:
+    """Switching between two configurations computes nothing again: each has its rows."""
+    other = world.config.with_name("other.toml")
+    other.write_text(world.config.read_text().replace('projects = ["PAY"]',
+                                                      'projects = ["OPS"]'))
+    first, computed = figures(devex, world.config, "--offline")
+    second, computed_other = figures(devex, other, "--offline")
+    assert (computed, computed_other) == (8, 8)
+    assert (figures(devex, world.config, "--offline"), figures(devex, other, "--offline")) == (
+        (first, 0), (second, 0))
+    assert store(tmp_path).stat().st_mode & 0o777 == 0o600
+
+
+def test_the_json_records_of_earlier_versions_move_into_the_store(
+        devex: Devex, world: World, tmp_path: Path) -> None:
+    """An upgrade is not a cold run: the records an earlier version kept in
+    collect-records.json are read once, written to the store, and the JSON file removed."""
+    first, _ = figures(devex, world.config, "--offline")
+    path = store(tmp_path)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        (fingerprint,) = db.execute("SELECT fingerprint FROM configuration").fetchone()
+        content = {
+            "fingerprint": fingerprint,
+            "records": {key: [revision, None if shas is None else shas.split(),
+                              None if verdict is None else bool(verdict)]
+                        for key, revision, shas, verdict in db.execute(
+                            "SELECT key, revision, shas, ancestry_rollback FROM record")},
+            "commits": {sha: [when, tickets.split(), bool(merge)] for sha, when, tickets, merge
+                        in db.execute("SELECT sha, author_time, tickets, merge FROM change")},
+            "ranges": {key: shas.split() for key, shas in db.execute(
+                "SELECT key, shas FROM pending_range")}}
+    path.unlink()
+    legacy = path.with_name("collect-records.json")
+    legacy.write_text(json.dumps({"version": 2, "content": content}))
+    again, computed = figures(devex, world.config, "--offline")
+    assert (again, computed) == (first, 0)
+    assert not legacy.exists() and _rows(path)["record"] == 8
+    assert figures(devex, world.config, "--offline") == (first, 0)

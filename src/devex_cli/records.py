@@ -48,6 +48,7 @@ _SHAPE = fields(fingerprint=TEXT, records=MAPPING, commits=MAPPING, ranges=MAPPI
 # full revision, change set, ancestry's rollback verdict (null: ancestry could not tell)
 _RECORD = row(optional(TEXT), optional(LIST), optional(BOOLEAN))
 _COMMIT = row(INTEGER, list_of(TEXT), BOOLEAN)  # author time, tickets, merge
+_SHAS = list_of(TEXT)
 
 # (service, environment) -> the commits that environment runs and production does not
 Pending = dict[tuple[str, str], tuple[Change, ...]]
@@ -90,8 +91,9 @@ class RecordCache:
         data = self._legacy.load()
         if data.get("fingerprint") != self.fingerprint:
             return
-        self.records, self.commits, self.ranges = (
-            data.get("records", {}), data.get("commits", {}), data.get("ranges", {}))
+        self.records = {k: v for k, v in data.get("records", {}).items() if _RECORD(v)}
+        self.commits = {k: v for k, v in data.get("commits", {}).items() if _COMMIT(v)}
+        self.ranges = {k: v for k, v in data.get("ranges", {}).items() if _SHAS(v)}
         self._new_records.update(self.records)
         self._new_commits.update(self.commits)
         self._new_ranges.update(self.ranges)
@@ -105,13 +107,20 @@ class RecordCache:
         if self._changes is None:
             self._changes = {}
             for sha, entry in self.commits.items():
-                if not _COMMIT(entry):
+                if type(entry) is tuple:  # the store's row: tickets in one text, merge 0/1
+                    seconds, text, flag = entry
+                    if type(seconds) is not int or type(text) is not str or flag not in (0, 1):
+                        continue
+                    tickets, merge = tuple(text.split()), flag == 1
+                elif _COMMIT(entry):  # kept by this run, or by the JSON file of old
+                    seconds, tickets, merge = entry[0], tuple(entry[1]), entry[2]
+                else:
                     continue
                 try:
-                    when = datetime.fromtimestamp(entry[0], UTC)
+                    when = datetime.fromtimestamp(seconds, UTC)
                 except (OverflowError, OSError, ValueError):
                     continue
-                self._changes[sha] = Change(sha, when, tuple(entry[1]), merge=entry[2])
+                self._changes[sha] = Change(sha, when, tickets, merge=merge)
         return self._changes
 
     def change(self, sha: str) -> Change | None:

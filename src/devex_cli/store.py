@@ -58,9 +58,10 @@ class RecordStore:
 
     # Reading -------------------------------------------------------------------------------
 
-    def load(self) -> tuple[dict[str, list[Any]], dict[str, list[Any]], dict[str, list[str]]]:
-        """(records, commits, ranges) of this configuration, as the record cache keeps them;
-        empty when the file is missing, unreadable or of another schema."""
+    def load(self) -> tuple[dict[str, list[Any]], dict[str, Any], dict[str, list[str]]]:
+        """(records, commits, ranges) of this configuration: records and ranges as the record
+        cache keeps them, commits as rows (author time, tickets separated by spaces, merge 0/1),
+        unchecked. Empty when the file is missing, unreadable or of another schema."""
         import sqlite3
 
         if not self.path.exists():
@@ -75,14 +76,17 @@ class RecordStore:
                 if found is None:
                     return {}, {}, {}
                 (configuration,) = found
-                records = {key: [revision, _list(shas), _verdict(verdict)]
+                # inline, not through helpers: rows are read by the ten thousand
+                records = {key: [revision, shas.split() if type(shas) is str else shas,
+                                 _VERDICTS.get(verdict, verdict) if type(verdict) is int
+                                 else verdict]
                            for key, revision, shas, verdict in db.execute(
                                "SELECT key, revision, shas, ancestry_rollback FROM record "
                                "WHERE configuration = ?", (configuration,))}
-                commits = {sha: [when, _list(tickets), _verdict(merge)]
-                           for sha, when, tickets, merge in db.execute(
-                               "SELECT sha, author_time, tickets, merge FROM change "
-                               "WHERE configuration = ?", (configuration,))}
+                # as rows: the record cache checks them as it builds each commit once
+                commits = {sha: (when, tickets, merge) for sha, when, tickets, merge in db.execute(
+                    "SELECT sha, author_time, tickets, merge FROM change "
+                    "WHERE configuration = ?", (configuration,))}
                 ranges = {key: _list(shas) for key, shas in db.execute(
                     "SELECT key, shas FROM pending_range WHERE configuration = ?",
                     (configuration,))}
@@ -210,9 +214,8 @@ def _list(text: object) -> Any:
     return text.split() if isinstance(text, str) else text
 
 
+_VERDICTS = {0: False, 1: True}
+
+
 def _flag(value: bool | None) -> int | None:
     return None if value is None else int(value)
-
-
-def _verdict(value: object) -> Any:
-    return bool(value) if value in (0, 1) and not isinstance(value, float) else value
