@@ -206,11 +206,10 @@ def test_many_images_cost_linear_time() -> None:
 
 
 # Damaged caches ------------------------------------------------------------------------------
-# Every JSON cache devex keeps, and what must go with a damaged one for it to be read at all: the
-# manifest cache is read by a full read of the GitOps history (no kept state), Bitbucket's by
-# change sets to compute (no kept records). The kept records are an SQLite store (below).
-CACHES = {"gitops-manifests": ("gitops-state",), "gitops-state": (),
-          "argocd-history": (), "bitbucket-commits": ("collect-records.sqlite3",),
+# Every JSON cache devex keeps, and what must go with a damaged one for it to be read at all:
+# Bitbucket's is read by change sets to compute (no kept records). The kept records and manifest
+# facts are an SQLite store (test_a_damaged_record_store_is_rebuilt).
+CACHES = {"gitops-state": (), "argocd-history": (), "bitbucket-commits": ("devex.sqlite3",),
           "jira-fields": ()}
 
 
@@ -460,12 +459,14 @@ def _store_damages(good: bytes) -> dict[str, bytes]:
 
 def test_a_damaged_record_store_is_rebuilt(
         devex: Devex, tmp_path: Path, online_world: tuple[Path, dict[str, str]]) -> None:
-    """The record store cut short, zeroed or not a database at all: the figures an empty store
-    gives, exit 0, no traceback, at most one warning about it, and a good store again after."""
+    """The store (records, manifest facts) cut short, zeroed or not a database at all: the
+    figures an empty store gives, exit 0, no traceback, at most one warning about it, and a good
+    store again after. The manifest facts are needed too: the GitOps reader's state is lost."""
+    import shutil
     import sqlite3
 
     config, env = online_world
-    store = tmp_path / "cache" / "devex" / "collect-records.sqlite3"
+    store = tmp_path / "cache" / "devex" / "devex.sqlite3"
 
     def figures() -> tuple[dict[str, Any], str]:
         collect = devex("collect", "--format", "json", "--since", "2026-09-01", "--until",
@@ -480,10 +481,13 @@ def test_a_damaged_record_store_is_rebuilt(
     assert len(good) > 3 * 4096, len(good)  # else "cut one page short" would cut it all
     for what, damaged in _store_damages(good).items():
         store.write_bytes(damaged)
+        shutil.rmtree(store.with_name("gitops-state"))
         again, err = figures()
         assert again == first, what
-        assert sum("collect-records" in line for line in err.splitlines()) <= 1, (what, err)
-        with sqlite3.connect(store) as db:
+        assert sum("devex.sqlite3" in line for line in err.splitlines()) <= 1, (what, err)
+        with contextlib.closing(sqlite3.connect(store)) as db:
             assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",), what
-            assert db.execute("SELECT count(*) FROM record").fetchone()[0] > 0, what
+            for table in ("record", "change", "manifest"):
+                assert db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > 0, (  # noqa: S608
+                    what, table)
         assert store.stat().st_mode & 0o777 == 0o600, what

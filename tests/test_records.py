@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -101,7 +102,7 @@ def test_a_warm_collection_asks_no_app_source(devex: Devex, world: World,
 
 
 def store(tmp_path: Path) -> Path:
-    return tmp_path / "cache" / "devex" / "collect-records.sqlite3"
+    return tmp_path / "cache" / "devex" / "devex.sqlite3"
 
 
 def test_a_damaged_record_cache_is_computed_again(devex: Devex, world: World,
@@ -226,3 +227,45 @@ def test_the_json_records_of_earlier_versions_move_into_the_store(
     assert (again, computed) == (first, 0)
     assert not legacy.exists() and _rows(path)["record"] == 8
     assert figures(devex, world.config, "--offline") == (first, 0)
+
+
+@pytest.mark.parametrize("damage", ["""UPDATE manifest SET facts = '[1, {"x": 2}]'""",
+                                    "UPDATE manifest SET facts = 'not json'",
+                                    "UPDATE manifest SET facts = NULL",
+                                    "DELETE FROM manifest"])
+def test_damaged_manifest_facts_are_parsed_again(devex: Devex, world: World, tmp_path: Path,
+                                                 damage: str) -> None:
+    """What a manifest says, kept by blob: a damaged or lost row is parsed from git again (and
+    kept again), the figures unchanged."""
+    first, _ = figures(devex, world.config, "--offline")
+    path = store(tmp_path)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        rows = db.execute("SELECT key, facts FROM manifest ORDER BY key").fetchall()
+        assert rows
+        db.execute(damage)
+    shutil.rmtree(path.with_name("gitops-state"))  # a full read: every blob's facts needed
+    again, _ = figures(devex, world.config, "--offline")
+    assert again == first
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT key, facts FROM manifest ORDER BY key").fetchall() == rows
+
+
+def test_a_collection_reads_the_manifest_facts_of_its_new_commits_only(
+        devex: Devex, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Manifest facts are read from the store by key: none when nothing is new, a handful for
+    two new GitOps commits, not the whole history's."""
+    from devex_cli.store import ManifestStore
+
+    asked: list[int] = []
+    get = ManifestStore.get
+    monkeypatch.setattr(ManifestStore, "get",
+                        lambda self, keys: asked.append(len(keys)) or get(self, keys))
+    figures(devex, world.config, "--offline")
+    cold = sum(asked)
+    assert cold >= 6
+    asked.clear()
+    figures(devex, world.config, "--offline")
+    assert sum(asked) == 0
+    deploy_more(world)
+    figures(devex, world.config, "--offline")
+    assert sum(asked) == 2  # the two new overlays
