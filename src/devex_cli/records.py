@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,7 @@ _SHAPE = fields(fingerprint=TEXT, records=MAPPING, commits=MAPPING, ranges=MAPPI
 _RECORD = row(optional(TEXT), optional(LIST), optional(BOOLEAN))
 _COMMIT = row(INTEGER, list_of(TEXT), BOOLEAN)  # author time, tickets, merge
 _SHAS = list_of(TEXT)
+_VERDICTS = {None: None, 0: False, 1: True}  # ancestry's verdict as the store keeps it
 
 # (service, environment) -> the commits that environment runs and production does not
 Pending = dict[tuple[str, str], tuple[Change, ...]]
@@ -107,8 +108,8 @@ class RecordCache:
         if self._changes is None:
             self._changes = {}
             for sha, entry in self.commits.items():
-                if type(entry) is tuple:  # the store's row: tickets in one text, merge 0/1
-                    seconds, text, flag = entry
+                if type(entry) is tuple:  # the store's row: sha, time, tickets in one text, merge
+                    _, seconds, text, flag = entry
                     if type(seconds) is not int or type(text) is not str or flag not in (0, 1):
                         continue
                     tickets, merge = tuple(text.split()), flag == 1
@@ -263,11 +264,18 @@ def build_records(
     return Records(records, pending, not_found, computed=len(new))
 
 
-def _from_cache(deployment: gitops.Deployment, entry: list[Any],
+def _from_cache(deployment: gitops.Deployment, entry: Sequence[Any],
                 cache: RecordCache) -> DeploymentRecord | None:
-    if not _RECORD(entry):
+    if type(entry) is tuple:  # the store's row: key, revision, SHAs in one text, verdict 0/1
+        _, revision, text, verdict = entry
+        if (text is not None and type(text) is not str) or verdict not in _VERDICTS or (
+                revision is not None and type(revision) is not str):
+            return None
+        shas, ancestry_rollback = None if text is None else text.split(), _VERDICTS[verdict]
+    elif _RECORD(entry):  # kept by this run, or by the JSON file of old
+        revision, shas, ancestry_rollback = entry
+    else:
         return None
-    revision, shas, ancestry_rollback = entry
     change_set = cache.changes(shas) if shas is not None else None
     if shas is not None and change_set is None:
         return None

@@ -53,7 +53,7 @@ _KEYS_AT_ONCE = 500  # host parameters in one query (SQLite allows 999 on old ve
 
 T = TypeVar("T")
 # records, commits, ranges (RecordStore.load)
-Kept = tuple[dict[str, list[Any]], dict[str, Any], dict[str, list[str]]]
+Kept = tuple[dict[str, Any], dict[str, Any], dict[str, list[str]]]
 
 
 class _StoreFile:
@@ -156,9 +156,10 @@ class RecordStore(_StoreFile):
         self.fingerprint = fingerprint
 
     def load(self) -> Kept:
-        """(records, commits, ranges) of this configuration: records and ranges as the record
-        cache keeps them, commits as rows (author time, tickets separated by spaces, merge 0/1),
-        unchecked. Empty when the file is missing, unreadable or of another schema."""
+        """(records, commits, ranges) of this configuration: records and commits as rows by key
+        ((key, revision, SHAs separated by spaces, ancestry's verdict 0/1/NULL) and (SHA, author
+        time, tickets separated by spaces, merge 0/1)), unchecked; ranges as lists of SHAs.
+        Empty when the file is missing, unreadable or of another schema."""
         nothing: Kept = ({}, {}, {})
         return self._read(self._load, nothing)
 
@@ -167,14 +168,12 @@ class RecordStore(_StoreFile):
                            (self.fingerprint,)).fetchone()
         if found is None:
             return {}, {}, {}
-        # inline, not through helpers: rows are read by the ten thousand
-        records = {key: [revision, shas.split() if type(shas) is str else shas,
-                         _VERDICTS.get(verdict, verdict) if type(verdict) is int else verdict]
-                   for key, revision, shas, verdict in db.execute(
-                       "SELECT key, revision, shas, ancestry_rollback FROM record "
-                       "WHERE configuration = ?", found)}
-        # as rows: the record cache checks them as it builds each commit once
-        commits = {sha: (when, tickets, merge) for sha, when, tickets, merge in db.execute(
+        # rows as SQLite gives them, by key, checked where they are used (read by the ten
+        # thousand: no conversion here)
+        records = {row[0]: row for row in db.execute(
+            "SELECT key, revision, shas, ancestry_rollback FROM record WHERE configuration = ?",
+            found)}
+        commits = {row[0]: row for row in db.execute(
             "SELECT sha, author_time, tickets, merge FROM change WHERE configuration = ?",
             found)}
         ranges = {key: shas.split() if type(shas) is str else shas for key, shas in db.execute(
@@ -274,9 +273,6 @@ def _usable(db: sqlite3.Connection) -> bool:
 def _text(items: list[str] | None) -> str | None:
     """A list of SHAs or ticket keys (no spaces in either) as one column; None stays NULL."""
     return None if items is None else " ".join(items)
-
-
-_VERDICTS = {0: False, 1: True}
 
 
 def _flag(value: bool | None) -> int | None:
