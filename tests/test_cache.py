@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from devex_cli.store import _StoreFile
 from tests.conftest import Result
 from tests.gitworld import GitRepo, image, kustomization, overlay
 
@@ -50,6 +52,13 @@ def no_space(*args: Any, **kwargs: Any) -> Any:
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
+def store_full(*args: Any, **kwargs: Any) -> Any:
+    """SQLite's answer when the disk fills up while the store is written."""
+    error = sqlite3.OperationalError("database or disk is full")
+    error.sqlite_errorname = "SQLITE_FULL"  # type: ignore[attr-defined]
+    raise error
+
+
 @pytest.mark.parametrize("failing", ["write", "rename"])
 def test_a_failed_cache_write_leaves_no_temporary_file_and_fails_nothing(
         devex: Devex, gitops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -67,13 +76,15 @@ def test_a_failed_cache_write_leaves_no_temporary_file_and_fails_nothing(
                 return handle
 
             patch.setattr(os, "fdopen", fdopen)
+        patch.setattr(_StoreFile, "_transaction", store_full)
         errors = run_commands(devex, gitops)
     assert "cannot write the cache" in errors and "No space left on device" in errors
+    assert "cannot write the store" in errors and "database or disk is full" in errors
     assert "Traceback" not in errors
     assert cache.is_dir()
     assert [p.name for p in cache.rglob("*") if p.is_file()] == []  # no .tmp-*, no cache
     run_commands(devex, gitops)  # the disk has room again: the caches are written
-    assert (cache / "gitops-manifests.json").is_file()
+    assert (cache / "devex.sqlite3").is_file()
     assert len(list((cache / "gitops-state").glob("*.json"))) == 2  # status's and collect's
     assert not list(cache.rglob(".tmp-*"))
 

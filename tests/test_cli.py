@@ -58,7 +58,7 @@ def test_not_a_repository(devex: Devex, tmp_path: Path) -> None:
 def test_startup_imports_stay_lazy() -> None:
     """`devex --help` must not pay for the HTTP, YAML, template or metrics stacks."""
     heavy = ["httpx", "yaml", "jinja2", "rich", "stamina", "prometheus_client", "pydantic",
-             "devex_cli.config", "devex_cli.sources.jira", "devex_cli.sources.gitops"]
+             "sqlite3", "devex_cli.config", "devex_cli.sources.jira", "devex_cli.sources.gitops"]
     code = ("import sys, devex_cli.cli\n"
             f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -107,9 +107,8 @@ def test_an_interrupt_waits_for_the_end_of_a_held_step(signum: int) -> None:
     from devex_cli.interrupt import signals_held, sigterm_as_interrupt
 
     finished = False
-    with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():
-        with signals_held():
-            os.kill(os.getpid(), signum)
-            time.sleep(0.05)  # the signal, were it not held, would be handled here
-            finished = True
+    with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt(), signals_held():
+        os.kill(os.getpid(), signum)
+        time.sleep(0.05)  # the signal, were it not held, would be handled here
+        finished = True
     assert finished

@@ -206,12 +206,11 @@ def test_many_images_cost_linear_time() -> None:
 
 
 # Damaged caches ------------------------------------------------------------------------------
-# Every cache devex keeps, and what must go with a damaged one for it to be read at all: the
-# manifest cache is read by a full read of the GitOps history (no kept state), Bitbucket's by
-# change sets to compute (no kept records).
-CACHES = {"gitops-manifests": ("gitops-state",), "gitops-state": (),
-          "collect-records": (), "argocd-history": (),
-          "bitbucket-commits": ("collect-records.json",), "jira-fields": ()}
+# Every JSON cache devex keeps, and what must go with a damaged one for it to be read at all:
+# Bitbucket's is read by change sets to compute (no kept records). The kept records and manifest
+# facts are an SQLite store (test_a_damaged_record_store_is_rebuilt).
+CACHES = {"gitops-state": (), "argocd-history": (), "bitbucket-commits": ("devex.sqlite3",),
+          "jira-fields": ()}
 
 
 def _unlike(node: object, turn: int) -> object:
@@ -448,3 +447,47 @@ def test_aliased_helm_values_over_aliased_values_object_merge_in_linear_time() -
     uses = parse_manifest("app.yaml", text).uses
     assert time.perf_counter() - start < 2
     assert [(u.repository, u.tag) for u in uses] == [("ghcr.io/acme/app", "58ddfd6")]
+
+
+def _store_damages(good: bytes) -> dict[str, bytes]:
+    """Ways the record store's file can break: garbage, cut short, emptied, another file's."""
+    return {"garbage": b"{not a database" * 100, "empty": b"",
+            "header only": good[:100], "cut in half": good[: len(good) // 2],
+            "cut one page short": good[:-4096], "json": b'{"version": 2, "content": {}}',
+            "zeroed pages": good[:4096] + bytes(len(good) - 4096)}
+
+
+def test_a_damaged_record_store_is_rebuilt(
+        devex: Devex, tmp_path: Path, online_world: tuple[Path, dict[str, str]]) -> None:
+    """The store (records, manifest facts) cut short, zeroed or not a database at all: the
+    figures an empty store gives, exit 0, no traceback, at most one warning about it, and a good
+    store again after. The manifest facts are needed too: the GitOps reader's state is lost."""
+    import shutil
+    import sqlite3
+
+    config, env = online_world
+    store = tmp_path / "cache" / "devex" / "devex.sqlite3"
+
+    def figures() -> tuple[dict[str, Any], str]:
+        collect = devex("collect", "--format", "json", "--since", "2026-09-01", "--until",
+                        "2026-11-01", config=str(config), env=env)
+        assert collect.code == 0 and "Traceback" not in collect.err, collect.err
+        report = json.loads(collect.out)
+        report.pop("generated_at")
+        return report, collect.err
+
+    first, _ = figures()
+    good = store.read_bytes()
+    assert len(good) > 3 * 4096, len(good)  # else "cut one page short" would cut it all
+    for what, damaged in _store_damages(good).items():
+        store.write_bytes(damaged)
+        shutil.rmtree(store.with_name("gitops-state"))
+        again, err = figures()
+        assert again == first, what
+        assert sum("devex.sqlite3" in line for line in err.splitlines()) <= 1, (what, err)
+        with contextlib.closing(sqlite3.connect(store)) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",), what
+            for table in ("record", "change", "manifest"):
+                assert db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > 0, (  # noqa: S608
+                    what, table)
+        assert store.stat().st_mode & 0o777 == 0o600, what

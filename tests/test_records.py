@@ -3,8 +3,11 @@ its figures are the ones a run from an empty cache gives."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -98,14 +101,16 @@ def test_a_warm_collection_asks_no_app_source(devex: Devex, world: World,
     assert 0 < bitbucket.api_requests() - asked <= 6  # the two new revisions and ranges
 
 
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "cache" / "devex" / "devex.sqlite3"
+
+
 def test_a_damaged_record_cache_is_computed_again(devex: Devex, world: World,
                                                   tmp_path: Path) -> None:
     first, _ = figures(devex, world.config, "--offline")
-    path = tmp_path / "cache" / "devex" / "collect-records.json"
-    kept = json.loads(path.read_text())
-    commits = kept["content"]["commits"]
-    kept["content"]["commits"] = {sha: entry for sha, entry in list(commits.items())[1:]}
-    path.write_text(json.dumps(kept))
+    path = store(tmp_path)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("DELETE FROM change WHERE sha = (SELECT min(sha) FROM change)")
     again, computed = figures(devex, world.config, "--offline")
     assert again == first
     assert 0 < computed < 8  # the records naming the lost commit
@@ -124,24 +129,26 @@ def test_changed_ticket_settings_compute_everything_again(devex: Devex, world: W
 
 
 @pytest.mark.parametrize("damage", [
-    {"records": [], "commits": [], "ranges": 7},
-    {"records": {"x y z": 5}, "commits": {"abc": "nope"}},
-    "records-entries",
+    # rows of the wrong types in every table
+    "UPDATE record SET revision = 1, shas = X'00', ancestry_rollback = 5;"
+    "UPDATE change SET author_time = 'soon', tickets = 7, merge = 'yes';"
+    "UPDATE pending_range SET shas = 2.5",
+    # every change set naming a commit the store does not have
+    "UPDATE record SET shas = 'f00d'; UPDATE pending_range SET shas = 'f00d'",
+    # another schema under the same version number
+    "DROP TABLE change; CREATE TABLE change (x)",
+    "ALTER TABLE record RENAME COLUMN shas TO commits",
+    # another schema version, and the records of another configuration only
+    "PRAGMA user_version = 99",
+    "UPDATE configuration SET fingerprint = 'another'",
 ])
 def test_any_damaged_cache_shape_is_computed_again(devex: Devex, world: World, tmp_path: Path,
-                                                   damage: object) -> None:
+                                                   damage: str) -> None:
     """Caches are files a user (or a full disk) can break: a wrong shape anywhere in the kept
     records or the GitOps reader's state means computing again, never a crash."""
     first, _ = figures(devex, world.config, "--offline")
-    records = tmp_path / "cache" / "devex" / "collect-records.json"
-    kept = json.loads(records.read_text())
-    content = kept["content"]
-    if damage == "records-entries":
-        content["records"] = {key: [[1], {"a": 1}, None] for key in content["records"]}
-        content["ranges"] = {key: [[1, 2]] for key in content["ranges"]}
-    else:
-        content.update(damage)  # type: ignore[call-overload]
-    records.write_text(json.dumps(kept))
+    with contextlib.closing(sqlite3.connect(store(tmp_path))) as db:
+        db.executescript(damage)
     for state in (tmp_path / "cache" / "devex" / "gitops-state").glob("*.json"):
         broken = json.loads(state.read_text())
         broken["content"]["path_services"] = ["not", "a", "mapping"]
@@ -150,3 +157,115 @@ def test_any_damaged_cache_shape_is_computed_again(devex: Devex, world: World, t
     again, computed = figures(devex, world.config, "--offline")
     assert again == first
     assert computed == 8
+    again, computed = figures(devex, world.config, "--offline")  # and the store is good again
+    assert (again, computed) == (first, 0)
+
+
+def _rows(path: Path) -> dict[str, int]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+                for table in ("record", "change", "pending_range")}
+
+
+def test_a_warm_collection_writes_only_its_new_rows(devex: Devex, world: World,
+                                                    tmp_path: Path) -> None:
+    """The store grows by what a run computed: nothing new is no write at all (the file is not
+    rewritten), two new deployments are two new records and the commits they name."""
+    first, _ = figures(devex, world.config, "--offline")
+    path = store(tmp_path)
+    before, rows = path.read_bytes(), _rows(path)
+    assert rows["record"] == 8
+    written = path.stat().st_mtime_ns
+    again, computed = figures(devex, world.config, "--offline")
+    assert (again, computed) == (first, 0)
+    assert path.stat().st_mtime_ns == written and path.read_bytes() == before
+
+    deploy_more(world)
+    _, computed = figures(devex, world.config, "--offline")
+    after = _rows(path)
+    assert computed == 2
+    assert after["record"] == rows["record"] + 2
+    assert after["change"] - rows["change"] <= 2  # PAY-5, PAY-6: at most the new commits
+
+
+def test_configurations_sharing_a_cache_keep_their_own_records(devex: Devex, world: World,
+                                                               tmp_path: Path) -> None:
+    """Switching between two configurations computes nothing again: each has its rows."""
+    other = world.config.with_name("other.toml")
+    other.write_text(world.config.read_text().replace('projects = ["PAY"]',
+                                                      'projects = ["OPS"]'))
+    first, computed = figures(devex, world.config, "--offline")
+    second, computed_other = figures(devex, other, "--offline")
+    assert (computed, computed_other) == (8, 8)
+    assert (figures(devex, world.config, "--offline"), figures(devex, other, "--offline")) == (
+        (first, 0), (second, 0))
+    assert store(tmp_path).stat().st_mode & 0o777 == 0o600
+
+
+def test_the_json_records_of_earlier_versions_move_into_the_store(
+        devex: Devex, world: World, tmp_path: Path) -> None:
+    """An upgrade is not a cold run: the records an earlier version kept in
+    collect-records.json are read once, written to the store, and the JSON file removed."""
+    first, _ = figures(devex, world.config, "--offline")
+    path = store(tmp_path)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        (fingerprint,) = db.execute("SELECT fingerprint FROM configuration").fetchone()
+        content = {
+            "fingerprint": fingerprint,
+            "records": {key: [revision, None if shas is None else shas.split(),
+                              None if verdict is None else bool(verdict)]
+                        for key, revision, shas, verdict in db.execute(
+                            "SELECT key, revision, shas, ancestry_rollback FROM record")},
+            "commits": {sha: [when, tickets.split(), bool(merge)] for sha, when, tickets, merge
+                        in db.execute("SELECT sha, author_time, tickets, merge FROM change")},
+            "ranges": {key: shas.split() for key, shas in db.execute(
+                "SELECT key, shas FROM pending_range")}}
+    path.unlink()
+    legacy = path.with_name("collect-records.json")
+    legacy.write_text(json.dumps({"version": 2, "content": content}))
+    again, computed = figures(devex, world.config, "--offline")
+    assert (again, computed) == (first, 0)
+    assert not legacy.exists() and _rows(path)["record"] == 8
+    assert figures(devex, world.config, "--offline") == (first, 0)
+
+
+@pytest.mark.parametrize("damage", ["""UPDATE manifest SET facts = '[1, {"x": 2}]'""",
+                                    "UPDATE manifest SET facts = 'not json'",
+                                    "UPDATE manifest SET facts = NULL",
+                                    "DELETE FROM manifest"])
+def test_damaged_manifest_facts_are_parsed_again(devex: Devex, world: World, tmp_path: Path,
+                                                 damage: str) -> None:
+    """What a manifest says, kept by blob: a damaged or lost row is parsed from git again (and
+    kept again), the figures unchanged."""
+    first, _ = figures(devex, world.config, "--offline")
+    path = store(tmp_path)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        rows = db.execute("SELECT key, facts FROM manifest ORDER BY key").fetchall()
+        assert rows
+        db.execute(damage)
+    shutil.rmtree(path.with_name("gitops-state"))  # a full read: every blob's facts needed
+    again, _ = figures(devex, world.config, "--offline")
+    assert again == first
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT key, facts FROM manifest ORDER BY key").fetchall() == rows
+
+
+def test_a_collection_reads_the_manifest_facts_of_its_new_commits_only(
+        devex: Devex, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Manifest facts are read from the store by key: none when nothing is new, a handful for
+    two new GitOps commits, not the whole history's."""
+    from devex_cli.store import ManifestStore
+
+    asked: list[int] = []
+    get = ManifestStore.get
+    monkeypatch.setattr(ManifestStore, "get",
+                        lambda self, keys: asked.append(len(keys)) or get(self, keys))
+    figures(devex, world.config, "--offline")
+    cold = sum(asked)
+    assert cold >= 6
+    asked.clear()
+    figures(devex, world.config, "--offline")
+    assert sum(asked) == 0
+    deploy_more(world)
+    figures(devex, world.config, "--offline")
+    assert sum(asked) == 2  # the two new overlays

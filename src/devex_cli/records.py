@@ -8,8 +8,9 @@ for those: its cost grows with new deployments, not with the length of the histo
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -33,19 +34,22 @@ from devex_cli.errors import DevexError
 from devex_cli.parallel import SERVICES_AT_ONCE, each
 from devex_cli.sources import gitops
 from devex_cli.sources.commitgraph import GraphCommit
+from devex_cli.store import RecordStore
 
 if TYPE_CHECKING:
     from devex_cli.sources.base import CommitSource, SourceHealth
 
 log = logging.getLogger("devex.records")
 
-_VERSION = 2  # 2: a rollback ancestry could not judge is null, no longer false
+_VERSION = 2  # of the JSON file earlier versions kept (collect-records.json), moved to the store
 # Checked whole on load: the parts. Entry by entry as they are read: the rows, a damaged one
 # being computed again (the records are too many to check each on every collection).
 _SHAPE = fields(fingerprint=TEXT, records=MAPPING, commits=MAPPING, ranges=MAPPING)
 # full revision, change set, ancestry's rollback verdict (null: ancestry could not tell)
 _RECORD = row(optional(TEXT), optional(LIST), optional(BOOLEAN))
 _COMMIT = row(INTEGER, list_of(TEXT), BOOLEAN)  # author time, tickets, merge
+_SHAS = list_of(TEXT)
+_VERDICTS = {None: None, 0: False, 1: True}  # ancestry's verdict as the store keeps it
 
 # (service, environment) -> the commits that environment runs and production does not
 Pending = dict[tuple[str, str], tuple[Change, ...]]
@@ -60,37 +64,64 @@ class Records:
 
 
 class RecordCache:
-    """Complete records by deployment, the commits they name, and the pending ranges."""
+    """Complete records by deployment, the commits they name, and the pending ranges: read from
+    the store (`store.RecordStore`) at the start of a run; what the run adds is written to it at
+    the end, as new rows."""
 
     def __init__(self, settings: Settings) -> None:
-        self._cache = JsonCache(settings.cache_dir(), "collect-records", version=_VERSION,
-                                shape=_SHAPE, grows_only=False)
         self.fingerprint = repr((
             settings.jira.ticket_pattern, settings.jira.projects,
             bitbucket_workspace(settings),
             sorted((name, s.repo, s.bitbucket_repo) for name, s in settings.services.items()),
         ))
-        data = self._cache.load()
-        if data.get("fingerprint") != self.fingerprint:
-            data = {}
-        self.records: dict[str, list[Any]] = data.get("records", {})
-        self.commits: dict[str, list[Any]] = data.get("commits", {})
-        self.ranges: dict[str, list[str]] = data.get("ranges", {})
-        self.changed = False
+        folder = settings.cache_dir()
+        self.store = RecordStore(folder, self.fingerprint)
+        self.records, self.commits, self.ranges = self.store.load()
+        # what this run adds (or replaces: a damaged entry computed again), written by save()
+        self._new_records: set[str] = set()
+        self._new_commits: set[str] = set()
+        self._new_ranges: set[str] = set()
+        self._legacy = JsonCache(folder, "collect-records", version=_VERSION, shape=_SHAPE,
+                                 grows_only=False)
+        if not self.records and self._legacy.path.exists():
+            self._adopt_legacy()
         self._changes: dict[str, Change] | None = None
+
+    def _adopt_legacy(self) -> None:
+        """The records of the JSON file earlier versions kept, moved into the store."""
+        data = self._legacy.load()
+        if data.get("fingerprint") != self.fingerprint:
+            return
+        self.records = {k: v for k, v in data.get("records", {}).items() if _RECORD(v)}
+        self.commits = {k: v for k, v in data.get("commits", {}).items() if _COMMIT(v)}
+        self.ranges = {k: v for k, v in data.get("ranges", {}).items() if _SHAS(v)}
+        self._new_records.update(self.records)
+        self._new_commits.update(self.commits)
+        self._new_ranges.update(self.ranges)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self._new_records or self._new_commits or self._new_ranges)
 
     def _built(self) -> dict[str, Change]:
         """Every kept commit as a Change, built once (a damaged entry is left out)."""
         if self._changes is None:
             self._changes = {}
             for sha, entry in self.commits.items():
-                if not _COMMIT(entry):
+                if type(entry) is tuple:  # the store's row: sha, time, tickets in one text, merge
+                    _, seconds, text, flag = entry
+                    if type(seconds) is not int or type(text) is not str or flag not in (0, 1):
+                        continue
+                    tickets, merge = tuple(text.split()), flag == 1
+                elif _COMMIT(entry):  # kept by this run, or by the JSON file of old
+                    seconds, tickets, merge = entry[0], tuple(entry[1]), entry[2]
+                else:
                     continue
                 try:
-                    when = datetime.fromtimestamp(entry[0], UTC)
+                    when = datetime.fromtimestamp(seconds, UTC)
                 except (OverflowError, OSError, ValueError):
                     continue
-                self._changes[sha] = Change(sha, when, tuple(entry[1]), merge=entry[2])
+                self._changes[sha] = Change(sha, when, tickets, merge=merge)
         return self._changes
 
     def change(self, sha: str) -> Change | None:
@@ -110,15 +141,32 @@ class RecordCache:
             if change.sha not in self._built():  # new, or replacing a damaged entry
                 self.commits[change.sha] = [int(change.author_time.timestamp()),
                                             list(change.tickets), change.merge]
+                self._new_commits.add(change.sha)
                 self._built()[change.sha] = change
             shas.append(change.sha)
-        self.changed = True
         return shas
 
+    def keep_record(self, key: str, entry: list[Any]) -> None:
+        self.records[key] = entry
+        self._new_records.add(key)
+
+    def keep_range(self, key: str, shas: list[str]) -> None:
+        self.ranges[key] = shas
+        self._new_ranges.add(key)
+
     def save(self) -> None:
-        if self.changed:
-            self._cache.save({"fingerprint": self.fingerprint, "records": self.records,
-                              "commits": self.commits, "ranges": self.ranges})
+        """Write what this run added, as rows added to the store (nothing when nothing was)."""
+        if not self.changed:
+            return
+        self.store.add(((k, self.records[k]) for k in self._new_records),
+                       ((k, self.commits[k]) for k in self._new_commits),
+                       ((k, self.ranges[k]) for k in self._new_ranges))
+        if self._legacy.path.exists():  # its records are in the store now (or computed again)
+            with contextlib.suppress(OSError):
+                self._legacy.path.unlink()
+        self._new_records.clear()
+        self._new_commits.clear()
+        self._new_ranges.clear()
 
 
 def _key(deployment: gitops.Deployment) -> str:
@@ -215,11 +263,18 @@ def build_records(
     return Records(records, pending, not_found, computed=len(new))
 
 
-def _from_cache(deployment: gitops.Deployment, entry: list[Any],
+def _from_cache(deployment: gitops.Deployment, entry: Sequence[Any],
                 cache: RecordCache) -> DeploymentRecord | None:
-    if not _RECORD(entry):
+    if type(entry) is tuple:  # the store's row: key, revision, SHAs in one text, verdict 0/1
+        _, revision, text, verdict = entry
+        if (text is not None and type(text) is not str) or verdict not in _VERDICTS or (
+                revision is not None and type(revision) is not str):
+            return None
+        shas, ancestry_rollback = None if text is None else text.split(), _VERDICTS[verdict]
+    elif _RECORD(entry):  # kept by this run, or by the JSON file of old
+        revision, shas, ancestry_rollback = entry
+    else:
         return None
-    revision, shas, ancestry_rollback = entry
     change_set = cache.changes(shas) if shas is not None else None
     if shas is not None and change_set is None:
         return None
@@ -247,10 +302,9 @@ def _computed(deployment: gitops.Deployment, graph: CommitSource | None,
     # nothing about it can change: no commit named, or its change set known (or not needed)
     complete = short is None or (new is not None and (previous is None or change_set is not None))
     if graph is not None and complete:
-        cache.records[_key(deployment)] = [
+        cache.keep_record(_key(deployment), [
             new, None if change_set is None else cache.keep_changes(change_set),
-            ancestry_rollback]
-        cache.changed = True
+            ancestry_rollback])
     return DeploymentRecord(
         service=deployment.service, environment=deployment.environment,
         revision=new or short, version=deployment.release.version, time=deployment.time,
@@ -312,6 +366,6 @@ def _pending(
             continue
         for key, changes in answers:
             here, there = ranges[key]
-            cache.ranges[f"{key[0]} {here}..{there}"] = cache.keep_changes(changes)
+            cache.keep_range(f"{key[0]} {here}..{there}", cache.keep_changes(changes))
             found[key] = changes
     return found

@@ -9,6 +9,7 @@ a later run reads only the commits since.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,6 @@ from devex_cli.cache import (
     TEXT,
     JsonCache,
     Kinds,
-    entries,
     fields,
     keyed,
     list_of,
@@ -62,6 +62,7 @@ from devex_cli.manifests import (
     kind_file_name,
     parse_manifest,
 )
+from devex_cli.store import ManifestStore
 
 __all__ = ["SYSTEM", "CommitChecker", "DeployedState", "Deployment", "GitOpsHistory", "NothingFound",
            "Redeployment", "Release", "RevisionsMet", "Skipped", "ThirdParty", "commits_after",
@@ -378,26 +379,28 @@ def _log(repo: Path, revisions: str, pathspecs: Sequence[str], *,
 
 _USE_ROW = row(TEXT, optional(TEXT), optional(TEXT), optional(TEXT), TEXT)
 # blob:kind -> what it says ([uses, resources, kustomization, patches]) or {"error": why not}
-_MANIFESTS_SHAPE = entries(one_of(
-    row(list_of(_USE_ROW), list_of(TEXT), BOOLEAN, list_of(TEXT)), keyed(error=TEXT)))
+_MANIFEST = one_of(row(list_of(_USE_ROW), list_of(TEXT), BOOLEAN, list_of(TEXT)),
+                   keyed(error=TEXT))
 _MANIFESTS_VERSION = 4
 
 
 class _Facts(Mapping[str, Facts]):
-    """What each blob says (by `fact_key`): parsed once ever, kept in the cache. A blob an
-    incremental read meets again (a base file an overlay builds on) comes from the cache, or is
-    read from git when the cache lost it."""
+    """What each blob says (by `fact_key`): parsed once ever, kept in the store and read from
+    it by key. A blob an incremental read meets again (a base file an overlay builds on) comes
+    from the store, or is read from git when the store lost it."""
 
-    def __init__(self, repo: Path, known: dict[str, Any]) -> None:
+    def __init__(self, repo: Path, store: ManifestStore) -> None:
         self._repo = repo
-        self.known = known
+        self._store = store
+        self.known: dict[str, Any] = {}  # what this run read or parsed
+        self.new: dict[str, Any] = {}  # what this run parsed: for the store
         self._parsed: dict[str, Facts] = {}
 
     def __getitem__(self, key: str) -> Facts:
         found = self._parsed.get(key)
         if found is None:
             if key not in self.known:
-                self.parse({key})
+                self.fetch({key})
             if key not in self.known:
                 raise KeyError(key)
             found = self._parsed[key] = _from_row(self.known[key])
@@ -409,6 +412,14 @@ class _Facts(Mapping[str, Facts]):
     def __len__(self) -> int:
         return len(self.known)
 
+    def fetch(self, keys: Collection[str]) -> None:
+        """The facts of these keys from the store, and those it does not have (or has damaged)
+        from git."""
+        wanted = set(keys) - self.known.keys()
+        self.known.update((key, value) for key, value in self._store.get(wanted).items()
+                          if _MANIFEST(value))
+        self.parse(wanted - self.known.keys())
+
     def parse(self, keys: Collection[str]) -> None:
         """Read and parse the blobs of these keys (one `git cat-file --batch`)."""
         by_blob: dict[str, list[str]] = {}
@@ -419,11 +430,15 @@ class _Facts(Mapping[str, Facts]):
                 try:
                     facts = parse_manifest(kind_file_name(key), content)
                 except ManifestError as exc:
-                    self.known[key] = {"error": str(exc)}
+                    self.known[key] = self.new[key] = {"error": str(exc)}
                 else:
-                    self.known[key] = [
+                    self.known[key] = self.new[key] = [
                         [[u.key, u.repository, u.tag, u.digest, u.use] for u in facts.uses],
                         list(facts.resources), facts.kustomization, list(facts.patches)]
+
+    def save(self) -> None:
+        self._store.add(self.new)
+        self.new = {}
 
 
 def _from_row(entry: Any) -> Facts:
@@ -436,11 +451,12 @@ def _from_row(entry: Any) -> Facts:
 
 def _parse_blobs(repo: Path, commits: Sequence[Commit], cache_dir: Path) -> _Facts:
     """Each manifest version parsed once: a blob's content never changes, so what it says is
-    kept in the cache and a later run reads and parses only new blobs."""
-    cache = JsonCache(cache_dir, "gitops-manifests", version=_MANIFESTS_VERSION,
-                      shape=_MANIFESTS_SHAPE)
-    facts = _Facts(repo, cache.load())
-    wanted = {fact_key(c.path, c.blob) for commit in commits for c in commit.changes if c.blob}
-    facts.parse(wanted - facts.known.keys())
-    cache.save(facts.known)
+    kept in the store, and a later run reads (by key) the facts of its commits' blobs and
+    parses only new ones."""
+    facts = _Facts(repo, ManifestStore(cache_dir, _MANIFESTS_VERSION))
+    facts.fetch({fact_key(c.path, c.blob) for commit in commits for c in commit.changes
+                 if c.blob})
+    facts.save()
+    with contextlib.suppress(OSError):  # the whole-file cache of earlier versions
+        (cache_dir / "gitops-manifests.json").unlink(missing_ok=True)
     return facts

@@ -1,0 +1,279 @@
+"""What devex keeps between collections, as rows of one SQLite file (`devex.sqlite3`).
+
+Two kinds of rows: the deployment records (`RecordStore`: each deployment's change set, the
+commits change sets name, the pending ranges), and what each GitOps manifest version says
+(`ManifestStore`, by blob). Rows only ever get added: a run writes the rows it computed, in one
+transaction, and nothing when it computed nothing (no whole-file rewrite; a killed run leaves the
+file as the last finished run wrote it). Manifest facts are read by key, only those a run needs.
+Each configuration whose records differ (its ticket rule, projects, workspace, services: the
+fingerprint) has its own records, so configurations sharing a cache folder keep theirs side by
+side.
+
+Like every cache, the file is an optimisation: a file of another schema version, or one SQLite
+cannot read, is replaced by an empty one (one warning), a row of the wrong shape is left out,
+and a failure to write only warns. `sqlite3` is imported here, on the first collection, never
+by `import devex_cli.cli`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Callable, Collection, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import sqlite3
+
+log = logging.getLogger("devex.store")
+
+SCHEMA_VERSION = 1  # PRAGMA user_version; another one is replaced
+FILE_NAME = "devex.sqlite3"
+_SCHEMA = """
+CREATE TABLE configuration (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL UNIQUE);
+CREATE TABLE record (configuration INTEGER NOT NULL, key TEXT NOT NULL, revision TEXT,
+                     shas TEXT, ancestry_rollback INTEGER,
+                     PRIMARY KEY (configuration, key)) WITHOUT ROWID;
+CREATE TABLE change (configuration INTEGER NOT NULL, sha TEXT NOT NULL, author_time INTEGER,
+                     tickets TEXT, merge INTEGER,
+                     PRIMARY KEY (configuration, sha)) WITHOUT ROWID;
+CREATE TABLE pending_range (configuration INTEGER NOT NULL, key TEXT NOT NULL, shas TEXT,
+                            PRIMARY KEY (configuration, key)) WITHOUT ROWID;
+CREATE TABLE manifest (version INTEGER NOT NULL, key TEXT NOT NULL, facts TEXT,
+                       PRIMARY KEY (version, key)) WITHOUT ROWID;
+"""
+_TABLES = {"configuration", "record", "change", "pending_range", "manifest"}
+_INSERT = {"record": "INSERT OR REPLACE INTO record VALUES (?, ?, ?, ?, ?)",
+           "change": "INSERT OR REPLACE INTO change VALUES (?, ?, ?, ?, ?)",
+           "pending_range": "INSERT OR REPLACE INTO pending_range VALUES (?, ?, ?)"}
+_KEYS_AT_ONCE = 500  # host parameters in one query (SQLite allows 999 on old versions)
+
+T = TypeVar("T")
+# records, commits, ranges (RecordStore.load)
+Kept = tuple[dict[str, Any], dict[str, Any], dict[str, list[str]]]
+
+
+class _StoreFile:
+    """The store file of a cache folder: reads and transactions, a damaged file replaced."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / FILE_NAME
+        self.written: dict[str, int] = {}  # rows this process wrote, by table (for tests)
+
+    def _read(self, query: Callable[[sqlite3.Connection], T], empty: T) -> T:
+        """`query` over the file; `empty` when the file is missing or of another version, or
+        damaged (then removed, with a warning)."""
+        import sqlite3
+
+        if not self.path.exists():
+            return empty
+        try:
+            with self._connection(write=False) as db:
+                if not _usable(db):
+                    log.info("the store %s is of another version: read as empty", self.path)
+                    return empty
+                return query(db)
+        except sqlite3.DatabaseError as exc:
+            if not _damaged(exc):  # locked, say: the file is fine
+                log.warning("cannot read the store %s (%s)", self.path, exc)
+                return empty
+            log.warning("replacing the damaged store %s (%s)", self.path, exc)
+            self._remove()
+            return empty
+
+    def _write(self, rows: Callable[[sqlite3.Connection], dict[str, int]]) -> None:
+        """`rows` in one transaction (it adds rows and says how many, by table); a file of
+        another version, or one SQLite cannot read, is replaced. A failure only warns."""
+        import sqlite3
+
+        try:
+            try:
+                written = self._transaction(rows)
+            except sqlite3.DatabaseError as exc:  # not a database, malformed: start again
+                if not _damaged(exc):
+                    raise  # locked, read-only, full: the file is fine
+                log.warning("replacing the damaged store %s (%s)", self.path, exc)
+                self._remove()
+                written = self._transaction(rows)
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("cannot write the store %s (%s); the next run computes it again",
+                        self.path, exc)
+            return
+        for table, count in written.items():
+            self.written[table] = self.written.get(table, 0) + count
+
+    def _transaction(self, rows: Callable[[sqlite3.Connection], dict[str, int]]
+                     ) -> dict[str, int]:
+        with self._connection(write=True) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if not _usable(db):
+                    if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                        log.info("replacing the store %s of another version", self.path)
+                        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE "
+                                                  "type = 'table'").fetchall():
+                            db.execute(f'DROP TABLE "{name}"')
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                written = rows(db)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        return written
+
+    @contextlib.contextmanager
+    def _connection(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        import sqlite3
+
+        if write:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not self.path.exists():  # created private: SQLite's own mode is the umask's
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def _remove(self) -> None:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{self.path}{suffix}").unlink()
+
+
+class RecordStore(_StoreFile):
+    """The record rows of one configuration."""
+
+    def __init__(self, folder: Path, fingerprint: str) -> None:
+        super().__init__(folder)
+        self.fingerprint = fingerprint
+
+    def load(self) -> Kept:
+        """(records, commits, ranges) of this configuration: records and commits as rows by key
+        ((key, revision, SHAs separated by spaces, ancestry's verdict 0/1/NULL) and (SHA, author
+        time, tickets separated by spaces, merge 0/1)), unchecked; ranges as lists of SHAs.
+        Empty when the file is missing, unreadable or of another schema."""
+        nothing: Kept = ({}, {}, {})
+        return self._read(self._load, nothing)
+
+    def _load(self, db: sqlite3.Connection) -> Kept:
+        found = db.execute("SELECT id FROM configuration WHERE fingerprint = ?",
+                           (self.fingerprint,)).fetchone()
+        if found is None:
+            return {}, {}, {}
+        # rows as SQLite gives them, by key, checked where they are used (read by the ten
+        # thousand: no conversion here)
+        records = {row[0]: row for row in db.execute(
+            "SELECT key, revision, shas, ancestry_rollback FROM record WHERE configuration = ?",
+            found)}
+        commits = {row[0]: row for row in db.execute(
+            "SELECT sha, author_time, tickets, merge FROM change WHERE configuration = ?",
+            found)}
+        ranges = {key: shas.split() if type(shas) is str else shas for key, shas in db.execute(
+            "SELECT key, shas FROM pending_range WHERE configuration = ?", found)}
+        return records, commits, ranges
+
+    def add(self, records: Iterable[tuple[str, list[Any]]],
+            commits: Iterable[tuple[str, list[Any]]],
+            ranges: Iterable[tuple[str, list[str]]]) -> None:
+        """Add (or replace) rows in one transaction; nothing when there are none."""
+        rows: dict[str, list[tuple[Any, ...]]] = {
+            "record": [(key, revision, _text(shas), _flag(verdict))
+                       for key, (revision, shas, verdict) in records],
+            "change": [(sha, when, _text(tickets), _flag(merge))
+                       for sha, (when, tickets, merge) in commits],
+            "pending_range": [(key, _text(shas)) for key, shas in ranges],
+        }
+        if not any(rows.values()):
+            return  # nothing new: the file is not even opened
+
+        def insert(db: sqlite3.Connection) -> dict[str, int]:
+            db.execute("INSERT OR IGNORE INTO configuration (fingerprint) VALUES (?)",
+                       (self.fingerprint,))
+            (configuration,) = db.execute("SELECT id FROM configuration WHERE fingerprint = ?",
+                                          (self.fingerprint,)).fetchone()
+            for table, values in rows.items():
+                if values:
+                    db.executemany(_INSERT[table], [(configuration, *v) for v in values])
+            return {table: len(values) for table, values in rows.items()}
+
+        self._write(insert)
+
+
+class ManifestStore(_StoreFile):
+    """What each manifest version says (JSON by key), for one version of the parser."""
+
+    def __init__(self, folder: Path, version: int) -> None:
+        super().__init__(folder)
+        self.version = version
+        self.read = 0  # keys asked for (for tests: a run reads what it needs, not all)
+
+    def get(self, keys: Collection[str]) -> dict[str, Any]:
+        """The kept facts of these keys (decoded JSON, unchecked); those not kept are left out."""
+        wanted = sorted(keys)
+        self.read += len(wanted)
+        if not wanted:
+            return {}
+
+        def query(db: sqlite3.Connection) -> dict[str, Any]:
+            found = {}
+            for start in range(0, len(wanted), _KEYS_AT_ONCE):
+                part = wanted[start:start + _KEYS_AT_ONCE]
+                marks = ", ".join("?" * len(part))
+                for key, text in db.execute(
+                        f"SELECT key, facts FROM manifest WHERE version = ? AND key IN ({marks})",  # noqa: S608
+                        (self.version, *part)):
+                    with contextlib.suppress(TypeError, ValueError):
+                        found[key] = json.loads(text)
+            return found
+
+        return self._read(query, {})
+
+    def add(self, facts: dict[str, Any]) -> None:
+        """Keep these facts (JSON-encodable, by key); nothing when there are none."""
+        if not facts:
+            return
+        rows = [(self.version, key, json.dumps(value, separators=(",", ":")))
+                for key, value in facts.items()]
+
+        def insert(db: sqlite3.Connection) -> dict[str, int]:
+            db.executemany("INSERT OR REPLACE INTO manifest VALUES (?, ?, ?)", rows)
+            return {"manifest": len(rows)}
+
+        self._write(insert)
+
+
+# Errors of a sound file that cannot be used now (another process writes it, a full disk)
+_TRANSIENT = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_FULL", "SQLITE_PERM",
+              "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_NOMEM", "SQLITE_INTERRUPT")
+
+
+def _damaged(exc: Exception) -> bool:
+    """Whether an SQLite error says the file itself is bad (not a database, malformed, of
+    another shape), as opposed to being in use or the disk being full."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    return not name.startswith(_TRANSIENT)
+
+
+def _usable(db: sqlite3.Connection) -> bool:
+    """The file has this schema version and its tables."""
+    if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        return False
+    names = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return names >= _TABLES
+
+
+def _text(items: list[str] | None) -> str | None:
+    """A list of SHAs or ticket keys (no spaces in either) as one column; None stays NULL."""
+    return None if items is None else " ".join(items)
+
+
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
