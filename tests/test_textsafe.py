@@ -73,8 +73,8 @@ def assert_inert(output: str) -> None:
 
 
 def test_gate_messages_show_jira_text_inert() -> None:
+    from devex_cli.gates.decision import GateReport, GateTicket
     from devex_cli.gates.messages import render_text
-    from devex_cli.gates.qa_release import GateReport, GateTicket
 
     evil = GateTicket("PAY-2", (), HOSTILE, f"Login {HOSTILE}\nsecond line",
                       "https://acme.atlassian.net/browse/PAY-2")

@@ -45,7 +45,6 @@ from devex_cli.records import RecordCache, build_records
 from devex_cli.sources import gitops
 from devex_cli.sources.base import OnFirstUse, SourceHealth
 from devex_cli.sources.commitgraph import CommitCheck, CommitGraph
-from devex_cli.status import skipped_items
 from devex_cli.timeutil import rfc3339
 
 if TYPE_CHECKING:  # the HTTP stack loads only when an online source is used
@@ -153,7 +152,7 @@ def collect_inputs(settings: Settings, options: CollectOptions, *, now: datetime
              len(built.records), built.computed)
     records, pending, not_found = built.records, built.pending, built.not_found
     quality = DataQuality(
-        manifests_skipped=skipped_items(history),
+        manifests_skipped=history.skipped_items(),
         revisions_not_found=tuple(sorted(not_found)),
     )
     actual: dict[tuple[str, str], ActualState] = {}

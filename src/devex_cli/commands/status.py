@@ -25,11 +25,12 @@ def status(
     """What is deployed where now: service x environment, revision or version and its age."""
     from datetime import UTC, datetime
 
-    from devex_cli import status as status_view
+    from devex_cli.status import read_status
+    from devex_cli.views.status import render_status_json, render_table
 
-    report = status_view.read_status(ctx.obj.settings(), gitops=gitops,
-                                     environments=environment or (), offline=offline)
+    report = read_status(ctx.obj.settings(), gitops=gitops, environments=environment or (),
+                         offline=offline)
     if output_format is TableFormat.JSON:
-        sys.stdout.write(status_view.render_status_json(report) + "\n")
+        sys.stdout.write(render_status_json(report) + "\n")
     else:
-        status_view.render_table(report, now=datetime.now(UTC), color=not ctx.obj.no_color)
+        render_table(report, now=datetime.now(UTC), color=not ctx.obj.no_color)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from devex_cli.gates.qa_release import GateReport
+from devex_cli.gates.decision import GateReport
 from devex_cli.textsafe import safe
 
 _WIDTH = 72

@@ -109,6 +109,16 @@ class GitOpsHistory:
         pairs = self.owners.get(folder.strip("/"), ())
         return pairs[0] if len(pairs) == 1 else None
 
+    def skipped_items(self) -> tuple[Skipped, ...]:
+        """What the reading did not read, as `status` and `collect` both report it: every
+        manifest version that could not be parsed (path and commit, anywhere in the history),
+        then the files at the branch head that set images but belong to no environment. A tag
+        that names no commit is read (a version), so it is not here."""
+        return (*self.skipped,
+                *(Skipped(path, self.head or "", "sets images but belongs to no environment "
+                       "(no environment name in its path, and no gitops.manifests template)")
+                  for path in self.unread))
+
     def broken(self, service: str, environment: str) -> tuple[Skipped, ...]:
         """Files broken at the head that the service's manifests in the environment read."""
         return tuple(s for s in self.broken_at_head

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from devex_cli.dora.model import Snapshot
+from devex_cli.dora.model import Skipped, Snapshot
 from devex_cli.dora.stats import Summary
-from devex_cli.status import skipped_json
 from devex_cli.timeutil import rfc3339
 
 
@@ -109,3 +109,8 @@ def summary_json(summary: Summary) -> dict[str, Any]:
     """A median/mean/p90/count summary as the JSON views write it."""
     return {"median": summary.median, "mean": summary.mean, "p90": summary.p90,
             "count": summary.count}
+
+
+def skipped_json(skipped: Sequence[Skipped]) -> list[dict[str, str]]:
+    """The skipped items as `status --format json` and `collect --format json` write them."""
+    return [{"path": s.path, "commit": s.commit, "reason": s.reason} for s in skipped]
