@@ -153,8 +153,7 @@ def collect_inputs(settings: Settings, options: CollectOptions, *, now: datetime
     cache = RecordCache(settings)
     try:
         step("reading the GitOps history")
-        history = gitops.read_history(repo, settings, has_commit=has_commit)
-        history.require_services()
+        history = _our_history(repo, settings, has_commit)
         step(f"reading the change sets of {len(history.deployments)} deployments")
         built = build_records(history, source_of, settings, sources, cache)
     finally:
@@ -208,6 +207,28 @@ def collect_inputs(settings: Settings, options: CollectOptions, *, now: datetime
         records=tuple(records), incidents=tuple(incidents or ()), redeployments=redeployments,
         pending=pending, history=figures, gitops_repo=repo,
         app_repos={name: graph.repo for name, graph in graphs.items()})
+
+
+def _our_history(repo: Path, settings: Settings,
+                 has_commit: gitops.CommitChecker) -> gitops.GitOpsHistory:
+    """The GitOps history of the services this collector serves (`collect.services`): a tag of
+    digits only is checked against another service's repository by no collector but that
+    service's (its reader state is kept apart, so collectors sharing a cache do not undo each
+    other's)."""
+    patterns = settings.collect.services
+    if not patterns:
+        history = gitops.read_history(repo, settings, has_commit=has_commit)
+        history.require_services()
+        return history
+
+    def ours(pairs: Collection[tuple[str, str]]) -> Collection[tuple[str, str]]:
+        return has_commit([(service, sha) for service, sha in pairs
+                           if gitops.in_service_set(service, patterns)])
+
+    history = gitops.read_history(repo, settings, has_commit=ours,
+                                  variant="checked " + ",".join(patterns))
+    history.require_services()
+    return history.only(patterns)
 
 
 def _incidents(settings: Settings, services: Sequence[str],
@@ -286,7 +307,7 @@ def read_argocd(settings: Settings, history: gitops.GitOpsHistory, sources: dict
 def _app_repositories(settings: Settings, sources: dict[str, bool]) -> dict[str, CommitGraph]:
     graphs = {}
     for name, service in settings.services.items():
-        if not service.repo:
+        if not service.repo or not gitops.in_service_set(name, settings.collect.services):
             continue
         try:
             path = local_repository(service.repo, settings.cache_dir() / "apps",

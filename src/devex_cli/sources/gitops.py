@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,8 @@ from devex_cli.manifests import (
 
 __all__ = ["CommitChecker", "DeployedState", "Deployment", "GitOpsHistory", "NothingFound",
            "Redeployment",
-           "Release", "Skipped", "ThirdParty", "commits_after", "open_repository",
-           "path_owner", "read_history"]
+           "Release", "Skipped", "ThirdParty", "commits_after", "in_service_set",
+           "open_repository", "path_owner", "read_history"]
 
 _NULL_SHA = "0" * 40
 # Every YAML file but a chart's Go templates (not YAML until rendered) and dot-folders' (CI
@@ -122,6 +123,38 @@ class GitOpsHistory:
                     f"{', '.join(self.environments) or 'none'}",
                     hint="names are matched exactly; pass one of them")
 
+    def only(self, patterns: Sequence[str]) -> GitOpsHistory:
+        """The history of the services whose names match one of the glob `patterns` (all of
+        it without patterns). Decisions taken over the whole repository (environments,
+        third-party images) stay the whole repository's.
+
+        Raises UsageError when the patterns match none of the services.
+        """
+        if not patterns:
+            return self
+        kept = {s for s in self.services if in_service_set(s, patterns)}
+        if not kept:
+            raise UsageError(
+                f"collect.services ({', '.join(patterns)}) matches none of the "
+                f"{len(self.services)} services of the GitOps repository (such as "
+                f"{', '.join(self.services[:5])})",
+                hint="patterns are globs on service names as `devex status` lists them")
+
+        def ours(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+            return tuple(pair for pair in pairs if pair[0] in kept)
+
+        return replace(
+            self,
+            deployments=tuple(d for d in self.deployments if d.service in kept),
+            current={k: v for k, v in self.current.items() if k[0] in kept},
+            services=tuple(s for s in self.services if s in kept),
+            redeployments=tuple(r for r in self.redeployments if r.service in kept),
+            owners={unit: ours(pairs) for unit, pairs in self.owners.items()},
+            broken_for={path: ours(pairs) for path, pairs in self.broken_for.items()},
+            broken_at_head=tuple(b for b in self.broken_at_head
+                                 if ours(self.broken_for.get(b.path, ()))
+                                 or b.path not in self.broken_for))
+
     def require_services(self) -> None:
         """Raises UsageError saying what was looked for and which files came closest when no
         manifest gave a service: empty figures with exit 0 would read as "no deployments"."""
@@ -134,6 +167,11 @@ class GitOpsHistory:
             hint="name environments in paths (apps/<service>/overlays/prod/, "
                  "envs/prod/<service>/, values-prod.yaml) or set gitops.manifests, e.g. "
                  "[\"{service}/kustomization.yaml\"] for a production-only repository")
+
+
+def in_service_set(service: str, patterns: Sequence[str]) -> bool:
+    """Whether a service is one of `collect.services`' (glob patterns; none: every one)."""
+    return not patterns or any(fnmatchcase(service, pattern) for pattern in patterns)
 
 
 def open_repository(spec: str | None, settings: Settings, *, default_here: bool = False) -> Path:
