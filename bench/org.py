@@ -146,11 +146,36 @@ def main(argv: list[str] | None = None) -> None:
         warm = run_devex(collect, env)
         assert warm.code == 0, warm.err[-2000:]
         row(f"org 2 collect warm ({args.services} services)", warm)
-        _, text = serve_and_scrape(root, config, env, args.scrapes, args.services)
+        served, text = serve_and_scrape(root, config, env, args.scrapes, args.services)
         families = series_by_family(text)
         print(json.dumps({"org series by family (per service)": {
             name: round(n / args.services, 1) for name, n in families.most_common(12)}}),
             flush=True)
+        print(json.dumps(sizing(args.services, cold, warm, served)), flush=True)
+
+
+# What a collector is given in deploy/ (a memory limit, Prometheus' scrape timeout, the
+# exporter's interval), against which the figures say how many services one collector serves.
+LIMITS = {"memory MiB": 4096, "scrape timeout s": 30, "interval s": 300}
+
+
+def sizing(count: int, cold: Run, warm: Run, served: dict[str, object]) -> dict[str, object]:
+    """Per-service costs of this run and, from them (taken as linear), the services one
+    collector serves within LIMITS, and which limit binds first."""
+    peak = max(cold.peak_mib, warm.peak_mib, float(str(served["peak_mib"])))
+    scrape = float(str(served["scrape_seconds"]))
+    each = {"memory MiB": peak / count, "scrape timeout s": scrape / count,
+            "interval s": warm.seconds / count}
+    fits = {name: int(LIMITS[name] / cost) for name, cost in each.items() if cost > 0}
+    binding = min(fits, key=fits.__getitem__)
+    return {"org per service": {"cold s": round(cold.seconds / count, 4),
+                                "warm s": round(warm.seconds / count, 4),
+                                "peak MiB": round(peak / count, 3),
+                                "/metrics KiB": round(float(str(served["metrics_mib"])) * 1024
+                                                      / count, 1),
+                                "scrape ms": round(scrape * 1000 / count, 3)},
+            "one collector serves (services, linear in these figures)": fits[binding],
+            "bound by": f"{binding} {LIMITS[binding]}"}
 
 
 if __name__ == "__main__":

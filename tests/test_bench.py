@@ -118,6 +118,8 @@ def test_the_organisation_benchmark_runs_and_its_exposition_holds() -> None:
     assert served["promtool"] == ("ok" if shutil.which("promtool") else "not installed")
     assert all(float(r["peak_mib"]) > 5 for r in scenarios.values())
     assert any("org series by family (per service)" in r for r in rows)
+    assert any(int(r.get("one collector serves (services, linear in these figures)", 0)) > 0
+               for r in rows)
     assert done.stdout.startswith("org world: 4 services x 4 environments x 30 days")
 
 
