@@ -136,6 +136,16 @@ def main(argv: list[str] | None = None) -> None:
         config = root / "org" / "devex.toml"
         if not config.exists():
             config = build(root / "org", args.services, args.days, args.seed)
+        else:
+            kept = len(list((root / "org" / "apps").iterdir()))
+            if kept != args.services:
+                raise SystemExit(f"{root} holds {kept} services, not {args.services}")
+            commits = subprocess.run(["git", "-C", str(root / "org" / "gitops"), "rev-list",
+                                      "--count", "main"], capture_output=True, text=True,
+                                     check=True).stdout.strip()
+            print(f"org world: {kept} services x 4 environments x {args.days} days: {commits} "
+                  f"GitOps commits, {kept} app repositories (built earlier in --keep)",
+                  flush=True)
         env = {**os.environ, "DEVEX_CACHE_DIR": str(root / "cache"), "CI": "true"}
         shutil.rmtree(root / "cache", ignore_errors=True)
         collect = ["--config", str(config), "collect", "--offline", "--since", "90d",
