@@ -7,7 +7,9 @@ hand; `--check` only says whether the section's shape (the markers) is there.
 
 `python -m bench.report --org [-- ARGS]` runs `python -m bench.org` instead (2,000 services,
 offline; tens of minutes) and writes only its block inside the section (`org-figures:start` to
-`org-figures:end`), which a run without `--org` keeps as it is.
+`org-figures:end`), which a run without `--org` keeps as it is. `--read FILE` takes the
+benchmark's output from FILE, saved from a run of the same command (`python -m bench.org ARGS |
+tee FILE`), instead of running it again.
 """
 
 from __future__ import annotations
@@ -109,13 +111,20 @@ def org_block(text: str) -> str:
     return ORG_START + text.split(ORG_START, 1)[1].split(ORG_END, 1)[0] + ORG_END
 
 
-def _run(module: str, extra: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
-    done = subprocess.run([sys.executable, "-m", module, *extra], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{module} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    printed = [line for line in done.stdout.splitlines()
+def _run(module: str, extra: list[str],
+         saved: Path | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows and world lines `python -m module extra` prints (read from `saved`, the output
+    of such a run, when given)."""
+    if saved is not None:
+        output = saved.read_text()
+    else:
+        done = subprocess.run([sys.executable, "-m", module, *extra], cwd=ROOT,
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"{module} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        output = done.stdout
+    rows = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    printed = [line for line in output.splitlines()
                if line.startswith(("world:", "gate world", "org world:"))]
     return rows, printed
 
@@ -125,6 +134,8 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="only check the markers are there")
     parser.add_argument("--org", action="store_true",
                         help="run bench.org and write only its block of the section")
+    parser.add_argument("--read", type=Path, metavar="FILE",
+                        help="the benchmark's output saved from a run of the same command")
     parser.add_argument("bench_args", nargs=argparse.REMAINDER,
                         help="after --: arguments for bench.run (bench.org with --org)")
     args = parser.parse_args()
@@ -135,7 +146,7 @@ def main() -> None:
         return
     extra = [a for a in args.bench_args if a != "--"]
     module = "bench.org" if args.org else "bench.run"
-    rows, printed = _run(module, extra)
+    rows, printed = _run(module, extra, args.read)
     command = " ".join([f"python -m {module}", *extra])
     head, rest = text.split(START, 1)
     section, tail = rest.split(END, 1)
