@@ -10,10 +10,12 @@ a later run reads only the commits since.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterator, Mapping, Sequence
+import re
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -390,11 +392,17 @@ def _follows(repo: Path, since: str, head: str | None, every: bool) -> bool:
 def _log(repo: Path, revisions: str, pathspecs: Sequence[str], *,
          every: bool = False) -> list[Commit]:
     """The commits of `revisions` (a commit or a range) that touch the pathspecs, oldest first:
-    the first-parent chain, or (`every`) every commit but merges by committer time."""
+    the first-parent chain, or (`every`) every commit but merges by committer time.
+
+    The pathspecs are matched here, on the paths each commit changed, not given to git: with a
+    wildcard pathspec git matches every entry of every tree it compares, changed or not, which
+    grows with the folders of the repository (5x slower at 2,000 services: quadratic in them).
+    """
+    wanted = _path_matcher(tuple(pathspecs))
     chain = ["--no-merges", "--date-order"] if every else [
         "--first-parent", "--diff-merges=first-parent"]
     out = git(repo, "log", *chain, "--reverse", "--no-renames", "--raw", "--no-abbrev", "-z",
-              "--format=%x01%H%x02%ct", revisions, "--", *pathspecs)
+              "--format=%x01%H%x02%ct", revisions, "--")
     commits = []
     for chunk in out.split("\x01")[1:]:
         header, _, raw = chunk.partition("\x00")
@@ -405,10 +413,60 @@ def _log(repo: Path, revisions: str, pathspecs: Sequence[str], *,
             parts = meta.lstrip("\n:").split()
             if len(parts) < 5:
                 continue
+            if not wanted(path):
+                continue
             blob = None if parts[4].startswith("D") or parts[3] == _NULL_SHA else parts[3]
             changes.append(Change(path, blob))
-        commits.append(Commit(sha, datetime.fromtimestamp(int(committed), UTC), changes))
+        if changes:  # as git lists only the commits that touch the pathspecs
+            commits.append(Commit(sha, datetime.fromtimestamp(int(committed), UTC), changes))
     return commits
+
+
+@lru_cache(maxsize=8)
+def _path_matcher(pathspecs: tuple[str, ...]) -> Callable[[str], bool]:
+    """Whether a path matches the pathspecs as git matches them (`:(glob)` and
+    `:(glob,exclude)` magic, the only ones devex writes): an include and no exclude."""
+    include: list[str] = []
+    exclude: list[str] = []
+    for spec in pathspecs:
+        magic, _, pattern = spec[2:].partition(")") if spec.startswith(":(") else ("", "", spec)
+        if set(magic.split(",")) - {"glob", "exclude"}:
+            raise AssertionError(f"no matcher for the pathspec {spec!r}")  # devex writes them
+        (exclude if "exclude" in magic.split(",") else include).append(_glob_regex(pattern))
+    included = re.compile("|".join(include) or "(?!)")
+    excluded = re.compile("|".join(exclude) or "(?!)")
+    return lambda path: bool(included.fullmatch(path)) and not excluded.fullmatch(path)
+
+
+def _glob_regex(pattern: str) -> str:
+    """A regular expression of git's glob pathspec magic: `*` and `?` stop at `/`; `**/` at
+    the start or after a `/` is any folders (none too), a final `/**` everything inside; a
+    pattern without wildcards also matches everything under it."""
+    if not any(c in pattern for c in "*?["):
+        return f"(?:{re.escape(pattern.rstrip('/'))}(?:/.*)?)"
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i) and (i == 0 or pattern[i - 1] == "/"):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("/**", i) and i + 3 == len(pattern):
+            out.append("/.*")
+            i += 3
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) != -1:
+            body = pattern[i + 1:end]
+            body = "^" + body[1:] if body.startswith("!") else body
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return "(?:" + "".join(out) + ")"
 
 
 _USE_ROW = row(TEXT, optional(TEXT), optional(TEXT), optional(TEXT), TEXT)
