@@ -255,13 +255,17 @@ def build_demo(root: Path, *, end: datetime | None = None, days: int = 90,
     end = (end or datetime.now(UTC)).replace(microsecond=0)
     start = (end - timedelta(days=days)).replace(hour=0, minute=0, second=0)
     # Histories are drawn in order (one random sequence); each repository's fast-import runs
-    # beside the drawing of the next ones (the benchmark's organisation has 2,000).
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as imports:
+    # beside the drawing of the next ones (the benchmark's organisation has 2,000). Interrupted,
+    # the imports not started are dropped and the running ones end before the folder is removed.
+    imports = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    try:
         apps = {service.name: _app_history(root / "apps" / service.name, service, start, end,
                                            rng, imports, work_in_progress=work_in_progress)
                 for service in services}
-    for app in apps.values():
-        app.shas = app.imported.result() if app.imported is not None else app.shas
+        for app in apps.values():
+            app.shas = app.imported.result() if app.imported is not None else app.shas
+    finally:
+        imports.shutdown(wait=True, cancel_futures=True)
     events = _gitops_history(root / "gitops", apps, services, start, end, rng)
     _write_issues(root / ISSUES_FILE, apps, services, events, start, end,
                   random.Random(seed + 1))  # noqa: S311 - sample data
