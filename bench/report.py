@@ -4,6 +4,12 @@ Runs `python -m bench.run` (arguments after `--` are passed to it), then writes 
 docs/performance.md between its `figures:start` and `figures:end` markers: the date, the machine,
 the command, and a table of every row the run printed. No figure in that section is typed by
 hand; `--check` only says whether the section's shape (the markers) is there.
+
+`python -m bench.report --org [-- ARGS]` runs `python -m bench.org` instead (2,000 services,
+offline; tens of minutes) and writes only its block inside the section (`org-figures:start` to
+`org-figures:end`), which a run without `--org` keeps as it is. `--read FILE` takes the
+benchmark's output from FILE, saved from a run of the same command (`python -m bench.org ARGS |
+tee FILE`), instead of running it again.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
+ORG_START, ORG_END = "<!-- org-figures:start -->", "<!-- org-figures:end -->"
 
 
 def machine() -> str:
@@ -43,13 +50,24 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def render(rows: list[dict[str, Any]], command: str, printed: list[str]) -> str:
+def _measured(command: str, report: str) -> str:
+    return (f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}, by "
+            f"`{report}` running `{command}` (regenerate it the same way; "
+            "compare ratios within one run, not seconds across machines).")
+
+
+def _summary(row: dict[str, Any]) -> str:
+    return "- " + "; ".join(
+        f"{key}: " + (", ".join(f"{k} {_cell(v)}" for k, v in value.items())
+                      if isinstance(value, dict) else _cell(value))
+        for key, value in row.items())
+
+
+def render(rows: list[dict[str, Any]], command: str, printed: list[str], org: str = "") -> str:
+    """The figures section; `org` is bench.org's block (render_org), kept inside it."""
     scenarios = [r for r in rows if "scenario" in r]
     summaries = [r for r in rows if "scenario" not in r]
-    lines = [START,
-             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}, by "
-             f"`python -m bench.report` running `{command}` (regenerate it the same way; "
-             "compare ratios within one run, not seconds across machines).", ""]
+    lines = [START, _measured(command, "python -m bench.report"), ""]
     lines += [f"- {line}" for line in printed]
     lines += ["", "| scenario | devex s | requests | peak MiB | baseline s | devex/baseline | "
               "floor s | devex/floor |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -58,17 +76,68 @@ def render(rows: list[dict[str, Any]], command: str, printed: list[str]) -> str:
             "scenario", "seconds", "requests", "peak_mib", "baseline_seconds", "devex/baseline",
             "floor_seconds", "devex/floor")) + " |")
     lines.append("")
-    for row in summaries:
-        lines.append("- " + "; ".join(f"{key}: {_cell(value)}" for key, value in row.items()))
+    lines += [_summary(row) for row in summaries]
+    if org:
+        lines += ["", org]
     lines.append(END)
     return "\n".join(lines)
+
+
+ORG_COLUMNS = ("scenario", "seconds", "peak_mib", "series", "series/service", "metrics_mib",
+               "scrape_seconds", "promtool")
+
+
+def render_org(rows: list[dict[str, Any]], command: str, printed: list[str]) -> str:
+    """bench.org's block of the figures section."""
+    lines = [ORG_START, "An organisation a hundred times the benchmark's, offline "
+             "(`python -m bench.org`): " + _measured(command, "python -m bench.report --org"),
+             ""]
+    lines += [f"- {line}" for line in printed]
+    lines += ["", "| scenario | devex s | peak MiB | series | series a service | /metrics MiB "
+              "| scrape s | promtool check metrics |", "| --- " * len(ORG_COLUMNS) + "|"]
+    for row in rows:
+        if "scenario" in row:
+            lines.append("| " + " | ".join(_cell(row.get(key)) for key in ORG_COLUMNS) + " |")
+    lines.append("")
+    lines += [_summary(row) for row in rows if "scenario" not in row]
+    lines.append(ORG_END)
+    return "\n".join(lines)
+
+
+def org_block(text: str) -> str:
+    """The org block of docs/performance.md's figures section, or "" when it has none."""
+    if ORG_START not in text or ORG_END not in text:
+        return ""
+    return ORG_START + text.split(ORG_START, 1)[1].split(ORG_END, 1)[0] + ORG_END
+
+
+def _run(module: str, extra: list[str],
+         saved: Path | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows and world lines `python -m module extra` prints (read from `saved`, the output
+    of such a run, when given)."""
+    if saved is not None:
+        output = saved.read_text()
+    else:
+        done = subprocess.run([sys.executable, "-m", module, *extra], cwd=ROOT,
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"{module} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        output = done.stdout
+    rows = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    printed = [line for line in output.splitlines()
+               if line.startswith(("world:", "gate world", "org world:"))]
+    return rows, printed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="only check the markers are there")
+    parser.add_argument("--org", action="store_true",
+                        help="run bench.org and write only its block of the section")
+    parser.add_argument("--read", type=Path, metavar="FILE",
+                        help="the benchmark's output saved from a run of the same command")
     parser.add_argument("bench_args", nargs=argparse.REMAINDER,
-                        help="after --: arguments for bench.run")
+                        help="after --: arguments for bench.run (bench.org with --org)")
     args = parser.parse_args()
     text = DOC.read_text()
     if START not in text or END not in text:
@@ -76,17 +145,19 @@ def main() -> None:
     if args.check:
         return
     extra = [a for a in args.bench_args if a != "--"]
-    command = " ".join(["python -m bench.run", *extra])
-    done = subprocess.run([sys.executable, "-m", "bench.run", *extra], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"bench.run failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    printed = [line for line in done.stdout.splitlines()
-               if line.startswith("world:") or line.startswith("gate world")]
+    module = "bench.org" if args.org else "bench.run"
+    rows, printed = _run(module, extra, args.read)
+    command = " ".join([f"python -m {module}", *extra])
     head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    DOC.write_text(head + render(rows, command, printed) + tail)
+    section, tail = rest.split(END, 1)
+    if args.org:
+        block = render_org(rows, command, printed)
+        kept = org_block(section)
+        section = (section.replace(kept, block) if kept
+                   else section.rstrip("\n") + "\n\n" + block + "\n")
+        DOC.write_text(head + START + section + END + tail)
+    else:
+        DOC.write_text(head + render(rows, command, printed, org_block(section)) + tail)
     print(f"wrote {DOC.relative_to(ROOT)}: {len(rows)} rows")
 
 

@@ -47,11 +47,12 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 3
 
 @contextmanager
 def running(argv: Sequence[str], ready_url: str, *, log: Path,
-            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+            env: dict[str, str] | None = None,
+            timeout: float = 30.0) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
         process = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
-            wait_until_up(ready_url, process)
+            wait_until_up(ready_url, process, timeout)
             yield process
         finally:
             process.terminate()

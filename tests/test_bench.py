@@ -103,3 +103,54 @@ def test_the_performance_figures_are_written_by_the_report_script() -> None:
     rendered = render([{"scenario": "2 collect cold", "seconds": 8.9, "requests": 418,
                         "peak_mib": 78.0}, {"warm/cold": 0.15}], "python -m bench.run", [])
     assert "| 2 collect cold | 8.9 | 418 | 78 |" in rendered and "- warm/cold: 0.15" in rendered
+
+
+def test_the_organisation_benchmark_runs_and_its_exposition_holds() -> None:
+    """bench.org, small: a cold and a warm offline collection, then the exporter on a loopback
+    port scraped, its series counted by prometheus_client's parser and checked by promtool."""
+    import shutil
+
+    done = subprocess.run([sys.executable, "-m", "bench.org", "--services", "4", "--days", "30",
+                           "--scrapes", "1"], capture_output=True, text=True, check=False,
+                          cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    scenarios = {str(r["scenario"]).split(" (")[0]: r for r in rows if "scenario" in r}
+    assert set(scenarios) == {"org 1 collect cold", "org 2 collect warm",
+                              "org 3 exporter: first collection, then 1 scrapes"}
+    served = scenarios["org 3 exporter: first collection, then 1 scrapes"]
+    assert int(served["series"]) > 4 * 50  # some 200 a service
+    assert abs(int(served["series"]) / 4 - int(served["series/service"])) <= 1
+    assert served["promtool"] == ("ok" if shutil.which("promtool") else "not installed")
+    assert all(float(r["peak_mib"]) > 5 for r in scenarios.values())
+    assert any("org series by family (per service)" in r for r in rows)
+    assert any(int(r.get("one collector serves (services, linear in these figures)", 0)) > 0
+               for r in rows)
+    assert done.stdout.startswith("org world: 4 services x 4 environments x 30 days")
+
+
+def test_the_organisation_figures_are_written_by_the_report_script() -> None:
+    """bench.report --org writes bench.org's block inside the figures section, and a run of
+    bench.report without it keeps that block."""
+    sys.path.insert(0, str(ROOT))
+    from bench.report import DOC, END, ORG_END, ORG_START, START, org_block, render, render_org
+
+    block = render_org([{"scenario": "org 1 collect cold (2000 services)", "seconds": 612.0,
+                         "peak_mib": 3900.0},
+                        {"scenario": "org 3 exporter", "seconds": 80.0, "peak_mib": 4100.0,
+                         "series": 530000, "series/service": 265, "metrics_mib": 45.0,
+                         "scrape_seconds": 5.2, "promtool": "ok"},
+                        {"org series by family (per service)": {"dora_deployments": 12.0}}],
+                       "python -m bench.org", ["org world: 2000 services"])
+    assert "| org 1 collect cold (2000 services) | 612 | 3900 |" in block
+    assert "| org 3 exporter | 80 | 4100 | 530000 | 265 | 45 | 5.2 | ok |" in block
+    assert "- org series by family (per service): dora_deployments 12" in block
+    assert "by `python -m bench.report --org` running `python -m bench.org`" in block
+    section = render([{"scenario": "2 collect cold", "seconds": 8.9}], "python -m bench.run",
+                     [], block)
+    assert org_block(section) == block and section.index(block) < section.index(END)
+    text = DOC.read_text()
+    if ORG_START in text:  # what is in the doc is the script's
+        assert text.index(START) < text.index(ORG_START) < text.index(ORG_END) < \
+            text.index(END)
+        assert "by `python -m bench.report --org`" in org_block(text)

@@ -137,7 +137,8 @@ def test_commands_named_are_devex_commands() -> None:
 def test_environment_overrides_are_the_ones_the_keys_declare() -> None:
     declared = {name: f"{s}.{k}" for name, (s, k) in config.environment_keys().items()}
     assert declared == {"DEVEX_GITOPS_REPO": "gitops.repo", "JIRA_URL": "jira.url",
-                        "DEVEX_CACHE_DIR": "cache.dir"}
+                        "DEVEX_CACHE_DIR": "cache.dir",
+                        "DEVEX_COLLECT_SERVICES": "collect.services"}
     assert {v.name: v.overrides for v in ENVIRONMENT if v.overrides} == declared
 
 
@@ -145,12 +146,18 @@ def test_environment_overrides_are_the_ones_the_keys_declare() -> None:
 def test_each_declared_variable_overrides_the_file(tmp_path: Path, variable: str,
                                                    where: tuple[str, str]) -> None:
     section, key = where
+    listed = isinstance(getattr(getattr(config.Settings(), section), key), tuple)
+
+    def value(text: str) -> object:  # a list key is read as a list, from a variable by commas
+        return (text,) if listed else text
+
     path = tmp_path / "devex.toml"
-    path.write_text(f'[{section}]\n{key} = "/from/the/file"\n')
+    written = '["/from/the/file"]' if listed else '"/from/the/file"'
+    path.write_text(f'[{section}]\n{key} = {written}\n')
     assert getattr(getattr(config.load_settings(path, environ={}), section), key) == \
-        "/from/the/file"
+        value("/from/the/file")
     settings = config.load_settings(path, environ={variable: "/from/the/environment"})
-    assert getattr(getattr(settings, section), key) == "/from/the/environment"
+    assert getattr(getattr(settings, section), key) == value("/from/the/environment")
 
 
 # -- every environment variable read in src/ ------------------------------------------------

@@ -191,3 +191,54 @@ def test_the_collectors_keep_their_cache_on_a_claim() -> None:
         assert deployment["replicas"] == 1
         assert deployment["strategy"]["type"] == "Recreate", \
             "a rolling update starts the new pod before the old one lets go of the volume"
+
+
+SHARDED = DEPLOY / "sharded"
+
+
+def test_sharded_collectors_split_the_services_and_keep_their_own_caches() -> None:
+    """deploy/sharded: two collectors of one devex.toml, each serving the services its
+    DEVEX_COLLECT_SERVICES matches; every service name in exactly one set, a claim each."""
+    from fnmatch import fnmatchcase
+
+    from devex_cli.config import load_settings
+
+    documents = [d for d in yaml.safe_load_all((SHARDED / "collectors.yaml").read_text()) if d]
+    workloads = [d for d in documents if d["kind"] == "Deployment"]
+    claims = {d["metadata"]["name"] for d in documents if d["kind"] == "PersistentVolumeClaim"}
+    services = [d for d in documents if d["kind"] == "Service"]
+    assert len(workloads) == 2 and len(services) == 2
+    config_map = next(d for d in kubernetes_documents() if d["kind"] == "ConfigMap")
+    sets, used = [], set()
+    for workload in workloads:
+        pod = workload["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert "--serve" in container["args"] and "0.0.0.0:9464" in container["args"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
+        used.add(volumes["cache"]["persistentVolumeClaim"]["claimName"])
+        env = {e["name"]: e["value"] for e in container["env"]}
+        settings = load_settings(None, environ={"DEVEX_CONFIG": "/dev/null", **env})
+        sets.append(settings.collect.services)
+        selector = workload["spec"]["selector"]["matchLabels"]
+        assert any(s["spec"]["selector"] == selector for s in services)
+    assert used <= claims and len(used) == 2, "never one cache for two writers"
+    for name in ("payments", "checkout", "zebra", "anvil", "mango", "notifications", "9lives"):
+        matched = [s for s in sets if any(fnmatchcase(name, p) for p in s)]
+        assert len(matched) == 1, (name, sets)
+
+
+@needs_promtool
+def test_promtool_checks_the_sharded_prometheus_configs() -> None:
+    for name in ("prometheus-remote-write.yml", "prometheus-federation.yml"):
+        check = subprocess.run(["promtool", "check", "config", name], capture_output=True,
+                               text=True, check=False, cwd=SHARDED)
+        assert check.returncode == 0, check.stdout + check.stderr
+    written = yaml.safe_load((SHARDED / "prometheus-remote-write.yml").read_text())
+    assert written["remote_write"][0]["url"].endswith("/api/v1/push")
+    targets = {t for c in written["scrape_configs"] for s in c["static_configs"]
+               for t in s["targets"]}
+    assert targets == {"devex-a.devex.svc:9464", "devex-b.devex.svc:9464"}
+    federation = yaml.safe_load((SHARDED / "prometheus-federation.yml").read_text())
+    job = federation["scrape_configs"][0]
+    assert job["metrics_path"] == "/federate" and job["honor_labels"] is True

@@ -325,3 +325,30 @@ def test_hotfix_skips_the_environments_before_production() -> None:
             if d.environment == "prod"] == [("web", "w1", False), ("pay", "r1", False),
                                             ("pay", "r2", True)]
     assert snap.window.service("pay").environment("prod").hotfixes == 1
+
+
+class _CountedIncidents(list[Incident]):
+    """Incidents that count how many of them are read."""
+
+    reads = 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for incident in super().__iter__():
+            type(self).reads += 1
+            yield incident
+
+
+def test_each_deployment_reads_only_its_services_incidents() -> None:
+    """200 services with 20 production deployments and an incident each: the incidents are read
+    a bounded number of times, not once per production deployment (4,000 x 200)."""
+    from devex_cli.dora.compute import history_of
+
+    services = [f"s{n:03d}" for n in range(200)]
+    records = [deploy("prod", f"r{d}", T0 + d * D, service=s) for s in services
+               for d in range(20)]
+    incidents = _CountedIncidents(Incident(f"OPS-{n}", s, T0 + 5 * D + H)
+                                  for n, s in enumerate(services))
+    history = history_of(records, environments=ENVS, production="prod", incidents=incidents)
+    failed = [r for r in records if history.is_failed(r)]
+    assert [(r.service, r.revision) for r in failed] == [(s, "r5") for s in services]
+    assert _CountedIncidents.reads <= 3 * len(incidents), _CountedIncidents.reads

@@ -109,7 +109,7 @@ def dashboards() -> dict[str, dict[str, Any]]:
                [(f'quantile(0.5, dora:production_lead_time_seconds{{{W},{SVC},statistic="median"}})', "")],
                unit="s", description="Commit (author time) to its first production deployment."),
          Panel("Change failure rate", "stat",
-               [(f'sum(dora_failed_deployments{{{W},{SVC}}} * on (environment) group_left () devex_production_environment)'
+               [(f'sum(dora_failed_deployments{{{W},{SVC}}} * on (environment) group_left () max by (environment) (devex_production_environment))'
                  f' / sum(dora:production_deployments{{{W},{SVC}}})', "")],
                unit="percentunit", thresholds=[(None, "green"), (0.1, "orange"), (0.2, "red")]),
          Panel("Recovery time (median of services)", "stat",

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING
 
 from devex_cli.config import Settings
 from devex_cli.sources.base import OnFirstUse
-from devex_cli.tickets import TicketLookup, TicketPattern, compile_ticket_pattern, extract_ticket_keys
+from devex_cli.tickets import (
+    TicketLookup,
+    TicketPattern,
+    compile_ticket_pattern,
+    extract_ticket_keys,
+    project_set,
+)
 
 if TYPE_CHECKING:
     from devex_cli.sources.base import TicketSource
@@ -29,10 +35,11 @@ class TicketRule:
         self.pattern: TicketPattern = compile_ticket_pattern(
             pattern or settings.jira.ticket_pattern)
         self.projects: tuple[str, ...] = tuple(projects) or settings.jira.projects
+        self._wanted = project_set(self.projects)  # once: keys() is asked once per commit
 
     def keys(self, messages: Iterable[str]) -> list[str]:
         """The keys in the messages, once each, in order of first appearance."""
-        return extract_ticket_keys(messages, pattern=self.pattern, projects=self.projects)
+        return extract_ticket_keys(messages, pattern=self.pattern, projects=self._wanted)
 
 
 def look_up(settings: Settings, keys: Sequence[str], *, rule: TicketRule | None = None,

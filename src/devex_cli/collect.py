@@ -7,7 +7,7 @@ and a failing one degrades the snapshot (its `devex_source_up` is 0) instead of 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -138,8 +138,7 @@ def collect_inputs(settings: Settings, options: CollectOptions, *, now: datetime
     try:
         step("reading the GitOps history")
         check = CommitCheck(source_of)  # Bitbucket answers it from the listing it makes anyway
-        history = gitops.read_history(repo, settings, has_commit=check, met=check.expect)
-        history.require_services()
+        history = _our_history(repo, settings, check)
         step(f"reading the change sets of {len(history.deployments)} deployments")
         built = build_records(history, source_of, settings, health, cache)
     finally:
@@ -196,6 +195,31 @@ def collect_inputs(settings: Settings, options: CollectOptions, *, now: datetime
         records=tuple(records), incidents=tuple(incidents or ()), redeployments=redeployments,
         pending=pending, history=figures, gitops_repo=repo,
         app_repos={name: graph.repo for name, graph in graphs.items()})
+
+
+def _our_history(repo: Path, settings: Settings, check: CommitCheck) -> gitops.GitOpsHistory:
+    """The GitOps history of the services this collector serves (`collect.services`): a tag of
+    digits only is checked against another service's repository by no collector but that
+    service's (its reader state is kept apart, so collectors sharing a cache do not undo each
+    other's)."""
+    patterns = settings.collect.services
+    if not patterns:
+        history = gitops.read_history(repo, settings, has_commit=check, met=check.expect)
+        history.require_services()
+        return history
+
+    def ours(pairs: Collection[tuple[str, str]]) -> Collection[tuple[str, str]]:
+        return check([(service, sha) for service, sha in pairs
+                      if gitops.in_service_set(service, patterns)])
+
+    def met(pairs: Sequence[tuple[str, str]]) -> None:
+        check.expect([(service, sha) for service, sha in pairs
+                      if gitops.in_service_set(service, patterns)])
+
+    history = gitops.read_history(repo, settings, has_commit=ours, met=met,
+                                  variant="checked " + ",".join(patterns))
+    history.require_services()
+    return history.only(patterns)
 
 
 def _incidents(settings: Settings, services: Sequence[str], health: SourceHealth,
@@ -271,7 +295,7 @@ def read_argocd(settings: Settings, history: gitops.GitOpsHistory, health: Sourc
 def _app_repositories(settings: Settings, health: SourceHealth) -> dict[str, CommitGraph]:
     graphs = {}
     for name, service in settings.services.items():
-        if not service.repo:
+        if not service.repo or not gitops.in_service_set(name, settings.collect.services):
             continue
         try:
             path = local_repository(service.repo, settings.cache_dir() / "apps",

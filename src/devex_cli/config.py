@@ -236,6 +236,19 @@ class CacheSettings:
 
 
 @dataclass(frozen=True)
+class CollectSettings:
+    services: tuple[str, ...] = _key(
+        (), doc="Glob patterns on service names (as devex names them: `devex status` lists "
+                "them): a collector reads and exposes only these services' deployments, change "
+                "sets, Argo CD applications and incidents, so that collectors side by side can "
+                "split a large organisation by service set (docs/performance.md). A match for "
+                "none of the repository's services is an input error (exit 2). In the "
+                "environment, patterns separated by commas.",
+        example='["pay*", "checkout"]', commands=("collect", "explain"),
+        unset="every service of the GitOps repository", env="DEVEX_COLLECT_SERVICES")
+
+
+@dataclass(frozen=True)
 class Settings:
     gitops: GitOpsSettings = field(default_factory=GitOpsSettings)
     jira: JiraSettings = field(default_factory=JiraSettings)
@@ -245,6 +258,7 @@ class Settings:
     gate: GateSettings = field(default_factory=GateSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    collect: CollectSettings = field(default_factory=CollectSettings)
     services: Mapping[str, ServiceSettings] = field(default_factory=dict)
     # not keys of the file: where it was read from, and the environment read with it
     source: Path | None = field(default=None, metadata={"internal": True})
@@ -272,6 +286,7 @@ SECTIONS: dict[str, type] = {
     "gate": GateSettings,
     "http": HttpSettings,
     "cache": CacheSettings,
+    "collect": CollectSettings,
 }
 
 
@@ -319,10 +334,12 @@ def load_settings(
     if path is not None:
         settings = _relative_to(settings, path.parent)
     for variable, (section, key) in environment_keys().items():
-        if value := env.get(variable):
-            settings = replace(
-                settings, **{section: replace(getattr(settings, section), **{key: value})}
-            )
+        if text := env.get(variable):
+            table = getattr(settings, section)
+            value: str | tuple[str, ...] = text
+            if isinstance(getattr(table, key), tuple):  # a list: comma-separated
+                value = tuple(item.strip() for item in text.split(",") if item.strip())
+            settings = replace(settings, **{section: replace(table, **{key: value})})
     for key in ("timeout", "max_response_bytes"):  # 0 would mean "no time" or "no answer"
         if getattr(settings.http, key) <= 0:
             raise ConfigError(f"{path}: http.{key} must be greater than 0")

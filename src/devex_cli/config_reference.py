@@ -57,6 +57,10 @@ ENVIRONMENT: tuple[EnvironmentVariable, ...] = (
         "DEVEX_CACHE_DIR", "The cache folder.", _CACHE, "/var/cache/devex",
         overrides="cache.dir"),
     EnvironmentVariable(
+        "DEVEX_COLLECT_SERVICES", "Glob patterns on service names, separated by commas: the "
+        "services this collector reads and exposes.", ("collect", "explain"), "pay*,checkout",
+        overrides="collect.services"),
+    EnvironmentVariable(
         "XDG_CACHE_HOME", "Where the default cache goes: `$XDG_CACHE_HOME/devex`.", _CACHE,
         "/home/ci/.cache", unset="`~/.cache` (from `$HOME`)"),
     EnvironmentVariable(

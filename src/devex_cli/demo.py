@@ -14,11 +14,14 @@ serves. Deterministic for a given seed and end time.
 from __future__ import annotations
 
 import json
+import os
 import random
 import shlex
 import shutil
 import subprocess
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -212,8 +215,9 @@ class _FastImport:
 
     def finish(self) -> dict[int, str]:
         marks_file = self.path / ".git" / "demo-marks"
+        stream, self.stream = b"".join(self.stream), []
         subprocess.run(["git", "-C", str(self.path), "fast-import", "--quiet",
-                        f"--export-marks={marks_file}"], input=b"".join(self.stream),
+                        f"--export-marks={marks_file}"], input=stream,
                        check=True, capture_output=True)
         marks = {}
         for line in marks_file.read_text().splitlines():
@@ -230,10 +234,12 @@ class _AppHistory:
     shas: dict[int, str] = field(default_factory=dict)
     tickets: dict[int, str] = field(default_factory=dict)  # mark -> the ticket it names
     summaries: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # key -> first subject
+    imported: Future[dict[int, str]] | None = None  # the fast-import writing it: its marks
 
     def latest_before(self, moment: datetime) -> int | None:
-        marks = [m for t, m in self.commits if t <= moment]
-        return marks[-1] if marks else None
+        """The last commit at or before `moment` (`commits` is in time order)."""
+        found = bisect_right(self.commits, moment, key=lambda commit: commit[0])
+        return self.commits[found - 1][1] if found else None
 
 
 def build_demo(root: Path, *, end: datetime | None = None, days: int = 90,
@@ -248,9 +254,18 @@ def build_demo(root: Path, *, end: datetime | None = None, days: int = 90,
     rng = random.Random(seed)  # noqa: S311 - reproducible sample data, not secrets
     end = (end or datetime.now(UTC)).replace(microsecond=0)
     start = (end - timedelta(days=days)).replace(hour=0, minute=0, second=0)
-    apps = {service.name: _app_history(root / "apps" / service.name, service, start, end, rng,
-                                       work_in_progress=work_in_progress)
-            for service in services}
+    # Histories are drawn in order (one random sequence); each repository's fast-import runs
+    # beside the drawing of the next ones (the benchmark's organisation has 2,000). Interrupted,
+    # the imports not started are dropped and the running ones end before the folder is removed.
+    imports = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    try:
+        apps = {service.name: _app_history(root / "apps" / service.name, service, start, end,
+                                           rng, imports, work_in_progress=work_in_progress)
+                for service in services}
+        for app in apps.values():
+            app.shas = app.imported.result() if app.imported is not None else app.shas
+    finally:
+        imports.shutdown(wait=True, cancel_futures=True)
     events = _gitops_history(root / "gitops", apps, services, start, end, rng)
     _write_issues(root / ISSUES_FILE, apps, services, events, start, end,
                   random.Random(seed + 1))  # noqa: S311 - sample data
@@ -264,7 +279,8 @@ def build_demo(root: Path, *, end: datetime | None = None, days: int = 90,
 
 
 def _app_history(path: Path, service: DemoService, start: datetime, end: datetime,
-                 rng: random.Random, *, work_in_progress: bool = False) -> _AppHistory:
+                 rng: random.Random, imports: ThreadPoolExecutor, *,
+                 work_in_progress: bool = False) -> _AppHistory:
     repo = _FastImport(path)
     history = _AppHistory()
     ticket = 100
@@ -306,7 +322,7 @@ def _app_history(path: Path, service: DemoService, start: datetime, end: datetim
         history.tickets[mark] = key
         history.summaries.setdefault(key, (subject, when - timedelta(hours=2)))
     history.commits.sort()
-    history.shas = repo.finish()
+    history.imported = imports.submit(repo.finish)
     return history
 
 
@@ -364,8 +380,9 @@ def _gitops_history(path: Path, apps: dict[str, _AppHistory], services: Sequence
     state: dict[tuple[str, str], int] = {}
     repo.commit("Bootstrap the GitOps repository", {"README.md": "# GitOps\n"},
                 start - timedelta(days=1), "Platform Bot <platform@acme.example>")
+    by_name = {service.name: service for service in services}
     for when, service_name, environment, mark in events:
-        service = next(s for s in services if s.name == service_name)
+        service = by_name[service_name]
         sha = apps[service_name].shas[mark]
         state[(service_name, environment)] = mark
         images = [f"  - name: {REGISTRY}/{service_name}\n    newTag: 1.{mark}.0-{sha[:7]}\n"]

@@ -55,19 +55,26 @@ def compile_ticket_pattern(pattern: str | None) -> TicketPattern:
     return TicketPattern(pattern)
 
 
+def project_set(projects: Iterable[str]) -> frozenset[str]:
+    """Project keys as `extract_ticket_keys` compares them (upper case)."""
+    return frozenset(p.upper() for p in projects)
+
+
 def extract_ticket_keys(
     messages: Iterable[str],
     *,
     pattern: TicketPattern | None = None,
-    projects: Sequence[str] = (),
+    projects: Sequence[str] | frozenset[str] = (),
 ) -> list[str]:
     """Keys in the messages, de-duplicated, in order of first appearance.
 
-    With `projects`, only keys of those Jira projects count. A pattern with a group gives the key
-    in its first group (`(?:refs|fixes) ([A-Z]+-[0-9]+)`), else the whole match is the key.
+    With `projects`, only keys of those Jira projects count (a `project_set` is used as it is:
+    a caller asking once per commit of thousands of projects' histories makes it once). A
+    pattern with a group gives the key in its first group (`(?:refs|fixes) ([A-Z]+-[0-9]+)`),
+    else the whole match is the key.
     """
     regex = pattern or compile_ticket_pattern(None)
-    wanted = {p.upper() for p in projects}
+    wanted = projects if isinstance(projects, frozenset) else project_set(projects)
     seen: dict[str, None] = {}
     for message in messages:
         for match in regex.finditer(message):

@@ -65,14 +65,18 @@ class _History:
         for group in self.by_key.values():
             for record, verdict in zip(group, rollbacks(group), strict=True):
                 self.rollback[id(record)] = verdict
-        # Why each deployment failed (no signal: it did not).
+        # Why each deployment failed (no signal: it did not). A deployment looks only at its
+        # service's incidents (every incident for every deployment was quadratic).
         self.signals: dict[int, tuple[FailureSignal, ...]] = {}
-        for (_, environment), group in self.by_key.items():
+        by_service: dict[str, list[Incident]] = defaultdict(list)
+        for incident in incidents:
+            by_service[incident.service].append(incident)
+        for (service, environment), group in self.by_key.items():
             for i, record in enumerate(group):
                 following = group[i + 1] if i + 1 < len(group) else None
                 self.signals[id(record)] = _failure_signals(
                     record, following, self.rollback,
-                    incidents if environment == production else ())
+                    by_service.get(service, ()) if environment == production else ())
         # The first time each commit reached each environment (and the deployment that took it
         # there), and the commits themselves.
         self.first: dict[_Key, dict[str, datetime]] = defaultdict(dict)
