@@ -229,6 +229,32 @@ def test_the_json_records_of_earlier_versions_move_into_the_store(
     assert figures(devex, world.config, "--offline") == (first, 0)
 
 
+@pytest.mark.parametrize("damage", [
+    ("commits", "ab" * 20, [10**20, [], False]),  # beyond SQLite's INTEGER
+    ("commits", "ab\udc80", [1_700_000_000, [], False]),  # not UTF-8: no SQLite text
+    ("records", "pay prod x", ["ab" * 20, [1, 2], None]),  # SHAs that are no text
+])
+def test_damaged_json_records_of_earlier_versions_are_left_out(
+        devex: Devex, world: World, tmp_path: Path, damage: tuple[str, str, Any]) -> None:
+    """An entry of collect-records.json the store cannot hold is left out (or, text SQLite
+    cannot hold, the store is not written that run): never a crash, and the store good again."""
+    first, _ = figures(devex, world.config, "--offline")
+    path = store(tmp_path)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        (fingerprint,) = db.execute("SELECT fingerprint FROM configuration").fetchone()
+    path.unlink()
+    part, key, entry = damage
+    content: dict[str, Any] = {"fingerprint": fingerprint, "records": {}, "commits": {},
+                               "ranges": {}}
+    content[part][key] = entry
+    legacy = path.with_name("collect-records.json")
+    legacy.write_text(json.dumps({"version": 2, "content": content}))
+    again, _ = figures(devex, world.config, "--offline")
+    assert again == first and not legacy.exists()
+    assert figures(devex, world.config, "--offline")[0] == first  # written now, if not before
+    assert figures(devex, world.config, "--offline") == (first, 0)
+
+
 @pytest.mark.parametrize("damage", ["""UPDATE manifest SET facts = '[1, {"x": 2}]'""",
                                     "UPDATE manifest SET facts = 'not json'",
                                     "UPDATE manifest SET facts = NULL",

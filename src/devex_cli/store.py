@@ -98,7 +98,8 @@ class _StoreFile:
                 log.warning("replacing the damaged store %s (%s)", self.path, exc)
                 self._remove()
                 written = self._transaction(rows)
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, OverflowError, UnicodeEncodeError) as exc:
+            # the last two: a value SQLite cannot hold (from a damaged file of earlier versions)
             log.warning("cannot write the store %s (%s); the next run computes it again",
                         self.path, exc)
             return
