@@ -128,6 +128,26 @@ def test_changed_ticket_settings_compute_everything_again(devex: Devex, world: W
     assert all(d["tickets"] == [] for d in report["deployments"])
 
 
+def test_ticket_keys_with_a_space_come_back_from_the_store(devex: Devex, world: World) -> None:
+    """A pattern without a group makes its whole match the key, spaces included (`PAY-1
+    FEATURE`): a warm collection gives the keys a cold one gives."""
+    text = world.config.read_text().replace(
+        "[jira]\n", "[jira]\nticket_pattern = 'PAY-[0-9]+ [a-z]+'\n")
+    world.config.write_text(text)
+    first, computed = figures(devex, world.config, "--offline")
+    assert computed == 8
+    assert "PAY-1 FEATURE" in {key for d in first["deployments"] for key in d["tickets"]}
+    assert figures(devex, world.config, "--offline") == (first, 0)
+
+
+@pytest.mark.parametrize("keys", [[], ["PAY-1"], ["PAY-1", "OPS-22"], ["PAY-1 FEATURE"],
+                                  ["[PAY-12]", "[PAY-13]"], ["PAY-1", ""], ["A\tB", "C\nD"]])
+def test_ticket_keys_are_kept_as_they_are(keys: list[str]) -> None:
+    from devex_cli.store import keys_text, text_keys
+
+    assert text_keys(keys_text(keys)) == keys
+
+
 @pytest.mark.parametrize("damage", [
     # rows of the wrong types in every table
     "UPDATE record SET revision = 1, shas = X'00', ancestry_rollback = 5;"

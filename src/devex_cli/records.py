@@ -34,7 +34,7 @@ from devex_cli.errors import DevexError
 from devex_cli.parallel import SERVICES_AT_ONCE, each
 from devex_cli.sources import gitops
 from devex_cli.sources.commitgraph import GraphCommit
-from devex_cli.store import RecordStore
+from devex_cli.store import RecordStore, text_keys
 
 if TYPE_CHECKING:
     from devex_cli.sources.base import CommitSource, SourceHealth
@@ -115,9 +115,10 @@ class RecordCache:
             for sha, entry in self.commits.items():
                 if type(entry) is tuple:  # the store's row: sha, time, tickets in one text, merge
                     _, seconds, text, flag = entry
-                    if type(seconds) is not int or type(text) is not str or flag not in (0, 1):
+                    keys = text_keys(text) if type(text) is str else None
+                    if type(seconds) is not int or keys is None or flag not in (0, 1):
                         continue
-                    tickets, merge = tuple(text.split()), flag == 1
+                    tickets, merge = tuple(keys), flag == 1
                 elif _COMMIT(entry):  # kept by this run, or by the JSON file of old
                     seconds, tickets, merge = entry[0], tuple(entry[1]), entry[2]
                 else:
