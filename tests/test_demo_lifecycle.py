@@ -112,3 +112,29 @@ def test_an_interrupt_waits_for_the_end_of_a_held_step(signum: int) -> None:
         time.sleep(0.05)  # the signal, were it not held, would be handled here
         finished = True
     assert finished
+
+
+def test_the_temporary_folder_goes_while_a_cut_short_git_still_writes_in_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interrupt can leave a git process (killed, or started as it came) that lands its last
+    file while the folder is being removed: the folder still goes (the flaky SIGTERM case of
+    the test above)."""
+    import shutil
+
+    from devex_cli.commands.demo import remove_folder
+
+    folder = tmp_path / "devex-demo-x"
+    marks = folder / "org" / "apps" / "payments" / ".git" / "demo-marks"
+    marks.parent.mkdir(parents=True)
+    real, calls = shutil.rmtree, []
+
+    def removed_while_written(path: Path, ignore_errors: bool = False) -> None:
+        calls.append(path)
+        real(path, ignore_errors=ignore_errors)
+        if len(calls) == 1:  # git's marks land while the walk is under way: what it leaves
+            marks.parent.mkdir(parents=True)
+            marks.write_text(":1 abc\n")
+
+    monkeypatch.setattr(shutil, "rmtree", removed_while_written)
+    remove_folder(folder, pause=0)
+    assert not folder.exists()

@@ -128,6 +128,26 @@ def test_changed_ticket_settings_compute_everything_again(devex: Devex, world: W
     assert all(d["tickets"] == [] for d in report["deployments"])
 
 
+def test_ticket_keys_with_a_space_come_back_from_the_store(devex: Devex, world: World) -> None:
+    """A pattern without a group makes its whole match the key, spaces included (`PAY-1
+    FEATURE`): a warm collection gives the keys a cold one gives."""
+    text = world.config.read_text().replace(
+        "[jira]\n", "[jira]\nticket_pattern = 'PAY-[0-9]+ [a-z]+'\n")
+    world.config.write_text(text)
+    first, computed = figures(devex, world.config, "--offline")
+    assert computed == 8
+    assert "PAY-1 FEATURE" in {key for d in first["deployments"] for key in d["tickets"]}
+    assert figures(devex, world.config, "--offline") == (first, 0)
+
+
+@pytest.mark.parametrize("keys", [[], ["PAY-1"], ["PAY-1", "OPS-22"], ["PAY-1 FEATURE"],
+                                  ["[PAY-12]", "[PAY-13]"], ["PAY-1", ""], ["A\tB", "C\nD"]])
+def test_ticket_keys_are_kept_as_they_are(keys: list[str]) -> None:
+    from devex_cli.store import keys_text, text_keys
+
+    assert text_keys(keys_text(keys)) == keys
+
+
 @pytest.mark.parametrize("damage", [
     # rows of the wrong types in every table
     "UPDATE record SET revision = 1, shas = X'00', ancestry_rollback = 5;"
@@ -226,6 +246,32 @@ def test_the_json_records_of_earlier_versions_move_into_the_store(
     again, computed = figures(devex, world.config, "--offline")
     assert (again, computed) == (first, 0)
     assert not legacy.exists() and _rows(path)["record"] == 8
+    assert figures(devex, world.config, "--offline") == (first, 0)
+
+
+@pytest.mark.parametrize("damage", [
+    ("commits", "ab" * 20, [10**20, [], False]),  # beyond SQLite's INTEGER
+    ("commits", "ab\udc80", [1_700_000_000, [], False]),  # not UTF-8: no SQLite text
+    ("records", "pay prod x", ["ab" * 20, [1, 2], None]),  # SHAs that are no text
+])
+def test_damaged_json_records_of_earlier_versions_are_left_out(
+        devex: Devex, world: World, tmp_path: Path, damage: tuple[str, str, Any]) -> None:
+    """An entry of collect-records.json the store cannot hold is left out (or, text SQLite
+    cannot hold, the store is not written that run): never a crash, and the store good again."""
+    first, _ = figures(devex, world.config, "--offline")
+    path = store(tmp_path)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        (fingerprint,) = db.execute("SELECT fingerprint FROM configuration").fetchone()
+    path.unlink()
+    part, key, entry = damage
+    content: dict[str, Any] = {"fingerprint": fingerprint, "records": {}, "commits": {},
+                               "ranges": {}}
+    content[part][key] = entry
+    legacy = path.with_name("collect-records.json")
+    legacy.write_text(json.dumps({"version": 2, "content": content}))
+    again, _ = figures(devex, world.config, "--offline")
+    assert again == first and not legacy.exists()
+    assert figures(devex, world.config, "--offline")[0] == first  # written now, if not before
     assert figures(devex, world.config, "--offline") == (first, 0)
 
 

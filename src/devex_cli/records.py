@@ -34,7 +34,7 @@ from devex_cli.errors import DevexError
 from devex_cli.parallel import SERVICES_AT_ONCE, each
 from devex_cli.sources import gitops
 from devex_cli.sources.commitgraph import GraphCommit
-from devex_cli.store import RecordStore
+from devex_cli.store import RecordStore, text_keys
 
 if TYPE_CHECKING:
     from devex_cli.sources.base import CommitSource, SourceHealth
@@ -49,6 +49,9 @@ _SHAPE = fields(fingerprint=TEXT, records=MAPPING, commits=MAPPING, ranges=MAPPI
 _RECORD = row(optional(TEXT), optional(LIST), optional(BOOLEAN))
 _COMMIT = row(INTEGER, list_of(TEXT), BOOLEAN)  # author time, tickets, merge
 _SHAS = list_of(TEXT)
+# What the store can hold of the JSON file's entries (SHAs as text, a time SQLite's INTEGER holds)
+_STORABLE_RECORD = row(optional(TEXT), optional(_SHAS), optional(BOOLEAN))
+_INT64 = range(-2**63, 2**63)
 _VERDICTS = {None: None, 0: False, 1: True}  # ancestry's verdict as the store keeps it
 
 # (service, environment) -> the commits that environment runs and production does not
@@ -92,8 +95,10 @@ class RecordCache:
         data = self._legacy.load()
         if data.get("fingerprint") != self.fingerprint:
             return
-        self.records = {k: v for k, v in data.get("records", {}).items() if _RECORD(v)}
-        self.commits = {k: v for k, v in data.get("commits", {}).items() if _COMMIT(v)}
+        self.records = {k: v for k, v in data.get("records", {}).items()
+                        if _STORABLE_RECORD(v)}
+        self.commits = {k: v for k, v in data.get("commits", {}).items()
+                        if _COMMIT(v) and v[0] in _INT64}
         self.ranges = {k: v for k, v in data.get("ranges", {}).items() if _SHAS(v)}
         self._new_records.update(self.records)
         self._new_commits.update(self.commits)
@@ -110,9 +115,10 @@ class RecordCache:
             for sha, entry in self.commits.items():
                 if type(entry) is tuple:  # the store's row: sha, time, tickets in one text, merge
                     _, seconds, text, flag = entry
-                    if type(seconds) is not int or type(text) is not str or flag not in (0, 1):
+                    keys = text_keys(text) if type(text) is str else None
+                    if type(seconds) is not int or keys is None or flag not in (0, 1):
                         continue
-                    tickets, merge = tuple(text.split()), flag == 1
+                    tickets, merge = tuple(keys), flag == 1
                 elif _COMMIT(entry):  # kept by this run, or by the JSON file of old
                     seconds, tickets, merge = entry[0], tuple(entry[1]), entry[2]
                 else:

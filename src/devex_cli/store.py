@@ -98,7 +98,8 @@ class _StoreFile:
                 log.warning("replacing the damaged store %s (%s)", self.path, exc)
                 self._remove()
                 written = self._transaction(rows)
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, OverflowError, UnicodeEncodeError) as exc:
+            # the last two: a value SQLite cannot hold (from a damaged file of earlier versions)
             log.warning("cannot write the store %s (%s); the next run computes it again",
                         self.path, exc)
             return
@@ -158,7 +159,7 @@ class RecordStore(_StoreFile):
     def load(self) -> Kept:
         """(records, commits, ranges) of this configuration: records and commits as rows by key
         ((key, revision, SHAs separated by spaces, ancestry's verdict 0/1/NULL) and (SHA, author
-        time, tickets separated by spaces, merge 0/1)), unchecked; ranges as lists of SHAs.
+        time, tickets as `keys_text` wrote them, merge 0/1)), unchecked; ranges as lists of SHAs.
         Empty when the file is missing, unreadable or of another schema."""
         nothing: Kept = ({}, {}, {})
         return self._read(self._load, nothing)
@@ -187,7 +188,7 @@ class RecordStore(_StoreFile):
         rows: dict[str, list[tuple[Any, ...]]] = {
             "record": [(key, revision, _text(shas), _flag(verdict))
                        for key, (revision, shas, verdict) in records],
-            "change": [(sha, when, _text(tickets), _flag(merge))
+            "change": [(sha, when, keys_text(tickets), _flag(merge))
                        for sha, (when, tickets, merge) in commits],
             "pending_range": [(key, _text(shas)) for key, shas in ranges],
         }
@@ -271,8 +272,28 @@ def _usable(db: sqlite3.Connection) -> bool:
 
 
 def _text(items: list[str] | None) -> str | None:
-    """A list of SHAs or ticket keys (no spaces in either) as one column; None stays NULL."""
+    """A list of SHAs (no spaces in them) as one column; None stays NULL."""
     return None if items is None else " ".join(items)
+
+
+def keys_text(keys: list[str]) -> str:
+    """Ticket keys as one column: separated by spaces, or as a JSON array when a key would not
+    come back from that (a custom ticket pattern's whole match may hold a space, or start with
+    `[`, as `[PAY-12]` does)."""
+    if any(key.split() != [key] or key.startswith("[") for key in keys):
+        return json.dumps(keys)
+    return " ".join(keys)
+
+
+def text_keys(text: str) -> list[str] | None:
+    """The ticket keys `keys_text` wrote; None for a column it cannot have written."""
+    if not text.startswith("["):
+        return text.split()
+    try:
+        keys = json.loads(text)
+    except ValueError:
+        return None
+    return keys if type(keys) is list and all(type(key) is str for key in keys) else None
 
 
 def _flag(value: bool | None) -> int | None:

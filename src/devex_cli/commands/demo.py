@@ -24,7 +24,6 @@ def demo(
     output_format: SnapshotFormatOption = SnapshotFormat.TABLE,
 ) -> None:
     """A sample organisation (4 services, 4 environments, 90 days) and the four answers."""
-    import shutil
     import tempfile
 
     from devex_cli import demo as sample
@@ -72,7 +71,22 @@ def demo(
             if jira_env is not None:
                 jira_env.unlink(missing_ok=True)  # its Jira is gone
             if keep is None and root is not None:
-                shutil.rmtree(root, ignore_errors=True)
+                remove_folder(root)
+
+
+def remove_folder(folder: Path, *, attempts: int = 20, pause: float = 0.05) -> None:
+    """Remove the demo's temporary folder, again while something still writes in it: a git
+    process that an interrupt cut short (killed, or left running when it came while the process
+    was being started) can land its last file (fast-import's marks) while the folder is being
+    removed, and the folder would stay behind."""
+    import shutil
+    import time
+
+    for _ in range(attempts):
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            return
+        time.sleep(pause)
 
 
 def _program() -> str:
