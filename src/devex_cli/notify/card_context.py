@@ -203,7 +203,7 @@ def summarise_changes(settings: Settings, *, service: str, environment: str, hea
     tickets = [{"key": k, "url": f"{settings.jira.url.rstrip('/')}/browse/{k}"
                 if settings.jira.url else None, "summary": "", "status": ""} for k in keys]
     if jira and keys:
-        tickets = _with_jira(settings, tickets)
+        tickets = _card_tickets_with_jira(settings, tickets)
     return ChangeSummary(
         commits=[{"short": c.sha[:7], "subject": clip(c.subject, 120), "author": c.author,
                   "url": None} for c in commits if not c.is_merge],
@@ -242,7 +242,8 @@ def _rollbacks_newest_first(app: Any, deployments: Sequence[Any]) -> Iterator[bo
         yield gitops if verdict is None else verdict
 
 
-def _with_jira(settings: Settings, tickets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def _card_tickets_with_jira(settings: Settings,
+                            tickets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     from devex_cli.changes import look_up
     from devex_cli.errors import DevexError
 
