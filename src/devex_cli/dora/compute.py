@@ -78,7 +78,7 @@ class _History:
         self.first: dict[_Key, dict[str, datetime]] = defaultdict(dict)
         self.carrier: dict[_Key, dict[str, DeploymentRecord]] = defaultdict(dict)
         self.changes: dict[str, Change] = {}
-        changes = self.changes
+        known = self.changes
         for key, group in self.by_key.items():
             # the one loop over every commit of the history: locals only (a run's largest cost)
             first: dict[str, datetime] = {}
@@ -92,7 +92,7 @@ class _History:
                     if sha not in first:  # else it is in `changes` already
                         first[sha] = at
                         carrier[sha] = record
-                        changes.setdefault(sha, change)
+                        known.setdefault(sha, change)
             if first:  # an environment with no commit has no entry (as a defaultdict's)
                 self.first[key], self.carrier[key] = first, carrier
         self.merges = {sha for sha, change in self.changes.items() if change.merge}
