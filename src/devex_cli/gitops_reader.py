@@ -741,10 +741,13 @@ class ReaderState:
                 _text(s), _text(e), release(index), _text(manifest), _text(commit), moment(at))
         state.gone = {(_text(s), _text(e)): release(index)
                       for s, e, index in _rows(data["gone"], 3)}
-        state.deployments = [
-            Deployment(_text(s), _text(e), release(r), None if p is None else release(p),
-                       _text(c), moment(at), _text(m))
-            for s, e, r, p, c, at, m in _rows(data["deployments"], 7)]
+        state.deployments = []
+        for s, e, r, p, c, at, m in _rows(data["deployments"], 7):  # the longest table: inline
+            if not (type(s) is type(e) is type(c) is type(m) is str
+                    and type(r) is type(at) is int and (p is None or type(p) is int)):
+                raise TypeError("deployment")
+            state.deployments.append(Deployment(s, e, table[r], None if p is None else table[p],
+                                                c, datetime.fromtimestamp(at, UTC), m))
         state.redeployments = [
             Redeployment(_text(s), _text(e), release(r), release(p), _text(c), moment(at),
                          _text(m))

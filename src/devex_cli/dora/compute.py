@@ -9,6 +9,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import islice
+from operator import attrgetter
 
 from devex_cli.dora import tiers
 from devex_cli.dora.evidence import (
@@ -44,6 +45,7 @@ STANDARD_WINDOWS = {"7d": timedelta(days=7), "30d": timedelta(days=30), "90d": t
 MONTHS_KEPT = 13  # calendar months of per-month counts (bounded label values)
 
 _Key = tuple[str, str]  # (service, environment)
+_TIME = attrgetter("time")  # a record's, for sorting
 
 
 class _History:
@@ -52,7 +54,7 @@ class _History:
     def __init__(self, records: Iterable[DeploymentRecord], incidents: Sequence[Incident],
                  production: str | None, environments: Sequence[str] = (),
                  redeployments: Iterable[RedeploymentRecord] = ()) -> None:
-        ordered = sorted(records, key=lambda r: r.time)
+        ordered = sorted(records, key=_TIME)
         self.rebuilt: dict[_Key, list[datetime]] = defaultdict(list)  # redeployment times
         for rebuild in redeployments:
             self.rebuilt[(rebuild.service, rebuild.environment)].append(rebuild.time)
@@ -63,8 +65,7 @@ class _History:
             self.by_key[(record.service, record.environment)].append(record)
         self.rollback: dict[int, bool] = {}
         for group in self.by_key.values():
-            for record, verdict in zip(group, rollbacks(group), strict=True):
-                self.rollback[id(record)] = verdict
+            self.rollback.update(zip(map(id, group), rollbacks(group), strict=True))
         # Why each deployment failed (no signal: it did not).
         self.signals: dict[int, tuple[FailureSignal, ...]] = {}
         for (_, environment), group in self.by_key.items():
