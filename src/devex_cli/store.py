@@ -3,7 +3,8 @@
 Three kinds of rows: the deployment records (`RecordStore`: each deployment's change set, the
 commits change sets name, the pending ranges), what each GitOps manifest version says
 (`ManifestStore`, by blob), and the GitOps reader's states (`ReaderStateStore`: a small body
-and the deployments it found, added as new commits are read). Rows only ever get added: a run writes the rows it computed, in one
+and the deployments it found, added as new commits are read). Rows get added (a reader state
+read again from the start replaces its own): a run writes the rows it computed, in one
 transaction, and nothing when it computed nothing (no whole-file rewrite; a killed run leaves the
 file as the last finished run wrote it). Manifest facts are read by key, only those a run needs.
 Each configuration whose records differ (its ticket rule, projects, workspace, services: the

@@ -298,7 +298,7 @@ class _KeptState:
         body, rows, self.generation = found
         try:
             data = json.loads(body)
-        except ValueError:
+        except (TypeError, ValueError):  # a body of another type, or not JSON
             return None
         usable = _STATE_SHAPE(data) if isinstance(data, dict) else None
         if usable is None or len(usable) != len(data):
