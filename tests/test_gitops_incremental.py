@@ -6,7 +6,9 @@ keeps between runs, the history it returns must be the one a full read gives.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -167,16 +169,15 @@ def test_an_unreadable_state_is_a_full_read(tmp_path: Path, logs: list[str]) -> 
     repo = GitRepo(tmp_path / "gitops")
     config = all_shapes(repo)
     read_history(repo.path, settings(tmp_path, "c", config))
-    for state in (tmp_path / "c" / "devex" / "gitops-state").glob("*.json"):
-        kept = json.loads(state.read_text())
-        kept["content"]["deployments"] = [1, 2]
-        state.write_text(json.dumps(kept))
+    store = tmp_path / "c" / "devex" / "devex.sqlite3"
+    with contextlib.closing(sqlite3.connect(store)) as db, db:
+        assert db.execute("SELECT count(*) FROM reader_deployment").fetchone()[0] > 0
+        db.execute("UPDATE reader_deployment SET time = 'x' WHERE position = 1")
     logs.clear()
     again = read_history(repo.path, settings(tmp_path, "c", config))
     assert logs == [repo.sha()]
     assert answer(again) == answer(read_history(repo.path, settings(tmp_path, "fresh", config)))
-    mode = next((tmp_path / "c" / "devex" / "gitops-state").glob("*.json")).stat().st_mode
-    assert mode & 0o777 == 0o600
+    assert store.stat().st_mode & 0o777 == 0o600
 
 
 def test_readers_with_and_without_a_checker_keep_their_own_state(
@@ -347,3 +348,70 @@ def test_most_cuts_of_random_histories_stay_incremental() -> None:
     cuts = sum(len(_random_history(seed)[0]) - 1 for seed in SEEDS)
     incremental = sum(_read_at_every_cut(seed) for seed in SEEDS)
     assert incremental * 2 > cuts, f"{incremental} of {cuts} cuts read incrementally"
+
+
+def test_new_commits_add_only_their_deployments_to_the_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader's deployments are rows: a read of new commits writes their deployments only
+    (and the small body), nothing new writes nothing, and a rewritten branch writes them all."""
+    from devex_cli.store import ReaderStateStore
+
+    written: list[tuple[int, int]] = []  # (first position, rows) of each save
+    real = ReaderStateStore.save
+
+    def save(store: ReaderStateStore, name: str, body: str, rows: Any, start: int,
+             generation: str | None) -> None:
+        def counted(first: int) -> Any:
+            found = rows(first)
+            written.append((first, len(found)))
+            return found
+        real(store, name, body, counted, start, generation)
+
+    monkeypatch.setattr(ReaderStateStore, "save", save)
+    repo = GitRepo(tmp_path / "gitops")
+    config = all_shapes(repo)
+    first = read_history(repo.path, settings(tmp_path, "c", config))
+    (start, total), = written  # every deployment the reader found (some not shown)
+    assert start == 0 and total >= len(first.deployments) > 0
+    read_history(repo.path, settings(tmp_path, "c", config))
+    assert len(written) == 1  # nothing new: nothing written
+    before = repo.sha()
+    for tag in ("5e5e5e5", "6f6f6f6"):
+        repo.commit(f"web {tag}", {overlay("web", "dev"): kustomization(
+            [{"name": f"{REG}/web", "newTag": tag}])})
+    again = read_history(repo.path, settings(tmp_path, "c", config))
+    assert written[1:] == [(total, 2)]
+    assert answer(again) == answer(read_history(repo.path, settings(tmp_path, "fresh", config)))
+    written.clear()
+    repo.git("update-ref", "refs/heads/main", before)  # rewritten: another commit instead
+    repo.commit("web 7a7a7a7", {overlay("web", "dev"): kustomization(
+        [{"name": f"{REG}/web", "newTag": "7a7a7a7"}])})
+    rewritten = read_history(repo.path, settings(tmp_path, "c", config))
+    (start, total), = written
+    assert start == 0 and total >= len(rewritten.deployments) > 0
+    assert answer(rewritten) == answer(read_history(repo.path, settings(tmp_path, "fresh2",
+                                                                          config)))
+
+
+def test_rows_are_added_only_to_the_state_they_follow(tmp_path: Path) -> None:
+    """Two runs read a state; one reads the history again (new rows from the start), the other
+    then adds rows after what it loaded: it writes all of its rows instead of mixing them with
+    the other's."""
+    from devex_cli.store import ReaderStateStore
+
+    def rows(prefix: str, count: int) -> Any:
+        return lambda first: [(f"{prefix}{n}", "e", "v", None, None, None, "c", n, "m")
+                              for n in range(first, count)]
+
+    store = ReaderStateStore(tmp_path)
+    store.save("s", "{}", rows("a", 3), 0, None)
+    kept = store.load("s")
+    assert kept is not None and [r[0] for r in kept[1]] == ["a0", "a1", "a2"]
+    store.save("s", "{}", rows("b", 3), 0, None)  # the other run: read again
+    store.save("s", "{}", rows("a", 5), 3, kept[2])  # this one: two more after its three
+    again = store.load("s")
+    assert again is not None and [r[0] for r in again[1]] == ["a0", "a1", "a2", "a3", "a4"]
+    store.save("s", "{}", rows("a", 6), 5, again[2])  # following its own: only the new one
+    assert store.written["reader_deployment"] == 3 + 3 + 5 + 1
+    last = store.load("s")
+    assert last is not None and [r[0] for r in last[1]][-2:] == ["a4", "a5"]

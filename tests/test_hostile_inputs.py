@@ -207,10 +207,10 @@ def test_many_images_cost_linear_time() -> None:
 
 # Damaged caches ------------------------------------------------------------------------------
 # Every JSON cache devex keeps, and what must go with a damaged one for it to be read at all:
-# Bitbucket's is read by change sets to compute (no kept records). The kept records and manifest
-# facts are an SQLite store (test_a_damaged_record_store_is_rebuilt).
-CACHES = {"gitops-state": (), "argocd-history": (), "bitbucket-commits": ("devex.sqlite3",),
-          "jira-fields": ()}
+# Bitbucket's is read by change sets to compute (no kept records). The kept records, manifest
+# facts and the GitOps reader's state are an SQLite store (test_a_damaged_record_store_is_rebuilt,
+# test_a_damaged_reader_state_is_read_again).
+CACHES = {"argocd-history": (), "bitbucket-commits": ("devex.sqlite3",), "jira-fields": ()}
 
 
 def _unlike(node: object, turn: int) -> object:
@@ -344,6 +344,72 @@ def test_a_damaged_cache_is_read_as_empty_and_replaced(
                 assert again == json.loads(file.read_text()), (what, file.name)
 
 
+def test_a_damaged_reader_state_is_read_again(
+        devex: Devex, tmp_path: Path, online_world: tuple[Path, dict[str, str]]) -> None:
+    """The GitOps reader's states in the store (a JSON body and deployment rows) damaged: a
+    body of any wrong shape at every depth, or rows of the wrong types, missing or left over:
+    the figures a fresh read gives, exit 0, and a damaged state replaced by a good one."""
+    import shutil
+    import sqlite3
+
+    config, env = online_world
+    cache = tmp_path / "cache" / "devex"
+
+    def figures() -> tuple[dict[str, Any], dict[str, Any]]:
+        collect = devex("collect", "--format", "json", "--since", "2026-09-01", "--until",
+                        "2026-11-01", config=str(config), env=env)
+        status = devex("status", "--format", "json", "--offline", config=str(config))
+        assert (collect.code, status.code) == (0, 0), collect.err + status.err
+        assert "Traceback" not in collect.err + status.err
+        report = json.loads(collect.out)
+        report.pop("generated_at")
+        return report, json.loads(status.out)
+
+    def states() -> list[tuple[Any, ...]]:
+        with contextlib.closing(sqlite3.connect(cache / "devex.sqlite3")) as db:
+            return [(name, json.loads(body), count, db.execute(
+                "SELECT * FROM reader_deployment WHERE name = ? AND position < ? ORDER BY "
+                "position", (name, count)).fetchall()) for name, body, count in db.execute(
+                "SELECT name, body, deployments FROM reader_state ORDER BY name")]
+
+    first = figures()
+    pristine = tmp_path / "pristine"
+    shutil.copytree(cache, pristine)
+    good = states()
+    assert len(good) == 2 and all(rows for *_, rows in good)  # status's and collect's
+    body = good[0][1]
+    damages: dict[str, list[tuple[str, tuple[Any, ...]]]] = {
+        "not JSON": [("UPDATE reader_state SET body = ?", ("{not json",))],
+        "null": [("UPDATE reader_state SET body = 'null'", ())],
+        "a list": [("UPDATE reader_state SET body = ?", (json.dumps([body]),))],
+        "no body": [("DELETE FROM reader_state", ())],
+        "a time of text": [("UPDATE reader_deployment SET time = 'x'", ())],
+        "no service": [("UPDATE reader_deployment SET service = NULL WHERE position = 0", ())],
+        "a revision without its version": [
+            ("UPDATE reader_deployment SET previous_version = NULL, previous_revision = 'a'", ())],
+        "a row lost": [("DELETE FROM reader_deployment WHERE position = 0", ())],
+        "a row a killed run left": [  # past the state's count: not read
+            ("INSERT INTO reader_deployment SELECT name, position + 1, service, environment, "
+             "version, revision, previous_version, previous_revision, gitops_commit, time, "
+             "'x' FROM reader_deployment WHERE position = (SELECT max(position) FROM "
+             "reader_deployment AS d WHERE d.name = reader_deployment.name)", ())],
+    }
+    for depth in range(1, 5):
+        for turn in range(2):
+            damaged = _damaged(body, depth, [turn])
+            if damaged != body:
+                damages[f"depth {depth} #{turn}"] = [
+                    ("UPDATE reader_state SET body = ?", (json.dumps(damaged),))]
+    for what, statements in damages.items():
+        shutil.rmtree(cache)
+        shutil.copytree(pristine, cache)
+        with contextlib.closing(sqlite3.connect(cache / "devex.sqlite3")) as db, db:
+            for statement, values in statements:
+                db.execute(statement, values)
+        assert figures() == first, what
+        assert states() == good, what
+
+
 def test_report_tests_with_a_nan_time_shows_it_unknown(devex: Devex, tmp_path: Path) -> None:
     path = tmp_path / "junit.xml"
     path.write_text('<testsuite time="nan"><testcase name="a" time="1e400"/></testsuite>')
@@ -462,7 +528,6 @@ def test_a_damaged_record_store_is_rebuilt(
     """The store (records, manifest facts) cut short, zeroed or not a database at all: the
     figures an empty store gives, exit 0, no traceback, at most one warning about it, and a good
     store again after. The manifest facts are needed too: the GitOps reader's state is lost."""
-    import shutil
     import sqlite3
 
     config, env = online_world
@@ -481,7 +546,6 @@ def test_a_damaged_record_store_is_rebuilt(
     assert len(good) > 3 * 4096, len(good)  # else "cut one page short" would cut it all
     for what, damaged in _store_damages(good).items():
         store.write_bytes(damaged)
-        shutil.rmtree(store.with_name("gitops-state"))
         again, err = figures()
         assert again == first, what
         assert sum("devex.sqlite3" in line for line in err.splitlines()) <= 1, (what, err)

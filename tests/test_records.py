@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -168,12 +167,16 @@ def test_any_damaged_cache_shape_is_computed_again(devex: Devex, world: World, t
     records or the GitOps reader's state means computing again, never a crash."""
     first, _ = figures(devex, world.config, "--offline")
     with contextlib.closing(sqlite3.connect(store(tmp_path))) as db:
+        states = db.execute("SELECT name, body FROM reader_state").fetchall()
+        assert states
+        for name, body in states:
+            broken = json.loads(body)
+            broken["path_services"] = ["not", "a", "mapping"]
+            broken["current"] = [[1, 2]]
+            db.execute("UPDATE reader_state SET body = ? WHERE name = ?",
+                       (json.dumps(broken), name))
+        db.commit()
         db.executescript(damage)
-    for state in (tmp_path / "cache" / "devex" / "gitops-state").glob("*.json"):
-        broken = json.loads(state.read_text())
-        broken["content"]["path_services"] = ["not", "a", "mapping"]
-        broken["content"]["current"] = [[1, 2]]
-        state.write_text(json.dumps(broken))
     again, computed = figures(devex, world.config, "--offline")
     assert again == first
     assert computed == 8
@@ -289,7 +292,8 @@ def test_damaged_manifest_facts_are_parsed_again(devex: Devex, world: World, tmp
         rows = db.execute("SELECT key, facts FROM manifest ORDER BY key").fetchall()
         assert rows
         db.execute(damage)
-    shutil.rmtree(path.with_name("gitops-state"))  # a full read: every blob's facts needed
+    with contextlib.closing(sqlite3.connect(path)) as db, db:  # a full read: every blob's facts
+        db.execute("DELETE FROM reader_state")
     again, _ = figures(devex, world.config, "--offline")
     assert again == first
     with contextlib.closing(sqlite3.connect(path)) as db:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from devex_cli.collect import CollectOptions, collect
+from devex_cli.collect import CollectOptions, collect, collect_inputs
 from devex_cli.config import load_settings
 from devex_cli.demo import DemoService, build_demo
+from devex_cli.dora.compute import environment_evidence
 from devex_cli.dora.model import Snapshot
 from tests.gitworld import GitRepo, image, kustomization, overlay
 
@@ -27,6 +28,25 @@ def snapshot(config: Path, cache: Path, now: datetime) -> Snapshot:
     settings = load_settings(config, environ={"XDG_CACHE_HOME": str(cache)})
     return collect(settings, CollectOptions(gitops=None, start=now - timedelta(days=90),
                                             end=now, offline=True), now=now)
+
+
+def views(config: Path, cache: Path, now: datetime) -> list[object]:
+    """What a collection shows over windows of every kind (a week; longer than the history;
+    ending in the past; the standard ones moving with a later `now`), and the evidence
+    `devex explain` reads for each service and environment."""
+    settings = load_settings(config, environ={"XDG_CACHE_HOME": str(cache)})
+    seen: list[object] = []
+    for start, end, at in ((now - timedelta(days=7), now, now),
+                           (now - timedelta(days=400), now, now),
+                           (now - timedelta(days=30), now - timedelta(days=10), now),
+                           (now - timedelta(days=90), now + timedelta(days=40),
+                            now + timedelta(days=40))):
+        inputs = collect_inputs(settings, CollectOptions(gitops=None, start=start, end=end,
+                                                         offline=True), now=at)
+        seen.append(inputs.snapshot)
+        seen.extend(environment_evidence(inputs.history, service, environment, start, end, at)
+                    for service, environment in sorted(inputs.history.by_key))
+    return seen
 
 
 def records(cache: Path) -> int:
@@ -81,3 +101,41 @@ def test_a_warm_collection_after_new_deployments_equals_a_cold_one(tmp_path: Pat
     cold = snapshot(config, fresh, now)
     assert warm == cold
     assert records(kept) == records(fresh) > before
+    seen = views(config, kept, now)
+    assert seen == views(config, fresh, now)
+    assert sum(len(v.deployments) for v in seen if isinstance(v, Snapshot)) > len(warm.deployments)
+
+
+@pytest.mark.parametrize("running", [True, False])
+def test_the_cycle_collector_does_not_run_during_a_collection(tmp_path: Path,
+                                                              running: bool) -> None:
+    """A collection builds tens of thousands of objects; the cycle collector would walk them
+    again and again: it is paused while the collection runs (where a collection makes many
+    times the objects that start a pass, one pass is counted: when it resumes), and is left as
+    it was found."""
+    import gc
+
+    config = build_demo(tmp_path / "org", end=END, days=120, seed=4, services=SERVICES)
+    settings = load_settings(config, environ={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    options = CollectOptions(gitops=None, start=END - timedelta(days=90), end=END, offline=True)
+    passes: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+    (gc.enable if running else gc.disable)()
+    try:
+        for _ in ("cold", "warm"):
+            gc.collect()  # counts from zero
+            gc.callbacks.append(count)
+            try:
+                collect(settings, options, now=END)
+            finally:
+                gc.callbacks.remove(count)
+            # the one pass is the young objects' once it resumes (none when it was paused)
+            assert len(passes) == (1 if running else 0), passes
+            passes.clear()
+            assert gc.isenabled() is running
+    finally:
+        gc.enable()

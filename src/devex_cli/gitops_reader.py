@@ -234,6 +234,7 @@ class ReaderState:
         # release a path added back follows (the same history continues)
         self.gone: dict[tuple[str, str], Release] = {}
         self.deployments: list[Deployment] = []
+        self.kept = 0  # of the deployments, those the store has (read from it)
         self.redeployments: list[Redeployment] = []
         self.skipped: list[Skipped] = []
         self.broken: dict[str, Skipped] = {}
@@ -629,8 +630,9 @@ class ReaderState:
 
     # -- kept between runs -----------------------------------------------------------------
 
-    def dump(self) -> dict[str, Any]:
-        """The state as JSON: tables of rows, releases shared through one list."""
+    def dump(self, *, deployments: bool = True) -> dict[str, Any]:
+        """The state as JSON: tables of rows, releases shared through one list; without its
+        deployments (an empty table) when they are kept as rows (`deployment_rows`)."""
         releases: dict[Release, int] = {}
 
         def ref(release: Release | None) -> int | None:
@@ -669,7 +671,7 @@ class ReaderState:
             "gone": [[s, e, ref(r)] for (s, e), r in self.gone.items()],
             "deployments": [[d.service, d.environment, ref(d.release), ref(d.previous),
                              d.gitops_commit, when(d.time), d.manifest]
-                            for d in self.deployments],
+                            for d in (self.deployments if deployments else ())],
             "redeployments": [[d.service, d.environment, ref(d.release), ref(d.previous),
                                d.gitops_commit, when(d.time), d.manifest]
                               for d in self.redeployments],
@@ -679,19 +681,31 @@ class ReaderState:
         body["release_table"] = [[r.version, r.revision] for r in releases]
         return body
 
+    def deployment_rows(self, start: int = 0) -> list[tuple[Any, ...]]:
+        """The deployments from position `start` on, as rows (service, environment, version,
+        revision, previous version and revision, GitOps commit, time, manifest)."""
+        return [(d.service, d.environment, d.release.version, d.release.revision,
+                 d.previous.version if d.previous else None,
+                 d.previous.revision if d.previous else None,
+                 d.gitops_commit, int(d.time.timestamp()), d.manifest)
+                for d in self.deployments[start:]]
+
     @classmethod
-    def load(cls, data: Mapping[str, Any], fingerprint: str) -> ReaderState | None:
+    def load(cls, data: Mapping[str, Any], fingerprint: str,
+             rows: Sequence[Sequence[Any]] | None = None) -> ReaderState | None:
         """The state from the cache, or None when it is of other settings or not of the shape
-        `dump` writes (a damaged cache is read as nothing: the history is read again)."""
+        `dump` writes (a damaged cache is read as nothing: the history is read again). `rows`:
+        its deployments as `deployment_rows` gives them (then not in `data`)."""
         if data.get("fingerprint") != fingerprint:
             return None
         try:
-            return cls._load(data, fingerprint)
+            return cls._load(data, fingerprint, rows)
         except (AttributeError, IndexError, KeyError, TypeError, ValueError, OverflowError):
             return None
 
     @classmethod
-    def _load(cls, data: Mapping[str, Any], fingerprint: str) -> ReaderState:
+    def _load(cls, data: Mapping[str, Any], fingerprint: str,
+              kept: Sequence[Sequence[Any]] | None) -> ReaderState:
         state = cls(fingerprint)
         state.head = _opt_text(data["head"])
         table = [Release(_text(v), _opt_text(r)) for v, r in _rows(data["release_table"], 2)]
@@ -741,10 +755,18 @@ class ReaderState:
                 _text(s), _text(e), release(index), _text(manifest), _text(commit), moment(at))
         state.gone = {(_text(s), _text(e)): release(index)
                       for s, e, index in _rows(data["gone"], 3)}
-        state.deployments = [
-            Deployment(_text(s), _text(e), release(r), None if p is None else release(p),
-                       _text(c), moment(at), _text(m))
-            for s, e, r, p, c, at, m in _rows(data["deployments"], 7)]
+        state.deployments = []
+        for s, e, r, p, c, at, m in _rows(data["deployments"], 7):  # the longest table: inline
+            if not (type(s) is type(e) is type(c) is type(m) is str
+                    and type(r) is type(at) is int and (p is None or type(p) is int)):
+                raise TypeError("deployment")
+            state.deployments.append(Deployment(s, e, table[r], None if p is None else table[p],
+                                                c, datetime.fromtimestamp(at, UTC), m))
+        if kept is not None:
+            if state.deployments:
+                raise ValueError("deployments both in the body and as rows")
+            state.deployments = _deployments(kept, table)
+            state.kept = len(state.deployments)
         state.redeployments = [
             Redeployment(_text(s), _text(e), release(r), release(p), _text(c), moment(at),
                          _text(m))
@@ -754,6 +776,32 @@ class ReaderState:
         state.broken = {_text(p): Skipped(_text(p), _text(c), _text(r))
                         for p, c, r in _rows(data["broken"], 3)}
         return state
+
+
+def _deployments(rows: Sequence[Sequence[Any]], table: Sequence[Release]) -> list[Deployment]:
+    """Deployments from `deployment_rows`' rows (checked: TypeError, ValueError), sharing
+    the releases of `table` and of each other (one object a release, as a state has)."""
+    releases = {(r.version, r.revision): r for r in table}
+    found = []
+    for row in rows:
+        s, e, version, revision, old_version, old_revision, c, at, m = row
+        if not (type(s) is type(e) is type(c) is type(m) is type(version) is str
+                and type(at) is int and (revision is None or type(revision) is str)
+                and (old_version is None or type(old_version) is str)
+                and (old_revision is None or type(old_revision) is str)
+                and (old_version is not None or old_revision is None)):
+            raise TypeError("deployment row")
+        release = releases.get((version, revision))
+        if release is None:
+            release = releases[(version, revision)] = Release(version, revision)
+        previous = None
+        if old_version is not None:
+            previous = releases.get((old_version, old_revision))
+            if previous is None:
+                previous = releases[(old_version, old_revision)] = Release(old_version,
+                                                                           old_revision)
+        found.append(Deployment(s, e, release, previous, c, datetime.fromtimestamp(at, UTC), m))
+    return found
 
 
 def _over(base: tuple[ImageUse, ...], top: tuple[ImageUse, ...]) -> tuple[ImageUse, ...]:

@@ -136,8 +136,9 @@ class RecordCache:
     def changes(self, shas: Iterable[str]) -> tuple[Change, ...] | None:
         """The commits of a kept change set; None when one of them is missing (a damaged
         cache): the record is computed again."""
+        built = self._changes if self._changes is not None else self._built()  # once a record
         try:
-            return tuple(map(self._built().__getitem__, shas))
+            return tuple(map(built.__getitem__, shas))
         except (KeyError, TypeError):
             return None
 

@@ -1,8 +1,10 @@
 """What devex keeps between collections, as rows of one SQLite file (`devex.sqlite3`).
 
-Two kinds of rows: the deployment records (`RecordStore`: each deployment's change set, the
-commits change sets name, the pending ranges), and what each GitOps manifest version says
-(`ManifestStore`, by blob). Rows only ever get added: a run writes the rows it computed, in one
+Three kinds of rows: the deployment records (`RecordStore`: each deployment's change set, the
+commits change sets name, the pending ranges), what each GitOps manifest version says
+(`ManifestStore`, by blob), and the GitOps reader's states (`ReaderStateStore`: a small body
+and the deployments it found, added as new commits are read). Rows get added (a reader state
+read again from the start replaces its own): a run writes the rows it computed, in one
 transaction, and nothing when it computed nothing (no whole-file rewrite; a killed run leaves the
 file as the last finished run wrote it). Manifest facts are read by key, only those a run needs.
 Each configuration whose records differ (its ticket rule, projects, workspace, services: the
@@ -21,7 +23,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("devex.store")
 
-SCHEMA_VERSION = 1  # PRAGMA user_version; another one is replaced
+SCHEMA_VERSION = 2  # PRAGMA user_version; another one is replaced
 FILE_NAME = "devex.sqlite3"
 _SCHEMA = """
 CREATE TABLE configuration (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL UNIQUE);
@@ -44,8 +46,16 @@ CREATE TABLE pending_range (configuration INTEGER NOT NULL, key TEXT NOT NULL, s
                             PRIMARY KEY (configuration, key)) WITHOUT ROWID;
 CREATE TABLE manifest (version INTEGER NOT NULL, key TEXT NOT NULL, facts TEXT,
                        PRIMARY KEY (version, key)) WITHOUT ROWID;
+CREATE TABLE reader_state (name TEXT PRIMARY KEY, body TEXT NOT NULL,
+                           deployments INTEGER NOT NULL, generation TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE reader_deployment (name TEXT NOT NULL, position INTEGER NOT NULL, service TEXT,
+                                environment TEXT, version TEXT, revision TEXT,
+                                previous_version TEXT, previous_revision TEXT,
+                                gitops_commit TEXT, time INTEGER, manifest TEXT,
+                                PRIMARY KEY (name, position)) WITHOUT ROWID;
 """
-_TABLES = {"configuration", "record", "change", "pending_range", "manifest"}
+_TABLES = {"configuration", "record", "change", "pending_range", "manifest", "reader_state",
+           "reader_deployment"}
 _INSERT = {"record": "INSERT OR REPLACE INTO record VALUES (?, ?, ?, ?, ?)",
            "change": "INSERT OR REPLACE INTO change VALUES (?, ?, ?, ?, ?)",
            "pending_range": "INSERT OR REPLACE INTO pending_range VALUES (?, ?, ?)"}
@@ -249,6 +259,58 @@ class ManifestStore(_StoreFile):
             return {"manifest": len(rows)}
 
         self._write(insert)
+
+
+class ReaderStateStore(_StoreFile):
+    """The GitOps reader's states by name: each one's body (JSON text: all but its deployments)
+    and its deployments as rows by position. A state only ever appends deployments, so a run
+    that read new commits adds their rows and replaces the small body; one that read the
+    history again replaces them all (a new generation: rows are added only to the generation
+    they follow, never to one another process wrote meanwhile)."""
+
+    def load(self, name: str) -> tuple[str, list[tuple[Any, ...]], str] | None:
+        """(body, deployment rows in order: service, environment, version, revision, previous
+        version and revision, GitOps commit, time, manifest, and the generation), unchecked;
+        None when not kept."""
+
+        def query(db: sqlite3.Connection) -> tuple[str, list[tuple[Any, ...]], str] | None:
+            found = db.execute("SELECT body, deployments, generation FROM reader_state "
+                               "WHERE name = ?", (name,)).fetchone()
+            if found is None:
+                return None
+            body, count, generation = found
+            rows = db.execute(
+                "SELECT service, environment, version, revision, previous_version, "
+                "previous_revision, gitops_commit, time, manifest FROM reader_deployment "
+                "WHERE name = ? AND position < ? ORDER BY position", (name, count)).fetchall()
+            if len(rows) != count:
+                return None  # rows lost: read as not kept
+            return body, rows, generation
+
+        return self._read(query, None)
+
+    def save(self, name: str, body: str, rows: Callable[[int], Sequence[tuple[Any, ...]]],
+             start: int, generation: str | None) -> None:
+        """The state's body and its deployment rows (`rows(n)`: from position n on), in one
+        transaction: those from `start` on when the store still has `generation` (the one
+        loaded), else all of them."""
+
+        def write(db: sqlite3.Connection) -> dict[str, int]:
+            found = db.execute("SELECT generation FROM reader_state WHERE name = ?",
+                               (name,)).fetchone()
+            first, now = start, generation
+            if generation is None or found is None or found[0] != generation:
+                first, now = 0, os.urandom(8).hex()
+            new = rows(first)
+            db.execute("DELETE FROM reader_deployment WHERE name = ? AND position >= ?",
+                       (name, first))
+            db.executemany("INSERT INTO reader_deployment VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(name, first + n, *row) for n, row in enumerate(new)])
+            db.execute("INSERT OR REPLACE INTO reader_state VALUES (?, ?, ?, ?)",
+                       (name, body, first + len(new), now))
+            return {"reader_deployment": len(new), "reader_state": 1}
+
+        self._write(write)
 
 
 # Errors of a sound file that cannot be used now (another process writes it, a full disk)

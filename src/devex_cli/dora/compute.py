@@ -9,6 +9,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import islice
+from operator import attrgetter
 
 from devex_cli.dora import tiers
 from devex_cli.dora.evidence import (
@@ -44,6 +45,7 @@ STANDARD_WINDOWS = {"7d": timedelta(days=7), "30d": timedelta(days=30), "90d": t
 MONTHS_KEPT = 13  # calendar months of per-month counts (bounded label values)
 
 _Key = tuple[str, str]  # (service, environment)
+_TIME = attrgetter("time")  # a record's, for sorting
 
 
 class _History:
@@ -52,7 +54,7 @@ class _History:
     def __init__(self, records: Iterable[DeploymentRecord], incidents: Sequence[Incident],
                  production: str | None, environments: Sequence[str] = (),
                  redeployments: Iterable[RedeploymentRecord] = ()) -> None:
-        ordered = sorted(records, key=lambda r: r.time)
+        ordered = sorted(records, key=_TIME)
         self.rebuilt: dict[_Key, list[datetime]] = defaultdict(list)  # redeployment times
         for rebuild in redeployments:
             self.rebuilt[(rebuild.service, rebuild.environment)].append(rebuild.time)
@@ -63,8 +65,7 @@ class _History:
             self.by_key[(record.service, record.environment)].append(record)
         self.rollback: dict[int, bool] = {}
         for group in self.by_key.values():
-            for record, verdict in zip(group, rollbacks(group), strict=True):
-                self.rollback[id(record)] = verdict
+            self.rollback.update(zip(map(id, group), rollbacks(group), strict=True))
         # Why each deployment failed (no signal: it did not). A deployment looks only at its
         # service's incidents (every incident for every deployment was quadratic).
         self.signals: dict[int, tuple[FailureSignal, ...]] = {}
@@ -82,15 +83,26 @@ class _History:
         self.first: dict[_Key, dict[str, datetime]] = defaultdict(dict)
         self.carrier: dict[_Key, dict[str, DeploymentRecord]] = defaultdict(dict)
         self.changes: dict[str, Change] = {}
+        known = self.changes
         for key, group in self.by_key.items():
+            # the one loop over every commit of the history: locals only (a run's largest cost)
+            first: dict[str, datetime] = {}
+            carrier: dict[str, DeploymentRecord] = {}
             for record in group:
-                for change in record.change_set or ():
-                    self.changes.setdefault(change.sha, change)
-                    if change.sha not in self.first[key]:
-                        self.first[key][change.sha] = record.time
-                        self.carrier[key][change.sha] = record
+                if not record.change_set:
+                    continue
+                at = record.time
+                for change in record.change_set:
+                    sha = change.sha
+                    if sha not in first:  # else it is in `changes` already
+                        first[sha] = at
+                        carrier[sha] = record
+                        known.setdefault(sha, change)
+            if first:  # an environment with no commit has no entry (as a defaultdict's)
+                self.first[key], self.carrier[key] = first, carrier
         self.merges = {sha for sha, change in self.changes.items() if change.merge}
         self.ordered = ordered
+        self.ordered_times = [r.time for r in ordered]
         # When the history of each environment starts: its first deployment of any service.
         self.began: dict[str, datetime] = {}
         for record in ordered:
@@ -99,9 +111,9 @@ class _History:
         # window then costs its own size, not the history's).
         self.times = {key: [r.time for r in group] for key, group in self.by_key.items()}
         # `first` was filled in record order, so its items are already in time order
-        self.arrivals = {key: [(at, sha) for sha, at in first.items()]
+        self.arrivals = {key: list(zip(first.values(), first, strict=True))
                          for key, first in self.first.items()}
-        self.arrival_times = {key: [at for at, _ in items] for key, items in self.arrivals.items()}
+        self.arrival_times = {key: list(first.values()) for key, first in self.first.items()}
         self.hotfix: set[int] = set()
         if production is not None and production in environments:
             before = environments[: list(environments).index(production)]
@@ -212,7 +224,8 @@ def build_snapshot(
             failed=history.is_failed(r), rollback=history.is_rollback(r),
             hotfix=id(r) in history.hotfix,
         )
-        for r in history.ordered if start <= r.time < end
+        for r in history.ordered[bisect_left(history.ordered_times, start):
+                                 bisect_left(history.ordered_times, end)]
     )
     window = _window("window", history, environments, production, start, end, now)
     windows = {name: _window(name, history, environments, production, now - span, now, now)

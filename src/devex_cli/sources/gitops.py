@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,6 @@ from typing import Any
 from devex_cli.cache import (
     BOOLEAN,
     TEXT,
-    JsonCache,
     Kinds,
     fields,
     keyed,
@@ -65,7 +65,7 @@ from devex_cli.manifests import (
     kind_file_name,
     parse_manifest,
 )
-from devex_cli.store import ManifestStore
+from devex_cli.store import ManifestStore, ReaderStateStore
 
 __all__ = ["SYSTEM", "CommitChecker", "DeployedState", "Deployment", "GitOpsHistory", "NothingFound",
            "Redeployment", "Release", "RevisionsMet", "Skipped", "ThirdParty", "commits_after",
@@ -229,13 +229,13 @@ def read_history(
     branch = settings.gitops.branch or _head_branch(repo)
     reading = reader_settings(settings)
     pathspecs = _pathspecs(reading.layout.templates)
-    cache = _state_cache(repo, branch, settings,
-                         variant or ("checked" if has_commit is not None else "plain"))
+    kept = _KeptState(repo, branch, settings,
+                      variant or ("checked" if has_commit is not None else "plain"))
     every = settings.gitops.history == "all"
     fingerprint = reading.fingerprint() + f" history={settings.gitops.history}"
     try:
         head = _branch_head(repo, branch)
-        state = ReaderState.load(cache.load(), fingerprint)
+        state = kept.load(fingerprint)
         if state is not None and not state.digits_hold(has_commit):
             state = None
         if state is not None and state.head != head:
@@ -257,7 +257,7 @@ def read_history(
                          hint="is it a complete clone? try removing devex's cached copy") from None
     if state.head != head:
         state.head = head
-        cache.save(state.dump())
+        kept.save(state)
     return _history(state, head, branch, settings, reading)
 
 
@@ -317,7 +317,6 @@ def _history(state: ReaderState, head: str | None, branch: str, settings: Settin
     )
 
 
-_STATE_VERSION = 4
 # The reader's state is read whole or not at all: its top level is checked here, every row as
 # it is read back (ReaderState.load), and anything amiss reads the history again.
 _TABLE, _MAP = Kinds(list), Kinds(dict)
@@ -329,10 +328,43 @@ _STATE_SHAPE = fields(
     skipped=_TABLE, broken=_TABLE, release_table=_TABLE)
 
 
-def _state_cache(repo: Path, branch: str, settings: Settings, variant: str) -> JsonCache:
-    name = hashlib.sha256(f"{repo.resolve()}\0{branch}\0{variant}".encode()).hexdigest()[:16]
-    return JsonCache(settings.cache_dir() / "gitops-state", name, version=_STATE_VERSION,
-                     shape=_STATE_SHAPE, grows_only=False)
+class _KeptState:
+    """The reader's state of a repository, branch and variant, kept in the store: its body
+    (checked whole: the top level here, every row by ReaderState.load) and its deployments as
+    rows, added as new commits are read (`store.ReaderStateStore`). Anything amiss reads the
+    history again."""
+
+    def __init__(self, repo: Path, branch: str, settings: Settings, variant: str) -> None:
+        self.name = hashlib.sha256(
+            f"{repo.resolve()}\0{branch}\0{variant}".encode()).hexdigest()[:16]
+        self.store = ReaderStateStore(settings.cache_dir())
+        self.generation: str | None = None  # of the rows loaded (ReaderStateStore.save)
+        # where earlier versions kept it, whole, as JSON: removed once the store has it
+        self.legacy = settings.cache_dir() / "gitops-state" / f"{self.name}.json"
+
+    def load(self, fingerprint: str) -> ReaderState | None:
+        found = self.store.load(self.name)
+        if found is None:
+            return None
+        body, rows, self.generation = found
+        try:
+            data = json.loads(body)
+        except (TypeError, ValueError):  # a body of another type, or not JSON
+            return None
+        usable = _STATE_SHAPE(data) if isinstance(data, dict) else None
+        if usable is None or len(usable) != len(data):
+            return None
+        return ReaderState.load(usable, fingerprint, rows)
+
+    def save(self, state: ReaderState) -> None:
+        """The body, and the deployments the store does not have yet."""
+        body = json.dumps(state.dump(deployments=False), separators=(",", ":"))
+        self.store.save(self.name, body, state.deployment_rows,
+                        state.kept, self.generation if state.kept else None)
+        state.kept = len(state.deployments)
+        self.generation = None  # another save (none in one run) writes every row again
+        with contextlib.suppress(OSError):
+            self.legacy.unlink(missing_ok=True)
 
 
 def path_owner(path: str, settings: Settings) -> tuple[str, str] | None:
