@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import wait
-from datetime import UTC, datetime
 from pathlib import Path
 
 from devex_cli.errors import UsageError
 from devex_cli.gitcli import GitFailed, git, remote_error
 from devex_cli.parallel import in_background
-from devex_cli.sources.commitgraph import GraphCommit
+from devex_cli.sources.commitgraph import LOG_FORMAT, GraphCommit, parse_log
 
 log = logging.getLogger("devex.apprepo")
 
@@ -98,15 +97,7 @@ class AppRepo:
     def commits(self, base: str | None, head: str) -> list[GraphCommit]:
         """Commits in `git rev-list base..head` (merges included), oldest first."""
         spec = f"{base}..{head}" if base else head
-        out = git(self.path, "log", "--reverse",
-                  "--format=%x01%H%x02%P%x02%ct%x02%at%x02%an%x02%B", spec, "--")
-        commits = []
-        for chunk in out.split("\x01")[1:]:
-            sha, parents, committed, authored, author, message = chunk.split("\x02", 5)
-            commits.append(GraphCommit(sha, tuple(parents.split()), int(committed),
-                                       datetime.fromtimestamp(int(authored), UTC),
-                                       message.strip(), author))
-        return commits
+        return list(parse_log(git(self.path, "log", "--reverse", LOG_FORMAT, spec, "--")))
 
     def is_ancestor(self, ancestor: str, head: str) -> bool:
         return self._is_ancestor(ancestor, head)

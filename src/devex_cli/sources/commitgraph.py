@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +47,18 @@ class GraphCommit:
         return self.message.split("\n", 1)[0]
 
 
+# One commit a record of `git log LOG_FORMAT`: \x01 before each, \x02 between its fields.
+LOG_FORMAT = "--format=%x01%H%x02%P%x02%ct%x02%at%x02%an%x02%B"
+
+
+def parse_log(out: str) -> Iterator[GraphCommit]:
+    """The commits of `git log LOG_FORMAT`'s output, in its order."""
+    for chunk in out.split("\x01")[1:]:
+        sha, parents, committed, authored, author, message = chunk.split("\x02", 5)
+        yield GraphCommit(sha, tuple(parents.split()), int(committed),
+                          datetime.fromtimestamp(int(authored), UTC), message.strip(), author)
+
+
 class CommitGraph:
     """The commits reachable from a set of revisions of one repository (a local clone): a
     `sources.base.CommitSource`."""
@@ -79,17 +91,13 @@ class CommitGraph:
             return
         exclude = [f"^{sha}" for sha in self._tips]  # what is loaded is not read again
         try:
-            out = git(self.repo, "log", "--format=%x01%H%x02%P%x02%ct%x02%at%x02%an%x02%B",
-                      "--stdin", input_text="\n".join(missing + exclude) + "\n")
+            out = git(self.repo, "log", LOG_FORMAT, "--stdin",
+                      input_text="\n".join(missing + exclude) + "\n")
         except GitFailed:
             return
         self._tips.extend(missing)
-        for chunk in out.split("\x01")[1:]:
-            sha, parents, committed, authored, author, message = chunk.split("\x02", 5)
-            if sha not in self.commits:
-                self.commits[sha] = GraphCommit(
-                    sha, tuple(parents.split()), int(committed),
-                    datetime.fromtimestamp(int(authored), UTC), message.strip(), author)
+        for commit in parse_log(out):
+            self.commits.setdefault(commit.sha, commit)
 
     def prepare(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Read the history reachable from both ends of the ranges: `only_in` answers them from
