@@ -305,15 +305,13 @@ def test_incidents_from_jira_mark_production_deployments_failed(devex: Devex, wo
         "pay": ["gitops", "ancestry", "incidents"]}
 
 
-def test_incidents_and_tickets_are_asked_through_one_jira_client(
-        devex: Devex, world: World, jira: FakeJira, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The incident search and the tickets' look-up share one ticket source: opened once,
-    closed once."""
+@pytest.fixture
+def jira_clients(monkeypatch: pytest.MonkeyPatch) -> tuple[list[object], list[object]]:
+    """The Jira clients a run opens and those it closes, in order."""
     from devex_cli.sources.jira import JiraClient
 
-    opened: list[JiraClient] = []
-    closed: list[JiraClient] = []
+    opened: list[object] = []
+    closed: list[object] = []
     made, close = JiraClient.__init__, JiraClient.close
 
     def counting_init(self: JiraClient, *args: object, **kwargs: object) -> None:
@@ -326,6 +324,10 @@ def test_incidents_and_tickets_are_asked_through_one_jira_client(
 
     monkeypatch.setattr(JiraClient, "__init__", counting_init)
     monkeypatch.setattr(JiraClient, "close", counting_close)
+    return opened, closed
+
+
+def _with_incidents(world: World, jira: FakeJira, tmp_path: Path) -> Path:
     jira.add("PAY-4", "2.0", status="Done")
     jira.add("OPS-7", issue_type="Incident").components = ["pay"]
     config = tmp_path / "devex.toml"
@@ -334,12 +336,42 @@ def test_incidents_and_tickets_are_asked_through_one_jira_client(
                       .replace('repo = "pay"', f'repo = "{world.root / "pay"}"')
                       .replace('projects = ["PAY"]',
                                'projects = ["PAY"]\nincident_jql = "project = OPS"'))
+    return config
+
+
+def test_incidents_and_tickets_are_asked_through_one_jira_client(
+        devex: Devex, world: World, jira: FakeJira, tmp_path: Path,
+        jira_clients: tuple[list[object], list[object]]) -> None:
+    """The incident search and the tickets' look-up share one ticket source: opened once,
+    closed once."""
+    opened, closed = jira_clients
+    config = _with_incidents(world, jira, tmp_path)
     result = devex("collect", "--format", "json", "--since", "2026-09-01", "--until",
                    "2026-11-01", config=str(config), env=jira.env())
     assert result.code == 0, result.err
     report = json.loads(result.out)
     assert report["sources"]["jira"] is True
     assert report["tickets_in_environment"][0]["fix_versions"] == ["2.0"]
+    assert any("search" in r.path for r in jira.api_requests())
+    assert len(opened) == 1 and closed == opened
+
+
+def test_the_jira_client_is_closed_when_the_figures_fail(
+        devex: Devex, world: World, jira: FakeJira, tmp_path: Path,
+        jira_clients: tuple[list[object], list[object]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A collection that fails between the incident search and the look-up still closes the
+    client it opened (under --serve, one leaked client a cycle)."""
+    import devex_cli.collect
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("figures failed")
+
+    monkeypatch.setattr(devex_cli.collect, "build_snapshot", failing)
+    opened, closed = jira_clients
+    config = _with_incidents(world, jira, tmp_path)
+    result = devex("collect", "--format", "json", config=str(config), env=jira.env())
+    assert result.code == 70, result.err
     assert any("search" in r.path for r in jira.api_requests())
     assert len(opened) == 1 and closed == opened
 

@@ -195,24 +195,25 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
                     actual[(service, environment)] = replace(state,
                                                              revision=full or state.revision)
     tickets = ticket_source(settings) if not options.offline and settings.jira.url else None
-    if tickets is not None:
-        step("asking Jira")
-    incidents = _incidents(settings, history.services, health, tickets) if tickets else None
-    quality = replace(quality, failure_signals=failure_signals(
-        records, argocd=argocd_services, incidents=incidents is not None))
-    redeployments = tuple(RedeploymentRecord(r.service, r.environment, r.time)
-                          for r in history.redeployments)
-    figures = history_of(records, environments=history.environments,
-                         production=history.production, incidents=incidents or (),
-                         redeployments=redeployments)
-    snapshot = build_snapshot(
-        records, environments=history.environments, production=history.production, now=now,
-        start=options.start, end=options.end, pending=pending, data_quality=quality,
-        sources=dict(health), actual=actual, incidents=incidents or (),
-        redeployments=redeployments, qa_environment=settings.gate.environment,
-        history=figures)
-    if tickets is not None:
-        with tickets:  # one client for the incidents and the look-up, closed here
+    # one client for the incidents and the look-up, closed however the figures end
+    with tickets if tickets is not None else contextlib.nullcontext():
+        if tickets is not None:
+            step("asking Jira")
+        incidents = _incidents(settings, history.services, health, tickets) if tickets else None
+        quality = replace(quality, failure_signals=failure_signals(
+            records, argocd=argocd_services, incidents=incidents is not None))
+        redeployments = tuple(RedeploymentRecord(r.service, r.environment, r.time)
+                              for r in history.redeployments)
+        figures = history_of(records, environments=history.environments,
+                             production=history.production, incidents=incidents or (),
+                             redeployments=redeployments)
+        snapshot = build_snapshot(
+            records, environments=history.environments, production=history.production, now=now,
+            start=options.start, end=options.end, pending=pending, data_quality=quality,
+            sources=dict(health), actual=actual, incidents=incidents or (),
+            redeployments=redeployments, qa_environment=settings.gate.environment,
+            history=figures)
+        if tickets is not None:
             snapshot = _with_jira(snapshot, settings, tickets, health)
     return Collected(
         snapshot=snapshot,
