@@ -287,12 +287,7 @@ def test_incidents_from_jira_mark_production_deployments_failed(devex: Devex, wo
     incident.created = "2026-09-06T15:00:00.000+0000"
     other = jira.add("OPS-8", issue_type="Incident")
     other.components = ["web"]
-    config = tmp_path / "devex.toml"
-    config.write_text(world.config.read_text().replace('repo = "gitops"',
-                                                       f'repo = "{world.root / "gitops"}"')
-                      .replace('repo = "pay"', f'repo = "{world.root / "pay"}"')
-                      .replace('projects = ["PAY"]',
-                               'projects = ["PAY"]\nincident_jql = "project = OPS"'))
+    config = _incident_config(world, tmp_path)
     result = devex("collect", "--format", "json", "--since", "2026-09-01", "--until",
                    "2026-11-01", config=str(config), env=jira.env())
     assert result.code == 0, result.err
@@ -330,6 +325,11 @@ def jira_clients(monkeypatch: pytest.MonkeyPatch) -> tuple[list[object], list[ob
 def _with_incidents(world: World, jira: FakeJira, tmp_path: Path) -> Path:
     jira.add("PAY-4", "2.0", status="Done")
     jira.add("OPS-7", issue_type="Incident").components = ["pay"]
+    return _incident_config(world, tmp_path)
+
+
+def _incident_config(world: World, tmp_path: Path) -> Path:
+    """The world's configuration with absolute repositories and an incident query."""
     config = tmp_path / "devex.toml"
     config.write_text(world.config.read_text().replace('repo = "gitops"',
                                                        f'repo = "{world.root / "gitops"}"')

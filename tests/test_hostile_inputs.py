@@ -296,6 +296,19 @@ def online_world(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
             server.stop()
 
 
+def _figures(devex: Devex, config: Path, env: dict[str, str]
+             ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """collect's JSON (without its time) and status's, both exit 0 without a traceback."""
+    collect = devex("collect", "--format", "json", "--since", "2026-09-01", "--until",
+                    "2026-11-01", config=str(config), env=env)
+    status = devex("status", "--format", "json", "--offline", config=str(config))
+    assert (collect.code, status.code) == (0, 0), collect.err + status.err
+    assert "Traceback" not in collect.err + status.err
+    report = json.loads(collect.out)
+    report.pop("generated_at")
+    return report, json.loads(status.out)
+
+
 @pytest.mark.parametrize("name", CACHES)
 def test_a_damaged_cache_is_read_as_empty_and_replaced(
         devex: Devex, tmp_path: Path, online_world: tuple[Path, dict[str, str]],
@@ -309,14 +322,7 @@ def test_a_damaged_cache_is_read_as_empty_and_replaced(
     cache = tmp_path / "cache" / "devex"
 
     def figures() -> tuple[dict[str, Any], dict[str, Any]]:
-        collect = devex("collect", "--format", "json", "--since", "2026-09-01", "--until",
-                        "2026-11-01", config=str(config), env=env)
-        status = devex("status", "--format", "json", "--offline", config=str(config))
-        assert (collect.code, status.code) == (0, 0), collect.err + status.err
-        assert "Traceback" not in collect.err + status.err
-        report = json.loads(collect.out)
-        report.pop("generated_at")
-        return report, json.loads(status.out)
+        return _figures(devex, config, env)
 
     first = figures()
     assert first[0]["tickets_in_environment"] and first[0]["actual_state"]
@@ -356,14 +362,7 @@ def test_a_damaged_reader_state_is_read_again(
     cache = tmp_path / "cache" / "devex"
 
     def figures() -> tuple[dict[str, Any], dict[str, Any]]:
-        collect = devex("collect", "--format", "json", "--since", "2026-09-01", "--until",
-                        "2026-11-01", config=str(config), env=env)
-        status = devex("status", "--format", "json", "--offline", config=str(config))
-        assert (collect.code, status.code) == (0, 0), collect.err + status.err
-        assert "Traceback" not in collect.err + status.err
-        report = json.loads(collect.out)
-        report.pop("generated_at")
-        return report, json.loads(status.out)
+        return _figures(devex, config, env)
 
     def states() -> list[tuple[Any, ...]]:
         with contextlib.closing(sqlite3.connect(cache / "devex.sqlite3")) as db:
