@@ -98,3 +98,33 @@ def test_a_set_matching_no_service_is_an_input_error(devex: Devex, organisation:
     assert result.code == 2
     assert "collect.services (billing*) matches none of the 4 services" in result.err
     assert "Traceback" not in result.err
+
+
+def test_argocd_applications_map_to_a_served_service_as_in_the_whole_repository() -> None:
+    """The Argo CD application of a folder that gives two services (an umbrella chart) is
+    neither's, and one of another service's folder is that service's even when named after a
+    served one: a collector of payments maps them as a collector of everything does."""
+    from devex_cli.sources.argocd import Application, map_applications
+    from devex_cli.sources.gitops import GitOpsHistory
+
+    whole = GitOpsHistory(
+        head="h", branch="main", deployments=(), current={}, skipped=(),
+        environments=("prod",), production="prod", services=("catalog", "payments"),
+        owners={"umbrella/prod": (("catalog", "prod"), ("payments", "prod")),
+                "catalog/prod": (("catalog", "prod"),)})
+
+    def application(name: str, path: str) -> Application:
+        return Application(name, "default", "git", path, "main", "Synced", None, "Healthy",
+                           None, None, None, None, (), ())
+
+    apps = [application("umbrella-prod", "umbrella/prod"),
+            application("payments-prod", "catalog/prod")]
+
+    def mapped(history: GitOpsHistory) -> dict[tuple[str, str], str]:
+        found = map_applications(apps, owner_of_path=history.owner_of,
+                                 services=history.services,
+                                 environments=history.environments, explicit={})
+        return {key: app.name for key, app in found.items()}
+
+    assert mapped(whole) == {("catalog", "prod"): "payments-prod"}
+    assert mapped(whole.only(["pay*"])) == {}

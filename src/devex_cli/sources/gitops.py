@@ -141,7 +141,9 @@ class GitOpsHistory:
     def only(self, patterns: Sequence[str]) -> GitOpsHistory:
         """The history of the services whose names match one of the glob `patterns` (all of
         it without patterns). Decisions taken over the whole repository (environments,
-        third-party images) stay the whole repository's.
+        third-party images, which folder gives which service: an Argo CD application of a
+        folder that gives another service, or two, is not one of these services') stay the
+        whole repository's.
 
         Raises UsageError when the patterns match none of the services.
         """
@@ -164,7 +166,6 @@ class GitOpsHistory:
             current={k: v for k, v in self.current.items() if k[0] in kept},
             services=tuple(s for s in self.services if s in kept),
             redeployments=tuple(r for r in self.redeployments if r.service in kept),
-            owners={unit: ours(pairs) for unit, pairs in self.owners.items()},
             broken_for={path: ours(pairs) for path, pairs in self.broken_for.items()},
             broken_at_head=tuple(b for b in self.broken_at_head
                                  if ours(self.broken_for.get(b.path, ()))
