@@ -128,3 +128,16 @@ def test_argocd_applications_map_to_a_served_service_as_in_the_whole_repository(
 
     assert mapped(whole) == {("catalog", "prod"): "payments-prod"}
     assert mapped(whole.only(["pay*"])) == {}
+
+
+def test_explaining_a_service_outside_the_set_says_so(devex: Devex, organisation: Path) -> None:
+    """Not "the GitOps repository has payments": it has checkout too, this collector does not
+    read it."""
+    result = devex("explain", "lead-time", "--service", "checkout", "--offline",
+                   env={"DEVEX_COLLECT_SERVICES": "pay*"}, config=str(organisation))
+    assert result.code == 2
+    assert "'checkout' is not one this collector reads: collect.services is pay*" in result.err
+    assert "Traceback" not in result.err
+    served = devex("explain", "lead-time", "--service", "payments", "--offline",
+                   env={"DEVEX_COLLECT_SERVICES": "pay*"}, config=str(organisation))
+    assert served.code == 0, served.err

@@ -29,6 +29,7 @@ from devex_cli.dora.stats import (
 )
 from devex_cli.errors import UsageError
 from devex_cli.gitcli import GitFailed, git
+from devex_cli.sources.gitops import in_service_set
 from devex_cli.timeutil import rfc3339
 from devex_cli.views.json import summary_json
 
@@ -747,4 +748,10 @@ def explain(settings: Settings, collected: Collected, request: Request,
                 else collected.app_repos.get(service))
         return read_annotations(repo, shas) if repo is not None else {}
 
+    served = settings.collect.services
+    if request.service is not None and not in_service_set(request.service, served):
+        raise UsageError(f"service {request.service!r} is not one this collector reads: "
+                         f"collect.services is {', '.join(served)}",
+                         hint="explain it without collect.services (DEVEX_COLLECT_SERVICES), "
+                              "or with a set that has it")
     return Explainer(collected, links_of(settings, gitops), annotate).explain(request)
