@@ -46,6 +46,17 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     assert load_settings(config, environ={}).jira.url == "https://file.example"
 
 
+def test_a_list_variable_of_blanks_and_commas_is_unset(tmp_path: Path) -> None:
+    """DEVEX_COLLECT_SERVICES=" " (a template that rendered nothing) keeps the file's set: it
+    does not widen a collector to every service, as an empty value does not."""
+    config = write(tmp_path / "devex.toml", "[collect]\nservices = ['cat*']\n")
+    for blank in ("", " ", ",", " , "):
+        settings = load_settings(config, environ={"DEVEX_COLLECT_SERVICES": blank})
+        assert settings.collect.services == ("cat*",), blank
+    settings = load_settings(config, environ={"DEVEX_COLLECT_SERVICES": " pay* , checkout,"})
+    assert settings.collect.services == ("pay*", "checkout")
+
+
 def test_services(tmp_path: Path) -> None:
     config = write(tmp_path / "devex.toml", """
 [services.payments]

@@ -339,6 +339,8 @@ def load_settings(
             value: str | tuple[str, ...] = text
             if isinstance(getattr(table, key), tuple):  # a list: comma-separated
                 value = tuple(item.strip() for item in text.split(",") if item.strip())
+                if not value:  # blanks and commas only: unset, as an empty value is
+                    continue
             settings = replace(settings, **{section: replace(table, **{key: value})})
     for key in ("timeout", "max_response_bytes"):  # 0 would mean "no time" or "no answer"
         if getattr(settings.http, key) <= 0:
