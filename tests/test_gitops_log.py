@@ -78,3 +78,23 @@ def test_git_is_given_no_pathspec_to_match(tmp_path: Path,
     assert len(gitops._log(repo.path, "HEAD", gitops._pathspecs(TEMPLATES))) == 1
     (log,) = calls
     assert log[-1] == "--" and not any(a.startswith(":(") for a in log)
+
+
+def test_every_commit_leaves_out_a_side_branch_a_merge_discarded(tmp_path: Path) -> None:
+    """`gitops.history = "all"`: a side branch whose change a merge threw away (`-s ours`) never
+    reached the branch's tree, so its commit is no deployment; git's history simplification by
+    the paths leaves it out (as it did before the paths were matched in Python), while a side
+    branch merged for real is read."""
+    repo = GitRepo(tmp_path / "gitops")
+    overlay = "apps/pay/overlays/dev/kustomization.yaml"
+    repo.commit("one", {overlay: "a: 1\n"})
+    for branch, content, strategy in (("thrown", "a: 2\n", ["-s", "ours"]),
+                                      ("kept", "a: 3\n", [])):
+        repo.checkout(branch, create=True)
+        repo.commit(f"on {branch}", {overlay: content})
+        repo.checkout("main")
+        repo.git("merge", "-q", "--no-ff", *strategy, "-m", f"merge {branch}", branch)
+    pathspecs = gitops._pathspecs(TEMPLATES)
+    read = [c.sha for c in gitops._log(repo.path, "HEAD", pathspecs, every=True)]
+    assert repo.sha("thrown") not in read
+    assert repo.sha("kept") in read and repo.sha("main~2") in read

@@ -442,15 +442,18 @@ def _log(repo: Path, revisions: str, pathspecs: Sequence[str], *,
     """The commits of `revisions` (a commit or a range) that touch the pathspecs, oldest first:
     the first-parent chain, or (`every`) every commit but merges by committer time.
 
-    The pathspecs are matched here, on the paths each commit changed, not given to git: with a
-    wildcard pathspec git matches every entry of every tree it compares, changed or not, which
-    grows with the folders of the repository (5x slower at 2,000 services: quadratic in them).
+    On the first-parent chain the pathspecs are matched here, on the paths each commit
+    changed, not given to git: with a wildcard pathspec git matches every entry of every tree
+    it compares, changed or not, which grows with the folders of the repository (5x slower at
+    2,000 services: quadratic in them). `every` gives them to git too: its history
+    simplification by those paths leaves out a side branch whose changes a merge discarded
+    (`-s ours`), which never reached the branch's tree, so was never deployed.
     """
     wanted = _path_matcher(tuple(pathspecs))
     chain = ["--no-merges", "--date-order"] if every else [
         "--first-parent", "--diff-merges=first-parent"]
     out = git(repo, "log", *chain, "--reverse", "--no-renames", "--raw", "--no-abbrev", "-z",
-              "--format=%x01%H%x02%ct", revisions, "--")
+              "--format=%x01%H%x02%ct", revisions, "--", *(pathspecs if every else ()))
     commits = []
     for chunk in out.split("\x01")[1:]:
         header, _, raw = chunk.partition("\x00")
