@@ -5,39 +5,22 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Result
 from tests.fakes.jira import FakeJira
-from tests.gitworld import GitRepo, image, kustomization, overlay
+from tests.gitworld import GitRepo, overlay
+from tests.worlds import GateWorld as World
+from tests.worlds import gate_world
 
 Devex = Callable[..., Result]
 
 
-@dataclass
-class World:
-    app: GitRepo
-    gitops: GitRepo
-    deployed: str
-
-    def deploy(self, tag: str, environment: str = "qa", service: str = "pay",
-               extra: list[dict[str, str]] | None = None) -> str:
-        return self.gitops.commit(f"deploy {service} {tag} to {environment}", {
-            overlay(service, environment): kustomization([image(service, tag), *(extra or [])])})
-
-
 @pytest.fixture
 def world(tmp_path: Path) -> World:
-    app = GitRepo(tmp_path / "pay")
-    app.commit("Initial commit", {"app.py": "print('v1')\n"})
-    deployed = app.commit("PROJ-1 first feature", {"app.py": "print('v2')\n"})
-    gitops = GitRepo(tmp_path / "gitops")
-    world = World(app, gitops, deployed)
-    world.deploy(deployed[:7])
-    return world
+    return gate_world(tmp_path)
 
 
 def gate(devex: Devex, world: World, jira: FakeJira | None, *args: str,

@@ -23,7 +23,8 @@ import yaml
 from tests.conftest import FAST_HTTP, Result
 from tests.fakes.jira import FakeJira
 from tests.fakes.teams import FakeTeams
-from tests.gitworld import GitRepo, image, kustomization, overlay
+from tests.gitworld import GitRepo
+from tests.worlds import gate_world
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPE = ROOT / "pipe"
@@ -76,15 +77,11 @@ class Clone:
 
 @pytest.fixture
 def clone(tmp_path: Path) -> Clone:
-    app = GitRepo(tmp_path / "pay")
-    app.commit("Initial commit", {"app.py": "print('v1')\n"})
-    deployed = app.commit("PROJ-1 first feature", {"app.py": "print('v2')\n"})
-    gitops = GitRepo(tmp_path / "gitops")
-    gitops.commit("deploy pay to qa", {overlay("pay", "qa"): kustomization([image("pay", deployed[:7])])})
-    app.commit("[PROJ-2] Add login form", {"login.py": "x\n"})
+    world = gate_world(tmp_path)
+    world.app.commit("[PROJ-2] Add login form", {"login.py": "x\n"})
     config = tmp_path / "fast-devex.toml"
     config.write_text(FAST_HTTP)
-    return Clone(app, gitops, config)
+    return Clone(world.app, world.gitops, config)
 
 
 def test_gate_blocked_is_exit_1_and_the_token_never_shows(clone: Clone, jira: FakeJira) -> None:

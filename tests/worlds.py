@@ -3,6 +3,7 @@ were worked out by hand (tests/test_collect.py checks them; other tests reuse th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,3 +47,27 @@ class World:
         self.config = root / "devex.toml"
         self.config.write_text(FAST_HTTP + '[gitops]\nrepo = "gitops"\n\n'
                                '[jira]\nprojects = ["PAY"]\n\n[services.pay]\nrepo = "pay"\n')
+
+
+@dataclass
+class GateWorld:
+    """The gate's world: app repository `pay` whose commit `deployed` ("PROJ-1 first feature")
+    is deployed to qa by the GitOps repository; tests add the commits the gate is to judge."""
+
+    app: GitRepo
+    gitops: GitRepo
+    deployed: str
+
+    def deploy(self, tag: str, environment: str = "qa", service: str = "pay",
+               extra: list[dict[str, str]] | None = None) -> str:
+        return self.gitops.commit(f"deploy {service} {tag} to {environment}", {
+            overlay(service, environment): kustomization([image(service, tag), *(extra or [])])})
+
+
+def gate_world(root: Path) -> GateWorld:
+    app = GitRepo(root / "pay")
+    app.commit("Initial commit", {"app.py": "print('v1')\n"})
+    deployed = app.commit("PROJ-1 first feature", {"app.py": "print('v2')\n"})
+    world = GateWorld(app, GitRepo(root / "gitops"), deployed)
+    world.deploy(deployed[:7])
+    return world
