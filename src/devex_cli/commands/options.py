@@ -113,3 +113,5 @@ VersionOption = Annotated[str | None, typer.Option(
     metavar="TAG", help="Version deployed (default: the commit's short SHA).")]
 VeracodeOption = Annotated[Path | None, typer.Option(
     metavar="FILE", help="Veracode Pipeline Scan results.json.")]
+ScaOption = Annotated[Path | None, typer.Option(
+    metavar="FILE", help="SourceClear / Veracode SCA JSON (srcclr scan --json).")]

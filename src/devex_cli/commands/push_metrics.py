@@ -16,6 +16,7 @@ from devex_cli.commands.options import (
     STATUS_METAVAR,
     EnvironmentOption,
     Globals,
+    ScaOption,
     ServiceOption,
     VeracodeOption,
     VersionOption,
@@ -212,8 +213,7 @@ def tests(
 def security(
     ctx: typer.Context,
     veracode: VeracodeOption = None,
-    sca: Annotated[Path | None, typer.Option(
-        metavar="FILE", help="SourceClear / Veracode SCA JSON.")] = None,
+    sca: ScaOption = None,
     service: ServiceOption = None,
     *,
     push: PushOptions,

@@ -10,6 +10,7 @@ import typer
 from devex_cli.commands.options import (
     STATUS_METAVAR,
     EnvironmentOption,
+    ScaOption,
     ServiceOption,
     VeracodeOption,
     VersionOption,
@@ -81,8 +82,7 @@ def tests(
 def security(
     ctx: typer.Context,
     veracode: VeracodeOption = None,
-    sca: Annotated[Path | None, typer.Option(
-        metavar="FILE", help="SourceClear / Veracode SCA JSON (srcclr scan --json).")] = None,
+    sca: ScaOption = None,
     channel: ChannelOption = None,
     template: TemplateOption = None,
     dry_run: DryRunOption = False,
