@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -161,8 +161,7 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
     cache = RecordCache(settings)
     try:
         step("reading the GitOps history")
-        check = CommitCheck(source_of)  # Bitbucket answers it from the listing it makes anyway
-        history = _our_history(repo, settings, check)
+        history = _our_history(repo, settings, source_of)
         step(f"reading the change sets of {len(history.deployments)} deployments")
         built = build_records(history, source_of, settings, health, cache)
     finally:
@@ -222,29 +221,23 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
         app_repos={name: graph.repo for name, graph in graphs.items()})
 
 
-def _our_history(repo: Path, settings: Settings, check: CommitCheck) -> gitops.GitOpsHistory:
+def _our_history(repo: Path, settings: Settings,
+                 source_of: Callable[[str], CommitSource | None]) -> gitops.GitOpsHistory:
     """The GitOps history of the services this collector serves (`collect.services`): a tag of
     digits only is checked against another service's repository by no collector but that
     service's (its reader state is kept apart, so collectors sharing a cache do not undo each
     other's)."""
     patterns = settings.collect.services
-    if not patterns:
-        history = gitops.read_history(repo, settings, has_commit=check, met=check.expect)
-        history.require_services()
-        return history
 
-    def ours(pairs: Collection[tuple[str, str]]) -> Collection[tuple[str, str]]:
-        return check([(service, sha) for service, sha in pairs
-                      if gitops.in_service_set(service, patterns)])
+    def ours(service: str) -> CommitSource | None:
+        return source_of(service) if gitops.in_service_set(service, patterns) else None
 
-    def met(pairs: Sequence[tuple[str, str]]) -> None:
-        check.expect([(service, sha) for service, sha in pairs
-                      if gitops.in_service_set(service, patterns)])
-
-    history = gitops.read_history(repo, settings, has_commit=ours, met=met,
-                                  variant="checked " + ",".join(patterns))
+    # Bitbucket answers the check from the listing it makes anyway
+    check = CommitCheck(ours if patterns else source_of)
+    history = gitops.read_history(repo, settings, has_commit=check, met=check.expect,
+                                  variant="checked " + ",".join(patterns) if patterns else None)
     history.require_services()
-    return history.only(patterns)
+    return history.only(patterns) if patterns else history
 
 
 def _incidents(settings: Settings, services: Sequence[str], health: SourceHealth,
