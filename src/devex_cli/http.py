@@ -188,8 +188,6 @@ def _arm_deadline(transport: object) -> None:
 # (system, attempts) of the request being retried in this thread or task, for the retry line.
 _retrying: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar(
     "devex_http_retrying", default=None)
-_hooks_lock = threading.Lock()
-_hooks_set = False
 
 
 def _log_retry(details: RetryDetails) -> None:
@@ -211,12 +209,7 @@ def _log_retry(details: RetryDetails) -> None:
              details.wait_for, details.retry_num + 1, attempts)
 
 
-def _use_retry_log() -> None:
-    global _hooks_set
-    with _hooks_lock:
-        if not _hooks_set:
-            set_on_retry_hooks([_log_retry])
-            _hooks_set = True
+set_on_retry_hooks([_log_retry])  # once, when the HTTP stack is first needed
 
 
 def _size(count: int) -> str:
@@ -275,7 +268,6 @@ class ApiClient:
         # the direct route and any proxy taken from the environment (HTTPS_PROXY)
         for route in (self._client._transport, *self._client._mounts.values()):
             _arm_deadline(route)
-        _use_retry_log()
 
     def __enter__(self) -> ApiClient:
         return self
