@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from tests.fakes.githttp import FakeGitServer
 from tests.fakes.server import Answer, FakeServer, Request
 from tests.fakes.teams import FakeTeams
 from tests.gitworld import GitRepo, image, kustomization, overlay
+from tests.services import free_port
 
 Devex = Callable[..., Result]
 DATA = Path(__file__).parent / "data"
@@ -129,14 +129,8 @@ def test_retries_are_one_line_at_verbose_and_silent_otherwise(world: World,
     assert "stamina" not in verbose.stderr
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_git_failures_show_gits_reason_without_credentials(devex: Devex, world: World) -> None:
-    port = closed_port()
+    port = free_port()  # nothing listens on it
     cases = [(f"http://ci:{TOKEN}@127.0.0.1:{port}/acme/gitops.git",
               f"Failed to connect to 127.0.0.1 port {port}")]
     if shutil.which("ssh"):  # ssh puts its reason before three lines of git's boilerplate
