@@ -31,7 +31,7 @@ from devex_cli.errors import UsageError
 from devex_cli.gitcli import GitFailed, git
 from devex_cli.sources.gitops import in_service_set
 from devex_cli.timeutil import rfc3339
-from devex_cli.views.json import summary_json
+from devex_cli.views.json import bottleneck_json, summary_json
 
 log = logging.getLogger("devex.explain")
 
@@ -413,9 +413,7 @@ class Explainer:
                  "skipped": list(p.skipped)}
                 for name, p in by_service],
             "stages": stages,
-            "result": {"bottleneck": None if neck is None else {
-                "from": neck.from_environment, "to": neck.to_environment,
-                "median_seconds": neck.wait.median}},
+            "result": {"bottleneck": bottleneck_json(neck)},
             "unknown_because": unknown,
         }
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from devex_cli.dora.model import Skipped, Snapshot
+from devex_cli.dora.model import PromotionWait, Skipped, Snapshot
 from devex_cli.dora.stats import Summary
 from devex_cli.timeutil import rfc3339
 
@@ -32,12 +32,7 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
             {
                 "service": s.service,
                 "tier": s.tier,
-                "bottleneck": None if s.bottleneck is None else {
-                    "from": s.bottleneck.from_environment, "to": s.bottleneck.to_environment,
-                    "median_seconds": s.bottleneck.wait.median},
-                "promotion_waits": [
-                    {"from": w.from_environment, "to": w.to_environment, **summary_json(w.wait)}
-                    for w in s.promotion_waits],
+                **stages_json(s.bottleneck, s.promotion_waits),
                 "environments": [
                     {"environment": e.environment, "revision": e.revision, "version": e.version,
                      "last_deployed_at": rfc3339(e.last_deployed_at) if e.last_deployed_at
@@ -59,15 +54,7 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
             for s in window.services
         ],
         # every service's waits together: the tables' 'all' row (`devex explain bottleneck`)
-        "organisation": {
-            "bottleneck": None if window.bottleneck is None else {
-                "from": window.bottleneck.from_environment,
-                "to": window.bottleneck.to_environment,
-                "median_seconds": window.bottleneck.wait.median},
-            "promotion_waits": [
-                {"from": w.from_environment, "to": w.to_environment, **summary_json(w.wait)}
-                for w in window.promotion_waits],
-        },
+        "organisation": stages_json(window.bottleneck, window.promotion_waits),
         "deployments_per_month": [
             {"service": service, "environment": environment, "month": month, "deployments": n}
             for (service, environment, month), n in sorted(snapshot.monthly.items())
@@ -114,3 +101,16 @@ def summary_json(summary: Summary) -> dict[str, Any]:
 def skipped_json(skipped: Sequence[Skipped]) -> list[dict[str, str]]:
     """The skipped items as `status --format json` and `collect --format json` write them."""
     return [{"path": s.path, "commit": s.commit, "reason": s.reason} for s in skipped]
+
+
+def bottleneck_json(neck: PromotionWait | None) -> dict[str, Any] | None:
+    """The slowest promotion stage as the JSON views write it (None: no stage measured)."""
+    return None if neck is None else {"from": neck.from_environment, "to": neck.to_environment,
+                                      "median_seconds": neck.wait.median}
+
+
+def stages_json(neck: PromotionWait | None, waits: Sequence[PromotionWait]) -> dict[str, Any]:
+    """A service's (or every service's) bottleneck and promotion waits."""
+    return {"bottleneck": bottleneck_json(neck),
+            "promotion_waits": [{"from": w.from_environment, "to": w.to_environment,
+                                 **summary_json(w.wait)} for w in waits]}
