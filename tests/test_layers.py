@@ -15,7 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "devex_cli"
 # modules). Kept in the order and words of docs/architecture.md's diagram.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("shared", ("devex_cli", "errors", "masking", "textsafe", "timeutil", "parallel", "progress",
-                "interrupt", "cache", "store", "config", "http", "gitcli", "pipeline_context")),
+                "interrupt", "cache", "store", "config", "http", "gitcli", "pipeline_context",
+                "deployment_status")),
     ("core", ("dora", "tickets", "manifests", "gitops_layout", "gitops_reader", "notify.routing",
               "inputs")),
     ("sources", ("sources", "metrics.pushgateway", "notify.teams")),

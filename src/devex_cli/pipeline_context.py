@@ -6,9 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-# The states of a deployment a pipeline reports (`report deployment`, `push-metrics deployment`).
-DEPLOYMENT_STATUSES = ("started", "succeeded", "failed")
-
 
 @dataclass(frozen=True)
 class PipelineContext:

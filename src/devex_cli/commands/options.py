@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from devex_cli.deployment_status import DEPLOYMENT_STATUSES
 from devex_cli.errors import UsageError
-from devex_cli.pipeline_context import DEPLOYMENT_STATUSES
 
 if TYPE_CHECKING:
     from devex_cli.config import Settings

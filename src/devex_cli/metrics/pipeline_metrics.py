@@ -10,9 +10,9 @@ from datetime import datetime
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from devex_cli.deployment_status import DEPLOYMENT_STATUSES
 from devex_cli.inputs.junit import TestReport
 from devex_cli.inputs.security import SEVERITIES, SecurityReport
-from devex_cli.pipeline_context import DEPLOYMENT_STATUSES
 
 
 def _severity_label(name: str) -> str:
