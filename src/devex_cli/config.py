@@ -36,10 +36,10 @@ def _key(default: Any = None, *, doc: str, example: str, commands: tuple[str, ..
 
 # Who reads what; a test checks that each of these is a devex command.
 _READ_GITOPS = ("status", "collect", "gate qa-release", "report deployment")
-_USE_JIRA = ("gate qa-release", "collect", "report deployment")
+JIRA_COMMANDS = ("gate qa-release", "collect", "report deployment")
 _USE_ARGOCD = ("status", "collect")
-_REPORT = ("report deployment", "report tests", "report security")
-_USE_HTTP = ("gate qa-release", "status", "collect", *_REPORT, "push-metrics")
+REPORT_COMMANDS = ("report deployment", "report tests", "report security")
+_USE_HTTP = ("gate qa-release", "status", "collect", *REPORT_COMMANDS, "push-metrics")
 
 
 @dataclass(frozen=True)
@@ -84,22 +84,22 @@ class GitOpsSettings:
 class JiraSettings:
     url: str | None = _key(
         doc="Jira base URL; tickets link to `<url>/browse/KEY`.",
-        example='"https://acme.atlassian.net"', commands=_USE_JIRA,
+        example='"https://acme.atlassian.net"', commands=JIRA_COMMANDS,
         unset="no Jira; `gate qa-release` exits 2 when the commits name tickets, `collect` "
               "shows tickets without fix versions and reads no incidents",
         env="JIRA_URL")
     projects: tuple[str, ...] = _key(
         (), doc="Only keys of these Jira projects count as tickets (`--project` overrides it "
                 "in `gate qa-release`).",
-        example='["PAY", "WEB"]', commands=_USE_JIRA, unset="every key the pattern finds")
+        example='["PAY", "WEB"]', commands=JIRA_COMMANDS, unset="every key the pattern finds")
     ticket_pattern: str | None = _key(
         doc="Regular expression of ticket keys, searched in whole commit messages "
             "(`--ticket-pattern` overrides it in `gate qa-release`).",
-        example=r"'\b(PAY|WEB)-[0-9]+\b'", commands=_USE_JIRA, unset="`{ticket_pattern}`")
+        example=r"'\b(PAY|WEB)-[0-9]+\b'", commands=JIRA_COMMANDS, unset="`{ticket_pattern}`")
     batch_size: int = _key(
         100, doc="Ticket keys per Jira request (capped at the most one request takes, {max_keys}).",
-        example="50", commands=_USE_JIRA)
-    concurrency: int = _key(4, doc="Jira requests at once.", example="2", commands=_USE_JIRA)
+        example="50", commands=JIRA_COMMANDS)
+    concurrency: int = _key(4, doc="Jira requests at once.", example="2", commands=JIRA_COMMANDS)
     incident_jql: str | None = _key(
         doc="JQL of incident tickets, which count as failures of the service named by their "
             "component or label.",
@@ -139,17 +139,17 @@ class RouteRule:
 
     event: str | None = _key(
         doc="The event the rule is for: `deployment`, `pr_deployment`, `tests` or `security`.",
-        example='"deployment"', commands=_REPORT, unset="any event")
+        example='"deployment"', commands=REPORT_COMMANDS, unset="any event")
     environment: str | None = _key(
         doc="Glob on the deployment's environment (tests and security events have none, so a "
             "rule with it never matches them).",
         example='"prod*"', commands=("report deployment",), unset="any environment")
     branch: str | None = _key(
         doc="Glob on the branch (`$BITBUCKET_BRANCH`).", example='"release/*"',
-        commands=_REPORT, unset="any branch")
+        commands=REPORT_COMMANDS, unset="any branch")
     channels: tuple[str, ...] = _key(
         (), doc="The channels the event goes to, each posted to `$TEAMS_WEBHOOK_<CHANNEL>`.",
-        example='["deployments", "leadership"]', commands=_REPORT,
+        example='["deployments", "leadership"]', commands=REPORT_COMMANDS,
         unset="a matching rule sends the event nowhere")
 
 
@@ -158,7 +158,7 @@ class ReportSettings:
     payload: str = _key(
         "envelope", doc="`envelope`: the Teams Workflows message with the card attached; "
                         "`bare`: the card alone, for hand-built flows.",
-        example='"bare"', commands=_REPORT)
+        example='"bare"', commands=REPORT_COMMANDS)
     fun: bool = _key(
         True, doc="Small notes on the cards (a Friday-afternoon production deployment, a "
                   "thousand tests all green).",
@@ -166,12 +166,12 @@ class ReportSettings:
     templates_dir: str | None = _key(
         doc="Folder of Jinja card templates replacing the shipped ones (relative to the current "
             "folder).",
-        example='"ci/teams-templates"', commands=_REPORT, unset="the templates shipped with devex")
+        example='"ci/teams-templates"', commands=REPORT_COMMANDS, unset="the templates shipped with devex")
     routes: tuple[RouteRule, ...] = _key(
         (), doc="Routing rules, `[[report.routes]]` tables: the first that matches decides the "
                 "channels (`--channel` replaces the routing).",
         example='[{ event = "security", channels = ["security", "leadership"] }]',
-        commands=_REPORT, unset="the default routing (README, `devex report`)")
+        commands=REPORT_COMMANDS, unset="the default routing (README, `devex report`)")
 
 
 @dataclass(frozen=True)
@@ -231,7 +231,7 @@ class CacheSettings:
             "slower and deployments older than Argo CD's last 10 syncs are timed by their "
             "GitOps commits.",
         example='"/var/cache/devex"',
-        commands=("status", "collect", "gate qa-release", *_REPORT),
+        commands=("status", "collect", "gate qa-release", *REPORT_COMMANDS),
         unset="`$XDG_CACHE_HOME/devex`, else `~/.cache/devex`", env="DEVEX_CACHE_DIR")
 
 

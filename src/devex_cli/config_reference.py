@@ -17,13 +17,12 @@ from dataclasses import MISSING, Field, dataclass, fields
 from typing import Any
 
 from devex_cli import config
+from devex_cli.config import JIRA_COMMANDS, REPORT_COMMANDS
 
 ALL_READING_THE_FILE = ("gate qa-release", "status", "collect", "report deployment",
                         "report tests", "report security", "push-metrics")
-_REPORT = ("report deployment", "report tests", "report security")
-_USE_JIRA = ("gate qa-release", "collect", "report deployment")
 _USE_BITBUCKET = ("collect", "report deployment")
-_CACHE = ("status", "collect", "gate qa-release", *_REPORT, "demo")
+_CACHE = ("status", "collect", "gate qa-release", *REPORT_COMMANDS, "demo")
 _TABLES = ("status", "collect", "demo")
 _PUSH = ("push-metrics",)
 _PUSH_EVENTS = ("push-metrics deployment", "push-metrics tests", "push-metrics security")
@@ -64,15 +63,15 @@ ENVIRONMENT: tuple[EnvironmentVariable, ...] = (
         "XDG_CACHE_HOME", "Where the default cache goes: `$XDG_CACHE_HOME/devex`.", _CACHE,
         "/home/ci/.cache", unset="`~/.cache` (from `$HOME`)"),
     EnvironmentVariable(
-        "JIRA_URL", "Jira base URL.", _USE_JIRA, "https://acme.atlassian.net",
+        "JIRA_URL", "Jira base URL.", JIRA_COMMANDS, "https://acme.atlassian.net",
         overrides="jira.url"),
     EnvironmentVariable(
         "JIRA_EMAIL", "With `JIRA_API_TOKEN`: Basic auth to Jira Cloud (`/rest/api/3`).",
-        _USE_JIRA, "devex-bot@acme.example",
+        JIRA_COMMANDS, "devex-bot@acme.example",
         unset="the token alone is a Data Center personal access token (Bearer, `/rest/api/2`)"),
     EnvironmentVariable(
         "JIRA_API_TOKEN", "Jira's API token (with `JIRA_EMAIL`), or a Data Center personal "
-        "access token alone. devex never asks Jira anonymously.", _USE_JIRA, "(a token)",
+        "access token alone. devex never asks Jira anonymously.", JIRA_COMMANDS, "(a token)",
         secret=True, unset="Jira cannot be asked: an error where it must be"),
     EnvironmentVariable(
         "ARGOCD_SERVER", "Argo CD's API, `host[:port]` or a URL, as the `argocd` CLI names it "
@@ -96,7 +95,7 @@ ENVIRONMENT: tuple[EnvironmentVariable, ...] = (
     EnvironmentVariable(
         "TEAMS_WEBHOOK_<CHANNEL>", "Teams Workflows webhook of a channel: its name upper-cased, "
         "every character but letters and digits as `_` (`TEAMS_WEBHOOK_DEPLOYMENTS`, `_PR`, "
-        "`_QA`, `_SECURITY`, ...).", _REPORT,
+        "`_QA`, `_SECURITY`, ...).", REPORT_COMMANDS,
         "https://prod-00.westeurope.logic.azure.com/workflows/...", secret=True,
         unset="a routed channel without one is a warning"),
     EnvironmentVariable(
@@ -120,28 +119,28 @@ PIPELINE: tuple[EnvironmentVariable, ...] = (
     EnvironmentVariable(
         "BITBUCKET_COMMIT", "The commit: `--head` of the gate, the card's commit and change set, "
         "the default `--version`.",
-        ("gate qa-release", *_REPORT, "push-metrics deployment"), "58ddfd6a...",
+        ("gate qa-release", *REPORT_COMMANDS, "push-metrics deployment"), "58ddfd6a...",
         unset="the current folder's `HEAD`"),
     EnvironmentVariable("BITBUCKET_BRANCH", "The branch: routing, and the card's branch.",
-                        _REPORT, "main", unset="the current folder's branch"),
+                        REPORT_COMMANDS, "main", unset="the current folder's branch"),
     EnvironmentVariable("BITBUCKET_TAG", "Read into the pipeline context; unused yet.", _UNUSED,
                         "v1.4.2"),
-    EnvironmentVariable("BITBUCKET_PR_ID", "A PR: routing to `pr`, the card's PR link.", _REPORT,
+    EnvironmentVariable("BITBUCKET_PR_ID", "A PR: routing to `pr`, the card's PR link.", REPORT_COMMANDS,
                         "128"),
     EnvironmentVariable("BITBUCKET_PR_DESTINATION_BRANCH", "The PR's destination, on the card.",
-                        _REPORT, "main"),
+                        REPORT_COMMANDS, "main"),
     EnvironmentVariable(
         "BITBUCKET_REPO_SLUG", "The repository: the default `--service`, the card's repository, "
-        "the PR's title from Bitbucket.", ("gate qa-release", *_REPORT, *_PUSH_EVENTS),
+        "the PR's title from Bitbucket.", ("gate qa-release", *REPORT_COMMANDS, *_PUSH_EVENTS),
         "payments", unset="`--service` is needed"),
     EnvironmentVariable("BITBUCKET_WORKSPACE", "The default of `bitbucket.workspace`.",
                         _USE_BITBUCKET, "acme"),
     EnvironmentVariable("BITBUCKET_BUILD_NUMBER", "The pipeline's number and link, on the card.",
-                        _REPORT, "1042"),
+                        REPORT_COMMANDS, "1042"),
     EnvironmentVariable("BITBUCKET_DEPLOYMENT_ENVIRONMENT",
                         "Read into the pipeline context; unused yet.", _UNUSED, "production"),
     EnvironmentVariable("BITBUCKET_GIT_HTTP_ORIGIN", "Links to the commit, PR and pipeline.",
-                        _REPORT, "https://bitbucket.org/acme/payments"),
+                        REPORT_COMMANDS, "https://bitbucket.org/acme/payments"),
     EnvironmentVariable("BITBUCKET_EXIT_CODE", "Read into the pipeline context; unused yet.",
                         _UNUSED, "0"),
     EnvironmentVariable("BITBUCKET_PIPELINE_UUID", "Read into the pipeline context; unused yet.",
