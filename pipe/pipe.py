@@ -12,7 +12,6 @@ failed (the gate blocked), 2 a usage or input error (a wrong pipe variable too),
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -24,9 +23,6 @@ COMMANDS = ("gate", "report", "push-metrics", "collect", "status")
 EVENTS = ("deployment", "tests", "security")
 EXIT_MEANING = {0: "success", 1: "a check failed: a gate blocked", 2: "usage or input error",
                 3: "an upstream could not be read"}
-_URL_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-
-
 class PipeError(Exception):
     """A pipe variable that devex cannot be run with (exit 2)."""
 
@@ -193,8 +189,11 @@ def devex_arguments(environ: Mapping[str, str]) -> list[str]:
 
 
 def printable(args: list[str]) -> str:
-    """The command line for the log, credentials inside URLs masked."""
-    return _URL_USERINFO.sub(r"\1****@", shlex.join(["devex", *args]))
+    """The command line for the log, credentials inside URLs masked (devex's own masking: the
+    pipe runs with devex's interpreter)."""
+    from devex_cli.masking import mask
+
+    return mask(shlex.join(["devex", *args]))
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:
