@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import islice
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from devex_cli.dora import tiers
 from devex_cli.dora.evidence import (
@@ -38,7 +38,8 @@ from devex_cli.dora.model import (
     TicketInfo,
     WindowFigures,
 )
-from devex_cli.dora.rollbacks import rollbacks
+from devex_cli.dora.past import Past
+from devex_cli.dora.rollbacks import Ranks, rollbacks
 from devex_cli.dora.stats import Summary
 
 STANDARD_WINDOWS = {"7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
@@ -49,23 +50,36 @@ _TIME = attrgetter("time")  # a record's, for sorting
 
 
 class _History:
-    """The records in order, with what every window needs computed once."""
+    """The records in order, with what every window needs computed once.
+
+    With `past` (what the records before its cut left: `past_of`), `records` are those from the
+    cut on, and every figure of a window starting at the cut or later is the whole history's.
+    """
 
     def __init__(self, records: Iterable[DeploymentRecord], incidents: Sequence[Incident],
                  production: str | None, environments: Sequence[str] = (),
-                 redeployments: Iterable[RedeploymentRecord] = ()) -> None:
+                 redeployments: Iterable[RedeploymentRecord] = (),
+                 past: Past | None = None) -> None:
         ordered = sorted(records, key=_TIME)
+        self.past, self.production, self.environments = past, production, tuple(environments)
+        if past is not None and ordered and ordered[0].time < past.cut:
+            raise ValueError(f"a record of {ordered[0].time} is before the cut {past.cut}")
+        # each (service, environment)'s last record before the cut: its state at the cut
+        self.before: Mapping[_Key, DeploymentRecord] = past.before if past else {}
         self.rebuilt: dict[_Key, list[datetime]] = defaultdict(list)  # redeployment times
         for rebuild in redeployments:
             self.rebuilt[(rebuild.service, rebuild.environment)].append(rebuild.time)
         for times in self.rebuilt.values():
             times.sort()
         self.by_key: dict[_Key, list[DeploymentRecord]] = defaultdict(list)
+        for key in self.before:  # deployed to before the cut (in the whole history's order)
+            self.by_key[key] = []
         for record in ordered:
             self.by_key[(record.service, record.environment)].append(record)
         self.rollback: dict[int, bool] = {}
-        for group in self.by_key.values():
-            self.rollback.update(zip(map(id, group), rollbacks(group), strict=True))
+        for key, group in self.by_key.items():
+            ranks = past.ranks[key].copy() if past is not None and key in past.ranks else None
+            self.rollback.update(zip(map(id, group), rollbacks(group, ranks), strict=True))
         # Why each deployment failed (no signal: it did not). A deployment looks only at its
         # service's incidents (every incident for every deployment was quadratic).
         self.signals: dict[int, tuple[FailureSignal, ...]] = {}
@@ -83,10 +97,15 @@ class _History:
         self.first: dict[_Key, dict[str, datetime]] = defaultdict(dict)
         self.carrier: dict[_Key, dict[str, DeploymentRecord]] = defaultdict(dict)
         self.changes: dict[str, Change] = {}
+        # per key, how many of `first`'s commits arrived before the cut (they come first)
+        self.arrived_before: dict[_Key, int] = {}
         known = self.changes
+        arrived = past.arrivals if past is not None else {}
         for key, group in self.by_key.items():
             # the one loop over every commit of the history: locals only (a run's largest cost)
-            first: dict[str, datetime] = {}
+            first: dict[str, datetime] = dict(sorted(arrived.get(key, {}).items(),
+                                                     key=itemgetter(1)))
+            self.arrived_before[key] = len(first)
             carrier: dict[str, DeploymentRecord] = {}
             for record in group:
                 if not record.change_set:
@@ -94,17 +113,19 @@ class _History:
                 at = record.time
                 for change in record.change_set:
                     sha = change.sha
-                    if sha not in first:  # else it is in `changes` already
+                    if sha not in first:
                         first[sha] = at
                         carrier[sha] = record
                         known.setdefault(sha, change)
+                    elif sha not in known:  # it arrived before the cut
+                        known[sha] = change
             if first:  # an environment with no commit has no entry (as a defaultdict's)
                 self.first[key], self.carrier[key] = first, carrier
         self.merges = {sha for sha, change in self.changes.items() if change.merge}
         self.ordered = ordered
         self.ordered_times = [r.time for r in ordered]
         # When the history of each environment starts: its first deployment of any service.
-        self.began: dict[str, datetime] = {}
+        self.began: dict[str, datetime] = dict(past.began) if past is not None else {}
         for record in ordered:
             self.began.setdefault(record.environment, record.time)
         # For windows: record times, and commits by the time they first arrived, in order (a
@@ -114,6 +135,8 @@ class _History:
         self.arrivals = {key: list(zip(first.values(), first, strict=True))
                          for key, first in self.first.items()}
         self.arrival_times = {key: list(first.values()) for key, first in self.first.items()}
+        self.without_change_set = (past.without_change_set if past is not None else 0) + sum(
+            1 for r in ordered if r.change_set is None and r.revision is not None)
         self.hotfix: set[int] = set()
         if production is not None and production in environments:
             before = environments[: list(environments).index(production)]
@@ -136,12 +159,14 @@ class _History:
 
 
 def failure_signals(records: Iterable[DeploymentRecord], *, argocd: Collection[str] = (),
-                    incidents: bool = False) -> dict[str, tuple[str, ...]]:
+                    incidents: bool = False,
+                    past: Past | None = None) -> dict[str, tuple[str, ...]]:
     """Per service, the failure signals its figures rest on (model.FAILURE_SIGNALS, in that
     order): `gitops` (rollbacks from the GitOps history) always; `ancestry` where the app
     repository judged at least one of its deployments against the one it replaced; `argocd` for
-    the services Argo CD answered for; `incidents` when incident tickets were read."""
-    judged: dict[str, bool] = {}
+    the services Argo CD answered for; `incidents` when incident tickets were read. With `past`,
+    `records` are those from its cut on."""
+    judged: dict[str, bool] = dict(past.judged) if past is not None else {}
     for record in records:
         judged[record.service] = (judged.get(record.service, False)
                                   or record.ancestry_rollback is not None)
@@ -159,10 +184,47 @@ FigureHistory = _History
 
 def history_of(records: Iterable[DeploymentRecord], *, environments: Sequence[str],
                production: str | None, incidents: Sequence[Incident] = (),
-               redeployments: Iterable[RedeploymentRecord] = ()) -> _History:
+               redeployments: Iterable[RedeploymentRecord] = (),
+               past: Past | None = None) -> _History:
     """The records in order with what every figure reads, as `build_snapshot` makes it: for
-    `environment_evidence`, `promotion_evidence` and `ticket_evidence`."""
-    return _History(records, incidents, production, environments, redeployments)
+    `environment_evidence`, `promotion_evidence` and `ticket_evidence`. With `past` (see
+    `past_of`), `records` are those from its cut on."""
+    return _History(records, incidents, production, environments, redeployments, past)
+
+
+def past_of(history: _History, cut: datetime) -> Past:
+    """What the records of `history` before `cut` leave for the figures after it (`history_of`
+    with `past=` goes on from it). `history` is the whole history's (it has no past)."""
+    if history.past is not None:
+        raise ValueError("the past is taken from a whole history")
+    before: dict[_Key, DeploymentRecord] = {}
+    ranks: dict[_Key, Ranks] = {}
+    monthly: dict[tuple[str, str, int, int], int] = defaultdict(int)
+    judged: dict[str, bool] = {}
+    without = 0
+    for key, group in history.by_key.items():
+        prefix = group[: bisect_left(history.times[key], cut)]
+        if not prefix:
+            continue
+        before[key], ranks[key] = prefix[-1], Ranks.after(prefix)
+        for record in prefix:
+            monthly[(key[0], key[1], record.time.year, record.time.month)] += 1
+            without += record.change_set is None and record.revision is not None
+            judged[key[0]] = judged.get(key[0], False) or record.ancestry_rollback is not None
+    arrivals = {key: early for key, first in history.first.items()
+                if (early := {sha: at for sha, at in first.items() if at < cut})}
+    unpromoted: dict[_Key, tuple[Change, ...]] = {}
+    production = history.production
+    if production is not None and production in history.environments:
+        stages = history.environments[: history.environments.index(production)]
+        for (service, environment), early in arrivals.items():
+            if environment in stages:
+                there = arrivals.get((service, production), {})
+                unpromoted[(service, environment)] = tuple(
+                    history.changes[sha] for sha in early if sha not in there)
+    return Past(cut, before, ranks, arrivals,
+                {env: at for env, at in history.began.items() if at < cut}, dict(monthly),
+                without, judged, unpromoted)
 
 
 def _failure_signals(record: DeploymentRecord, following: DeploymentRecord | None,
@@ -214,6 +276,9 @@ def build_snapshot(
     """
     if history is None:
         history = _History(records, incidents, production, environments, redeployments)
+    if history.past is not None and min(start, now - max(STANDARD_WINDOWS.values())) < (
+            history.past.cut):
+        raise ValueError(f"a window starts before the cut {history.past.cut} of the records")
     deployments = tuple(
         ReportedDeployment(
             service=r.service, environment=r.environment, revision=r.revision, version=r.version,
@@ -231,8 +296,7 @@ def build_snapshot(
     windows = {name: _window(name, history, environments, production, now - span, now, now)
                for name, span in STANDARD_WINDOWS.items()}
     quality = data_quality or DataQuality()
-    quality = replace(quality, deployments_without_change_set=sum(
-        1 for r in history.ordered if r.change_set is None and r.revision is not None))
+    quality = replace(quality, deployments_without_change_set=history.without_change_set)
     return Snapshot(
         generated_at=now,
         environments=tuple(environments),
@@ -330,7 +394,7 @@ def environment_evidence(history: _History, service: str, environment: str, star
     rebuilt = history.rebuilt.get(key, [])
     return EnvironmentEvidence(
         service=service, environment=environment, deployments=inside,
-        current=group[last - 1] if last else None, coverage=coverage,
+        current=group[last - 1] if last else history.before.get(key), coverage=coverage,
         failures=tuple(failures), leads=leads,
         rollbacks=tuple(r for r in inside if history.is_rollback(r)),
         hotfixes=tuple(r for r in inside if id(r) in history.hotfix),
@@ -450,6 +514,10 @@ def _tier(production: EnvironmentFigures | None) -> str | None:
 def _monthly(history: _History, now: datetime) -> dict[tuple[str, str, str], int]:
     first_month = (now.year * 12 + now.month - 1) - (MONTHS_KEPT - 1)
     counts: dict[tuple[str, str, int, int], int] = defaultdict(int)
+    for (service, environment, year, month), n in (
+            history.past.monthly.items() if history.past is not None else ()):
+        if year * 12 + month - 1 >= first_month:
+            counts[(service, environment, year, month)] += n
     for record in history.ordered:
         if record.time.year * 12 + record.time.month - 1 >= first_month:
             counts[(record.service, record.environment, record.time.year, record.time.month)] += 1
@@ -491,8 +559,14 @@ def _not_in_production(history: _History, service: str, environment: str, produc
     if (service, environment) in pending:
         return pending[(service, environment)]
     in_production = history.first.get((service, production), {})
-    return (history.changes[sha] for sha in history.first.get((service, environment), {})
-            if sha not in in_production)
+    here = history.first.get((service, environment), {})
+    if history.past is None:
+        return (history.changes[sha] for sha in here if sha not in in_production)
+    # those that arrived before the cut and not in production then, then those after it
+    before = history.past.unpromoted.get((service, environment), ())
+    after = islice(here, history.arrived_before.get((service, environment), 0), None)
+    return itertools.chain((c for c in before if c.sha not in in_production),
+                           (history.changes[sha] for sha in after if sha not in in_production))
 
 
 def ticket_evidence(history: _History, service: str, environment: str, production: str,

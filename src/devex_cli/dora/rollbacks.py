@@ -11,36 +11,86 @@ the second A is one; A, B, A, B: the second B is not).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from devex_cli.dora.model import DeploymentRecord
 
 _SHORTEST_REVISION = 7  # the contract's revisions are 7 to 40 hex digits
 
 
-def rollbacks(group: Sequence[DeploymentRecord]) -> list[bool]:
+def rollbacks(group: Sequence[DeploymentRecord], ranks: Ranks | None = None) -> list[bool]:
     """For the deployments of one service to one environment, in time order: whether each is
-    a rollback."""
-    ranks = _Ranks()
+    a rollback. `ranks`: what the deployments before `group` left (`Ranks.after`); it goes on
+    from there (and is updated)."""
+    ranks = Ranks() if ranks is None else ranks
     verdicts = []
-    previous: int | None = None
     for record in group:
         rank = ranks.of(record)
         if record.ancestry_rollback is not None:
             verdicts.append(record.ancestry_rollback)
         else:
-            verdicts.append(rank is not None and previous is not None and previous > rank)
-        previous = rank if rank is not None else ranks.add(record)
+            verdicts.append(rank is not None and ranks.previous is not None
+                            and ranks.previous > rank)
+        ranks.previous = rank if rank is not None else ranks.add(record)
     return verdicts
 
 
-class _Ranks:
-    """The order in which releases first reached an environment. A release is its revision,
-    else its version (`Release.identity`); a short SHA and the full one are the same release."""
+class Ranks:
+    """The order in which releases first reached an environment, and the rank of the release
+    deployed last. A release is its revision, else its version (`Release.identity`); a short SHA
+    and the full one are the same release."""
 
     def __init__(self) -> None:
         self._versions: dict[str, int] = {}
         self._revisions: dict[str, list[tuple[str, int]]] = {}  # by the first 7 characters
         self._count = 0
+        self.previous: int | None = None
+
+    @classmethod
+    def after(cls, group: Sequence[DeploymentRecord]) -> Ranks:
+        """The ranks the deployments of `group` (in time order) leave."""
+        ranks = cls()
+        rollbacks(group, ranks)
+        return ranks
+
+    def state(self) -> dict[str, Any]:
+        """As JSON values (`from_state` reads them back)."""
+        return {"versions": self._versions, "count": self._count, "previous": self.previous,
+                "revisions": [[r, n] for pairs in self._revisions.values() for r, n in pairs]}
+
+    @classmethod
+    def from_state(cls, state: Any) -> Ranks:
+        """The ranks `state` wrote; ValueError for a value it cannot have written."""
+        ranks = cls()
+        try:
+            versions, count, previous = state["versions"], state["count"], state["previous"]
+            revisions = state["revisions"]
+        except (KeyError, TypeError) as exc:
+            raise ValueError("not a ranks state") from exc
+        if not (type(versions) is dict and type(count) is int and type(revisions) is list
+                and (previous is None or type(previous) is int)
+                and all(type(k) is str and type(v) is int for k, v in versions.items())):
+            raise ValueError("not a ranks state")
+        ranks._versions, ranks._count, ranks.previous = dict(versions), count, previous
+        for pair in revisions:
+            if not (type(pair) is list and len(pair) == 2 and type(pair[0]) is str
+                    and type(pair[1]) is int):
+                raise ValueError("not a ranks state")
+            ranks._revisions.setdefault(pair[0][:_SHORTEST_REVISION], []).append(
+                (pair[0], pair[1]))
+        return ranks
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ranks) and self.state() == other.state()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def copy(self) -> Ranks:
+        ranks = Ranks()
+        ranks._versions, ranks._count, ranks.previous = dict(self._versions), self._count, \
+            self.previous
+        ranks._revisions = {k: list(v) for k, v in self._revisions.items()}
+        return ranks
 
     def of(self, record: DeploymentRecord) -> int | None:
         if record.revision is None:

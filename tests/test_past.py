@@ -1,0 +1,166 @@
+"""The figures from the records after a cut and what those before it left (`past_of`) are the
+whole history's, for any window starting at the cut or later; and a past read back from its
+stored form is the same past."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from devex_cli.dora import past as stored
+from devex_cli.dora.compute import (
+    STANDARD_WINDOWS,
+    build_snapshot,
+    environment_evidence,
+    failure_signals,
+    history_of,
+    past_of,
+    promotion_evidence,
+    ticket_evidence,
+)
+from devex_cli.dora.model import Change, DeploymentRecord, Incident, RedeploymentRecord
+
+ENVIRONMENTS = ("dev", "qa", "preprod", "prod")
+START = datetime(2025, 1, 1, tzinfo=UTC)
+DAYS = 400
+
+
+def world(seed: int) -> tuple[list[DeploymentRecord], list[Incident], list[RedeploymentRecord]]:
+    """A random history: services whose commits move through the environments, with rollbacks
+    (by the GitOps history or by ancestry), versions without a revision, unknown change sets,
+    merges, commits that never reach production, failed syncs, incidents and rebuilds."""
+    rng = random.Random(seed)
+    records: list[DeploymentRecord] = []
+    incidents, rebuilds = [], []
+    for s in range(3):
+        service = f"svc{s}"
+        commits: list[Change] = []
+        at = START
+        deployed: dict[str, int] = {}  # environment -> index of its revision in commits
+        while at < START + timedelta(days=DAYS):
+            at += timedelta(hours=rng.uniform(1, 60))
+            if rng.random() < 0.5 or not commits:
+                commits.append(Change(f"{service}{len(commits):05d}".ljust(40, "a"),
+                                      at - timedelta(hours=rng.uniform(0, 50)),
+                                      tuple(f"P{s}-{rng.randrange(60)}"
+                                            for _ in range(rng.randrange(3))),
+                                      merge=rng.random() < 0.1))
+            environment = rng.choice(ENVIRONMENTS)
+            stage = ENVIRONMENTS.index(environment)
+            earlier = deployed.get(ENVIRONMENTS[stage - 1]) if stage else None
+            roll = rng.random()
+            if roll < 0.1 and environment in deployed:  # back to an older revision
+                target = rng.randrange(0, deployed[environment] + 1)
+            elif earlier is not None and roll < 0.8:  # a promotion
+                target = earlier
+            else:  # the newest commit (a hotfix when it skips stages)
+                target = len(commits) - 1
+            old = deployed.get(environment)
+            deployed[environment] = target
+            change_set: tuple[Change, ...] | None = None
+            if old is not None and rng.random() < 0.95:
+                change_set = tuple(commits[old + 1: target + 1])
+            revision = commits[target].sha if rng.random() < 0.95 else None
+            records.append(DeploymentRecord(
+                service, environment, revision, f"1.{target}", at, f"g{len(records):06d}",
+                change_set=change_set if revision else None,
+                ancestry_rollback=(target < old if old is not None and rng.random() < 0.5
+                                   else None),
+                failed_sync=rng.random() < 0.03))
+            if rng.random() < 0.05:
+                incidents.append(Incident(f"INC-{len(incidents)}", service,
+                                          at + timedelta(hours=rng.uniform(0, 30))))
+            if rng.random() < 0.05:
+                rebuilds.append(RedeploymentRecord(service, environment,
+                                                   at + timedelta(hours=1)))
+    rng.shuffle(records)  # the figures sort them; ties keep the order they came in
+    return records, incidents, rebuilds
+
+
+def figures(records: list[DeploymentRecord], incidents: list[Incident],
+            rebuilds: list[RedeploymentRecord], start: datetime, end: datetime,
+            now: datetime, history: object = None) -> list[object]:
+    """A snapshot and every evidence `devex explain` reads."""
+    if history is None:
+        history = history_of(records, environments=ENVIRONMENTS, production="prod",
+                             incidents=incidents, redeployments=rebuilds)
+    snapshot = build_snapshot(records, environments=ENVIRONMENTS, production="prod", now=now,
+                              start=start, end=end, incidents=incidents,
+                              redeployments=rebuilds, history=history)  # type: ignore[arg-type]
+    seen: list[object] = [snapshot]
+    keys = sorted(history.by_key)  # type: ignore[attr-defined]
+    for service, environment in keys:
+        seen.append(environment_evidence(history, service, environment,  # type: ignore[arg-type]
+                                         start, end, now))
+        if environment != "prod":
+            seen.append(ticket_evidence(history, service, environment,  # type: ignore[arg-type]
+                                        "prod", {}))
+    for service in sorted({s for s, _ in keys}):
+        seen.append(promotion_evidence(history, service, ENVIRONMENTS,  # type: ignore[arg-type]
+                                       "prod", start, end))
+    return seen
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_figures_after_a_cut_are_the_whole_historys(seed: int) -> None:
+    records, incidents, rebuilds = world(seed)
+    whole = history_of(records, environments=ENVIRONMENTS, production="prod",
+                       incidents=incidents, redeployments=rebuilds)
+    rng = random.Random(seed)
+    end_of_history = START + timedelta(days=DAYS)
+    longest = max(STANDARD_WINDOWS.values())
+    for _ in range(4):
+        now = end_of_history + timedelta(days=rng.choice([0, 3, 40]))
+        cut = now - longest - timedelta(days=rng.uniform(0, 200))
+        start = cut + timedelta(days=rng.choice([0, 1, 30]))
+        end = rng.choice([now, start + timedelta(days=10)])
+        past = past_of(whole, cut)
+        # the past as the store gives it back: every arrival (as past_of), or only those of
+        # the commits the records after the cut name (as a collection asks for them)
+        after = [r for r in records if r.time >= cut]
+        named = {c.sha for r in after for c in r.change_set or ()}
+        rows = [row for row in stored.arrival_rows(past) if row[0] in named]
+        kept = stored.from_body(stored.body(past), rows, past.before)
+        assert replace(kept, arrivals=past.arrivals) == past
+        for given in (past, kept):
+            history = history_of(after, environments=ENVIRONMENTS, production="prod",
+                                 incidents=incidents, redeployments=rebuilds, past=given)
+            assert figures(after, incidents, rebuilds, start, end, now, history) == figures(
+                records, incidents, rebuilds, start, end, now), (seed, cut, start, end, now)
+            assert failure_signals([*after, *past.before.values()], past=given) == \
+                failure_signals(records)
+        assert len(after) < len(records)  # the cut left records out
+
+
+def test_a_window_before_the_cut_is_refused() -> None:
+    records, _, _ = world(1)
+    whole = history_of(records, environments=ENVIRONMENTS, production="prod")
+    now = START + timedelta(days=DAYS)
+    past = past_of(whole, now - timedelta(days=100))
+    after = [r for r in records if r.time >= past.cut]
+    history = history_of(after, environments=ENVIRONMENTS, production="prod", past=past)
+    with pytest.raises(ValueError, match="before the cut"):
+        build_snapshot(after, environments=ENVIRONMENTS, production="prod", now=now,
+                       start=now - timedelta(days=101), end=now, history=history)
+    with pytest.raises(ValueError, match="before the cut"):
+        history_of(records, environments=ENVIRONMENTS, production="prod", past=past)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda body: body.replace('"cut":', '"cut":"x","old":'),
+    lambda body: body.replace('"ranks":{', '"ranks":{"a\\nb":{},'),
+    lambda body: body[:-5],
+    lambda body: body.replace('"judged":{', '"judged":{"x":3,'),
+])
+def test_a_damaged_stored_past_is_refused(damage: object) -> None:
+    records, _, _ = world(2)
+    whole = history_of(records, environments=ENVIRONMENTS, production="prod")
+    past = past_of(whole, START + timedelta(days=200))
+    with pytest.raises(ValueError):
+        stored.from_body(damage(stored.body(past)), stored.arrival_rows(past),  # type: ignore[operator]
+                         past.before)
+    with pytest.raises(ValueError):
+        stored.from_body(stored.body(past), [("a", "svc0", "dev")], past.before)
