@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("core", ("dora", "tickets", "manifests", "gitops_layout", "gitops_reader", "notify.routing",
               "inputs")),
     ("sources", ("sources", "metrics.pushgateway", "notify.teams")),
-    ("steps", ("changes", "records", "argocd_refine", "gates.decision")),
+    ("steps", ("changes", "records", "horizon", "argocd_refine", "gates.decision")),
     ("views", ("views", "gates.messages", "notify.cards", "metrics.pipeline_metrics",
                "config_reference")),
     ("orchestration", ("collect", "status", "explain", "gates.qa_release", "notify.send",

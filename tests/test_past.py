@@ -123,7 +123,7 @@ def test_figures_after_a_cut_are_the_whole_historys(seed: int) -> None:
         after = [r for r in records if r.time >= cut]
         named = {c.sha for r in after for c in r.change_set or ()}
         rows = [row for row in stored.arrival_rows(past) if row[0] in named]
-        kept = stored.from_body(stored.body(past), rows, past.before)
+        kept = stored.completed(stored.from_body(stored.body(past)), past.before, rows)
         assert replace(kept, arrivals=past.arrivals) == past
         for given in (past, kept):
             history = history_of(after, environments=ENVIRONMENTS, production="prod",
@@ -160,7 +160,9 @@ def test_a_damaged_stored_past_is_refused(damage: object) -> None:
     whole = history_of(records, environments=ENVIRONMENTS, production="prod")
     past = past_of(whole, START + timedelta(days=200))
     with pytest.raises(ValueError):
-        stored.from_body(damage(stored.body(past)), stored.arrival_rows(past),  # type: ignore[operator]
-                         past.before)
+        stored.from_body(damage(stored.body(past)))  # type: ignore[operator]
+    kept = stored.from_body(stored.body(past))
     with pytest.raises(ValueError):
-        stored.from_body(stored.body(past), [("a", "svc0", "dev")], past.before)
+        stored.completed(kept, past.before, [("a", "svc0", "dev")])
+    with pytest.raises(ValueError):
+        stored.completed(kept, {}, stored.arrival_rows(past))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -139,3 +140,171 @@ def test_the_cycle_collector_does_not_run_during_a_collection(tmp_path: Path,
             assert gc.isenabled() is running
     finally:
         gc.enable()
+
+
+def horizon_snapshot(config: Path, cache: Path, now: datetime, days: int = 30
+                     ) -> tuple[Snapshot, list[str]]:
+    """A collection over the last `days` and the steps it took."""
+    settings = load_settings(config, environ={"XDG_CACHE_HOME": str(cache)})
+    steps: list[str] = []
+    snap = collect(settings, CollectOptions(gitops=None, start=now - timedelta(days=days),
+                                            end=now, offline=True), now=now, step=steps.append)
+    return snap, [s for s in steps if s.startswith("reading the change sets")]
+
+
+def pasts(cache: Path) -> list[int]:
+    with contextlib.closing(sqlite3.connect(cache / "devex" / "devex.sqlite3")) as db:
+        return [cut for (cut,) in db.execute("SELECT cut FROM past ORDER BY cut")]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_warm_collection_reads_only_the_records_its_windows_need(tmp_path: Path,
+                                                                   seed: int) -> None:
+    """At 240 days of history, a collection whose windows reach 90 days back reads the records
+    of the last four months (and each environment's last one before), not the history: its
+    figures, and every evidence `devex explain` reads, are a whole history's."""
+    root = tmp_path / "org"
+    config = build_demo(root, end=END, days=240, seed=seed, services=SERVICES)
+    kept, rng = tmp_path / "kept", random.Random(seed)
+    now = END + timedelta(hours=1)
+    cold, steps = horizon_snapshot(config, kept, now)
+    (total,) = (int(n) for n in re.findall(r"\d+", steps[0]))
+    assert steps == [f"reading the change sets of {total} deployments"]  # the whole history
+    assert len(pasts(kept)) == 1  # and what it leaves for the next runs
+    warm, steps = horizon_snapshot(config, kept, now)
+    assert warm == cold
+    read, of = (int(n) for n in re.findall(r"\d+", steps[0]))
+    assert steps == [f"reading the change sets of {read} of {total} deployments "
+                     "(those the windows need)"] and of == total and read < total * 0.7
+    when = END + timedelta(hours=2)
+    for rounds in range(2):  # new deployments, over windows of every standard length
+        when = deploy_new(root, rng, when, count=3 + rounds * 4)
+        now = when + timedelta(hours=1)
+        days = rng.choice([7, 30, 90])
+        warm, steps = horizon_snapshot(config, kept, now, days)
+        assert steps[0].endswith("(those the windows need)")
+        assert warm == horizon_snapshot(config, tmp_path / f"fresh{rounds}", now, days)[0]
+    for n, (start, end) in enumerate(((now - timedelta(days=90), now),
+                                      (now - timedelta(days=30), now - timedelta(days=10)))):
+        settings = load_settings(config, environ={"XDG_CACHE_HOME": str(kept)})
+        fresh = load_settings(config, environ={"XDG_CACHE_HOME": str(tmp_path / f"cold{n}")})
+        options = CollectOptions(gitops=None, start=start, end=end, offline=True)
+        ours, theirs = (collect_inputs(s, options, now=now) for s in (settings, fresh))
+        assert ours.history.past is not None and theirs.history.past is None
+        assert ours.snapshot == theirs.snapshot
+        for service, environment in sorted(theirs.history.by_key):
+            assert environment_evidence(ours.history, service, environment, start, end, now) \
+                == environment_evidence(theirs.history, service, environment, start, end, now)
+
+
+def test_a_history_changed_before_the_cut_is_read_whole(tmp_path: Path) -> None:
+    """A deployment dated before the kept cut (a commit with an old date), or a history
+    rewritten there, makes the next collection read the whole history: the figures stay a whole
+    history's."""
+    root = tmp_path / "org"
+    config = build_demo(root, end=END, days=200, seed=3, services=SERVICES)
+    kept = tmp_path / "kept"
+    now = END + timedelta(hours=1)
+    horizon_snapshot(config, kept, now)
+    assert horizon_snapshot(config, kept, now)[1][0].endswith("(those the windows need)")
+    gitops = GitRepo.__new__(GitRepo)
+    gitops.path, gitops.clock = root / "gitops", END - timedelta(days=150)
+    for key, value in (("user.name", "Dev"), ("user.email", "dev@acme.example")):
+        gitops.git("config", key, value)
+    app = root / "apps" / "pay"
+    old = gitops.git("-C", str(app), "rev-list", "--first-parent", "main").split()[-5]
+    gitops.commit("deploy pay to prod, dated long ago", {
+        overlay("pay", "prod"): kustomization([image("pay", old[:7])])},
+        when=END - timedelta(days=150))
+    snap, steps = horizon_snapshot(config, kept, now)
+    assert not steps[0].endswith("(those the windows need)")
+    assert snap == horizon_snapshot(config, tmp_path / "fresh", now)[0]
+    # and the next run goes on from the past this one kept
+    assert horizon_snapshot(config, kept, now)[1][0].endswith("(those the windows need)")
+
+
+@pytest.mark.parametrize("damage", ["body", "arrivals"])
+def test_a_damaged_kept_past_is_read_whole(tmp_path: Path, damage: str) -> None:
+    config = build_demo(tmp_path / "org", end=END, days=200, seed=4, services=SERVICES)
+    kept = tmp_path / "kept"
+    now = END + timedelta(hours=1)
+    cold = horizon_snapshot(config, kept, now)[0]
+    with contextlib.closing(sqlite3.connect(kept / "devex" / "devex.sqlite3")) as db, db:
+        if damage == "body":
+            db.execute("UPDATE past SET body = '{\"cut\": \"soon\"}'")
+        else:
+            db.execute("UPDATE past_arrival SET arrivals = 'dev'")
+    snap, steps = horizon_snapshot(config, kept, now)
+    assert snap == cold
+    # read whole (after reading the records after the cut, when the arrivals were damaged)
+    assert re.fullmatch(r"reading the change sets of \d+ deployments", steps[-1])
+    assert len(steps) == (1 if damage == "body" else 2)
+
+
+def test_a_store_of_version_2_keeps_its_rows(tmp_path: Path) -> None:
+    """Upgrading devex keeps the records computed before (the tables version 3 adds are
+    created): the first collection after it computes no change set again."""
+    config = build_demo(tmp_path / "org", end=END, days=60, seed=5, services=SERVICES)
+    kept = tmp_path / "kept"
+    now = END + timedelta(hours=1)
+    cold = snapshot(config, kept, now)
+    rows = records(kept)
+    with contextlib.closing(sqlite3.connect(kept / "devex" / "devex.sqlite3")) as db, db:
+        db.execute("DROP TABLE past")
+        db.execute("DROP TABLE past_arrival")
+        db.execute("PRAGMA user_version = 2")
+    settings = load_settings(config, environ={"XDG_CACHE_HOME": str(kept)})
+    inputs = collect_inputs(settings, CollectOptions(gitops=None, start=now - timedelta(days=90),
+                                                     end=now, offline=True), now=now)
+    assert inputs.snapshot == cold and records(kept) == rows
+    with contextlib.closing(sqlite3.connect(kept / "devex" / "devex.sqlite3")) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+
+
+def test_argo_cd_times_before_the_cut_are_part_of_the_kept_past(tmp_path: Path) -> None:
+    """Argo CD's `deployedAt` is a record's time: the kept past is taken with it, and a new
+    history entry for a deployment before the cut (a first sync seen late, or an old GitOps
+    commit synced again) makes the next collection read the whole history."""
+    from tests.fakes.argocd import FakeApplication, FakeArgoCD
+
+    root = tmp_path / "org"
+    config = build_demo(root, end=END, days=200, seed=6, services=SERVICES)
+    log = GitRepo.__new__(GitRepo)
+    log.path = root / "gitops"
+    prod = [line.split() for line in log.git(
+        "log", "--first-parent", "--reverse", "--format=%H %ct", "main", "--",
+        overlay("pay", "prod")).splitlines()]
+    server = FakeArgoCD().start()
+    try:
+        head = log.git("rev-parse", "main").strip()
+        app = server.add(FakeApplication(
+            "pay-prod", "apps/pay/overlays/prod", sync_revision=head, history_limit=100,
+            history=[(sha, datetime.fromtimestamp(int(t) + 600, UTC)) for sha, t in prod[:5]]))
+        now = END + timedelta(hours=1)
+
+        def run(cache: Path) -> tuple[Snapshot, list[str]]:
+            settings = load_settings(config, environ={"XDG_CACHE_HOME": str(cache),
+                                                      **server.env()})
+            steps: list[str] = []
+            snap = collect(settings, CollectOptions(gitops=None, start=now - timedelta(days=30),
+                                                    end=now, offline=False),
+                           now=now, step=steps.append)
+            return snap, [s for s in steps if s.startswith("reading the change sets")]
+
+        kept = tmp_path / "kept"
+        cold = run(kept)[0]
+        warm, steps = run(kept)
+        assert warm == cold and steps[0].endswith("(those the windows need)")
+        for n, (sha, seconds) in enumerate((prod[8], prod[9])):
+            # a first sync of an old commit, seen late; then one a week before now
+            late = (datetime.fromtimestamp(int(seconds) + 900, UTC) if n == 0
+                    else now - timedelta(days=7))
+            app.history.append((sha, late))
+            snap, steps = run(kept)
+            assert "those the windows need" not in steps[0]
+            assert snap == run(tmp_path / f"fresh{n}")[0]
+            assert run(kept)[1][0].endswith("(those the windows need)")
+        assert any(d.time == now - timedelta(days=7) and d.environment == "prod"
+                   for d in snap.deployments)
+    finally:
+        server.stop()

@@ -63,12 +63,7 @@ def refine(records: Sequence[DeploymentRecord], view: ArgoView) -> list[Deployme
         key = (record.service, record.environment)
         if key not in latest or record.time >= latest[key].time:
             latest[key] = record
-    deployed_at: dict[str, dict[str, datetime]] = {}  # application -> GitOps commit -> first
-    for name, entries in view.history.items():
-        first = deployed_at[name] = {}
-        for entry in entries:
-            if entry.revision not in first or entry.deployed_at < first[entry.revision]:
-                first[entry.revision] = entry.deployed_at
+    deployed_at = _first_deployed(view)
     refined = []
     for record in records:
         key = (record.service, record.environment)
@@ -83,3 +78,28 @@ def refine(records: Sequence[DeploymentRecord], view: ArgoView) -> list[Deployme
         refined.append(record if (time, failed_sync) == (record.time, record.failed_sync)
                        else replace(record, time=time, failed_sync=failed_sync))
     return refined
+
+
+def deployment_times(deployments: Sequence[Deployment], view: ArgoView | None) -> list[datetime]:
+    """The time `refine` gives each deployment's record: the first `deployedAt` Argo CD has of
+    its GitOps commit, else the commit's time."""
+    if view is None:
+        return [d.time for d in deployments]
+    deployed_at = _first_deployed(view)
+    apps = {key: app.name for key, app in view.applications.items()}
+    times = []
+    for d in deployments:
+        app = apps.get((d.service, d.environment))
+        times.append((deployed_at.get(app, {}).get(d.gitops_commit) if app else None) or d.time)
+    return times
+
+
+def _first_deployed(view: ArgoView) -> dict[str, dict[str, datetime]]:
+    """Application -> GitOps commit -> the first time Argo CD deployed it."""
+    deployed_at: dict[str, dict[str, datetime]] = {}
+    for name, entries in view.history.items():
+        first = deployed_at[name] = {}
+        for entry in entries:
+            if entry.revision not in first or entry.deployed_at < first[entry.revision]:
+                first[entry.revision] = entry.deployed_at
+    return deployed_at

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from devex_cli.argocd_refine import ArgoView, actual_states, refine
+from devex_cli.argocd_refine import ArgoView, actual_states, deployment_times, refine
 from devex_cli.cache import (
     INTEGER,
     TEXT,
@@ -40,10 +40,12 @@ from devex_cli.dora.model import (
     Snapshot,
     TicketInfo,
 )
+from devex_cli.dora.past import Past
 from devex_cli.errors import DevexError
 from devex_cli.gitcli import local_repository
+from devex_cli.horizon import Horizon, earliest_start
 from devex_cli.parallel import in_background
-from devex_cli.records import RecordCache, build_records
+from devex_cli.records import RecordCache, Records, build_records
 from devex_cli.sources import gitops
 from devex_cli.sources.base import OnFirstUse, SourceHealth
 from devex_cli.sources.commitgraph import CommitCheck, CommitGraph
@@ -158,20 +160,26 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
         from devex_cli.sources.bitbucket import BitbucketClient
 
         health.ok(BitbucketClient.system)  # asked only for what the caches do not have
-    cache = RecordCache(settings)
     try:
         step("reading the GitOps history")
         history = _our_history(repo, settings, source_of)
-        step(f"reading the change sets of {len(history.deployments)} deployments")
-        built = build_records(history, source_of, settings, health, cache)
+        view = None
+        if argo_applications is not None:
+            step("asking Argo CD")
+            view = read_argocd(settings, history, health,
+                               applications=argo_applications.result())
+        # the records the windows need, when the store keeps what the earlier ones left
+        times = deployment_times(history.deployments, view)
+        horizon = Horizon.plan(settings, repo, history, times,
+                               earliest_start(options.start, now))
+        built, past = _records(history, source_of, settings, health, horizon, step)
     finally:
         if bitbucket is not None:
             bitbucket.close()
         if store is not None:
             store_cache.save(store)  # what was fetched stays fetched, even after a failure
-        cache.save()
     log.info("%d deployments: %d change set(s) computed, the others kept from earlier runs",
-             len(built.records), built.computed)
+             len(history.deployments), built.computed)
     records, pending, not_found = built.records, built.pending, built.not_found
     quality = DataQuality(
         manifests_skipped=history.skipped_items(),
@@ -179,20 +187,21 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
     )
     actual: dict[tuple[str, str], ActualState] = {}
     argocd_services: set[str] = set()
-    if argo_applications is not None:
-        step("asking Argo CD")
-        view = read_argocd(settings, history, health, applications=argo_applications.result())
-        if view is not None:
-            argocd_services = {service for service, _ in view.applications}
-            records = refine(records, view)
-            actual = actual_states(history, view, lambda synced: gitops.commits_after(
-                repo, synced, history.head))
-            for (service, environment), state in list(actual.items()):
-                graph = graphs.get(service)
-                if graph is not None and state.revision:
-                    full = graph.resolve([state.revision])[state.revision]
-                    actual[(service, environment)] = replace(state,
-                                                             revision=full or state.revision)
+    if view is not None:
+        argocd_services = {service for service, _ in view.applications}
+        records = refine(records, view)
+        actual = actual_states(history, view, lambda synced: gitops.commits_after(
+            repo, synced, history.head))
+        for (service, environment), state in list(actual.items()):
+            graph = graphs.get(service)
+            if graph is not None and state.revision:
+                full = graph.resolve([state.revision])[state.revision]
+                actual[(service, environment)] = replace(state,
+                                                         revision=full or state.revision)
+    after = records
+    if past is not None:  # the records from the cut on, and each key's last one before it
+        after, past = horizon.finish(records, past)
+        records = [*after, *past.before.values()]
     tickets = ticket_source(settings) if not options.offline and settings.jira.url else None
     # one client for the incidents and the look-up, closed however the figures end
     with tickets if tickets is not None else contextlib.nullcontext():
@@ -200,14 +209,16 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
             step("asking Jira")
         incidents = _incidents(settings, history.services, health, tickets) if tickets else None
         quality = replace(quality, failure_signals=failure_signals(
-            records, argocd=argocd_services, incidents=incidents is not None))
+            records, argocd=argocd_services, incidents=incidents is not None, past=past))
         redeployments = tuple(RedeploymentRecord(r.service, r.environment, r.time)
                               for r in history.redeployments)
-        figures = history_of(records, environments=history.environments,
+        figures = history_of(after, environments=history.environments,
                              production=history.production, incidents=incidents or (),
-                             redeployments=redeployments)
+                             redeployments=redeployments, past=past)
+        if past is None:
+            horizon.keep(figures, built.unsettled)
         snapshot = build_snapshot(
-            records, environments=history.environments, production=history.production, now=now,
+            after, environments=history.environments, production=history.production, now=now,
             start=options.start, end=options.end, pending=pending, data_quality=quality,
             sources=dict(health), actual=actual, incidents=incidents or (),
             redeployments=redeployments, qa_environment=settings.gate.environment,
@@ -219,6 +230,31 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
         records=tuple(records), incidents=tuple(incidents or ()), redeployments=redeployments,
         pending=pending, history=figures, gitops_repo=repo,
         app_repos={name: graph.repo for name, graph in graphs.items()})
+
+
+def _records(history: gitops.GitOpsHistory, source_of: Callable[[str], CommitSource | None],
+             settings: Settings, health: SourceHealth, horizon: Horizon,
+             step: Callable[[str], None]) -> tuple[Records, Past | None]:
+    """The records of the deployments the horizon names, with the kept past they go on from;
+    else (no usable past) of the whole history."""
+    if horizon.positions is not None:
+        cache = RecordCache(settings, only=horizon.keys())
+        step(f"reading the change sets of {len(horizon.positions)} of "
+             f"{len(history.deployments)} deployments (those the windows need)")
+        try:
+            built = build_records(history, source_of, settings, health, cache,
+                                  horizon.positions)
+        finally:
+            cache.save()
+        past = horizon.completed(built.records)
+        if past is not None:
+            return built, past
+    cache = RecordCache(settings)
+    step(f"reading the change sets of {len(history.deployments)} deployments")
+    try:
+        return build_records(history, source_of, settings, health, cache), None
+    finally:
+        cache.save()
 
 
 def _our_history(repo: Path, settings: Settings,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -64,29 +64,31 @@ class Records:
     pending: Pending
     not_found: set[tuple[str, str]]  # (service, revision) the app source does not have
     computed: int  # deployments whose change set was computed this run (the rest: cache)
+    # deployments (`record_key`) whose record may still change: not kept although their service
+    # has an app source (it failed, or a revision was not found)
+    unsettled: set[str] = field(default_factory=set)
 
 
 class RecordCache:
     """Complete records by deployment, the commits they name, and the pending ranges: read from
     the store (`store.RecordStore`) at the start of a run; what the run adds is written to it at
-    the end, as new rows."""
+    the end, as new rows. With `only` (deployment keys, `record_key`), only those records are
+    read, and the commits they name; the pending ranges are read as `want_ranges` asks."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.fingerprint = repr((
-            settings.jira.ticket_pattern, settings.jira.projects,
-            bitbucket_workspace(settings),
-            sorted((name, s.repo, s.bitbucket_repo) for name, s in settings.services.items()),
-        ))
+    def __init__(self, settings: Settings, only: Collection[str] | None = None) -> None:
+        self.fingerprint = record_fingerprint(settings)
         folder = settings.cache_dir()
         self.store = RecordStore(folder, self.fingerprint)
-        self.records, self.commits, self.ranges = self.store.load()
+        self.partial = only is not None
+        self.records, self.commits, self.ranges = (
+            self.store.load() if only is None else self.store.load_some(only, ()))
         # what this run adds (or replaces: a damaged entry computed again), written by save()
         self._new_records: set[str] = set()
         self._new_commits: set[str] = set()
         self._new_ranges: set[str] = set()
         self._legacy = JsonCache(folder, "collect-records", version=_VERSION, shape=_SHAPE,
                                  grows_only=False)
-        if not self.records and self._legacy.path.exists():
+        if not self.partial and not self.records and self._legacy.path.exists():
             self._adopt_legacy()
         self._changes: dict[str, Change] | None = None
 
@@ -108,26 +110,23 @@ class RecordCache:
     def changed(self) -> bool:
         return bool(self._new_records or self._new_commits or self._new_ranges)
 
+    def want_ranges(self, keys: Collection[str]) -> None:
+        """Read the pending ranges of these keys, and their commits (all are read already
+        unless only some records were)."""
+        if not self.partial:
+            return
+        _, commits, ranges = self.store.load_some((), [k for k in keys if k not in self.ranges])
+        fresh = {sha: entry for sha, entry in commits.items() if sha not in self.commits}
+        self.commits.update(fresh)
+        self.ranges.update(ranges)
+        if self._changes is not None:
+            _build(fresh, self._changes)
+
     def _built(self) -> dict[str, Change]:
         """Every kept commit as a Change, built once (a damaged entry is left out)."""
         if self._changes is None:
             self._changes = {}
-            for sha, entry in self.commits.items():
-                if type(entry) is tuple:  # the store's row: sha, time, tickets in one text, merge
-                    _, seconds, text, flag = entry
-                    keys = text_keys(text) if type(text) is str else None
-                    if type(seconds) is not int or keys is None or flag not in (0, 1):
-                        continue
-                    tickets, merge = tuple(keys), flag == 1
-                elif _COMMIT(entry):  # kept by this run, or by the JSON file of old
-                    seconds, tickets, merge = entry[0], tuple(entry[1]), entry[2]
-                else:
-                    continue
-                try:
-                    when = datetime.fromtimestamp(seconds, UTC)
-                except (OverflowError, OSError, ValueError):
-                    continue
-                self._changes[sha] = Change(sha, when, tickets, merge=merge)
+            _build(self.commits, self._changes)
         return self._changes
 
     def change(self, sha: str) -> Change | None:
@@ -176,7 +175,38 @@ class RecordCache:
         self._new_ranges.clear()
 
 
-def _key(deployment: gitops.Deployment) -> str:
+def _build(commits: Mapping[str, Any], built: dict[str, Change]) -> None:
+    """Kept commits (store rows, or entries of this run or the JSON file of old) as Changes
+    into `built`; a damaged entry is left out."""
+    for sha, entry in commits.items():
+        if type(entry) is tuple:  # the store's row: sha, time, tickets in one text, merge
+            _, seconds, text, flag = entry
+            keys = text_keys(text) if type(text) is str else None
+            if type(seconds) is not int or keys is None or flag not in (0, 1):
+                continue
+            tickets, merge = tuple(keys), flag == 1
+        elif _COMMIT(entry):  # kept by this run, or by the JSON file of old
+            seconds, tickets, merge = entry[0], tuple(entry[1]), entry[2]
+        else:
+            continue
+        try:
+            when = datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            continue
+        built[sha] = Change(sha, when, tickets, merge=merge)
+
+
+def record_fingerprint(settings: Settings) -> str:
+    """What a configuration's records depend on (its ticket rule, projects, workspace and
+    services): configurations with the same one share their records."""
+    return repr((
+        settings.jira.ticket_pattern, settings.jira.projects, bitbucket_workspace(settings),
+        sorted((name, s.repo, s.bitbucket_repo) for name, s in settings.services.items()),
+    ))
+
+
+def record_key(deployment: gitops.Deployment) -> str:
+    """A deployment's key in the store: the GitOps commit, service and environment."""
     return f"{deployment.gitops_commit} {deployment.service} {deployment.environment}"
 
 
@@ -186,10 +216,13 @@ def build_records(
     settings: Settings,
     health: SourceHealth,
     cache: RecordCache,
+    positions: Collection[int] | None = None,
 ) -> Records:
     """Deployment records with change sets and ancestry's rollback verdicts (kept ones from
     the cache, new ones from the app sources); the commits each environment before production
     has and production does not; the deployed revisions missing from the app sources.
+    `positions`: the deployments (by position in the history) to make records of, all by
+    default; the records are in the history's order.
 
     `source_of(service)` gives the service's app source (None: none configured); a source that
     fails is marked down in `health` and leaves that service's change sets unknown this run.
@@ -209,8 +242,10 @@ def build_records(
     kept: dict[int, DeploymentRecord] = {}  # by position in the history
     full: dict[tuple[str, str], str | None] = {}
     new = []
-    for position, deployment in enumerate(history.deployments):
-        entry = cache.records.get(_key(deployment))
+    wanted = range(len(history.deployments)) if positions is None else sorted(positions)
+    for position in wanted:
+        deployment = history.deployments[position]
+        entry = cache.records.get(record_key(deployment))
         record = _from_cache(deployment, entry, cache) if entry is not None else None
         if record is None:
             new.append(deployment)
@@ -259,15 +294,20 @@ def build_records(
         else:
             full.update({(service, short): sha for short, sha in result.items()})
     records = []
-    for position, deployment in enumerate(history.deployments):
+    unsettled = set()
+    for position in wanted:
+        deployment = history.deployments[position]
         record = kept.get(position)
         if record is None:
-            record = _computed(deployment, None if deployment.service in failed
-                               else graphs.get(deployment.service), full, change, cache)
+            graph = None if deployment.service in failed else graphs.get(deployment.service)
+            record = _computed(deployment, graph, full, change, cache)
+            if (graph is not None or deployment.service in failed) and \
+                    record_key(deployment) not in cache.records:
+                unsettled.add(record_key(deployment))
         records.append(record)
     not_found = {key for key, sha in full.items() if sha is None}
     pending = _pending(history, source_of, graphs, failed, full, change, cache)
-    return Records(records, pending, not_found, computed=len(new))
+    return Records(records, pending, not_found, computed=len(new), unsettled=unsettled)
 
 
 def _from_cache(deployment: gitops.Deployment, entry: Sequence[Any],
@@ -309,7 +349,7 @@ def _computed(deployment: gitops.Deployment, graph: CommitSource | None,
     # nothing about it can change: no commit named, or its change set known (or not needed)
     complete = short is None or (new is not None and (previous is None or change_set is not None))
     if graph is not None and complete:
-        cache.keep_record(_key(deployment), [
+        cache.keep_record(record_key(deployment), [
             new, None if change_set is None else cache.keep_changes(change_set),
             ancestry_rollback])
     return DeploymentRecord(
@@ -345,6 +385,7 @@ def _pending(
             ranges[(service, environment)] = (here, there)
     found: Pending = {}
     wanted: dict[str, list[tuple[tuple[str, str], tuple[str, str]]]] = {}
+    cache.want_ranges([f"{key[0]} {here}..{there}" for key, (here, there) in ranges.items()])
     for key, (here, there) in ranges.items():
         shas = cache.ranges.get(f"{key[0]} {here}..{there}")
         changes = cache.changes(shas) if isinstance(shas, list) else None

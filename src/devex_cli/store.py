@@ -32,9 +32,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("devex.store")
 
-SCHEMA_VERSION = 2  # PRAGMA user_version; another one is replaced
+SCHEMA_VERSION = 3  # PRAGMA user_version; version 2 is upgraded, another one is replaced
 FILE_NAME = "devex.sqlite3"
-_SCHEMA = """
+_ADDED_IN_3 = """
+CREATE TABLE past (configuration INTEGER NOT NULL, name TEXT NOT NULL, cut INTEGER NOT NULL,
+                   validity TEXT NOT NULL, body TEXT NOT NULL,
+                   PRIMARY KEY (configuration, name, cut)) WITHOUT ROWID;
+CREATE TABLE past_arrival (configuration INTEGER NOT NULL, name TEXT NOT NULL,
+                           cut INTEGER NOT NULL, sha TEXT NOT NULL, service TEXT NOT NULL,
+                           arrivals TEXT,
+                           PRIMARY KEY (configuration, name, cut, sha, service)) WITHOUT ROWID;
+"""
+_SCHEMA = _ADDED_IN_3 + """
 CREATE TABLE configuration (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL UNIQUE);
 CREATE TABLE record (configuration INTEGER NOT NULL, key TEXT NOT NULL, revision TEXT,
                      shas TEXT, ancestry_rollback INTEGER,
@@ -54,8 +63,9 @@ CREATE TABLE reader_deployment (name TEXT NOT NULL, position INTEGER NOT NULL, s
                                 gitops_commit TEXT, time INTEGER, manifest TEXT,
                                 PRIMARY KEY (name, position)) WITHOUT ROWID;
 """
-_TABLES = {"configuration", "record", "change", "pending_range", "manifest", "reader_state",
-           "reader_deployment"}
+_TABLES_2 = {"configuration", "record", "change", "pending_range", "manifest", "reader_state",
+             "reader_deployment"}
+_TABLES = _TABLES_2 | {"past", "past_arrival"}
 _INSERT = {"record": "INSERT OR REPLACE INTO record VALUES (?, ?, ?, ?, ?)",
            "change": "INSERT OR REPLACE INTO change VALUES (?, ?, ?, ?, ?)",
            "pending_range": "INSERT OR REPLACE INTO pending_range VALUES (?, ?, ?)"}
@@ -82,7 +92,7 @@ class _StoreFile:
             return empty
         try:
             with self._connection(write=False) as db:
-                if not _usable(db):
+                if not _usable(db) and not _upgraded(db):
                     log.info("the store %s is of another version: read as empty", self.path)
                     return empty
                 return query(db)
@@ -121,7 +131,7 @@ class _StoreFile:
         with self._connection(write=True) as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                if not _usable(db):
+                if not _usable(db) and not _upgraded(db, begun=True):
                     if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                         log.info("replacing the store %s of another version", self.path)
                         for (name,) in db.execute("SELECT name FROM sqlite_master WHERE "
@@ -174,6 +184,33 @@ class RecordStore(_StoreFile):
         nothing: Kept = ({}, {}, {})
         return self._read(self._load, nothing)
 
+    def load_some(self, records: Collection[str], ranges: Collection[str]) -> Kept:
+        """As `load`, only the records and ranges of these keys, and the commits they name."""
+        nothing: Kept = ({}, {}, {})
+
+        def query(db: sqlite3.Connection) -> Kept:
+            found = db.execute("SELECT id FROM configuration WHERE fingerprint = ?",
+                               (self.fingerprint,)).fetchone()
+            if found is None:
+                return nothing
+            rows = {row[0]: row for row in _by_keys(
+                db, "SELECT key, revision, shas, ancestry_rollback FROM record "
+                    "WHERE configuration = ? AND key IN ({})", found, records)}
+            kept_ranges = {key: shas.split() if type(shas) is str else shas
+                           for key, shas in _by_keys(
+                               db, "SELECT key, shas FROM pending_range "
+                                   "WHERE configuration = ? AND key IN ({})", found, ranges)}
+            named = {sha for row in rows.values() if type(row[2]) is str
+                     for sha in row[2].split()}
+            named.update(sha for shas in kept_ranges.values() if type(shas) is list
+                         for sha in shas)
+            commits = {row[0]: row for row in _by_keys(
+                db, "SELECT sha, author_time, tickets, merge FROM change "
+                    "WHERE configuration = ? AND sha IN ({})", found, named)}
+            return rows, commits, kept_ranges
+
+        return self._read(query, nothing)
+
     def _load(self, db: sqlite3.Connection) -> Kept:
         found = db.execute("SELECT id FROM configuration WHERE fingerprint = ?",
                            (self.fingerprint,)).fetchone()
@@ -216,6 +253,83 @@ class RecordStore(_StoreFile):
             return {table: len(values) for table, values in rows.items()}
 
         self._write(insert)
+
+
+class PastStore(_StoreFile):
+    """What the records before a cut left for the figures after it (`dora.past`), by
+    configuration, collection (`name`) and cut: a body and arrival rows. A few cuts are kept (a
+    collection over a longer window needs an earlier one)."""
+
+    KEPT = 3  # cuts kept for a configuration and name; the latest ones
+
+    def __init__(self, folder: Path, fingerprint: str, name: str) -> None:
+        super().__init__(folder)
+        self.fingerprint, self.name = fingerprint, name
+
+    def latest(self, need: int) -> tuple[int, str, str] | None:
+        """(cut, validity, body) of the latest cut at or before `need` (seconds), or None."""
+
+        def query(db: sqlite3.Connection) -> tuple[int, str, str] | None:
+            row = db.execute(
+                "SELECT p.cut, p.validity, p.body FROM past p JOIN configuration c "
+                "ON c.id = p.configuration WHERE c.fingerprint = ? AND p.name = ? "
+                "AND p.cut <= ? ORDER BY p.cut DESC LIMIT 1",
+                (self.fingerprint, self.name, need)).fetchone()
+            return None if row is None else (row[0], row[1], row[2])
+
+        return self._read(query, None)
+
+    def arrivals(self, cut: int, shas: Collection[str]) -> list[tuple[Any, ...]]:
+        """The arrival rows of these commits (sha, service, arrivals text), unchecked."""
+
+        def query(db: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            found = db.execute("SELECT id FROM configuration WHERE fingerprint = ?",
+                               (self.fingerprint,)).fetchone()
+            if found is None:
+                return []
+            return list(_by_keys(
+                db, "SELECT sha, service, arrivals FROM past_arrival WHERE configuration = ? "
+                    "AND name = ? AND cut = ? AND sha IN ({})", (found[0], self.name, cut),
+                shas))
+
+        return self._read(query, [])
+
+    def save(self, cut: int, validity: str, body: str,
+             rows: Sequence[tuple[str, str, str]]) -> None:
+        """Keep a past (replacing one of the same cut); only the latest `KEPT` cuts stay."""
+
+        def write(db: sqlite3.Connection) -> dict[str, int]:
+            db.execute("INSERT OR IGNORE INTO configuration (fingerprint) VALUES (?)",
+                       (self.fingerprint,))
+            (configuration,) = db.execute("SELECT id FROM configuration WHERE fingerprint = ?",
+                                          (self.fingerprint,)).fetchone()
+            ours = (configuration, self.name)
+            db.execute("DELETE FROM past_arrival WHERE configuration = ? AND name = ? "
+                       "AND cut = ?", (*ours, cut))
+            db.execute("INSERT OR REPLACE INTO past VALUES (?, ?, ?, ?, ?)",
+                       (*ours, cut, validity, body))
+            db.executemany("INSERT INTO past_arrival VALUES (?, ?, ?, ?, ?, ?)",
+                           [(*ours, cut, *row) for row in rows])
+            old = [c for (c,) in db.execute(
+                "SELECT cut FROM past WHERE configuration = ? AND name = ? ORDER BY cut DESC",
+                ours).fetchall()[self.KEPT:]]
+            for stale in old:
+                db.execute("DELETE FROM past WHERE configuration = ? AND name = ? AND cut = ?",
+                           (*ours, stale))
+                db.execute("DELETE FROM past_arrival WHERE configuration = ? AND name = ? "
+                           "AND cut = ?", (*ours, stale))
+            return {"past": 1, "past_arrival": len(rows)}
+
+        self._write(write)
+
+
+def _by_keys(db: sqlite3.Connection, sql: str, head: Sequence[Any],
+             keys: Collection[str]) -> Iterator[tuple[Any, ...]]:
+    """The rows of `sql` (its `IN ({})` filled with marks) for `keys`, a batch at a time."""
+    wanted = sorted(keys)
+    for start in range(0, len(wanted), _KEYS_AT_ONCE):
+        part = wanted[start:start + _KEYS_AT_ONCE]
+        yield from db.execute(sql.format(", ".join("?" * len(part))), (*head, *part))
 
 
 class ManifestStore(_StoreFile):
@@ -323,6 +437,31 @@ def _damaged(exc: Exception) -> bool:
     another shape), as opposed to being in use or the disk being full."""
     name = getattr(exc, "sqlite_errorname", None) or ""
     return not name.startswith(_TRANSIENT)
+
+
+def _upgraded(db: sqlite3.Connection, *, begun: bool = False) -> bool:
+    """A file of schema version 2 upgraded to this one (its rows kept: the tables version 3
+    added are created); False for any other file. `begun`: a transaction is open already."""
+    if db.execute("PRAGMA user_version").fetchone()[0] != 2:
+        return False
+    names = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not names >= _TABLES_2:
+        return False
+    if not begun:
+        db.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _ADDED_IN_3.split(";"):
+            if statement.strip():
+                db.execute(statement.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if not begun:
+            db.execute("COMMIT")
+    except BaseException:
+        if not begun and db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    log.info("the store %s upgraded to version %d", FILE_NAME, SCHEMA_VERSION)
+    return True
 
 
 def _usable(db: sqlite3.Connection) -> bool:

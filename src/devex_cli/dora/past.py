@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,10 +71,9 @@ def arrival_rows(past: Past) -> list[tuple[str, str, str]]:
     return [(sha, service, " ".join(items)) for (sha, service), items in by_sha.items()]
 
 
-def from_body(text: str, rows: Iterable[tuple[Any, Any, Any]],
-              before: Mapping[Key, DeploymentRecord]) -> Past:
-    """The past `body` and `arrival_rows` wrote, with the records before the cut; ValueError
-    for anything they cannot have written."""
+def from_body(text: str) -> Past:
+    """The past `body` wrote, without its records before the cut and arrivals (`completed`
+    adds them); ValueError for a text it cannot have written."""
     try:
         data = json.loads(text)
         ranks = {_key(k): Ranks.from_state(v) for k, v in data["ranks"].items()}
@@ -86,7 +85,19 @@ def from_body(text: str, rows: Iterable[tuple[Any, Any, Any]],
             Change(_text(sha), _time(at), tuple(_text(t) for t in tickets), _bool(merge))
             for sha, at, tickets, merge in changes) for k, changes in data["unpromoted"].items()}
         cut, without = _time(data["cut"]), _int(data["without_change_set"])
-        arrivals: dict[Key, dict[str, datetime]] = {}
+    except (KeyError, TypeError, AttributeError, OverflowError, OSError) as exc:
+        raise ValueError(f"not a kept past: {exc}") from exc
+    return Past(cut, {}, ranks, {}, began, monthly, without, judged, unpromoted)
+
+
+def completed(past: Past, before: Mapping[Key, DeploymentRecord],
+              rows: Iterable[tuple[Any, Any, Any]]) -> Past:
+    """`past` with its records before the cut and the arrival rows `arrival_rows` wrote (those
+    asked for); ValueError for rows it cannot have written, or records of other keys."""
+    if set(before) != set(past.ranks):
+        raise ValueError("the records before the cut are not those the past was kept for")
+    arrivals: dict[Key, dict[str, datetime]] = {}
+    try:
         for sha, service, text in rows:
             items = _text(text).split()
             if len(items) % 2:
@@ -94,11 +105,9 @@ def from_body(text: str, rows: Iterable[tuple[Any, Any, Any]],
             for environment, at in zip(items[::2], items[1::2], strict=True):
                 arrivals.setdefault((_text(service), environment), {})[_text(sha)] = _time(
                     int(at) if at.isdigit() else float(at))
-    except (KeyError, TypeError, AttributeError, OverflowError, OSError) as exc:
-        raise ValueError(f"not a kept past: {exc}") from exc
-    if set(before) != set(ranks):
-        raise ValueError("the records before the cut are not those the past was kept for")
-    return Past(cut, before, ranks, arrivals, began, monthly, without, judged, unpromoted)
+    except (TypeError, OverflowError, OSError) as exc:
+        raise ValueError(f"not a kept arrival: {exc}") from exc
+    return replace(past, before=before, arrivals=arrivals)
 
 
 def _seconds(at: datetime) -> float | int:

@@ -1,0 +1,155 @@
+"""Which deployments a collection reads records of: those its windows need, when the store
+keeps what the earlier ones left (`dora.past`).
+
+Every window of a collection starts at or after `need` (its `--since`, and the longest standard
+window before now). When the store has a past whose cut is at or before `need` and was taken
+from exactly the deployments before the cut that the history has now (same GitOps commits,
+services, environments and times, Argo CD's `deployedAt` included), a collection makes records
+only of the deployments from the cut on, and of the few before it the figures read (each
+environment's last one, and those the current states name); the figures are the whole
+history's (tests/test_past.py, tests/test_store.py). Anything else (no past, a rewritten or
+re-dated history, a window reaching further back, a kept past that does not read back) reads the
+whole history, and then keeps a new past for the next runs, a month before `need`, when every
+record before that cut is settled (kept in the store: a record that may still change, as one
+whose app source failed, is no past to keep).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from devex_cli.config import Settings
+from devex_cli.dora import past as kept
+from devex_cli.dora.compute import STANDARD_WINDOWS, FigureHistory, past_of
+from devex_cli.dora.model import DeploymentRecord
+from devex_cli.dora.past import Past
+from devex_cli.records import record_fingerprint, record_key
+from devex_cli.sources.gitops import GitOpsHistory
+from devex_cli.store import PastStore
+
+log = logging.getLogger("devex.horizon")
+
+LONGEST_WINDOW = max(STANDARD_WINDOWS.values())
+SLACK = timedelta(days=30)  # a new cut is this far before the earliest window start
+STALE = timedelta(days=60)  # a cut further back than this is replaced by a new one
+
+_Key = tuple[str, str]
+
+
+def earliest_start(start: datetime, now: datetime) -> datetime:
+    """Where a collection's earliest window starts: its own, or the longest standard one's."""
+    return min(start, now - LONGEST_WINDOW)
+
+
+@dataclass
+class Horizon:
+    """A collection's cut: which deployments it makes records of (`positions`, None: all)."""
+
+    store: PastStore
+    history: GitOpsHistory
+    times: Sequence[datetime]  # each deployment's time as its record will have it
+    need: datetime
+    past: Past | None = None  # the kept past in use (its records and arrivals not yet read)
+    positions: list[int] | None = None
+    before: Mapping[_Key, int] | None = None  # the last position before the cut, per key
+
+    @classmethod
+    def plan(cls, settings: Settings, repo: Path, history: GitOpsHistory,
+             times: Sequence[datetime], need: datetime) -> Horizon:
+        name = hashlib.sha256(f"{repo.resolve()}\0{history.branch}\0"
+                              f"{','.join(settings.collect.services)}".encode()).hexdigest()[:16]
+        horizon = cls(PastStore(settings.cache_dir(), record_fingerprint(settings), name),
+                      history, times, need)
+        found = horizon.store.latest(int(need.timestamp()))
+        if found is None:
+            return horizon
+        cut_seconds, validity, body = found
+        try:
+            past = kept.from_body(body)
+        except ValueError as exc:
+            log.info("the kept past is unreadable (%s): the whole history is read", exc)
+            return horizon
+        if need - past.cut > STALE:
+            return horizon  # read whole once, and keep a nearer cut
+        if int(past.cut.timestamp()) != cut_seconds or validity != horizon._validity(past.cut):
+            log.info("the history before %s changed: the whole history is read", past.cut)
+            return horizon
+        before: dict[_Key, int] = {}
+        after = []
+        for position, (deployment, at) in enumerate(zip(history.deployments, times,
+                                                        strict=True)):
+            if at >= past.cut:
+                after.append(position)
+                continue
+            key = (deployment.service, deployment.environment)
+            last = before.get(key)
+            if last is None or at >= times[last]:
+                before[key] = position
+        # the deployments current states name: their revisions are what is pending compares
+        named = {(s.service, s.environment, s.gitops_commit) for s in history.current.values()}
+        extra = [p for p, d in enumerate(history.deployments) if times[p] < past.cut
+                 and (d.service, d.environment, d.gitops_commit) in named]
+        horizon.past, horizon.before = past, before
+        horizon.positions = sorted({*after, *before.values(), *extra})
+        return horizon
+
+    def keys(self) -> list[str] | None:
+        """The store keys of the records to read (None: all)."""
+        if self.positions is None:
+            return None
+        return [record_key(self.history.deployments[p]) for p in self.positions]
+
+    def completed(self, records: Sequence[DeploymentRecord]) -> Past | None:
+        """The kept past with the records before the cut (of `records`, made of `positions`)
+        and the arrivals of the commits the records after it name; None when the kept arrivals
+        do not read back (the whole history is read then, and the horizon forgets its past)."""
+        assert self.past is not None and self.positions is not None and self.before is not None
+        cut = self.past.cut
+        by_position = dict(zip(self.positions, records, strict=True))
+        named = {c.sha for p, r in by_position.items() if self.times[p] >= cut
+                 for c in r.change_set or ()}
+        rows = self.store.arrivals(int(cut.timestamp()), named)
+        try:
+            return kept.completed(self.past, {key: by_position[p] for key, p in
+                                              self.before.items()}, rows)
+        except ValueError as exc:
+            log.info("the kept past is unreadable (%s): the whole history is read", exc)
+            self.past = self.positions = self.before = None
+            return None
+
+    def finish(self, records: Sequence[DeploymentRecord], past: Past
+               ) -> tuple[list[DeploymentRecord], Past]:
+        """The records (as Argo CD refined them) from the cut on, and the past with the
+        refined records before it."""
+        assert self.positions is not None and self.before is not None
+        by_position = dict(zip(self.positions, records, strict=True))
+        after = [r for p, r in by_position.items() if self.times[p] >= past.cut]
+        return after, replace(past, before={key: by_position[p]
+                                            for key, p in self.before.items()})
+
+    def keep(self, figures: FigureHistory, unsettled: set[str]) -> None:
+        """After a whole history's figures: keep a past a month before the earliest window,
+        when there are records before it and all of them are settled."""
+        cut = datetime.fromtimestamp(int((self.need - SLACK).timestamp()), self.need.tzinfo)
+        before = [d for d, at in zip(self.history.deployments, self.times, strict=True)
+                  if at < cut]
+        if not before or any(record_key(d) in unsettled for d in before):
+            return
+        past = past_of(figures, cut)
+        self.store.save(int(cut.timestamp()), self._validity(cut), kept.body(past),
+                        kept.arrival_rows(past))
+
+    def _validity(self, cut: datetime) -> str:
+        """What a past at `cut` was taken from: the deployments before it (GitOps commit,
+        service, environment, time as the record has it), the environments and production."""
+        digest = hashlib.sha256(repr((self.history.environments,
+                                      self.history.production)).encode())
+        for deployment, at in zip(self.history.deployments, self.times, strict=True):
+            if at < cut:
+                digest.update(f"{record_key(deployment)} {at.timestamp()}\n".encode())
+        return digest.hexdigest()
