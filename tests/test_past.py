@@ -166,3 +166,19 @@ def test_a_damaged_stored_past_is_refused(damage: object) -> None:
         stored.completed(kept, past.before, [("a", "svc0", "dev")])
     with pytest.raises(ValueError):
         stored.completed(kept, {}, stored.arrival_rows(past))
+
+
+def test_a_window_the_same_as_a_standard_one_is_the_standard_ones() -> None:
+    """`--since 90d` asks for the standard 90-day window: computed once, it is the same."""
+    records, incidents, rebuilds = world(3)
+    now = START + timedelta(days=DAYS)
+
+    def windows(start: datetime) -> dict[str, object]:
+        snapshot = build_snapshot(records, environments=ENVIRONMENTS, production="prod",
+                                  now=now, start=start, end=now, incidents=incidents,
+                                  redeployments=rebuilds)
+        return {"window": replace(snapshot.window, name="90d"), **snapshot.windows}
+
+    same, other = windows(now - timedelta(days=90)), windows(now - timedelta(days=89))
+    assert same["90d"] == other["90d"] == same["window"]
+    assert other["window"] != other["90d"]

@@ -70,7 +70,7 @@ class Commit:
     changes: list[Change]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Release:
     """What a manifest deploys of a service: the tag, and the commit it names if any."""
 
@@ -88,7 +88,7 @@ class Release:
         return self.identity == other.identity
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Deployment:
     service: str
     environment: str
@@ -99,7 +99,7 @@ class Deployment:
     manifest: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Redeployment:
     """A new tag of the same commit (a rebuild: `58ddfd6-41-1` -> `58ddfd6-42-1`, or a short SHA
     followed by the full one): not a deployment, counted apart."""
@@ -124,7 +124,7 @@ class ThirdParty:
     manifest: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeployedState:
     """What is deployed of a service in an environment at the branch head."""
 
@@ -782,6 +782,8 @@ def _deployments(rows: Sequence[Sequence[Any]], table: Sequence[Release]) -> lis
     """Deployments from `deployment_rows`' rows (checked: TypeError, ValueError), sharing
     the releases of `table` and of each other (one object a release, as a state has)."""
     releases = {(r.version, r.revision): r for r in table}
+    # services, environments and manifests repeat: one string each (a row has its own copies)
+    names: dict[str, str] = {}
     found = []
     for row in rows:
         s, e, version, revision, old_version, old_revision, c, at, m = row
@@ -800,7 +802,9 @@ def _deployments(rows: Sequence[Sequence[Any]], table: Sequence[Release]) -> lis
             if previous is None:
                 previous = releases[(old_version, old_revision)] = Release(old_version,
                                                                            old_revision)
-        found.append(Deployment(s, e, release, previous, c, datetime.fromtimestamp(at, UTC), m))
+        found.append(Deployment(names.setdefault(s, s), names.setdefault(e, e), release,
+                                previous, c, datetime.fromtimestamp(at, UTC),
+                                names.setdefault(m, m)))
     return found
 
 

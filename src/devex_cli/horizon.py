@@ -147,9 +147,8 @@ class Horizon:
     def _validity(self, cut: datetime) -> str:
         """What a past at `cut` was taken from: the deployments before it (GitOps commit,
         service, environment, time as the record has it), the environments and production."""
-        digest = hashlib.sha256(repr((self.history.environments,
-                                      self.history.production)).encode())
-        for deployment, at in zip(self.history.deployments, self.times, strict=True):
-            if at < cut:
-                digest.update(f"{record_key(deployment)} {at.timestamp()}\n".encode())
-        return digest.hexdigest()
+        lines = [repr((self.history.environments, self.history.production))]
+        lines.extend(f"{d.gitops_commit} {d.service} {d.environment} {at.timestamp()}"
+                     for d, at in zip(self.history.deployments, self.times, strict=True)
+                     if at < cut)
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()

@@ -293,7 +293,9 @@ def build_snapshot(
                                  bisect_left(history.ordered_times, end)]
     )
     window = _window("window", history, environments, production, start, end, now)
-    windows = {name: _window(name, history, environments, production, now - span, now, now)
+    # a standard window the same as the asked one (`--since 90d`) is computed once
+    windows = {name: replace(window, name=name) if (now - span, now) == (start, end)
+               else _window(name, history, environments, production, now - span, now, now)
                for name, span in STANDARD_WINDOWS.items()}
     quality = data_quality or DataQuality()
     quality = replace(quality, deployments_without_change_set=history.without_change_set)

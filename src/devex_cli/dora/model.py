@@ -9,7 +9,7 @@ from datetime import datetime
 from devex_cli.dora.stats import Summary
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     """An application commit, as far as the figures need it."""
 
@@ -19,7 +19,7 @@ class Change:
     merge: bool = False  # merges carry tickets but are not changes of their own
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeploymentRecord:
     """A deployment read from the GitOps history, refined by the other sources."""
 
@@ -79,7 +79,7 @@ class ActualState:
     drift_since: datetime | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReportedDeployment:
     """A deployment as the figures report it (JSON `deployments`): its change set's commits and
     tickets, and whether it failed, rolled back or skipped the stages before production. The
@@ -149,7 +149,7 @@ class WindowFigures:
         return next((s for s in self.services if s.service == name), None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TicketInEnvironment:
     ticket: str
     service: str
