@@ -254,9 +254,20 @@ def items_per_deployment(org: Organisation) -> int:
     return len(revisions) + ranges
 
 
+def compared_warm(org: Organisation, source: Path) -> Run:
+    """A warm collection by another devex (its source tree's `src` folder, first on the
+    path), on the same organisation, with a cache of its own: cold once, then warm."""
+    env = {**org.env, "PYTHONPATH": str(source), "XDG_CACHE_HOME": str(org.root / "compared")}
+    for _ in range(2):
+        run = run_devex(org.collect, env)
+        assert run.code == 0, run.err
+    return run
+
+
 def collect_scenarios(org: Organisation, floor_python: float, latency: float,
-                      label: str = "") -> dict[str, float]:
-    """Scenarios 2-4 on one organisation; returns their seconds by name."""
+                      label: str = "", compare: Path | None = None) -> dict[str, float]:
+    """Scenarios 2-4 on one organisation; returns their seconds (and peaks) by name. With
+    `compare`, scenario 3 is also run by the devex of that source tree."""
     cold, spent = collect_once(org)
     unique = sum(spent)
     per_request = sequential_cost(
@@ -275,7 +286,15 @@ def collect_scenarios(org: Organisation, floor_python: float, latency: float,
                      floor_python + (1 + 1) * latency)
     print(json.dumps({"warm/cold": round(warm.seconds / cold.seconds, 3),
                       "immutable requests (bitbucket)": spent_warm[2]}))
-    times = {"cold": cold.seconds, "warm": warm.seconds}
+    times = {"cold": cold.seconds, "warm": warm.seconds, "cold_peak": cold.peak_mib,
+             "warm_peak": warm.peak_mib}
+    if compare is not None:
+        revision = subprocess.run(["git", "-C", str(compare), "rev-parse", "--short", "HEAD"],
+                                  capture_output=True, text=True).stdout.strip() or "?"
+        other = compared_warm(org, compare)
+        report_row(f"3 collect warm{label}, by devex at {revision} (--compare)", other, 0, None,
+                   floor_python + (1 + 1) * latency)
+        times["compared_warm"] = other.seconds
     for count in (10, 40):
         deploy_new(org, count)
         new, spent_new = collect_once(org)
@@ -322,6 +341,10 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="5 services, 60 days")
+    parser.add_argument("--compare", type=Path, metavar="SRC",
+                        help="also run the warm collection of the long history with the devex "
+                             "of this source folder (a checkout's src/, e.g. a git worktree of "
+                             "an older commit)")
     args = parser.parse_args()
     if args.quick:
         args.services, args.days = 5, 60
@@ -348,8 +371,9 @@ def main() -> None:
             org = organisation(root / f"days-{days}", services_count=args.services, days=days,
                                seed=args.seed, latency=args.latency)
             try:
-                results[days] = (org.gitops_commits,
-                                 collect_scenarios(org, floor_python, args.latency, label))
+                results[days] = (org.gitops_commits, collect_scenarios(
+                    org, floor_python, args.latency, label,
+                    compare=args.compare if days == args.days else None))
             finally:
                 org.stop()
         (long_commits, long), (short_commits, short) = results.values()
@@ -360,6 +384,10 @@ def main() -> None:
             "10 new: long/short": round(long["new10"] / short["new10"], 2),
             "cold: long/short": round(long["cold"] / short["cold"], 2),
             "40 new vs 10 new (same history)": round(long["new40"] / long["new10"], 2),
+            "10 new / warm (long)": round(long["new10"] / long["warm"], 2),
+            "warm peak / cold peak (long)": round(long["warm_peak"] / long["cold_peak"], 2),
+            **({"warm / compared warm (long)": round(long["warm"] / long["compared_warm"], 2)}
+               if "compared_warm" in long else {}),
         }))
 
         junit = ROOT / "tests" / "data" / "jest-junit.xml"

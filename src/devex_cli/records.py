@@ -269,9 +269,16 @@ def build_records(
                  if (n := known.get(d.release.revision or ""))
                  and (o := known.get(d.previous.revision if d.previous and
                                      d.previous.revision else ""))]
+        # the commits waiting for production, asked beside the change sets (one round trip)
+        pairs.extend(pair for key, pair in _pending_ranges(
+            history, {(service, short): sha for short, sha in known.items()}, set()).items()
+            if key[0] == service and f"{service} {pair[0]}..{pair[1]}" not in cache.ranges)
         graph.prepare(pairs)
         return resolved
 
+    # the pending ranges known before anything is resolved: read, so none is asked again
+    cache.want_ranges([f"{key[0]} {here}..{there}"
+                       for key, (here, there) in _pending_ranges(history, full, set()).items()])
     by_service: dict[str, list[gitops.Deployment]] = {}
     for deployment in new:
         by_service.setdefault(deployment.service, []).append(deployment)
@@ -359,17 +366,10 @@ def _computed(deployment: gitops.Deployment, graph: CommitSource | None,
         ancestry_rollback=ancestry_rollback)
 
 
-def _pending(
-    history: gitops.GitOpsHistory,
-    source_of: Callable[[str], CommitSource | None],
-    graphs: dict[str, CommitSource],
-    failed: set[str],
-    full: Mapping[tuple[str, str], str | None],
-    change: Callable[[GraphCommit], Change],
-    cache: RecordCache,
-) -> Pending:
-    """Per (service, environment) before production: the commits it runs that production does
-    not (`git rev-list PROD..ENV`), from the cache when that range was read before."""
+def _pending_ranges(history: gitops.GitOpsHistory, full: Mapping[tuple[str, str], str | None],
+                    failed: set[str]) -> dict[tuple[str, str], tuple[str, str]]:
+    """Per (service, environment) before production whose revisions `full` knows: the range
+    (its revision, production's) of the commits waiting for production."""
     production = history.production
     if production is None or production not in history.environments:
         return {}
@@ -383,6 +383,21 @@ def _pending(
         there = full.get((service, prod.release.revision or ""))
         if here and there:
             ranges[(service, environment)] = (here, there)
+    return ranges
+
+
+def _pending(
+    history: gitops.GitOpsHistory,
+    source_of: Callable[[str], CommitSource | None],
+    graphs: dict[str, CommitSource],
+    failed: set[str],
+    full: Mapping[tuple[str, str], str | None],
+    change: Callable[[GraphCommit], Change],
+    cache: RecordCache,
+) -> Pending:
+    """Per (service, environment) before production: the commits it runs that production does
+    not (`git rev-list PROD..ENV`), from the cache when that range was read before."""
+    ranges = _pending_ranges(history, full, failed)
     found: Pending = {}
     wanted: dict[str, list[tuple[tuple[str, str], tuple[str, str]]]] = {}
     cache.want_ranges([f"{key[0]} {here}..{there}" for key, (here, there) in ranges.items()])
