@@ -74,7 +74,7 @@ def demo(
                 remove_folder(root)
 
 
-def remove_folder(folder: Path, *, attempts: int = 20, pause: float = 0.05) -> None:
+def remove_folder(folder: Path, *, attempts: int = 100, pause: float = 0.05) -> None:
     """Remove the demo's temporary folder, again while something still writes in it: a git
     process that an interrupt cut short (killed, or left running when it came while the process
     was being started) can land its last file (fast-import's marks) while the folder is being
