@@ -28,7 +28,7 @@ from devex_cli.cache import (
     row,
 )
 from devex_cli.changes import TicketRule
-from devex_cli.config import Settings, bitbucket_workspace
+from devex_cli.config import Settings, bitbucket_configured, bitbucket_workspace
 from devex_cli.dora.model import Change, DeploymentRecord
 from devex_cli.errors import DevexError
 from devex_cli.parallel import SERVICES_AT_ONCE, each
@@ -65,7 +65,8 @@ class Records:
     not_found: set[tuple[str, str]]  # (service, revision) the app source does not have
     computed: int  # deployments whose change set was computed this run (the rest: cache)
     # deployments (`record_key`) whose record may still change: not kept although their service
-    # has an app source (it failed, or a revision was not found)
+    # has an app source configured (it failed or was not asked this run: --offline, a clone
+    # that failed; or a revision was not found)
     unsettled: set[str] = field(default_factory=set)
 
 
@@ -196,6 +197,12 @@ def _build(commits: Mapping[str, Any], built: dict[str, Change]) -> None:
         built[sha] = Change(sha, when, tickets, merge=merge)
 
 
+def _has_source(settings: Settings, service: str) -> bool:
+    """Whether a service has an app source configured (its repository, or Bitbucket)."""
+    configured = settings.services.get(service)
+    return bool(configured is not None and configured.repo) or bitbucket_configured(settings)
+
+
 def record_fingerprint(settings: Settings) -> str:
     """What a configuration's records depend on (its ticket rule, projects, workspace and
     services): configurations with the same one share their records."""
@@ -308,8 +315,8 @@ def build_records(
         if record is None:
             graph = None if deployment.service in failed else graphs.get(deployment.service)
             record = _computed(deployment, graph, full, change, cache)
-            if (graph is not None or deployment.service in failed) and \
-                    record_key(deployment) not in cache.records:
+            if record_key(deployment) not in cache.records and _has_source(settings,
+                                                                           deployment.service):
                 unsettled.add(record_key(deployment))
         records.append(record)
     not_found = {key for key, sha in full.items() if sha is None}
