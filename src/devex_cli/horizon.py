@@ -6,12 +6,13 @@ window before now). When the store has a past whose cut is at or before `need` a
 from exactly the deployments before the cut that the history has now (same GitOps commits,
 services, environments and times, Argo CD's `deployedAt` included), a collection makes records
 only of the deployments from the cut on, and of the few before it the figures read (each
-environment's last one, and those the current states name); the figures are the whole
-history's (tests/test_past.py, tests/test_store.py). Anything else (no past, a rewritten or
-re-dated history, a window reaching further back, a kept past that does not read back) reads the
-whole history, and then keeps a new past for the next runs, a month before `need`, when every
-record before that cut is settled (kept in the store: a record that may still change, as one
-whose app source failed, is no past to keep).
+environment's last one, those the current states name, and one of each revision they run);
+the figures are the whole history's (tests/test_past.py, tests/test_store.py,
+tests/test_horizon.py). Anything else (no past, a rewritten or re-dated history, a window
+reaching further back, a kept past that does not read back) reads the whole history, and then
+keeps a new past for the next runs, a month before `need`, when every record before that cut is
+settled (kept in the store: a record that may still change, as one whose app source failed, is
+no past to keep).
 """
 
 from __future__ import annotations
@@ -90,10 +91,17 @@ class Horizon:
             last = before.get(key)
             if last is None or at >= times[last]:
                 before[key] = position
-        # the deployments current states name: their revisions are what is pending compares
+        # the deployments current states name, and one of each revision they run as its tag
+        # has it (a redeployment's full SHA may be another environment's old tag): pending
+        # compares those revisions, resolved from the records of the deployments with them
         named = {(s.service, s.environment, s.gitops_commit) for s in history.current.values()}
+        running = {(s.service, s.release.revision) for s in history.current.values()
+                   if s.release.revision}
         extra = [p for p, d in enumerate(history.deployments) if times[p] < past.cut
                  and (d.service, d.environment, d.gitops_commit) in named]
+        extra.extend({(d.service, d.release.revision): p
+                      for p, d in enumerate(history.deployments) if times[p] < past.cut
+                      and (d.service, d.release.revision) in running}.values())
         horizon.past, horizon.before = past, before
         horizon.positions = sorted({*after, *before.values(), *extra})
         return horizon

@@ -1,0 +1,66 @@
+"""A warm collection that goes on from a kept past (horizon.py) against a cold one, in
+histories of the shapes that reach back across the cut."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from devex_cli.collect import Collected, CollectOptions, collect_inputs
+from devex_cli.config import load_settings
+from tests.gitworld import GitRepo, image, kustomization, overlay
+
+END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+def inputs(config: Path, cache: Path, now: datetime, days: int = 30) -> Collected:
+    settings = load_settings(config, environ={"XDG_CACHE_HOME": str(cache)})
+    return collect_inputs(settings, CollectOptions(gitops=None, start=now - timedelta(days=days),
+                                                   end=now, offline=True), now=now)
+
+
+def one_service(root: Path, start: datetime) -> tuple[GitRepo, GitRepo, Path]:
+    """An app repository and a GitOps repository of one service, `pay`, in dev, qa and prod."""
+    app, gitops = GitRepo(root / "apps" / "pay", start=start), GitRepo(root / "gitops",
+                                                                        start=start)
+    config = root / "devex.toml"
+    config.write_text('[gitops]\nrepo = "gitops"\nenvironments = ["dev", "qa", "prod"]\n'
+                      'production = "prod"\n\n[jira]\nprojects = ["PAY"]\n\n'
+                      '[services.pay]\nrepo = "apps/pay"\n')
+    return app, gitops, config
+
+
+def deploy(gitops: GitRepo, environment: str, tag: str, when: datetime) -> None:
+    gitops.commit(f"deploy pay {tag} to {environment}",
+                  {overlay("pay", environment): kustomization([image("pay", tag)])}, when=when)
+
+
+def test_a_revision_running_now_that_only_an_old_deployment_names(tmp_path: Path) -> None:
+    """dev runs X re-tagged from its short SHA to the full one (a redeployment) before the cut;
+    only an older qa deployment has the full SHA as its tag. The commits dev has and prod has
+    not (`git rev-list PROD..DEV`) are asked of the app repository as in a cold collection: the
+    horizon reads a deployment of each revision a current state runs."""
+    start = END - timedelta(days=200)
+    app, gitops, config = one_service(tmp_path / "org", start)
+    w = app.commit("PAY-1 first", {"1": "1"}, when=start + HOUR)
+    deploy(gitops, "prod", w[:7], start + 2 * HOUR)
+    second = app.commit("PAY-2 second", {"2": "2"}, when=start + 3 * HOUR)
+    x = app.commit("PAY-3 third", {"3": "3"}, when=start + 4 * HOUR)
+    deploy(gitops, "dev", x[:7], start + 5 * HOUR)
+    deploy(gitops, "qa", x, start + 6 * HOUR)  # the full SHA as the tag
+    y = app.commit("PAY-4 fourth", {"4": "4"}, when=start + 7 * HOUR)
+    deploy(gitops, "qa", y[:7], start + 8 * HOUR)
+    deploy(gitops, "dev", x, start + 9 * HOUR)  # a redeployment: X's full SHA
+    for n in range(3):  # work after the cut
+        z = app.commit(f"PAY-{10 + n} later", {f"z{n}": "z"}, when=END - timedelta(days=20 - n))
+        deploy(gitops, "qa", z[:7], END - timedelta(days=20 - n) + HOUR)
+    kept = tmp_path / "kept"
+    inputs(config, kept, END)
+    warm, cold = inputs(config, kept, END), inputs(config, tmp_path / "fresh", END)
+    assert warm.history.past is not None and cold.history.past is None
+    assert [c.sha for c in cold.pending[("pay", "dev")]] == [second, x]
+    assert warm.pending == cold.pending
+    assert warm.snapshot == cold.snapshot
+    assert {("PAY-2", "dev"), ("PAY-3", "dev")} <= {
+        (t.ticket, t.environment) for t in warm.snapshot.tickets_in_environment}
