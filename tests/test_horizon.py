@@ -64,3 +64,25 @@ def test_a_revision_running_now_that_only_an_old_deployment_names(tmp_path: Path
     assert warm.snapshot == cold.snapshot
     assert {("PAY-2", "dev"), ("PAY-3", "dev")} <= {
         (t.ticket, t.environment) for t in warm.snapshot.tickets_in_environment}
+
+
+def test_records_without_the_bitbucket_token_keep_no_past(tmp_path: Path) -> None:
+    """Services whose app source is Bitbucket (a workspace configured), collected once without
+    BITBUCKET_API_TOKEN: their change sets are unknown that run, not settled; no past is kept
+    from them (the run with the token would go on from it, its lead times and tickets short of
+    the commits before the cut)."""
+    from devex_cli.demo import DemoService, build_demo
+    from tests.test_store import pasts
+
+    config = build_demo(tmp_path / "org", end=END, days=200, seed=8,
+                        services=(DemoService("pay", "PAY", 2.0, prod_every_weeks=1),))
+    text = config.read_text()
+    config.write_text(text.replace('[services.pay]\nrepo = "apps/pay"\n', "")
+                      + '\n[bitbucket]\nworkspace = "acme"\n')
+    kept = tmp_path / "kept"
+    assert inputs(config, kept, END).history.past is None
+    assert pasts(kept) == []
+    # as with no Bitbucket at all: nothing to wait for, the past is kept
+    config.write_text(text.replace('[services.pay]\nrepo = "apps/pay"\n', ""))
+    inputs(config, kept, END)
+    assert len(pasts(kept)) == 1
