@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from devex_cli.collect import Collected, CollectOptions, collect_inputs
 from devex_cli.config import load_settings
@@ -86,3 +89,38 @@ def test_records_without_the_bitbucket_token_keep_no_past(tmp_path: Path) -> Non
     config.write_text(text.replace('[services.pay]\nrepo = "apps/pay"\n', ""))
     inputs(config, kept, END)
     assert len(pasts(kept)) == 1
+
+
+def test_a_past_replaced_while_a_collection_reads_it(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another collection (a longer window) keeps new pasts while this one computes its records,
+    and the oldest one it was going on from goes (`PastStore.KEPT`): the arrivals this one then
+    asks for are not those of its past; it reads the whole history, as a cold collection."""
+    from devex_cli.horizon import Horizon
+    from devex_cli.store import PastStore
+
+    start = END - timedelta(days=200)
+    app, gitops, config = one_service(tmp_path / "org", start)
+    x = app.commit("PAY-1 first", {"1": "1"}, when=start + HOUR)
+    for environment in ("dev", "qa", "prod"):
+        deploy(gitops, environment, x[:7], start + 2 * HOUR)
+    y = app.commit("PAY-2 second", {"2": "2"}, when=start + 3 * HOUR)
+    deploy(gitops, "dev", y[:7], start + 4 * HOUR)  # before the cut; to prod after it
+    deploy(gitops, "qa", y[:7], END - timedelta(days=10))
+    deploy(gitops, "prod", y[:7], END - timedelta(days=5))
+    kept, now = tmp_path / "kept", END
+    inputs(config, kept, now)
+    completed = Horizon.completed
+
+    def meanwhile(self: Horizon, records: list[Any]) -> Any:
+        assert self.past is not None
+        for n in range(1, PastStore.KEPT + 1):  # later cuts: the one in use goes
+            self.store.save(int(self.past.cut.timestamp()) + n, "other", "{}", [])
+        return completed(self, records)
+
+    monkeypatch.setattr(Horizon, "completed", meanwhile)
+    warm = inputs(config, kept, now)
+    monkeypatch.undo()
+    cold = inputs(config, tmp_path / "fresh", now)
+    assert warm.snapshot == cold.snapshot
+    assert warm.history.past is None

@@ -58,6 +58,7 @@ class Horizon:
     past: Past | None = None  # the kept past in use (its records and arrivals not yet read)
     positions: list[int] | None = None
     before: Mapping[_Key, int] | None = None  # the last position before the cut, per key
+    validity: str | None = None  # of the kept past in use
 
     @classmethod
     def plan(cls, settings: Settings, repo: Path, history: GitOpsHistory,
@@ -102,7 +103,7 @@ class Horizon:
         extra.extend({(d.service, d.release.revision): p
                       for p, d in enumerate(history.deployments) if times[p] < past.cut
                       and (d.service, d.release.revision) in running}.values())
-        horizon.past, horizon.before = past, before
+        horizon.past, horizon.before, horizon.validity = past, before, validity
         horizon.positions = sorted({*after, *before.values(), *extra})
         return horizon
 
@@ -117,12 +118,15 @@ class Horizon:
         and the arrivals of the commits the records after it name; None when the kept arrivals
         do not read back (the whole history is read then, and the horizon forgets its past)."""
         assert self.past is not None and self.positions is not None and self.before is not None
+        assert self.validity is not None
         cut = self.past.cut
         by_position = dict(zip(self.positions, records, strict=True))
         named = {c.sha for p, r in by_position.items() if self.times[p] >= cut
                  for c in r.change_set or ()}
-        rows = self.store.arrivals(int(cut.timestamp()), named)
+        rows = self.store.arrivals(int(cut.timestamp()), self.validity, named)
         try:
+            if rows is None:
+                raise ValueError("another collection replaced it")
             return kept.completed(self.past, {key: by_position[p] for key, p in
                                               self.before.items()}, rows)
         except ValueError as exc:
