@@ -6,12 +6,13 @@ window before now). When the store has a past whose cut is at or before `need` a
 from exactly the deployments before the cut that the history has now (same GitOps commits,
 services, environments and times, Argo CD's `deployedAt` included), a collection makes records
 only of the deployments from the cut on, and of the few before it the figures read (each
-environment's last one, and those the current states name); the figures are the whole
-history's (tests/test_past.py, tests/test_store.py). Anything else (no past, a rewritten or
-re-dated history, a window reaching further back, a kept past that does not read back) reads the
-whole history, and then keeps a new past for the next runs, a month before `need`, when every
-record before that cut is settled (kept in the store: a record that may still change, as one
-whose app source failed, is no past to keep).
+environment's last one, those the current states name, and one of each revision they run);
+the figures are the whole history's (tests/test_past.py, tests/test_store.py,
+tests/test_horizon.py). Anything else (no past, a rewritten or re-dated history, a window
+reaching further back, a kept past that does not read back) reads the whole history, and then
+keeps a new past for the next runs, a month before `need`, when every record before that cut is
+settled (kept in the store: a record that may still change, as one whose app source failed, is
+no past to keep).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Horizon:
     past: Past | None = None  # the kept past in use (its records and arrivals not yet read)
     positions: list[int] | None = None
     before: Mapping[_Key, int] | None = None  # the last position before the cut, per key
+    validity: str | None = None  # of the kept past in use
 
     @classmethod
     def plan(cls, settings: Settings, repo: Path, history: GitOpsHistory,
@@ -90,11 +92,18 @@ class Horizon:
             last = before.get(key)
             if last is None or at >= times[last]:
                 before[key] = position
-        # the deployments current states name: their revisions are what is pending compares
+        # the deployments current states name, and one of each revision they run as its tag
+        # has it (a redeployment's full SHA may be another environment's old tag): pending
+        # compares those revisions, resolved from the records of the deployments with them
         named = {(s.service, s.environment, s.gitops_commit) for s in history.current.values()}
+        running = {(s.service, s.release.revision) for s in history.current.values()
+                   if s.release.revision}
         extra = [p for p, d in enumerate(history.deployments) if times[p] < past.cut
                  and (d.service, d.environment, d.gitops_commit) in named]
-        horizon.past, horizon.before = past, before
+        extra.extend({(d.service, d.release.revision): p
+                      for p, d in enumerate(history.deployments) if times[p] < past.cut
+                      and (d.service, d.release.revision) in running}.values())
+        horizon.past, horizon.before, horizon.validity = past, before, validity
         horizon.positions = sorted({*after, *before.values(), *extra})
         return horizon
 
@@ -109,12 +118,15 @@ class Horizon:
         and the arrivals of the commits the records after it name; None when the kept arrivals
         do not read back (the whole history is read then, and the horizon forgets its past)."""
         assert self.past is not None and self.positions is not None and self.before is not None
+        assert self.validity is not None
         cut = self.past.cut
         by_position = dict(zip(self.positions, records, strict=True))
         named = {c.sha for p, r in by_position.items() if self.times[p] >= cut
                  for c in r.change_set or ()}
-        rows = self.store.arrivals(int(cut.timestamp()), named)
+        rows = self.store.arrivals(int(cut.timestamp()), self.validity, named)
         try:
+            if rows is None:
+                raise ValueError("another collection replaced it")
             return kept.completed(self.past, {key: by_position[p] for key, p in
                                               self.before.items()}, rows)
         except ValueError as exc:

@@ -28,7 +28,7 @@ from devex_cli.cache import (
     row,
 )
 from devex_cli.changes import TicketRule
-from devex_cli.config import Settings, bitbucket_configured, bitbucket_workspace
+from devex_cli.config import Settings, bitbucket_workspace
 from devex_cli.dora.model import Change, DeploymentRecord
 from devex_cli.errors import DevexError
 from devex_cli.parallel import SERVICES_AT_ONCE, each
@@ -65,8 +65,8 @@ class Records:
     not_found: set[tuple[str, str]]  # (service, revision) the app source does not have
     computed: int  # deployments whose change set was computed this run (the rest: cache)
     # deployments (`record_key`) whose record may still change: not kept although their service
-    # has an app source configured (it failed or was not asked this run: --offline, a clone
-    # that failed; or a revision was not found)
+    # has an app source configured (it failed or was not asked this run: --offline, no Bitbucket
+    # token, a clone that failed; or a revision was not found)
     unsettled: set[str] = field(default_factory=set)
 
 
@@ -198,9 +198,11 @@ def _build(commits: Mapping[str, Any], built: dict[str, Change]) -> None:
 
 
 def _has_source(settings: Settings, service: str) -> bool:
-    """Whether a service has an app source configured (its repository, or Bitbucket)."""
+    """Whether a service has an app source configured (its repository, or Bitbucket: a
+    workspace, with or without the token this run has)."""
     configured = settings.services.get(service)
-    return bool(configured is not None and configured.repo) or bitbucket_configured(settings)
+    return bool(configured is not None and configured.repo) or bool(
+        bitbucket_workspace(settings))
 
 
 def record_fingerprint(settings: Settings) -> str:

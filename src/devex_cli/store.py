@@ -279,20 +279,30 @@ class PastStore(_StoreFile):
 
         return self._read(query, None)
 
-    def arrivals(self, cut: int, shas: Collection[str]) -> list[tuple[Any, ...]]:
-        """The arrival rows of these commits (sha, service, arrivals text), unchecked."""
+    def arrivals(self, cut: int, validity: str,
+                 shas: Collection[str]) -> list[tuple[Any, ...]] | None:
+        """The arrival rows of these commits (sha, service, arrivals text), unchecked; None
+        when the store no longer has the past of `cut` and `validity` (another collection
+        replaced it, or it went with older cuts, since `latest` read it)."""
 
-        def query(db: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            found = db.execute("SELECT id FROM configuration WHERE fingerprint = ?",
-                               (self.fingerprint,)).fetchone()
-            if found is None:
-                return []
-            return list(_by_keys(
-                db, "SELECT sha, service, arrivals FROM past_arrival WHERE configuration = ? "
-                    "AND name = ? AND cut = ? AND sha IN ({})", (found[0], self.name, cut),
-                shas))
+        def query(db: sqlite3.Connection) -> list[tuple[Any, ...]] | None:
+            db.execute("BEGIN")  # one snapshot: the past checked, and all its rows
+            try:
+                found = db.execute(
+                    "SELECT p.configuration FROM past p JOIN configuration c "
+                    "ON c.id = p.configuration WHERE c.fingerprint = ? AND p.name = ? "
+                    "AND p.cut = ? AND p.validity = ?",
+                    (self.fingerprint, self.name, cut, validity)).fetchone()
+                if found is None:
+                    return None
+                return list(_by_keys(
+                    db, "SELECT sha, service, arrivals FROM past_arrival WHERE "
+                        "configuration = ? AND name = ? AND cut = ? AND sha IN ({})",
+                    (found[0], self.name, cut), shas))
+            finally:
+                db.execute("COMMIT")
 
-        return self._read(query, [])
+        return self._read(query, None)
 
     def save(self, cut: int, validity: str, body: str,
              rows: Sequence[tuple[str, str, str]]) -> None:

@@ -1,0 +1,126 @@
+"""A warm collection that goes on from a kept past (horizon.py) against a cold one, in
+histories of the shapes that reach back across the cut."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devex_cli.collect import Collected, CollectOptions, collect_inputs
+from devex_cli.config import load_settings
+from tests.gitworld import GitRepo, image, kustomization, overlay
+
+END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+def inputs(config: Path, cache: Path, now: datetime, days: int = 30) -> Collected:
+    settings = load_settings(config, environ={"XDG_CACHE_HOME": str(cache)})
+    return collect_inputs(settings, CollectOptions(gitops=None, start=now - timedelta(days=days),
+                                                   end=now, offline=True), now=now)
+
+
+def one_service(root: Path, start: datetime) -> tuple[GitRepo, GitRepo, Path]:
+    """An app repository and a GitOps repository of one service, `pay`, in dev, qa and prod."""
+    app, gitops = GitRepo(root / "apps" / "pay", start=start), GitRepo(root / "gitops",
+                                                                        start=start)
+    config = root / "devex.toml"
+    config.write_text('[gitops]\nrepo = "gitops"\nenvironments = ["dev", "qa", "prod"]\n'
+                      'production = "prod"\n\n[jira]\nprojects = ["PAY"]\n\n'
+                      '[services.pay]\nrepo = "apps/pay"\n')
+    return app, gitops, config
+
+
+def deploy(gitops: GitRepo, environment: str, tag: str, when: datetime) -> None:
+    gitops.commit(f"deploy pay {tag} to {environment}",
+                  {overlay("pay", environment): kustomization([image("pay", tag)])}, when=when)
+
+
+def test_a_revision_running_now_that_only_an_old_deployment_names(tmp_path: Path) -> None:
+    """dev runs X re-tagged from its short SHA to the full one (a redeployment) before the cut;
+    only an older qa deployment has the full SHA as its tag. The commits dev has and prod has
+    not (`git rev-list PROD..DEV`) are asked of the app repository as in a cold collection: the
+    horizon reads a deployment of each revision a current state runs."""
+    start = END - timedelta(days=200)
+    app, gitops, config = one_service(tmp_path / "org", start)
+    w = app.commit("PAY-1 first", {"1": "1"}, when=start + HOUR)
+    deploy(gitops, "prod", w[:7], start + 2 * HOUR)
+    second = app.commit("PAY-2 second", {"2": "2"}, when=start + 3 * HOUR)
+    x = app.commit("PAY-3 third", {"3": "3"}, when=start + 4 * HOUR)
+    deploy(gitops, "dev", x[:7], start + 5 * HOUR)
+    deploy(gitops, "qa", x, start + 6 * HOUR)  # the full SHA as the tag
+    y = app.commit("PAY-4 fourth", {"4": "4"}, when=start + 7 * HOUR)
+    deploy(gitops, "qa", y[:7], start + 8 * HOUR)
+    deploy(gitops, "dev", x, start + 9 * HOUR)  # a redeployment: X's full SHA
+    for n in range(3):  # work after the cut
+        z = app.commit(f"PAY-{10 + n} later", {f"z{n}": "z"}, when=END - timedelta(days=20 - n))
+        deploy(gitops, "qa", z[:7], END - timedelta(days=20 - n) + HOUR)
+    kept = tmp_path / "kept"
+    inputs(config, kept, END)
+    warm, cold = inputs(config, kept, END), inputs(config, tmp_path / "fresh", END)
+    assert warm.history.past is not None and cold.history.past is None
+    assert [c.sha for c in cold.pending[("pay", "dev")]] == [second, x]
+    assert warm.pending == cold.pending
+    assert warm.snapshot == cold.snapshot
+    assert {("PAY-2", "dev"), ("PAY-3", "dev")} <= {
+        (t.ticket, t.environment) for t in warm.snapshot.tickets_in_environment}
+
+
+def test_records_without_the_bitbucket_token_keep_no_past(tmp_path: Path) -> None:
+    """Services whose app source is Bitbucket (a workspace configured), collected once without
+    BITBUCKET_API_TOKEN: their change sets are unknown that run, not settled; no past is kept
+    from them (the run with the token would go on from it, its lead times and tickets short of
+    the commits before the cut)."""
+    from devex_cli.demo import DemoService, build_demo
+    from tests.test_store import pasts
+
+    config = build_demo(tmp_path / "org", end=END, days=200, seed=8,
+                        services=(DemoService("pay", "PAY", 2.0, prod_every_weeks=1),))
+    text = config.read_text()
+    config.write_text(text.replace('[services.pay]\nrepo = "apps/pay"\n', "")
+                      + '\n[bitbucket]\nworkspace = "acme"\n')
+    kept = tmp_path / "kept"
+    assert inputs(config, kept, END).history.past is None
+    assert pasts(kept) == []
+    # as with no Bitbucket at all: nothing to wait for, the past is kept
+    config.write_text(text.replace('[services.pay]\nrepo = "apps/pay"\n', ""))
+    inputs(config, kept, END)
+    assert len(pasts(kept)) == 1
+
+
+def test_a_past_replaced_while_a_collection_reads_it(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another collection (a longer window) keeps new pasts while this one computes its records,
+    and the oldest one it was going on from goes (`PastStore.KEPT`): the arrivals this one then
+    asks for are not those of its past; it reads the whole history, as a cold collection."""
+    from devex_cli.horizon import Horizon
+    from devex_cli.store import PastStore
+
+    start = END - timedelta(days=200)
+    app, gitops, config = one_service(tmp_path / "org", start)
+    x = app.commit("PAY-1 first", {"1": "1"}, when=start + HOUR)
+    for environment in ("dev", "qa", "prod"):
+        deploy(gitops, environment, x[:7], start + 2 * HOUR)
+    y = app.commit("PAY-2 second", {"2": "2"}, when=start + 3 * HOUR)
+    deploy(gitops, "dev", y[:7], start + 4 * HOUR)  # before the cut; to prod after it
+    deploy(gitops, "qa", y[:7], END - timedelta(days=10))
+    deploy(gitops, "prod", y[:7], END - timedelta(days=5))
+    kept, now = tmp_path / "kept", END
+    inputs(config, kept, now)
+    completed = Horizon.completed
+
+    def meanwhile(self: Horizon, records: list[Any]) -> Any:
+        assert self.past is not None
+        for n in range(1, PastStore.KEPT + 1):  # later cuts: the one in use goes
+            self.store.save(int(self.past.cut.timestamp()) + n, "other", "{}", [])
+        return completed(self, records)
+
+    monkeypatch.setattr(Horizon, "completed", meanwhile)
+    warm = inputs(config, kept, now)
+    monkeypatch.undo()
+    cold = inputs(config, tmp_path / "fresh", now)
+    assert warm.snapshot == cold.snapshot
+    assert warm.history.past is None
