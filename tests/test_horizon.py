@@ -69,13 +69,22 @@ def test_a_revision_running_now_that_only_an_old_deployment_names(tmp_path: Path
         (t.ticket, t.environment) for t in warm.snapshot.tickets_in_environment}
 
 
-def test_records_without_the_bitbucket_token_keep_no_past(tmp_path: Path) -> None:
+def unsettled(cache: Path) -> list[dict[str, Any]]:
+    import contextlib
+    import json
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(cache / "devex" / "devex.sqlite3")) as db:
+        return [json.loads(text) for (text,) in db.execute("SELECT unsettled FROM past")]
+
+
+def test_records_without_the_bitbucket_token_are_made_again(tmp_path: Path) -> None:
     """Services whose app source is Bitbucket (a workspace configured), collected once without
-    BITBUCKET_API_TOKEN: their change sets are unknown that run, not settled; no past is kept
-    from them (the run with the token would go on from it, its lead times and tickets short of
-    the commits before the cut)."""
+    BITBUCKET_API_TOKEN: their change sets are unknown that run, not settled. The past kept
+    then names their records, which every later run makes again (the run with the token finds
+    them changed and reads the whole history, its lead times and tickets not short of the
+    commits before the cut); with no Bitbucket at all they are settled."""
     from devex_cli.demo import DemoService, build_demo
-    from tests.test_store import pasts
 
     config = build_demo(tmp_path / "org", end=END, days=200, seed=8,
                         services=(DemoService("pay", "PAY", 2.0, prod_every_weeks=1),))
@@ -84,11 +93,13 @@ def test_records_without_the_bitbucket_token_keep_no_past(tmp_path: Path) -> Non
                       + '\n[bitbucket]\nworkspace = "acme"\n')
     kept = tmp_path / "kept"
     assert inputs(config, kept, END).history.past is None
-    assert pasts(kept) == []
-    # as with no Bitbucket at all: nothing to wait for, the past is kept
+    (forms,) = unsettled(kept)
+    assert len(forms) > 20 and all(form[1] is None for form in forms.values())
+    assert inputs(config, kept, END).history.past is not None  # made again: the same
+    # as with no Bitbucket at all: nothing to wait for
     config.write_text(text.replace('[services.pay]\nrepo = "apps/pay"\n', ""))
     inputs(config, kept, END)
-    assert len(pasts(kept)) == 1
+    assert {len(forms) for forms in unsettled(kept)} == {0, len(forms)}
 
 
 def test_a_past_replaced_while_a_collection_reads_it(tmp_path: Path,
@@ -115,7 +126,7 @@ def test_a_past_replaced_while_a_collection_reads_it(tmp_path: Path,
     def meanwhile(self: Horizon, records: list[Any]) -> Any:
         assert self.past is not None
         for n in range(1, PastStore.KEPT + 1):  # later cuts: the one in use goes
-            self.store.save(int(self.past.cut.timestamp()) + n, "other", "{}", [])
+            self.store.save(int(self.past.cut.timestamp()) + n, "other", "{}", [], "{}")
         return completed(self, records)
 
     monkeypatch.setattr(Horizon, "completed", meanwhile)
@@ -124,3 +135,29 @@ def test_a_past_replaced_while_a_collection_reads_it(tmp_path: Path,
     cold = inputs(config, tmp_path / "fresh", now)
     assert warm.snapshot == cold.snapshot
     assert warm.history.past is None
+
+
+def test_a_revision_not_found_before_the_cut_keeps_the_horizon(tmp_path: Path) -> None:
+    """A tag naming a commit the app repository does not have (a deleted branch, a typo) leaves
+    its record and the next one unsettled: they are made again each run (and still not
+    found), the rest is the kept past's; the figures and what data quality says of the
+    revision are a cold collection's."""
+    start = END - timedelta(days=200)
+    app, gitops, config = one_service(tmp_path / "org", start)
+    w = app.commit("PAY-1 first", {"1": "1"}, when=start + HOUR)
+    for environment in ("dev", "qa", "prod"):
+        deploy(gitops, environment, w[:7], start + 2 * HOUR)
+    deploy(gitops, "dev", "deadbee", start + 3 * HOUR)  # not in the app repository
+    x = app.commit("PAY-2 second", {"2": "2"}, when=start + 4 * HOUR)
+    deploy(gitops, "dev", x[:7], start + 5 * HOUR)
+    for n in range(3):  # work after the cut
+        z = app.commit(f"PAY-{10 + n} later", {f"z{n}": "z"}, when=END - timedelta(days=20 - n))
+        for environment in ("dev", "qa", "prod"):
+            deploy(gitops, environment, z[:7], END - timedelta(days=20 - n) + HOUR)
+    kept = tmp_path / "kept"
+    inputs(config, kept, END)
+    assert len(unsettled(kept)[0]) == 2
+    warm, cold = inputs(config, kept, END), inputs(config, tmp_path / "fresh", END)
+    assert warm.history.past is not None and cold.history.past is None
+    assert warm.snapshot == cold.snapshot
+    assert ("pay", "deadbee") in cold.snapshot.data_quality.revisions_not_found

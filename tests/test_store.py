@@ -310,19 +310,24 @@ def test_argo_cd_times_before_the_cut_are_part_of_the_kept_past(tmp_path: Path) 
         server.stop()
 
 
-def test_records_an_app_source_could_not_give_keep_no_past(tmp_path: Path) -> None:
-    """A run whose app repository was missing computes change sets it cannot know; it keeps no
-    past from them: once the repository is back, the figures are a cold collection's."""
+def test_records_an_app_source_could_not_give_are_made_again(tmp_path: Path) -> None:
+    """A run whose app repository was missing computes change sets it cannot know; the past it
+    keeps names those records, and each later run makes them again: the same while the
+    repository is missing (the past is used), others once it is back (the whole history is
+    read): the figures are a cold collection's."""
     root = tmp_path / "org"
     config = build_demo(root, end=END, days=200, seed=7, services=SERVICES)
     kept = tmp_path / "kept"
     now = END + timedelta(hours=1)
     app, away = root / "apps" / "pay", root / "apps" / "pay-away"
     app.rename(away)
-    horizon_snapshot(config, kept, now)
-    assert pasts(kept) == []
+    missing = horizon_snapshot(config, kept, now)[0]
+    assert len(pasts(kept)) == 1
+    snap, steps = horizon_snapshot(config, kept, now)
+    assert steps[0].endswith("(those the windows need)") and snap == missing
     away.rename(app)
     snap, steps = horizon_snapshot(config, kept, now)
-    assert "those the windows need" not in steps[0]
+    assert "those the windows need" not in steps[-1]
     assert snap == horizon_snapshot(config, tmp_path / "fresh", now)[0]
     assert snap.data_quality.deployments_without_change_set < 10
+    assert missing.data_quality.deployments_without_change_set > 50

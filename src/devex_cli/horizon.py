@@ -6,23 +6,25 @@ window before now). When the store has a past whose cut is at or before `need` a
 from exactly the deployments before the cut that the history has now (same GitOps commits,
 services, environments and times, Argo CD's `deployedAt` included), a collection makes records
 only of the deployments from the cut on, and of the few before it the figures read (each
-environment's last one, those the current states name, and one of each revision they run);
-the figures are the whole history's (tests/test_past.py, tests/test_store.py,
-tests/test_horizon.py). Anything else (no past, a rewritten or re-dated history, a window
-reaching further back, a kept past that does not read back) reads the whole history, and then
-keeps a new past for the next runs, a month before `need`, when every record before that cut is
-settled (kept in the store: a record that may still change, as one whose app source failed, is
-no past to keep).
+environment's last one, those the current states name, and one of each revision they run), and
+again of those before it whose records may still change (an app source that failed or was not
+asked, a revision not found): the figures are the whole history's (tests/test_past.py,
+tests/test_store.py, tests/test_horizon.py). Anything else (no past, a rewritten or re-dated
+history, a window reaching further back, a record before the cut that is not what it was, a
+kept past that does not read back) reads the whole history, and then keeps a new past for the
+next runs, a month before `need`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from devex_cli.config import Settings
 from devex_cli.dora import past as kept
@@ -59,6 +61,9 @@ class Horizon:
     positions: list[int] | None = None
     before: Mapping[_Key, int] | None = None  # the last position before the cut, per key
     validity: str | None = None  # of the kept past in use
+    # the records before the cut that may still change (`Records.unsettled`), as the past was
+    # taken with them (`_settled_form`), by position: made again and compared each run
+    unsettled: Mapping[int, list[Any]] | None = None
 
     @classmethod
     def plan(cls, settings: Settings, repo: Path, history: GitOpsHistory,
@@ -70,9 +75,10 @@ class Horizon:
         found = horizon.store.latest(int(need.timestamp()))
         if found is None:
             return horizon
-        cut_seconds, validity, body = found
+        cut_seconds, validity, body, unsettled_text = found
         try:
             past = kept.from_body(body)
+            unsettled = _unsettled(unsettled_text)
         except ValueError as exc:
             log.info("the kept past is unreadable (%s): the whole history is read", exc)
             return horizon
@@ -83,11 +89,14 @@ class Horizon:
             return horizon
         before: dict[_Key, int] = {}
         after = []
+        again: dict[int, list[Any]] = {}
         for position, (deployment, at) in enumerate(zip(history.deployments, times,
                                                         strict=True)):
             if at >= past.cut:
                 after.append(position)
                 continue
+            if unsettled and (form := unsettled.get(record_key(deployment))) is not None:
+                again[position] = form
             key = (deployment.service, deployment.environment)
             last = before.get(key)
             if last is None or at >= times[last]:
@@ -104,7 +113,8 @@ class Horizon:
                       for p, d in enumerate(history.deployments) if times[p] < past.cut
                       and (d.service, d.release.revision) in running}.values())
         horizon.past, horizon.before, horizon.validity = past, before, validity
-        horizon.positions = sorted({*after, *before.values(), *extra})
+        horizon.unsettled = again
+        horizon.positions = sorted({*after, *before.values(), *extra, *again})
         return horizon
 
     def keys(self) -> list[str] | None:
@@ -118,9 +128,16 @@ class Horizon:
         and the arrivals of the commits the records after it name; None when the kept arrivals
         do not read back (the whole history is read then, and the horizon forgets its past)."""
         assert self.past is not None and self.positions is not None and self.before is not None
-        assert self.validity is not None
+        assert self.validity is not None and self.unsettled is not None
         cut = self.past.cut
         by_position = dict(zip(self.positions, records, strict=True))
+        changed = next((p for p, form in self.unsettled.items()
+                        if _settled_form(by_position[p]) != form), None)
+        if changed is not None:  # a source answered what it did not (or not as) before
+            log.info("a deployment before %s has another record now (%s): the whole history "
+                     "is read", cut, record_key(self.history.deployments[changed]))
+            self.past = self.positions = self.before = None
+            return None
         named = {c.sha for p, r in by_position.items() if self.times[p] >= cut
                  for c in r.change_set or ()}
         rows = self.store.arrivals(int(cut.timestamp()), self.validity, named)
@@ -146,15 +163,17 @@ class Horizon:
 
     def keep(self, figures: FigureHistory, unsettled: set[str]) -> None:
         """After a whole history's figures: keep a past a month before the earliest window,
-        when there are records before it and all of them are settled."""
+        when there are records before it, with those of them that may still change
+        (`unsettled`: each run makes them again, and reads the whole history when one
+        differs)."""
         cut = datetime.fromtimestamp(int((self.need - SLACK).timestamp()), self.need.tzinfo)
-        before = [d for d, at in zip(self.history.deployments, self.times, strict=True)
-                  if at < cut]
-        if not before or any(record_key(d) in unsettled for d in before):
+        if not any(at < cut for at in self.times):
             return
+        forms = {key: _settled_form(r) for r in figures.ordered if r.time < cut
+                 and (key := f"{r.gitops_commit} {r.service} {r.environment}") in unsettled}
         past = past_of(figures, cut)
         self.store.save(int(cut.timestamp()), self._validity(cut), kept.body(past),
-                        kept.arrival_rows(past))
+                        kept.arrival_rows(past), json.dumps(forms, separators=(",", ":")))
 
     def _validity(self, cut: datetime) -> str:
         """What a past at `cut` was taken from: the deployments before it (GitOps commit,
@@ -164,3 +183,22 @@ class Horizon:
                      for d, at in zip(self.history.deployments, self.times, strict=True)
                      if at < cut)
         return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def _settled_form(record: DeploymentRecord) -> list[Any]:
+    """What of a record its sources give (its revision, change set and ancestry's verdict): a
+    record before the cut that may still change is compared in this form."""
+    return [record.revision, None if record.change_set is None else
+            [c.sha for c in record.change_set], record.ancestry_rollback]
+
+
+def _unsettled(text: str) -> dict[str, list[Any]]:
+    """The records `keep` wrote as unsettled; ValueError for a text it cannot have written."""
+    try:
+        data = json.loads(text)
+    except TypeError as exc:
+        raise ValueError("not the unsettled records of a past") from exc
+    if type(data) is not dict or not all(type(k) is str and type(v) is list and len(v) == 3
+                                         for k, v in data.items()):
+        raise ValueError("not the unsettled records of a past")
+    return data

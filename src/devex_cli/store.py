@@ -36,7 +36,7 @@ SCHEMA_VERSION = 3  # PRAGMA user_version; version 2 is upgraded, another one is
 FILE_NAME = "devex.sqlite3"
 _ADDED_IN_3 = """
 CREATE TABLE past (configuration INTEGER NOT NULL, name TEXT NOT NULL, cut INTEGER NOT NULL,
-                   validity TEXT NOT NULL, body TEXT NOT NULL,
+                   validity TEXT NOT NULL, body TEXT NOT NULL, unsettled TEXT NOT NULL,
                    PRIMARY KEY (configuration, name, cut)) WITHOUT ROWID;
 CREATE TABLE past_arrival (configuration INTEGER NOT NULL, name TEXT NOT NULL,
                            cut INTEGER NOT NULL, sha TEXT NOT NULL, service TEXT NOT NULL,
@@ -266,16 +266,17 @@ class PastStore(_StoreFile):
         super().__init__(folder)
         self.fingerprint, self.name = fingerprint, name
 
-    def latest(self, need: int) -> tuple[int, str, str] | None:
-        """(cut, validity, body) of the latest cut at or before `need` (seconds), or None."""
+    def latest(self, need: int) -> tuple[int, str, str, str] | None:
+        """(cut, validity, body, unsettled) of the latest cut at or before `need` (seconds), or
+        None; unchecked."""
 
-        def query(db: sqlite3.Connection) -> tuple[int, str, str] | None:
+        def query(db: sqlite3.Connection) -> tuple[int, str, str, str] | None:
             row = db.execute(
-                "SELECT p.cut, p.validity, p.body FROM past p JOIN configuration c "
+                "SELECT p.cut, p.validity, p.body, p.unsettled FROM past p JOIN configuration c "
                 "ON c.id = p.configuration WHERE c.fingerprint = ? AND p.name = ? "
                 "AND p.cut <= ? ORDER BY p.cut DESC LIMIT 1",
                 (self.fingerprint, self.name, need)).fetchone()
-            return None if row is None else (row[0], row[1], row[2])
+            return None if row is None else (row[0], row[1], row[2], row[3])
 
         return self._read(query, None)
 
@@ -305,8 +306,10 @@ class PastStore(_StoreFile):
         return self._read(query, None)
 
     def save(self, cut: int, validity: str, body: str,
-             rows: Sequence[tuple[str, str, str]]) -> None:
-        """Keep a past (replacing one of the same cut); only the latest `KEPT` cuts stay."""
+             rows: Sequence[tuple[str, str, str]], unsettled: str) -> None:
+        """Keep a past (replacing one of the same cut); only the latest `KEPT` cuts stay.
+        `unsettled`: the records before the cut that may still change, as the caller writes
+        them (it checks them when it reads the past)."""
 
         def write(db: sqlite3.Connection) -> dict[str, int]:
             db.execute("INSERT OR IGNORE INTO configuration (fingerprint) VALUES (?)",
@@ -316,8 +319,8 @@ class PastStore(_StoreFile):
             ours = (configuration, self.name)
             db.execute("DELETE FROM past_arrival WHERE configuration = ? AND name = ? "
                        "AND cut = ?", (*ours, cut))
-            db.execute("INSERT OR REPLACE INTO past VALUES (?, ?, ?, ?, ?)",
-                       (*ours, cut, validity, body))
+            db.execute("INSERT OR REPLACE INTO past VALUES (?, ?, ?, ?, ?, ?)",
+                       (*ours, cut, validity, body, unsettled))
             db.executemany("INSERT INTO past_arrival VALUES (?, ?, ?, ?, ?, ?)",
                            [(*ours, cut, *row) for row in rows])
             old = [c for (c,) in db.execute(
