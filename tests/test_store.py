@@ -289,12 +289,16 @@ def test_argo_cd_times_before_the_cut_are_part_of_the_kept_past(tmp_path: Path) 
             snap = collect(settings, CollectOptions(gitops=None, start=now - timedelta(days=30),
                                                     end=now, offline=False),
                            now=now, step=steps.append)
+            order.append([s.split()[0] for s in steps if s.startswith(("reading the change",
+                                                                        "asking Argo CD"))])
             return snap, [s for s in steps if s.startswith("reading the change sets")]
 
-        kept = tmp_path / "kept"
+        kept, order = tmp_path / "kept", list[list[str]]()
         cold = run(kept)[0]
         warm, steps = run(kept)
         assert warm == cold and steps[0].endswith("(those the windows need)")
+        # Argo CD's answer is waited for before the records only when a kept past needs it
+        assert order == [["reading", "asking"], ["asking", "reading"]]
         for n, (sha, seconds) in enumerate((prod[8], prod[9])):
             # a first sync of an old commit, seen late; then one a week before now
             late = (datetime.fromtimestamp(int(seconds) + 900, UTC) if n == 0

@@ -163,14 +163,21 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
     try:
         step("reading the GitOps history")
         history = _our_history(repo, settings, source_of)
-        view = None
-        if argo_applications is not None:
-            step("asking Argo CD")
-            view = read_argocd(settings, history, health,
-                               applications=argo_applications.result())
+        views: list[ArgoView | None] = []
+
+        def argo_view() -> ArgoView | None:
+            """Argo CD's view, asked for once: before the records when a kept past is
+            checked against its times, else after them (its answer comes meanwhile)."""
+            if not views:
+                if argo_applications is not None:
+                    step("asking Argo CD")
+                views.append(None if argo_applications is None else read_argocd(
+                    settings, history, health, applications=argo_applications.result()))
+            return views[0]
+
         # the records the windows need, when the store keeps what the earlier ones left
-        times = deployment_times(history.deployments, view)
-        horizon = Horizon.plan(settings, repo, history, times,
+        horizon = Horizon.plan(settings, repo, history,
+                               lambda: deployment_times(history.deployments, argo_view()),
                                earliest_start(options.start, now))
         built, past = _records(history, source_of, settings, health, horizon, step)
     finally:
@@ -187,6 +194,7 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
     )
     actual: dict[tuple[str, str], ActualState] = {}
     argocd_services: set[str] = set()
+    view = argo_view()
     if view is not None:
         argocd_services = {service for service, _ in view.applications}
         records = refine(records, view)

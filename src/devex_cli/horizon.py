@@ -20,9 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ class Horizon:
 
     store: PastStore
     history: GitOpsHistory
-    times: Sequence[datetime]  # each deployment's time as its record will have it
+    times_of: Callable[[], Sequence[datetime]]  # each deployment's time as its record has it
     need: datetime
     past: Past | None = None  # the kept past in use (its records and arrivals not yet read)
     positions: list[int] | None = None
@@ -65,13 +66,19 @@ class Horizon:
     # taken with them (`_settled_form`), by position: made again and compared each run
     unsettled: Mapping[int, list[Any]] | None = None
 
+    @cached_property
+    def times(self) -> Sequence[datetime]:
+        """Each deployment's time as its record has it (Argo CD is waited for on first use:
+        when there is a kept past to check, or one to keep)."""
+        return self.times_of()
+
     @classmethod
     def plan(cls, settings: Settings, repo: Path, history: GitOpsHistory,
-             times: Sequence[datetime], need: datetime) -> Horizon:
+             times_of: Callable[[], Sequence[datetime]], need: datetime) -> Horizon:
         name = hashlib.sha256(f"{repo.resolve()}\0{history.branch}\0"
                               f"{','.join(settings.collect.services)}".encode()).hexdigest()[:16]
         horizon = cls(PastStore(settings.cache_dir(), record_fingerprint(settings), name),
-                      history, times, need)
+                      history, times_of, need)
         found = horizon.store.latest(int(need.timestamp()))
         if found is None:
             return horizon
@@ -84,6 +91,7 @@ class Horizon:
             return horizon
         if need - past.cut > STALE:
             return horizon  # read whole once, and keep a nearer cut
+        times = horizon.times
         if int(past.cut.timestamp()) != cut_seconds or validity != horizon._validity(past.cut):
             log.info("the history before %s changed: the whole history is read", past.cut)
             return horizon
