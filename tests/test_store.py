@@ -223,7 +223,7 @@ def test_a_history_changed_before_the_cut_is_read_whole(tmp_path: Path) -> None:
     assert horizon_snapshot(config, kept, now)[1][0].endswith("(those the windows need)")
 
 
-@pytest.mark.parametrize("damage", ["body", "arrivals"])
+@pytest.mark.parametrize("damage", ["body", "arrivals", "unsettled"])
 def test_a_damaged_kept_past_is_read_whole(tmp_path: Path, damage: str) -> None:
     config = build_demo(tmp_path / "org", end=END, days=200, seed=4, services=SERVICES)
     kept = tmp_path / "kept"
@@ -232,13 +232,15 @@ def test_a_damaged_kept_past_is_read_whole(tmp_path: Path, damage: str) -> None:
     with contextlib.closing(sqlite3.connect(kept / "devex" / "devex.sqlite3")) as db, db:
         if damage == "body":
             db.execute("UPDATE past SET body = '{\"cut\": \"soon\"}'")
+        elif damage == "unsettled":
+            db.execute("UPDATE past SET unsettled = '[1, 2]'")
         else:
             db.execute("UPDATE past_arrival SET arrivals = 'dev'")
     snap, steps = horizon_snapshot(config, kept, now)
     assert snap == cold
     # read whole (after reading the records after the cut, when the arrivals were damaged)
     assert re.fullmatch(r"reading the change sets of \d+ deployments", steps[-1])
-    assert len(steps) == (1 if damage == "body" else 2)
+    assert len(steps) == (2 if damage == "arrivals" else 1)
 
 
 def test_a_store_of_version_2_keeps_its_rows(tmp_path: Path) -> None:
