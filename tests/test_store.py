@@ -295,7 +295,8 @@ def test_argo_cd_times_before_the_cut_are_part_of_the_kept_past(tmp_path: Path) 
                                                                         "asking Argo CD"))])
             return snap, [s for s in steps if s.startswith("reading the change sets")]
 
-        kept, order = tmp_path / "kept", list[list[str]]()
+        kept = tmp_path / "kept"
+        order: list[list[str]] = []
         cold = run(kept)[0]
         warm, steps = run(kept)
         assert warm == cold and steps[0].endswith("(those the windows need)")
