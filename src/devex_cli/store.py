@@ -337,12 +337,18 @@ class PastStore(_StoreFile):
 
 
 def _by_keys(db: sqlite3.Connection, sql: str, head: Sequence[Any],
-             keys: Collection[str]) -> Iterator[tuple[Any, ...]]:
-    """The rows of `sql` (its `IN ({})` filled with marks) for `keys`, a batch at a time."""
-    wanted = sorted(keys)
-    for start in range(0, len(wanted), _KEYS_AT_ONCE):
-        part = wanted[start:start + _KEYS_AT_ONCE]
-        yield from db.execute(sql.format(", ".join("?" * len(part))), (*head, *part))
+             keys: Collection[str]) -> list[tuple[Any, ...]]:
+    """The rows of `sql` (its `IN ({})` filled with marks) for `keys`, as many keys a query as
+    this SQLite takes (up to 10,000), each query's rows fetched at once."""
+    import sqlite3
+
+    at_once = max(1, min(10_000, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)) - len(head))
+    wanted, rows = list(keys), []
+    for start in range(0, len(wanted), at_once):
+        part = wanted[start:start + at_once]
+        rows.extend(db.execute(sql.format(", ".join("?" * len(part))), (*head, *part))
+                    .fetchall())
+    return rows
 
 
 class ManifestStore(_StoreFile):
