@@ -20,6 +20,7 @@ by `import devex_cli.cli`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -337,18 +338,17 @@ class PastStore(_StoreFile):
 
 
 def _by_keys(db: sqlite3.Connection, sql: str, head: Sequence[Any],
-             keys: Collection[str]) -> list[tuple[Any, ...]]:
+             keys: Collection[str]) -> Iterator[tuple[Any, ...]]:
     """The rows of `sql` (its `IN ({})` filled with marks) for `keys`, as many keys a query as
-    this SQLite takes (up to 10,000), each query's rows fetched at once."""
+    this SQLite takes (up to 10,000); the cursors' rows stream to the caller (no Python frame a
+    row, no list of them all)."""
     import sqlite3
 
     at_once = max(1, min(10_000, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)) - len(head))
-    wanted, rows = list(keys), []
-    for start in range(0, len(wanted), at_once):
-        part = wanted[start:start + at_once]
-        rows.extend(db.execute(sql.format(", ".join("?" * len(part))), (*head, *part))
-                    .fetchall())
-    return rows
+    wanted = list(keys)
+    return itertools.chain.from_iterable(
+        db.execute(sql.format(", ".join("?" * len(part))), (*head, *part))
+        for part in (wanted[n:n + at_once] for n in range(0, len(wanted), at_once)))
 
 
 class ManifestStore(_StoreFile):
