@@ -71,7 +71,8 @@ def demo(
             if jira_env is not None:
                 jira_env.unlink(missing_ok=True)  # its Jira is gone
             if keep is None and root is not None:
-                remove_folder(root)
+                with signals_held():  # a second Ctrl-C (or SIGTERM) waits for the removal
+                    remove_folder(root)
 
 
 def remove_folder(folder: Path, *, attempts: int = 100, pause: float = 0.05) -> None:
