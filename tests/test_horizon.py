@@ -161,3 +161,27 @@ def test_a_revision_not_found_before_the_cut_keeps_the_horizon(tmp_path: Path) -
     assert warm.history.past is not None and cold.history.past is None
     assert warm.snapshot == cold.snapshot
     assert ("pay", "deadbee") in cold.snapshot.data_quality.revisions_not_found
+
+
+def test_a_release_read_again_otherwise_before_the_cut_is_another_past(tmp_path: Path) -> None:
+    """The kept past is of the deployments' releases too: the same GitOps commits read with
+    another release (a digits-only tag judged a version, then a commit) do not match it."""
+    from dataclasses import replace
+
+    from devex_cli.gitops_reader import Release
+    from devex_cli.horizon import Horizon
+    from devex_cli.sources import gitops as source
+
+    start = END - timedelta(days=200)
+    app, repo, config = one_service(tmp_path / "org", start)
+    for n in range(4):
+        x = app.commit(f"PAY-{n} work", {f"{n}": "1"}, when=start + n * HOUR)
+        deploy(repo, "dev", x[:7], start + n * HOUR + HOUR / 2)
+    settings = load_settings(config, environ={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    history = source.read_history(repo.path, settings)
+    first = history.deployments[0]
+    other = replace(history, deployments=(
+        replace(first, release=Release("1234567", None)), *history.deployments[1:]))
+    digests = {Horizon(None, h, lambda h=h: [d.time for d in h.deployments],  # type: ignore[arg-type]
+                       END)._validity(END) for h in (history, other)}
+    assert len(digests) == 2

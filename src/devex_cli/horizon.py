@@ -185,9 +185,11 @@ class Horizon:
 
     def _validity(self, cut: datetime) -> str:
         """What a past at `cut` was taken from: the deployments before it (GitOps commit,
-        service, environment, time as the record has it), the environments and production."""
+        service, environment, release and time as the record has it: a tag read again as a
+        version, or as a commit, is another release), the environments and production."""
         lines = [repr((self.history.environments, self.history.production))]
-        lines.extend(f"{d.gitops_commit} {d.service} {d.environment} {at.timestamp()}"
+        lines.extend(f"{d.gitops_commit} {d.service} {d.environment} {d.release.version!r} "
+                     f"{d.release.revision} {at.timestamp()}"
                      for d, at in zip(self.history.deployments, self.times, strict=True)
                      if at < cut)
         return hashlib.sha256("\n".join(lines).encode()).hexdigest()
