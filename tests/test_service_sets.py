@@ -93,6 +93,17 @@ def test_other_services_app_repositories_are_not_opened(devex: Devex, organisati
     assert json.loads(everything.out)["sources"]["git"] is False  # what the set spared it
 
 
+def test_a_pattern_matching_no_service_is_named(devex: Devex, organisation: Path) -> None:
+    """One pattern of a set with a typo (`chekout`) serves fewer services than meant: the
+    collection goes on with the others, and says which pattern matched nothing."""
+    result = collect(devex, organisation, "json", services="pay*,chekout")
+    assert result.code == 0, result.err
+    assert [s["service"] for s in json.loads(result.out)["services"]] == ["payments"]
+    assert ("collect.services pattern 'chekout' matches none of the GitOps repository's "
+            "services; the others serve payments") in result.err
+    assert "pay*" not in result.err
+
+
 def test_a_set_matching_no_service_is_an_input_error(devex: Devex, organisation: Path) -> None:
     result = collect(devex, organisation, "json", services="billing*")
     assert result.code == 2

@@ -242,8 +242,9 @@ class CollectSettings:
                 "them): a collector reads and exposes only these services' deployments, change "
                 "sets, Argo CD applications and incidents, so that collectors side by side can "
                 "split a large organisation by service set (docs/performance.md). A match for "
-                "none of the repository's services is an input error (exit 2). In the "
-                "environment, patterns separated by commas.",
+                "none of the repository's services is an input error (exit 2); a pattern that "
+                "matches none is named in a warning. In the environment, patterns separated by "
+                "commas.",
         example='["pay*", "checkout"]', commands=("collect", "explain"),
         unset="every service of the GitOps repository", env="DEVEX_COLLECT_SERVICES")
 

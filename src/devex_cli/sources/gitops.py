@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -71,6 +72,8 @@ __all__ = ["SYSTEM", "CommitChecker", "DeployedState", "Deployment", "GitOpsHist
            "Redeployment", "Release", "RevisionsMet", "Skipped", "ThirdParty", "commits_after",
            "in_service_set",
            "open_repository", "path_owner", "read_history"]
+
+log = logging.getLogger("devex.gitops")
 
 SYSTEM = "gitops"  # the name the GitOps repository reports its health under
 _NULL_SHA = "0" * 40
@@ -156,6 +159,11 @@ class GitOpsHistory:
                 f"{len(self.services)} services of the GitOps repository (such as "
                 f"{', '.join(self.services[:5])})",
                 hint="patterns are globs on service names as `devex status` lists them")
+        for pattern in patterns:  # a typo in one pattern would silently serve fewer services
+            if not any(fnmatchcase(service, pattern) for service in self.services):
+                log.warning("collect.services pattern %r matches none of the GitOps "
+                            "repository's services; the others serve %s", pattern,
+                            ", ".join(sorted(kept)))
 
         def ours(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
             return tuple(pair for pair in pairs if pair[0] in kept)
