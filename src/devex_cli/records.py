@@ -266,6 +266,13 @@ def build_records(
     graphs: dict[str, CommitSource] = {}
     failed: set[str] = set()
 
+    current: dict[str, list[tuple[str, str]]] = {}  # each service's (service, environment)s
+    for key in history.current:
+        current.setdefault(key[0], []).append(key)
+    resolved_before: dict[str, dict[str, str | None]] = {}  # each service's, from kept records
+    for (owner, short), sha in full.items():
+        resolved_before.setdefault(owner, {})[short] = sha
+
     def prepared(service: str, mine: list[gitops.Deployment]) -> dict[str, str | None]:
         """Resolve a service's revisions and fetch (or load) its change sets."""
         graph = graphs[service]
@@ -273,21 +280,21 @@ def build_records(
                      for r in (d.release.revision, d.previous.revision if d.previous else None)
                      if r and (service, r) not in full]
         resolved = graph.resolve(dict.fromkeys(revisions))
-        known = {**{short: sha for (s, short), sha in full.items() if s == service}, **resolved}
+        known = {**resolved_before.get(service, {}), **resolved}
         pairs = [(n, o) for d in mine
                  if (n := known.get(d.release.revision or ""))
                  and (o := known.get(d.previous.revision if d.previous and
                                      d.previous.revision else ""))]
         # the commits waiting for production, asked beside the change sets (one round trip)
         pairs.extend(pair for key, pair in _pending_ranges(
-            history, {(service, short): sha for short, sha in known.items()}, set()).items()
-            if key[0] == service and f"{service} {pair[0]}..{pair[1]}" not in cache.ranges)
+            history, {(service, short): sha for short, sha in known.items()}, set(),
+            current.get(service, ())).items() if _range_key(key, pair) not in cache.ranges)
         graph.prepare(pairs)
         return resolved
 
     # the pending ranges known before anything is resolved: read, so none is asked again
-    cache.want_ranges([f"{key[0]} {here}..{there}"
-                       for key, (here, there) in _pending_ranges(history, full, set()).items()])
+    cache.want_ranges([_range_key(key, pair)
+                       for key, pair in _pending_ranges(history, full, set()).items()])
     by_service: dict[str, list[gitops.Deployment]] = {}
     for deployment in new:
         by_service.setdefault(deployment.service, []).append(deployment)
@@ -375,16 +382,24 @@ def _computed(deployment: gitops.Deployment, graph: CommitSource | None,
         ancestry_rollback=ancestry_rollback)
 
 
+def _range_key(key: tuple[str, str], pair: tuple[str, str]) -> str:
+    """A pending range's key in the store: the service, its revision and production's."""
+    return f"{key[0]} {pair[0]}..{pair[1]}"
+
+
 def _pending_ranges(history: gitops.GitOpsHistory, full: Mapping[tuple[str, str], str | None],
-                    failed: set[str]) -> dict[tuple[str, str], tuple[str, str]]:
-    """Per (service, environment) before production whose revisions `full` knows: the range
-    (its revision, production's) of the commits waiting for production."""
+                    failed: set[str], keys: Iterable[tuple[str, str]] | None = None
+                    ) -> dict[tuple[str, str], tuple[str, str]]:
+    """Per (service, environment) before production whose revisions `full` knows (of `keys`,
+    else every current state's): the range (its revision, production's) of the commits
+    waiting for production."""
     production = history.production
     if production is None or production not in history.environments:
         return {}
     before = history.environments[: history.environments.index(production)]
     ranges: dict[tuple[str, str], tuple[str, str]] = {}
-    for (service, environment), state in history.current.items():
+    for service, environment in history.current if keys is None else keys:
+        state = history.current[(service, environment)]
         prod = history.state(service, production)
         if environment not in before or prod is None or service in failed:
             continue
@@ -409,9 +424,9 @@ def _pending(
     ranges = _pending_ranges(history, full, failed)
     found: Pending = {}
     wanted: dict[str, list[tuple[tuple[str, str], tuple[str, str]]]] = {}
-    cache.want_ranges([f"{key[0]} {here}..{there}" for key, (here, there) in ranges.items()])
+    cache.want_ranges([_range_key(key, pair) for key, pair in ranges.items()])
     for key, (here, there) in ranges.items():
-        shas = cache.ranges.get(f"{key[0]} {here}..{there}")
+        shas = cache.ranges.get(_range_key(key, (here, there)))
         changes = cache.changes(shas) if isinstance(shas, list) else None
         if changes is not None:
             found[key] = changes
@@ -437,7 +452,6 @@ def _pending(
                         answers, service)
             continue
         for key, changes in answers:
-            here, there = ranges[key]
-            cache.keep_range(f"{key[0]} {here}..{there}", cache.keep_changes(changes))
+            cache.keep_range(_range_key(key, ranges[key]), cache.keep_changes(changes))
             found[key] = changes
     return found
