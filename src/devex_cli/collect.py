@@ -7,6 +7,7 @@ and a failing one degrades the snapshot (its `devex_source_up` is 0) instead of 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -163,17 +164,15 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
     try:
         step("reading the GitOps history")
         history = _our_history(repo, settings, source_of)
-        views: list[ArgoView | None] = []
 
+        @functools.cache
         def argo_view() -> ArgoView | None:
             """Argo CD's view, asked for once: before the records when a kept past is
             checked against its times, else after them (its answer comes meanwhile)."""
-            if not views:
-                if argo_applications is not None:
-                    step("asking Argo CD")
-                views.append(None if argo_applications is None else read_argocd(
-                    settings, history, health, applications=argo_applications.result()))
-            return views[0]
+            if argo_applications is None:
+                return None
+            step("asking Argo CD")
+            return read_argocd(settings, history, health, applications=argo_applications.result())
 
         # the records the windows need, when the store keeps what the earlier ones left
         horizon = Horizon.plan(settings, repo, history,

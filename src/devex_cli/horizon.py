@@ -29,7 +29,7 @@ from typing import Any
 
 from devex_cli.config import Settings
 from devex_cli.dora import past as kept
-from devex_cli.dora.compute import STANDARD_WINDOWS, FigureHistory, past_of
+from devex_cli.dora.compute import LONGEST_WINDOW, FigureHistory, past_of
 from devex_cli.dora.model import DeploymentRecord
 from devex_cli.dora.past import Past
 from devex_cli.records import record_fingerprint, record_key
@@ -38,7 +38,6 @@ from devex_cli.store import PastStore
 
 log = logging.getLogger("devex.horizon")
 
-LONGEST_WINDOW = max(STANDARD_WINDOWS.values())
 SLACK = timedelta(days=30)  # a new cut is this far before the earliest window start
 STALE = timedelta(days=60)  # a cut further back than this is replaced by a new one
 
@@ -95,8 +94,16 @@ class Horizon:
         if int(past.cut.timestamp()) != cut_seconds or validity != horizon._validity(past.cut):
             log.info("the history before %s changed: the whole history is read", past.cut)
             return horizon
+        # Before the cut: each key's last deployment, the deployments current states name and
+        # one of each revision they run as its tag has it (a redeployment's full SHA may be
+        # another environment's old tag: pending compares those revisions, resolved from the
+        # records of the deployments with them), and the records that may still change.
+        named = {(s.service, s.environment, s.gitops_commit) for s in history.current.values()}
+        running = {(s.service, s.release.revision) for s in history.current.values()
+                   if s.release.revision}
         before: dict[_Key, int] = {}
-        after = []
+        after, extra = [], []
+        of_running: dict[tuple[str, str | None], int] = {}
         again: dict[int, list[Any]] = {}
         for position, (deployment, at) in enumerate(zip(history.deployments, times,
                                                         strict=True)):
@@ -109,20 +116,14 @@ class Horizon:
             last = before.get(key)
             if last is None or at >= times[last]:
                 before[key] = position
-        # the deployments current states name, and one of each revision they run as its tag
-        # has it (a redeployment's full SHA may be another environment's old tag): pending
-        # compares those revisions, resolved from the records of the deployments with them
-        named = {(s.service, s.environment, s.gitops_commit) for s in history.current.values()}
-        running = {(s.service, s.release.revision) for s in history.current.values()
-                   if s.release.revision}
-        extra = [p for p, d in enumerate(history.deployments) if times[p] < past.cut
-                 and (d.service, d.environment, d.gitops_commit) in named]
-        extra.extend({(d.service, d.release.revision): p
-                      for p, d in enumerate(history.deployments) if times[p] < past.cut
-                      and (d.service, d.release.revision) in running}.values())
+            if (*key, deployment.gitops_commit) in named:
+                extra.append(position)
+            if (release := (deployment.service, deployment.release.revision)) in running:
+                of_running[release] = position
         horizon.past, horizon.before, horizon.validity = past, before, validity
         horizon.unsettled = again
-        horizon.positions = sorted({*after, *before.values(), *extra, *again})
+        horizon.positions = sorted({*after, *before.values(), *extra,
+                                    *of_running.values(), *again})
         return horizon
 
     def keys(self) -> list[str] | None:

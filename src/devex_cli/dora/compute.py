@@ -43,6 +43,7 @@ from devex_cli.dora.rollbacks import Ranks, rollbacks
 from devex_cli.dora.stats import Summary
 
 STANDARD_WINDOWS = {"7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
+LONGEST_WINDOW = max(STANDARD_WINDOWS.values())
 MONTHS_KEPT = 13  # calendar months of per-month counts (bounded label values)
 
 _Key = tuple[str, str]  # (service, environment)
@@ -276,7 +277,7 @@ def build_snapshot(
     """
     if history is None:
         history = _History(records, incidents, production, environments, redeployments)
-    if history.past is not None and min(start, now - max(STANDARD_WINDOWS.values())) < (
+    if history.past is not None and min(start, now - LONGEST_WINDOW) < (
             history.past.cut):
         raise ValueError(f"a window starts before the cut {history.past.cut} of the records")
     deployments = tuple(
