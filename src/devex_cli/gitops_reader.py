@@ -478,9 +478,9 @@ class ReaderState:
                     if named is None or not revision:
                         continue
                     pair = (settings.aliases.get(named, named), revision)
-                    if unit not in bases and not (use.repository
-                                                  and use.repository in third_party):
-                        deployed[pair] = None
+                    if met is not None and unit not in bases and not (
+                            use.repository and use.repository in third_party):
+                        deployed[pair] = None  # as `_read` skips bases and third parties
                     if is_digits_only(revision) and pair not in self.digits:
                         wanted[pair] = None
         if not wanted or has_commit is None:
