@@ -30,7 +30,13 @@ from devex_cli.cache import (
 )
 from devex_cli.changes import look_up, ticket_source
 from devex_cli.config import Settings, bitbucket_configured
-from devex_cli.dora.compute import FigureHistory, build_snapshot, failure_signals, history_of
+from devex_cli.dora.compute import (
+    FigureHistory,
+    build_snapshot,
+    failure_signals,
+    history_of,
+    waiting_tickets,
+)
 from devex_cli.dora.model import (
     ActualState,
     Change,
@@ -56,6 +62,7 @@ if TYPE_CHECKING:  # the HTTP stack loads only when an online source is used
     from devex_cli.sources.argocd import Application
     from devex_cli.sources.base import CommitSource, TicketSource
     from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits
+    from devex_cli.tickets import TicketLookup
 
 log = logging.getLogger("devex.collect")
 
@@ -167,8 +174,8 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
 
         @functools.cache
         def argo_view() -> ArgoView | None:
-            """Argo CD's view, asked for once: before the records when a kept past is
-            checked against its times, else after them (its answer comes meanwhile)."""
+            """Argo CD's view, asked for once, after the records (its answer comes meanwhile;
+            a kept past's plan is checked against its times then)."""
             if argo_applications is None:
                 return None
             step("asking Argo CD")
@@ -224,14 +231,21 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
                              redeployments=redeployments, past=past)
         if past is None:
             horizon.keep(figures, built.unsettled)
-        snapshot = build_snapshot(
+        # Jira is asked for the waiting tickets while the snapshot is computed
+        asked = in_background(lambda: _ask_jira(settings, waiting_tickets(
+            figures, history.environments, history.production, pending), tickets),
+            name="jira") if tickets is not None else None
+        try:
+            snapshot = build_snapshot(
             after, environments=history.environments, production=history.production, now=now,
             start=options.start, end=options.end, pending=pending, data_quality=quality,
             sources=dict(health), actual=actual, incidents=incidents or (),
-            redeployments=redeployments, qa_environment=settings.gate.environment,
-            history=figures)
+                redeployments=redeployments, qa_environment=settings.gate.environment,
+                history=figures)
+        finally:  # the client is closed only once its look-up is done
+            answer = asked.result() if asked is not None else None
         if tickets is not None:
-            snapshot = _with_jira(snapshot, settings, tickets, health)
+            snapshot = _with_jira(snapshot, answer, tickets.system, health)
     return Collected(
         snapshot=snapshot,
         records=tuple(records), incidents=tuple(incidents or ()), redeployments=redeployments,
@@ -370,18 +384,24 @@ def _app_repositories(settings: Settings, health: SourceHealth) -> dict[str, Com
     return graphs
 
 
-def _with_jira(snapshot: Snapshot, settings: Settings, source: OnFirstUse[TicketSource],
-               health: SourceHealth) -> Snapshot:
-    """The tickets of the snapshot with what the ticket source says of them (fix versions,
-    status, sprint); keys of projects it does not have are left out."""
-    keys = sorted({t.ticket for t in snapshot.tickets_in_environment})
-    health.ok(source.system)
-    infos: dict[str, TicketInfo] = {}
+def _ask_jira(settings: Settings, keys: Sequence[str], source: OnFirstUse[TicketSource]
+              ) -> TicketLookup | DevexError | None:
+    """What the ticket source says of the keys (None: no key to ask), or why it could not say."""
     try:
-        lookup = look_up(settings, keys, with_sprint=True, client=source.get()) if keys else None
+        return look_up(settings, keys, with_sprint=True, client=source.get()) if keys else None
     except DevexError as exc:
-        log.warning("%s; tickets are shown without fix versions", exc)
-        health.failed(source.system, str(exc))
+        return exc
+
+
+def _with_jira(snapshot: Snapshot, lookup: TicketLookup | DevexError | None, system: str,
+               health: SourceHealth) -> Snapshot:
+    """The tickets of the snapshot with what the ticket source said of them (`_ask_jira`: fix
+    versions, status, sprint); keys of projects it does not have are left out."""
+    health.ok(system)
+    infos: dict[str, TicketInfo] = {}
+    if isinstance(lookup, DevexError):
+        log.warning("%s; tickets are shown without fix versions", lookup)
+        health.failed(system, str(lookup))
         return replace(snapshot, sources=dict(health))
     if lookup is not None:
         infos = {k: TicketInfo(k, t.status, t.fix_versions, t.summary, t.sprint)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import islice
@@ -536,22 +536,37 @@ def _tickets_in_environments(
     pending: Mapping[tuple[str, str], Sequence[Change]],
 ) -> tuple[TicketInEnvironment, ...]:
     """Tickets of commits deployed to an environment before production and not yet in it."""
-    if production is None or production not in environments:
-        return ()
-    before = environments[: environments.index(production)]
     found: dict[tuple[str, str, str], TicketInEnvironment] = {}
-    keys = sorted({k for k in history.by_key if k[1] in before} | set(pending))
-    for service, environment in keys:
+    for key, service, environment in _waiting(history, environments, production, pending):
+        info = tickets.get(key) if tickets is not None else None
+        found.setdefault((key, service, environment), TicketInEnvironment(
+            ticket=key, service=service, environment=environment,
+            fix_versions=info.fix_versions if info else (None if tickets is None else ()),
+            status=info.status if info else None,
+            sprint=info.sprint if info else None))
+    return tuple(found.values())
+
+
+def waiting_tickets(history: FigureHistory, environments: Sequence[str], production: str | None,
+                    pending: Mapping[tuple[str, str], Sequence[Change]]) -> list[str]:
+    """The keys `build_snapshot`'s `tickets_in_environment` will list, sorted: known before the
+    snapshot is built, so that the ticket source is asked while it is."""
+    return sorted({key for key, _, _ in _waiting(history, environments, production, pending)})
+
+
+def _waiting(history: _History, environments: Sequence[str], production: str | None,
+             pending: Mapping[tuple[str, str], Sequence[Change]]
+             ) -> Iterator[tuple[str, str, str]]:
+    """(ticket, service, environment) of the commits each environment before production has
+    and production has not, in the order the snapshot lists them."""
+    if production is None or production not in environments:
+        return
+    before = environments[: environments.index(production)]
+    for service, environment in sorted({k for k in history.by_key if k[1] in before}
+                                       | set(pending)):
         for change in _not_in_production(history, service, environment, production, pending):
             for key in change.tickets:
-                info = tickets.get(key) if tickets is not None else None
-                found.setdefault((key, service, environment), TicketInEnvironment(
-                    ticket=key, service=service, environment=environment,
-                    fix_versions=info.fix_versions if info else (None if tickets is None
-                                                                 else ()),
-                    status=info.status if info else None,
-                    sprint=info.sprint if info else None))
-    return tuple(found.values())
+                yield key, service, environment
 
 
 def _not_in_production(history: _History, service: str, environment: str, production: str,
