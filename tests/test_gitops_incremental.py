@@ -171,8 +171,8 @@ def test_an_unreadable_state_is_a_full_read(tmp_path: Path, logs: list[str]) -> 
     read_history(repo.path, settings(tmp_path, "c", config))
     store = tmp_path / "c" / "devex" / "devex.sqlite3"
     with contextlib.closing(sqlite3.connect(store)) as db, db:
-        assert db.execute("SELECT count(*) FROM reader_deployment").fetchone()[0] > 0
-        db.execute("UPDATE reader_deployment SET time = 'x' WHERE position = 1")
+        assert db.execute("SELECT sum(count) FROM reader_batch").fetchone()[0] > 1
+        db.execute("UPDATE reader_batch SET rows = json_replace(rows, '$[1][7]', 'x')")
     logs.clear()
     again = read_history(repo.path, settings(tmp_path, "c", config))
     assert logs == [repo.sha()]
@@ -412,6 +412,49 @@ def test_rows_are_added_only_to_the_state_they_follow(tmp_path: Path) -> None:
     again = store.load("s")
     assert again is not None and [r[0] for r in again[1]] == ["a0", "a1", "a2", "a3", "a4"]
     store.save("s", "{}", rows("a", 6), 5, again[2])  # following its own: only the new one
-    assert store.written["reader_deployment"] == 3 + 3 + 5 + 1
+    assert store.written["reader_batch"] == 3 + 3 + 5 + 1
     last = store.load("s")
     assert last is not None and [r[0] for r in last[1]][-2:] == ["a4", "a5"]
+
+
+def _rows(prefix: str, count: int) -> Any:
+    return lambda first: [(f"{prefix}{n}", "e", "v", None, None, None, "c", n, "m")
+                          for n in range(first, count)]
+
+
+def test_many_small_saves_are_gathered_into_one_batch(tmp_path: Path) -> None:
+    """Each save of new deployments adds a batch; past `_BATCHES` of them, the next save
+    writes the state's deployments as one (a collector run every minute does not pile up
+    thousands), and they read back in order."""
+    from devex_cli import store as module
+
+    store = module.ReaderStateStore(tmp_path)
+    store.save("s", "{}", _rows("a", 1), 0, None)
+    kept = store.load("s")
+    assert kept is not None
+    counts = []
+    for n in range(2, module._BATCHES + 4):
+        store.save("s", "{}", _rows("a", n), n - 1, kept[2])
+        with contextlib.closing(sqlite3.connect(tmp_path / module.FILE_NAME)) as db:
+            counts.append(db.execute("SELECT count(*) FROM reader_batch").fetchone()[0])
+    assert max(counts) == module._BATCHES and counts[-1] < 4
+    loaded = store.load("s")
+    assert loaded is not None and loaded[2] == kept[2]
+    assert [r[0] for r in loaded[1]] == [f"a{n}" for n in range(module._BATCHES + 3)]
+
+
+def test_a_batch_past_the_state_is_not_added_to(tmp_path: Path) -> None:
+    """A batch a killed run left after the state's deployments is not read, and the next save
+    writes the state's deployments again rather than after it."""
+    from devex_cli import store as module
+
+    store = module.ReaderStateStore(tmp_path)
+    store.save("s", "{}", _rows("a", 3), 0, None)
+    with contextlib.closing(sqlite3.connect(tmp_path / module.FILE_NAME)) as db, db:
+        db.execute("INSERT INTO reader_batch VALUES ('s', 3, 1, ?)",
+                   (json.dumps([["x", "e", "v", None, None, None, "c", 3, "m"]]),))
+    kept = store.load("s")
+    assert kept is not None and [r[0] for r in kept[1]] == ["a0", "a1", "a2"]
+    store.save("s", "{}", _rows("a", 5), 3, kept[2])
+    again = store.load("s")
+    assert again is not None and [r[0] for r in again[1]] == ["a0", "a1", "a2", "a3", "a4"]

@@ -126,7 +126,7 @@ def test_a_past_replaced_while_a_collection_reads_it(tmp_path: Path,
     def meanwhile(self: Horizon, records: list[Any]) -> Any:
         assert self.past is not None
         for n in range(1, PastStore.KEPT + 1):  # later cuts: the one in use goes
-            self.store.save(int(self.past.cut.timestamp()) + n, "other", "{}", [], "{}")
+            self.store.save(int(self.past.cut.timestamp()) + n, "other", "{}", [], "{}", "{}")
         return completed(self, records)
 
     monkeypatch.setattr(Horizon, "completed", meanwhile)
@@ -182,6 +182,6 @@ def test_a_release_read_again_otherwise_before_the_cut_is_another_past(tmp_path:
     first = history.deployments[0]
     other = replace(history, deployments=(
         replace(first, release=Release("1234567", None)), *history.deployments[1:]))
-    digests = {Horizon(None, h, lambda h=h: [d.time for d in h.deployments],  # type: ignore[arg-type]
-                       END)._validity(END) for h in (history, other)}
+    digests = {Horizon(None, h, lambda: [], END)._validity(  # type: ignore[arg-type]
+        END, [d.time for d in h.deployments]) for h in (history, other)}
     assert len(digests) == 2

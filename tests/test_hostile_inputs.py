@@ -352,8 +352,9 @@ def test_a_damaged_cache_is_read_as_empty_and_replaced(
 
 def test_a_damaged_reader_state_is_read_again(
         devex: Devex, tmp_path: Path, online_world: tuple[Path, dict[str, str]]) -> None:
-    """The GitOps reader's states in the store (a JSON body and deployment rows) damaged: a
-    body of any wrong shape at every depth, or rows of the wrong types, missing or left over:
+    """The GitOps reader's states in the store (a JSON body and batches of deployment rows)
+    damaged: a body of any wrong shape at every depth, or rows of the wrong types or widths,
+    missing or left over, batches lost or not JSON lists:
     the figures a fresh read gives, exit 0, and a damaged state replaced by a good one."""
     import shutil
     import sqlite3
@@ -366,9 +367,10 @@ def test_a_damaged_reader_state_is_read_again(
 
     def states() -> list[tuple[Any, ...]]:
         with contextlib.closing(sqlite3.connect(cache / "devex.sqlite3")) as db:
-            return [(name, json.loads(body), count, db.execute(
-                "SELECT * FROM reader_deployment WHERE name = ? AND position < ? ORDER BY "
-                "position", (name, count)).fetchall()) for name, body, count in db.execute(
+            return [(name, json.loads(body), count, [row for (rows,) in db.execute(
+                "SELECT rows FROM reader_batch WHERE name = ? AND first < ? ORDER BY first",
+                (name, count)) for row in json.loads(rows)])
+                for name, body, count in db.execute(
                 "SELECT name, body, deployments FROM reader_state ORDER BY name")]
 
     first = figures()
@@ -382,16 +384,22 @@ def test_a_damaged_reader_state_is_read_again(
         "null": [("UPDATE reader_state SET body = 'null'", ())],
         "a list": [("UPDATE reader_state SET body = ?", (json.dumps([body]),))],
         "no body": [("DELETE FROM reader_state", ())],
-        "a time of text": [("UPDATE reader_deployment SET time = 'x'", ())],
-        "no service": [("UPDATE reader_deployment SET service = NULL WHERE position = 0", ())],
+        "a time of text": [("UPDATE reader_batch SET rows = json_replace(rows, '$[0][7]', "
+                            "'x')", ())],
+        "no service": [("UPDATE reader_batch SET rows = json_replace(rows, '$[0][0]', NULL)",
+                        ())],
         "a revision without its version": [
-            ("UPDATE reader_deployment SET previous_version = NULL, previous_revision = 'a'", ())],
-        "a row lost": [("DELETE FROM reader_deployment WHERE position = 0", ())],
-        "a row a killed run left": [  # past the state's count: not read
-            ("INSERT INTO reader_deployment SELECT name, position + 1, service, environment, "
-             "version, revision, previous_version, previous_revision, gitops_commit, time, "
-             "'x' FROM reader_deployment WHERE position = (SELECT max(position) FROM "
-             "reader_deployment AS d WHERE d.name = reader_deployment.name)", ())],
+            ("UPDATE reader_batch SET rows = json_replace(rows, '$[0][4]', NULL, '$[0][5]', "
+             "'a')", ())],
+        "a row of another width": [
+            ("UPDATE reader_batch SET rows = json_remove(rows, '$[0][8]')", ())],
+        "a row lost": [("UPDATE reader_batch SET rows = json_remove(rows, '$[0]')", ())],
+        "a batch lost": [("DELETE FROM reader_batch", ())],
+        "a batch not JSON": [("UPDATE reader_batch SET rows = '[[\"web\"'", ())],
+        "a batch not a list": [("UPDATE reader_batch SET rows = '{}'", ())],
+        "a batch a killed run left": [  # past the state's count: not read
+            ("INSERT INTO reader_batch SELECT name, first + count, 1, json_array(json_replace("
+             "json_extract(rows, '$[0]'), '$[8]', 'x')) FROM reader_batch WHERE first = 0", ())],
     }
     for depth in range(1, 5):
         for turn in range(2):

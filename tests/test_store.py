@@ -4,6 +4,7 @@ collection of the same state gives, and writes only its new rows."""
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import re
 import sqlite3
@@ -223,7 +224,12 @@ def test_a_history_changed_before_the_cut_is_read_whole(tmp_path: Path) -> None:
     assert horizon_snapshot(config, kept, now)[1][0].endswith("(those the windows need)")
 
 
-@pytest.mark.parametrize("damage", ["body", "arrivals", "unsettled"])
+_REFINED = {"refined: a list": "[1]", "refined: not a time": '{"abc": {"pay prod": "soon"}}',
+            "refined: no offset": '{"abc": {"pay prod": "2026-01-01T00:00:00"}}',
+            "refined: not JSON": "{"}
+
+
+@pytest.mark.parametrize("damage", ["body", "arrivals", "unsettled", *_REFINED])
 def test_a_damaged_kept_past_is_read_whole(tmp_path: Path, damage: str) -> None:
     config = build_demo(tmp_path / "org", end=END, days=200, seed=4, services=SERVICES)
     kept = tmp_path / "kept"
@@ -234,6 +240,8 @@ def test_a_damaged_kept_past_is_read_whole(tmp_path: Path, damage: str) -> None:
             db.execute("UPDATE past SET body = '{\"cut\": \"soon\"}'")
         elif damage == "unsettled":
             db.execute("UPDATE past SET unsettled = '[1, 2]'")
+        elif damage in _REFINED:
+            db.execute("UPDATE past SET refined = ?", (_REFINED[damage],))
         else:
             db.execute("UPDATE past_arrival SET arrivals = 'dev'")
     snap, steps = horizon_snapshot(config, kept, now)
@@ -243,24 +251,47 @@ def test_a_damaged_kept_past_is_read_whole(tmp_path: Path, damage: str) -> None:
     assert len(steps) == (2 if damage == "arrivals" else 1)
 
 
-def test_a_store_of_version_2_keeps_its_rows(tmp_path: Path) -> None:
-    """Upgrading devex keeps the records computed before (the tables version 3 adds are
-    created): the first collection after it computes no change set again."""
+_OLD_READER_ROWS = """CREATE TABLE reader_deployment (
+    name TEXT NOT NULL, position INTEGER NOT NULL, service TEXT, environment TEXT, version TEXT,
+    revision TEXT, previous_version TEXT, previous_revision TEXT, gitops_commit TEXT,
+    time INTEGER, manifest TEXT, PRIMARY KEY (name, position)) WITHOUT ROWID"""
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_a_store_of_an_earlier_version_keeps_its_rows(tmp_path: Path, version: int) -> None:
+    """Upgrading devex keeps what was computed before: the records (the first collection after
+    it computes no change set again) and the GitOps reader's states (version 3 kept their
+    deployments a row each: they become one batch, and the history is not read again)."""
     config = build_demo(tmp_path / "org", end=END, days=60, seed=5, services=SERVICES)
     kept = tmp_path / "kept"
     now = END + timedelta(hours=1)
     cold = snapshot(config, kept, now)
     rows = records(kept)
-    with contextlib.closing(sqlite3.connect(kept / "devex" / "devex.sqlite3")) as db, db:
-        db.execute("DROP TABLE past")
-        db.execute("DROP TABLE past_arrival")
-        db.execute("PRAGMA user_version = 2")
+    path = kept / "devex" / "devex.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        states = db.execute("SELECT name, generation FROM reader_state").fetchall()
+        assert states
+        db.execute(_OLD_READER_ROWS)
+        for name, first, batch in db.execute("SELECT name, first, rows FROM reader_batch"
+                                             ).fetchall():
+            db.executemany("INSERT INTO reader_deployment VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(name, first + n, *row) for n, row in enumerate(json.loads(batch))])
+        db.execute("DROP TABLE reader_batch")
+        db.execute("ALTER TABLE past DROP COLUMN refined")
+        if version == 2:
+            db.execute("DROP TABLE past")
+            db.execute("DROP TABLE past_arrival")
+        db.execute(f"PRAGMA user_version = {version}")
     settings = load_settings(config, environ={"XDG_CACHE_HOME": str(kept)})
     inputs = collect_inputs(settings, CollectOptions(gitops=None, start=now - timedelta(days=90),
                                                      end=now, offline=True), now=now)
     assert inputs.snapshot == cold and records(kept) == rows
-    with contextlib.closing(sqlite3.connect(kept / "devex" / "devex.sqlite3")) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+        # the same states (a state read again would be of a new generation)
+        assert db.execute("SELECT name, generation FROM reader_state").fetchall() == states
+        assert "reader_deployment" not in {name for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 def test_argo_cd_times_before_the_cut_are_part_of_the_kept_past(tmp_path: Path) -> None:
@@ -300,15 +331,18 @@ def test_argo_cd_times_before_the_cut_are_part_of_the_kept_past(tmp_path: Path) 
         cold = run(kept)[0]
         warm, steps = run(kept)
         assert warm == cold and steps[0].endswith("(those the windows need)")
-        # Argo CD's answer is waited for before the records only when a kept past needs it
-        assert order == [["reading", "asking"], ["asking", "reading"]]
+        # Argo CD's answer is waited for after the records, a kept past's plan checked then
+        assert order == [["reading", "asking"], ["reading", "asking"]]
         for n, (sha, seconds) in enumerate((prod[8], prod[9])):
             # a first sync of an old commit, seen late; then one a week before now
             late = (datetime.fromtimestamp(int(seconds) + 900, UTC) if n == 0
                     else now - timedelta(days=7))
             app.history.append((sha, late))
             snap, steps = run(kept)
-            assert "those the windows need" not in steps[0]
+            # planned with the times the past was taken with; read whole once Argo CD answers
+            assert order[-1] == ["reading", "asking", "reading"]
+            assert steps[0].endswith("(those the windows need)")
+            assert "those the windows need" not in steps[1]
             assert snap == run(tmp_path / f"fresh{n}")[0]
             assert run(kept)[1][0].endswith("(those the windows need)")
         assert any(d.time == now - timedelta(days=7) and d.environment == "prod"

@@ -33,7 +33,7 @@ from devex_cli.dora.compute import LONGEST_WINDOW, FigureHistory, past_of
 from devex_cli.dora.model import DeploymentRecord
 from devex_cli.dora.past import Past
 from devex_cli.records import record_fingerprint, record_key
-from devex_cli.sources.gitops import GitOpsHistory
+from devex_cli.sources.gitops import Deployment, GitOpsHistory
 from devex_cli.store import PastStore
 
 log = logging.getLogger("devex.horizon")
@@ -65,10 +65,14 @@ class Horizon:
     # taken with them (`_settled_form`), by position: made again and compared each run
     unsettled: Mapping[int, list[Any]] | None = None
 
+    # the times the plan was made with: the GitOps commits', and Argo CD's times before the cut
+    # as the past was taken with them (checked against Argo CD's answer in `completed`)
+    guessed: Sequence[datetime] | None = None
+
     @cached_property
     def times(self) -> Sequence[datetime]:
         """Each deployment's time as its record has it (Argo CD is waited for on first use:
-        when there is a kept past to check, or one to keep)."""
+        once the records of a kept past's plan are made, or when a past is kept)."""
         return self.times_of()
 
     @classmethod
@@ -81,17 +85,21 @@ class Horizon:
         found = horizon.store.latest(int(need.timestamp()))
         if found is None:
             return horizon
-        cut_seconds, validity, body, unsettled_text = found
+        cut_seconds, validity, body, unsettled_text, refined_text = found
         try:
             past = kept.from_body(body)
             unsettled = _unsettled(unsettled_text)
+            refined = _refined(refined_text)
         except ValueError as exc:
             log.info("the kept past is unreadable (%s): the whole history is read", exc)
             return horizon
         if need - past.cut > STALE:
             return horizon  # read whole once, and keep a nearer cut
-        times = horizon.times
-        if int(past.cut.timestamp()) != cut_seconds or validity != horizon._validity(past.cut):
+        # Argo CD is not waited for: its times before the cut as they were when the past was
+        # taken; `completed` checks them once Argo CD has answered
+        times = horizon.guessed = _guess(history.deployments, refined)
+        if int(past.cut.timestamp()) != cut_seconds or validity != horizon._validity(past.cut,
+                                                                                     times):
             log.info("the history before %s changed: the whole history is read", past.cut)
             return horizon
         # Before the cut: each key's last deployment, the deployments current states name and
@@ -138,7 +146,14 @@ class Horizon:
         do not read back (the whole history is read then, and the horizon forgets its past)."""
         assert self.past is not None and self.positions is not None and self.before is not None
         assert self.validity is not None and self.unsettled is not None
+        assert self.guessed is not None
         cut = self.past.cut
+        if any(real != guess and (real < cut or guess < cut)
+               for real, guess in zip(self.times, self.guessed, strict=True)):
+            log.info("Argo CD's times before %s are not those the past was taken with: the "
+                     "whole history is read", cut)
+            self.past = self.positions = self.before = None
+            return None
         by_position = dict(zip(self.positions, records, strict=True))
         changed = next((p for p, form in self.unsettled.items()
                         if _settled_form(by_position[p]) != form), None)
@@ -180,18 +195,26 @@ class Horizon:
             return
         forms = {key: _settled_form(r) for r in figures.ordered if r.time < cut
                  and (key := f"{r.gitops_commit} {r.service} {r.environment}") in unsettled}
+        # Argo CD's times of the deployments before the cut by either time (one synced late
+        # may be after it)
+        refined: dict[str, dict[str, str]] = {}
+        for d, at in zip(self.history.deployments, self.times, strict=True):
+            if (at < cut or d.time < cut) and at != d.time:
+                refined.setdefault(d.gitops_commit, {})[f"{d.service} {d.environment}"] = (
+                    at.isoformat())
         past = past_of(figures, cut)
-        self.store.save(int(cut.timestamp()), self._validity(cut), kept.body(past),
-                        kept.arrival_rows(past), json.dumps(forms, separators=(",", ":")))
+        self.store.save(int(cut.timestamp()), self._validity(cut, self.times), kept.body(past),
+                        kept.arrival_rows(past), json.dumps(forms, separators=(",", ":")),
+                        json.dumps(refined, separators=(",", ":")))
 
-    def _validity(self, cut: datetime) -> str:
+    def _validity(self, cut: datetime, times: Sequence[datetime]) -> str:
         """What a past at `cut` was taken from: the deployments before it (GitOps commit,
         service, environment, release and time as the record has it: a tag read again as a
         version, or as a commit, is another release), the environments and production."""
         lines = [repr((self.history.environments, self.history.production))]
         lines.extend(f"{d.gitops_commit} {d.service} {d.environment} {d.release.version!r} "
                      f"{d.release.revision} {at.timestamp()}"
-                     for d, at in zip(self.history.deployments, self.times, strict=True)
+                     for d, at in zip(self.history.deployments, times, strict=True)
                      if at < cut)
         return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
@@ -201,6 +224,34 @@ def _settled_form(record: DeploymentRecord) -> list[Any]:
     record before the cut that may still change is compared in this form."""
     return [record.revision, None if record.change_set is None else
             [c.sha for c in record.change_set], record.ancestry_rollback]
+
+
+def _guess(deployments: Sequence[Deployment], refined: Mapping[str, Mapping[str, datetime]]
+           ) -> list[datetime]:
+    """Each deployment's time: Argo CD's as `refined` has it (GitOps commit -> "service
+    environment" -> time), else its GitOps commit's."""
+    if not refined:
+        return [d.time for d in deployments]
+    return [((of := refined.get(d.gitops_commit)) and of.get(f"{d.service} {d.environment}"))
+            or d.time for d in deployments]
+
+
+def _refined(text: str) -> dict[str, dict[str, datetime]]:
+    """The Argo CD times `keep` wrote; ValueError for a text it cannot have written."""
+    try:
+        data = json.loads(text)
+        if type(data) is not dict:
+            raise TypeError("not an object")
+        found = {}
+        for commit, times in data.items():
+            if type(times) is not dict:
+                raise TypeError("not an object")
+            found[commit] = {key: datetime.fromisoformat(at) for key, at in times.items()}
+            if any(at.tzinfo is None for at in found[commit].values()):
+                raise TypeError("a time without its offset")
+    except (TypeError, ValueError) as exc:
+        raise ValueError("not the Argo CD times of a past") from exc
+    return found
 
 
 def _unsettled(text: str) -> dict[str, list[Any]]:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("devex.store")
 
-SCHEMA_VERSION = 3  # PRAGMA user_version; version 2 is upgraded, another one is replaced
+SCHEMA_VERSION = 4  # PRAGMA user_version; versions 2 and 3 are upgraded, another is replaced
 FILE_NAME = "devex.sqlite3"
 _ADDED_IN_3 = """
 CREATE TABLE past (configuration INTEGER NOT NULL, name TEXT NOT NULL, cut INTEGER NOT NULL,
@@ -44,7 +44,15 @@ CREATE TABLE past_arrival (configuration INTEGER NOT NULL, name TEXT NOT NULL,
                            arrivals TEXT,
                            PRIMARY KEY (configuration, name, cut, sha, service)) WITHOUT ROWID;
 """
-_SCHEMA = _ADDED_IN_3 + """
+# Version 4 keeps a reader state's deployments as batches (a JSON array of rows each, one per
+# save that added some) instead of a row each: read back in one parse, not row by row; and a
+# past's Argo CD times before its cut (a collection plans without waiting for Argo CD).
+_ADDED_IN_4 = """
+CREATE TABLE reader_batch (name TEXT NOT NULL, first INTEGER NOT NULL, count INTEGER NOT NULL,
+                           rows TEXT NOT NULL, PRIMARY KEY (name, first)) WITHOUT ROWID;
+ALTER TABLE past ADD COLUMN refined TEXT NOT NULL DEFAULT '{}';
+"""
+_SCHEMA = _ADDED_IN_3 + _ADDED_IN_4 + """
 CREATE TABLE configuration (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL UNIQUE);
 CREATE TABLE record (configuration INTEGER NOT NULL, key TEXT NOT NULL, revision TEXT,
                      shas TEXT, ancestry_rollback INTEGER,
@@ -58,15 +66,12 @@ CREATE TABLE manifest (version INTEGER NOT NULL, key TEXT NOT NULL, facts TEXT,
                        PRIMARY KEY (version, key)) WITHOUT ROWID;
 CREATE TABLE reader_state (name TEXT PRIMARY KEY, body TEXT NOT NULL,
                            deployments INTEGER NOT NULL, generation TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE reader_deployment (name TEXT NOT NULL, position INTEGER NOT NULL, service TEXT,
-                                environment TEXT, version TEXT, revision TEXT,
-                                previous_version TEXT, previous_revision TEXT,
-                                gitops_commit TEXT, time INTEGER, manifest TEXT,
-                                PRIMARY KEY (name, position)) WITHOUT ROWID;
 """
 _TABLES_2 = {"configuration", "record", "change", "pending_range", "manifest", "reader_state",
              "reader_deployment"}
-_TABLES = _TABLES_2 | {"past", "past_arrival"}
+_TABLES_3 = _TABLES_2 | {"past", "past_arrival"}
+_TABLES = _TABLES_3 - {"reader_deployment"} | {"reader_batch"}
+_BATCHES = 32  # a reader state's deployments in more batches than this are written as one
 _INSERT = {"record": "INSERT OR REPLACE INTO record VALUES (?, ?, ?, ?, ?)",
            "change": "INSERT OR REPLACE INTO change VALUES (?, ?, ?, ?, ?)",
            "pending_range": "INSERT OR REPLACE INTO pending_range VALUES (?, ?, ?)"}
@@ -267,17 +272,17 @@ class PastStore(_StoreFile):
         super().__init__(folder)
         self.fingerprint, self.name = fingerprint, name
 
-    def latest(self, need: int) -> tuple[int, str, str, str] | None:
-        """(cut, validity, body, unsettled) of the latest cut at or before `need` (seconds), or
-        None; unchecked."""
+    def latest(self, need: int) -> tuple[int, str, str, str, str] | None:
+        """(cut, validity, body, unsettled, refined) of the latest cut at or before `need`
+        (seconds), or None; unchecked."""
 
-        def query(db: sqlite3.Connection) -> tuple[int, str, str, str] | None:
+        def query(db: sqlite3.Connection) -> tuple[int, str, str, str, str] | None:
             row = db.execute(
-                "SELECT p.cut, p.validity, p.body, p.unsettled FROM past p JOIN configuration c "
-                "ON c.id = p.configuration WHERE c.fingerprint = ? AND p.name = ? "
-                "AND p.cut <= ? ORDER BY p.cut DESC LIMIT 1",
+                "SELECT p.cut, p.validity, p.body, p.unsettled, p.refined FROM past p "
+                "JOIN configuration c ON c.id = p.configuration WHERE c.fingerprint = ? "
+                "AND p.name = ? AND p.cut <= ? ORDER BY p.cut DESC LIMIT 1",
                 (self.fingerprint, self.name, need)).fetchone()
-            return None if row is None else (row[0], row[1], row[2], row[3])
+            return None if row is None else (row[0], row[1], row[2], row[3], row[4])
 
         return self._read(query, None)
 
@@ -307,10 +312,11 @@ class PastStore(_StoreFile):
         return self._read(query, None)
 
     def save(self, cut: int, validity: str, body: str,
-             rows: Sequence[tuple[str, str, str]], unsettled: str) -> None:
+             rows: Sequence[tuple[str, str, str]], unsettled: str, refined: str) -> None:
         """Keep a past (replacing one of the same cut); only the latest `KEPT` cuts stay.
-        `unsettled`: the records before the cut that may still change, as the caller writes
-        them (it checks them when it reads the past)."""
+        `unsettled` (the records before the cut that may still change) and `refined` (Argo
+        CD's times before it), as the caller writes them (it checks them when it reads the
+        past)."""
 
         def write(db: sqlite3.Connection) -> dict[str, int]:
             db.execute("INSERT OR IGNORE INTO configuration (fingerprint) VALUES (?)",
@@ -320,8 +326,8 @@ class PastStore(_StoreFile):
             ours = (configuration, self.name)
             db.execute("DELETE FROM past_arrival WHERE configuration = ? AND name = ? "
                        "AND cut = ?", (*ours, cut))
-            db.execute("INSERT OR REPLACE INTO past VALUES (?, ?, ?, ?, ?, ?)",
-                       (*ours, cut, validity, body, unsettled))
+            db.execute("INSERT OR REPLACE INTO past VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (*ours, cut, validity, body, unsettled, refined))
             db.executemany("INSERT INTO past_arrival VALUES (?, ?, ?, ?, ?, ?)",
                            [(*ours, cut, *row) for row in rows])
             old = [c for (c,) in db.execute(
@@ -396,52 +402,64 @@ class ManifestStore(_StoreFile):
 
 class ReaderStateStore(_StoreFile):
     """The GitOps reader's states by name: each one's body (JSON text: all but its deployments)
-    and its deployments as rows by position. A state only ever appends deployments, so a run
-    that read new commits adds their rows and replaces the small body; one that read the
-    history again replaces them all (a new generation: rows are added only to the generation
-    they follow, never to one another process wrote meanwhile)."""
+    and its deployments in batches (a JSON array of rows each). A state only ever appends
+    deployments, so a run that read new commits adds one batch of theirs and replaces the small
+    body (past `_BATCHES` batches, all are written as one); one that read the history again
+    replaces them all (a new generation: a batch is added only to the generation it follows,
+    never to one another process wrote meanwhile)."""
 
-    def load(self, name: str) -> tuple[str, list[tuple[Any, ...]], str] | None:
+    def load(self, name: str) -> tuple[str, list[Any], str] | None:
         """(body, deployment rows in order: service, environment, version, revision, previous
-        version and revision, GitOps commit, time, manifest, and the generation), unchecked;
-        None when not kept."""
+        version and revision, GitOps commit, time, manifest, and the generation), unchecked
+        but for the batches joining up; None when not kept."""
 
-        def query(db: sqlite3.Connection) -> tuple[str, list[tuple[Any, ...]], str] | None:
+        def query(db: sqlite3.Connection) -> tuple[str, list[Any], str] | None:
             found = db.execute("SELECT body, deployments, generation FROM reader_state "
                                "WHERE name = ?", (name,)).fetchone()
             if found is None:
                 return None
             body, count, generation = found
-            rows = db.execute(
-                "SELECT service, environment, version, revision, previous_version, "
-                "previous_revision, gitops_commit, time, manifest FROM reader_deployment "
-                "WHERE name = ? AND position < ? ORDER BY position", (name, count)).fetchall()
-            if len(rows) != count:
-                return None  # rows lost: read as not kept
-            return body, rows, generation
+            rows: list[Any] = []
+            for first, size, text in db.execute(
+                    "SELECT first, count, rows FROM reader_batch WHERE name = ? AND first < ? "
+                    "ORDER BY first", (name, count)):
+                try:
+                    batch = json.loads(text)
+                except (TypeError, ValueError):
+                    return None
+                if first != len(rows) or type(batch) is not list or len(batch) != size:
+                    return None  # a batch lost, or not as written: read as not kept
+                rows.extend(batch)
+            if len(rows) < count:
+                return None
+            return body, rows[:count], generation
 
         return self._read(query, None)
 
     def save(self, name: str, body: str, rows: Callable[[int], Sequence[tuple[Any, ...]]],
              start: int, generation: str | None) -> None:
         """The state's body and its deployment rows (`rows(n)`: from position n on), in one
-        transaction: those from `start` on when the store still has `generation` (the one
-        loaded), else all of them."""
+        transaction: those from `start` on, as one batch, when the store still has
+        `generation` (the one loaded) and its batches end at `start`, else all of them."""
 
         def write(db: sqlite3.Connection) -> dict[str, int]:
             found = db.execute("SELECT generation FROM reader_state WHERE name = ?",
                                (name,)).fetchone()
+            end, batches = db.execute("SELECT coalesce(max(first + count), 0), count(*) "
+                                      "FROM reader_batch WHERE name = ?", (name,)).fetchone()
             first, now = start, generation
             if generation is None or found is None or found[0] != generation:
                 first, now = 0, os.urandom(8).hex()
+            elif end != start or batches >= _BATCHES:
+                first = 0  # the same deployments, written again as one batch
             new = rows(first)
-            db.execute("DELETE FROM reader_deployment WHERE name = ? AND position >= ?",
-                       (name, first))
-            db.executemany("INSERT INTO reader_deployment VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           [(name, first + n, *row) for n, row in enumerate(new)])
+            db.execute("DELETE FROM reader_batch WHERE name = ? AND first >= ?", (name, first))
+            if new:
+                db.execute("INSERT INTO reader_batch VALUES (?, ?, ?, ?)",
+                           (name, first, len(new), json.dumps(new, separators=(",", ":"))))
             db.execute("INSERT OR REPLACE INTO reader_state VALUES (?, ?, ?, ?)",
                        (name, body, first + len(new), now))
-            return {"reader_deployment": len(new), "reader_state": 1}
+            return {"reader_batch": len(new), "reader_state": 1}
 
         self._write(write)
 
@@ -459,19 +477,31 @@ def _damaged(exc: Exception) -> bool:
 
 
 def _upgraded(db: sqlite3.Connection, *, begun: bool = False) -> bool:
-    """A file of schema version 2 upgraded to this one (its rows kept: the tables version 3
-    added are created); False for any other file. `begun`: a transaction is open already."""
-    if db.execute("PRAGMA user_version").fetchone()[0] != 2:
-        return False
+    """A file of schema version 2 or 3 upgraded to this one, its rows kept (the tables version
+    3 added are created; the reader's deployment rows become one batch per state, a state with
+    rows lost is dropped: read again); False for any other file. `begun`: a transaction is
+    open already."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
     names = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if not names >= _TABLES_2:
+    if version not in (2, 3) or not names >= (_TABLES_2 if version == 2 else _TABLES_3):
         return False
     if not begun:
         db.execute("BEGIN IMMEDIATE")
     try:
-        for statement in _ADDED_IN_3.split(";"):
+        for statement in (_ADDED_IN_3 + _ADDED_IN_4).split(";"):
             if statement.strip():
                 db.execute(statement.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
+        for name, count in db.execute("SELECT name, deployments FROM reader_state").fetchall():
+            rows = db.execute(
+                "SELECT service, environment, version, revision, previous_version, "
+                "previous_revision, gitops_commit, time, manifest FROM reader_deployment "
+                "WHERE name = ? AND position < ? ORDER BY position", (name, count)).fetchall()
+            if len(rows) != count:
+                db.execute("DELETE FROM reader_state WHERE name = ?", (name,))
+            elif rows:
+                db.execute("INSERT INTO reader_batch VALUES (?, 0, ?, ?)",
+                           (name, count, json.dumps(rows, separators=(",", ":"))))
+        db.execute("DROP TABLE reader_deployment")
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         if not begun:
             db.execute("COMMIT")
