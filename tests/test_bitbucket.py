@@ -156,3 +156,51 @@ def test_a_first_collection_reads_the_graph_not_every_range(
         assert bitbucket.api_requests() > deployments  # one by one, after a cut-short listing
     else:
         assert bitbucket.api_requests() < deployments / 10  # pages and a few tips, not ranges
+
+
+def test_a_change_set_is_taken_from_the_commits_waiting_for_production(
+        bitbucket: FakeBitbucket, tmp_path: Path) -> None:
+    """A new deployment to an environment before production needs two ranges from its
+    revision: the commits waiting for production (`new ^prod`) and its change set (`new ^old`).
+    When production's revision is the old one's ancestor, the change set is the listed commits
+    the old one does not reach: one request, not two. When it is not (a hotfix in production the
+    old revision lacks), or the old revision is not in the listing, the change set is asked. Each
+    answer is `git rev-list` exactly."""
+    from datetime import UTC, datetime
+
+    from devex_cli.config import load_settings
+    from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits
+    from tests.gitworld import GitRepo
+
+    app = GitRepo(tmp_path / "app", start=datetime(2026, 10, 1, tzinfo=UTC))
+    a = app.commit("PAY-1 a", {"a": "1"})
+    app.checkout("hotfix", create=True)
+    h = app.commit("PAY-2 hotfix", {"h": "1"})
+    app.checkout("main")
+    b = app.commit("PAY-3 b", {"b": "1"})
+    app.checkout("feature", create=True)
+    f = app.commit("PAY-4 feature", {"f": "1"})
+    app.checkout("main")
+    c = app.merge("feature", "PAY-5 merge feature")
+    app.merge("hotfix", "PAY-6 merge hotfix")
+    d = app.commit("PAY-7 d", {"d": "1"})
+    bitbucket.repos["pay"], bitbucket.page_size = app.path, 100
+    settings = load_settings(None, environ={**bitbucket.env(), "XDG_CACHE_HOME": str(tmp_path)})
+
+    def rev_list(new: str, old: str) -> list[str]:
+        return app.git("rev-list", new, f"^{old}").split()
+
+    cases = [((d, a), (d, b), 1),  # production behind the old revision: taken from the first
+             ((c, a), (c, f), 1),  # the old revision on a merged branch
+             ((d, h), (d, b), 2),  # a hotfix in production the old revision lacks: asked
+             ((c, b), (c, a), 2),  # the old revision reachable from production's: asked
+             ((d, b), (d, c), 1)]  # walked through a merge to production's revision
+    with BitbucketClient(settings) as client:
+        for waiting, change_set, requests in cases:
+            commits = BitbucketCommits(client, "pay", {})
+            before = bitbucket.api_requests()
+            commits.prepare([waiting, change_set])
+            assert bitbucket.api_requests() - before == requests, (waiting, change_set)
+            for pair in (waiting, change_set):
+                assert [x.sha for x in commits.only_in(*pair)] == rev_list(*pair), pair
+            assert bitbucket.api_requests() - before == requests

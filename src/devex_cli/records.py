@@ -281,14 +281,15 @@ def build_records(
                      if r and (service, r) not in full]
         resolved = graph.resolve(dict.fromkeys(revisions))
         known = {**resolved_before.get(service, {}), **resolved}
-        pairs = [(n, o) for d in mine
-                 if (n := known.get(d.release.revision or ""))
-                 and (o := known.get(d.previous.revision if d.previous and
-                                     d.previous.revision else ""))]
-        # the commits waiting for production, asked beside the change sets (one round trip)
-        pairs.extend(pair for key, pair in _pending_ranges(
+        # the commits waiting for production, asked beside the change sets (one round trip), and
+        # first: a change set from the same revision is taken from them when it can be
+        pairs = [pair for key, pair in _pending_ranges(
             history, {(service, short): sha for short, sha in known.items()}, set(),
-            current.get(service, ())).items() if _range_key(key, pair) not in cache.ranges)
+            current.get(service, ())).items() if _range_key(key, pair) not in cache.ranges]
+        pairs.extend((n, o) for d in mine
+                     if (n := known.get(d.release.revision or ""))
+                     and (o := known.get(d.previous.revision if d.previous and
+                                         d.previous.revision else "")))
         graph.prepare(pairs)
         return resolved
 

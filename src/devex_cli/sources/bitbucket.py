@@ -175,6 +175,7 @@ class BitbucketCommits:
             mine.pop("ranges", None)  # kept by earlier versions
             self._resolved: dict[str, str | None] = mine.setdefault("resolved", {})
         self._ranges: dict[tuple[str, str], list[GraphCommit]] = {}
+        self._bases: dict[str, list[str]] = {}  # new -> the olds of the ranges asked from it
         self._graph: dict[str, GraphCommit] = {}
         self._listed: list[str] = []  # tips the graph was listed from
         self._shas: list[str] = []  # the graph's SHAs, sorted, for short-SHA lookups
@@ -246,19 +247,53 @@ class BitbucketCommits:
 
     def prepare(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Make the ranges (new, old) answerable: from the graph when it holds both ends (many
-        at once read it first), else asked one by one, several at a time."""
+        at once read it first), else asked one by one, several at a time. Of the ranges from
+        one revision, the first is asked and the later ones are taken from its answer when its
+        old revision is theirs or one of their ancestors (give the widest first: a deployment's
+        commits waiting for production before its change set), else asked after it."""
         missing = [p for p in dict.fromkeys(pairs)
                    if p not in self._ranges and not self._walkable(*p)]
         if len(missing) > self.MANY:
             self._list(dict.fromkeys(sha for pair in missing for sha in pair),
                        worth=len(missing) // 2)
             missing = [p for p in missing if not self._walkable(*p)]
-        if not missing:
-            return
-        results = each(lambda p: self.client.range(self.repo, *p), missing,
+        missing = [p for p in missing if not self._derived(*p)]
+        first = {new: (new, old) for new, old in reversed(missing)}
+        self._ask_ranges([p for p in missing if first[p[0]] == p])
+        self._ask_ranges([p for p in missing if first[p[0]] != p and not self._derived(*p)])
+
+    def _ask_ranges(self, pairs: list[tuple[str, str]]) -> None:
+        results = each(lambda p: self.client.range(self.repo, *p), pairs,
                        limit=self.client.concurrency)
         with self.lock:
-            self._ranges.update(zip(missing, results, strict=True))
+            for (new, old), listed in zip(pairs, results, strict=True):
+                self._ranges[(new, old)] = listed
+                self._bases.setdefault(new, []).append(old)
+
+    def _derived(self, new: str, old: str) -> bool:
+        """Keep `new ^old` taken from a range `new ^base` asked this run, when `base` is `old`
+        or one of its ancestors: then it is the listed commits `old` does not reach. `old`
+        reaches `base` only through a listed commit whose parent `base` is (past the listing,
+        everything is reachable from `base`), so walking the listing from `old` decides it."""
+        for base in self._bases.get(new, ()):
+            listed = self._ranges[(new, base)]
+            by_sha = {c.sha: c for c in listed}
+            if old not in by_sha:
+                continue  # `old` is reachable from `base` (or not from `new`): not from this
+            reached, todo, reaches_base = {old}, [old], False
+            while todo:
+                for parent in by_sha[todo.pop()].parents:
+                    if parent in by_sha:
+                        if parent not in reached:
+                            reached.add(parent)
+                            todo.append(parent)
+                    elif parent == base:
+                        reaches_base = True
+            if reaches_base:
+                with self.lock:
+                    self._ranges[(new, old)] = [c for c in listed if c.sha not in reached]
+                return True
+        return False
 
     def _walkable(self, new: str, old: str) -> bool:
         return new in self._graph and old in self._graph
