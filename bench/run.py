@@ -256,7 +256,9 @@ def items_per_deployment(org: Organisation) -> int:
 
 def compared_warm(org: Organisation, source: Path) -> Run:
     """A warm collection by another devex (its source tree's `src` folder, first on the
-    path), on the same organisation, with a cache of its own: cold once, then warm."""
+    path, its bytecode compiled as this one's is), on the same organisation, with a cache of
+    its own: cold once, then warm."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(source)], check=True)
     env = {**org.env, "PYTHONPATH": str(source), "XDG_CACHE_HOME": str(org.root / "compared")}
     for _ in range(2):
         run = run_devex(org.collect, env)

@@ -12,7 +12,10 @@ asked, a revision not found): the figures are the whole history's (tests/test_pa
 tests/test_store.py, tests/test_horizon.py). Anything else (no past, a rewritten or re-dated
 history, a window reaching further back, a record before the cut that is not what it was, a
 kept past that does not read back) reads the whole history, and then keeps a new past for the
-next runs, a month before `need`.
+next runs, a month before `need`. Argo CD is not waited for to plan: the past keeps the Argo CD
+times of the deployments before its cut, the plan is made with them, and they are checked
+against Argo CD's answer once the records are made (any other time before the cut reads the
+whole history).
 """
 
 from __future__ import annotations
