@@ -10,6 +10,7 @@ import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -372,3 +373,53 @@ def test_records_an_app_source_could_not_give_are_made_again(tmp_path: Path) -> 
     assert snap == horizon_snapshot(config, tmp_path / "fresh", now)[0]
     assert snap.data_quality.deployments_without_change_set < 10
     assert missing.data_quality.deployments_without_change_set > 50
+
+
+@pytest.mark.parametrize("when", ["PRAGMA user_version", "BEGIN IMMEDIATE"])
+def test_a_store_upgraded_by_another_process_meanwhile_is_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        when: str) -> None:
+    """Two processes open a store of version 3 at once (collectors of several service sets
+    started together after an upgrade): both see version 3, one upgrades it while the other
+    looks again or waits for the lock. The other then finds it upgraded: it reads it, and
+    neither replaces it as damaged nor reads it as empty."""
+    from devex_cli import store as module
+
+    reader = module.ReaderStateStore(tmp_path)
+    rows = [("web", "prod", "v1", None, None, None, "c1", 1_700_000_000, "m")]
+    reader.save("s", "{}", lambda first: rows[first:], 0, None)
+    path = tmp_path / module.FILE_NAME
+    with contextlib.closing(sqlite3.connect(path)) as db, db:  # back to version 3
+        db.execute(_OLD_READER_ROWS)
+        for name, first, batch in db.execute("SELECT name, first, rows FROM reader_batch"
+                                             ).fetchall():
+            db.executemany("INSERT INTO reader_deployment VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(name, first + n, *row) for n, row in enumerate(json.loads(batch))])
+        db.execute("DROP TABLE reader_batch")
+        db.execute("ALTER TABLE past DROP COLUMN refined")
+        db.execute("PRAGMA user_version = 3")
+
+    connect = sqlite3.connect
+
+    def upgrade_meanwhile(statement: str) -> None:
+        seen.append(statement)
+        # the other process, first: once this one saw version 3, before it looks again
+        if statement == when and seen.count(when) == (2 if when.startswith("PRAGMA") else 1):
+            upgraded.append(True)
+            with contextlib.closing(connect(path, isolation_level=None)) as other:
+                assert module._upgraded(other)
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        db = connect(*args, **kwargs)
+        db.set_trace_callback(upgrade_meanwhile)
+        return db
+
+    upgraded: list[bool] = []
+    seen: list[str] = []
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    with caplog.at_level("INFO", logger="devex.store"):
+        found = reader.load("s")
+    assert upgraded
+    assert found is not None and found[1] == [list(row) for row in rows]
+    assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
+    assert "another version" not in caplog.text

@@ -480,13 +480,15 @@ def _upgraded(db: sqlite3.Connection, *, begun: bool = False) -> bool:
     """A file of schema version 2 or 3 upgraded to this one, its rows kept (the tables version
     3 added are created; the reader's deployment rows become one batch per state, a state with
     rows lost is dropped: read again); False for any other file. `begun`: a transaction is
-    open already."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    names = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if version not in (2, 3) or not names >= (_TABLES_2 if version == 2 else _TABLES_3):
-        return False
+    open already (else the file is looked at again once locked: another process may have
+    upgraded it meanwhile, and it is usable then)."""
+    if not _upgradable(db):
+        return not begun and _usable(db)
     if not begun:
         db.execute("BEGIN IMMEDIATE")
+        if not _upgradable(db):
+            db.execute("ROLLBACK")
+            return _usable(db)
     try:
         for statement in (_ADDED_IN_3 + _ADDED_IN_4).split(";"):
             if statement.strip():
@@ -511,6 +513,13 @@ def _upgraded(db: sqlite3.Connection, *, begun: bool = False) -> bool:
         raise
     log.info("the store %s upgraded to version %d", FILE_NAME, SCHEMA_VERSION)
     return True
+
+
+def _upgradable(db: sqlite3.Connection) -> bool:
+    """The file has schema version 2 or 3 and its tables."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    names = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return version in (2, 3) and names >= (_TABLES_2 if version == 2 else _TABLES_3)
 
 
 def _usable(db: sqlite3.Connection) -> bool:
