@@ -458,3 +458,42 @@ def test_a_batch_past_the_state_is_not_added_to(tmp_path: Path) -> None:
     store.save("s", "{}", _rows("a", 5), 3, kept[2])
     again = store.load("s")
     assert again is not None and [r[0] for r in again[1]] == ["a0", "a1", "a2", "a3", "a4"]
+
+
+def test_a_state_is_read_as_one_while_another_process_writes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run loads a state (its body, then its batches) while another run writes a new
+    generation of it: it reads the one or the other, never the body of one with the
+    deployments of the other."""
+    from devex_cli import store as module
+
+    store = module.ReaderStateStore(tmp_path)
+    store.save("s", '{"of": "a"}', _rows("a", 3), 0, None)
+    path = tmp_path / module.FILE_NAME
+    connect = sqlite3.connect
+    written: list[bool] = []
+
+    def write_meanwhile(statement: str) -> None:
+        if "FROM reader_batch" in statement and not written:  # the other run, the body read
+            written.append(True)
+            # locked (OperationalError): it waits for this one
+            with contextlib.closing(connect(path, timeout=0, isolation_level=None)) as other, \
+                    contextlib.suppress(sqlite3.OperationalError):
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("DELETE FROM reader_batch")
+                other.execute("INSERT INTO reader_batch VALUES ('s', 0, 4, ?)",
+                              (json.dumps(_rows("b", 4)(0)),))
+                other.execute("UPDATE reader_state SET body = '{\"of\": \"b\"}', "
+                              "deployments = 4, generation = 'other'")
+                other.execute("COMMIT")
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        db = connect(*args, **kwargs)
+        db.set_trace_callback(write_meanwhile)
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    found = store.load("s")
+    assert written and found is not None
+    body, rows, _ = found
+    assert {json.loads(body)["of"]} == {row[0][0] for row in rows}

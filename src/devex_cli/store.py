@@ -414,22 +414,26 @@ class ReaderStateStore(_StoreFile):
         but for the batches joining up; None when not kept."""
 
         def query(db: sqlite3.Connection) -> tuple[str, list[Any], str] | None:
-            found = db.execute("SELECT body, deployments, generation FROM reader_state "
-                               "WHERE name = ?", (name,)).fetchone()
-            if found is None:
-                return None
-            body, count, generation = found
-            rows: list[Any] = []
-            for first, size, text in db.execute(
-                    "SELECT first, count, rows FROM reader_batch WHERE name = ? AND first < ? "
-                    "ORDER BY first", (name, count)):
-                try:
-                    batch = json.loads(text)
-                except (TypeError, ValueError):
+            db.execute("BEGIN")  # one snapshot: the body and the batches of one generation
+            try:
+                found = db.execute("SELECT body, deployments, generation FROM reader_state "
+                                   "WHERE name = ?", (name,)).fetchone()
+                if found is None:
                     return None
-                if first != len(rows) or type(batch) is not list or len(batch) != size:
-                    return None  # a batch lost, or not as written: read as not kept
-                rows.extend(batch)
+                body, count, generation = found
+                rows: list[Any] = []
+                for first, size, text in db.execute(
+                        "SELECT first, count, rows FROM reader_batch WHERE name = ? "
+                        "AND first < ? ORDER BY first", (name, count)):
+                    try:
+                        batch = json.loads(text)
+                    except (TypeError, ValueError):
+                        return None
+                    if first != len(rows) or type(batch) is not list or len(batch) != size:
+                        return None  # a batch lost, or not as written: read as not kept
+                    rows.extend(batch)
+            finally:
+                db.execute("COMMIT")
             if len(rows) < count:
                 return None
             return body, rows[:count], generation
