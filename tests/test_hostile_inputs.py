@@ -354,8 +354,9 @@ def test_a_damaged_reader_state_is_read_again(
         devex: Devex, tmp_path: Path, online_world: tuple[Path, dict[str, str]]) -> None:
     """The GitOps reader's states in the store (a JSON body and batches of deployment rows)
     damaged: a body of any wrong shape at every depth, or rows of the wrong types or widths,
-    missing or left over, batches lost or not JSON lists:
-    the figures a fresh read gives, exit 0, and a damaged state replaced by a good one."""
+    missing or left over, batches lost or not JSON lists, JSON nested too deep, a count of
+    deployments not one: the figures a fresh read gives, exit 0, and a damaged state replaced
+    by a good one."""
     import shutil
     import sqlite3
 
@@ -400,6 +401,11 @@ def test_a_damaged_reader_state_is_read_again(
         "a batch a killed run left": [  # past the state's count: not read
             ("INSERT INTO reader_batch SELECT name, first + count, 1, json_array(json_replace("
              "json_extract(rows, '$[0]'), '$[8]', 'x')) FROM reader_batch WHERE first = 0", ())],
+        "a count of text": [("UPDATE reader_state SET deployments = 'x'", ())],
+        "a count below zero": [("UPDATE reader_state SET deployments = -1", ())],
+        # json recurses once a level
+        "a batch nested too deep": [("UPDATE reader_batch SET rows = ?", ("[" * 100_000,))],
+        "a body nested too deep": [("UPDATE reader_state SET body = ?", ("[" * 100_000,))],
     }
     for depth in range(1, 5):
         for turn in range(2):

@@ -227,10 +227,12 @@ def test_a_history_changed_before_the_cut_is_read_whole(tmp_path: Path) -> None:
 
 _REFINED = {"refined: a list": "[1]", "refined: not a time": '{"abc": {"pay prod": "soon"}}',
             "refined: no offset": '{"abc": {"pay prod": "2026-01-01T00:00:00"}}',
-            "refined: not JSON": "{"}
+            "refined: not JSON": "{", "refined: nested too deep": "[" * 100_000}
+_DEEP = "[" * 100_000  # json recurses once a level
 
 
-@pytest.mark.parametrize("damage", ["body", "arrivals", "unsettled", *_REFINED])
+@pytest.mark.parametrize("damage", ["body", "arrivals", "unsettled", "body nested too deep",
+                                    "unsettled nested too deep", *_REFINED])
 def test_a_damaged_kept_past_is_read_whole(tmp_path: Path, damage: str) -> None:
     config = build_demo(tmp_path / "org", end=END, days=200, seed=4, services=SERVICES)
     kept = tmp_path / "kept"
@@ -241,6 +243,10 @@ def test_a_damaged_kept_past_is_read_whole(tmp_path: Path, damage: str) -> None:
             db.execute("UPDATE past SET body = '{\"cut\": \"soon\"}'")
         elif damage == "unsettled":
             db.execute("UPDATE past SET unsettled = '[1, 2]'")
+        elif damage == "body nested too deep":
+            db.execute("UPDATE past SET body = ?", (_DEEP,))
+        elif damage == "unsettled nested too deep":
+            db.execute("UPDATE past SET unsettled = ?", (_DEEP,))
         elif damage in _REFINED:
             db.execute("UPDATE past SET refined = ?", (_REFINED[damage],))
         else:

@@ -252,7 +252,7 @@ def _refined(text: str) -> dict[str, dict[str, datetime]]:
             found[commit] = {key: datetime.fromisoformat(at) for key, at in times.items()}
             if any(at.tzinfo is None for at in found[commit].values()):
                 raise TypeError("a time without its offset")
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # the last: nested too deep
         raise ValueError("not the Argo CD times of a past") from exc
     return found
 
@@ -261,7 +261,7 @@ def _unsettled(text: str) -> dict[str, list[Any]]:
     """The records `keep` wrote as unsettled; ValueError for a text it cannot have written."""
     try:
         data = json.loads(text)
-    except TypeError as exc:
+    except (TypeError, RecursionError) as exc:  # the last: nested too deep
         raise ValueError("not the unsettled records of a past") from exc
     if type(data) is not dict or not all(type(k) is str and type(v) is list and len(v) == 3
                                          for k, v in data.items()):

@@ -421,13 +421,15 @@ class ReaderStateStore(_StoreFile):
                 if found is None:
                     return None
                 body, count, generation = found
+                if type(count) is not int or count < 0:
+                    return None  # not a count of deployments: read as not kept
                 rows: list[Any] = []
                 for first, size, text in db.execute(
                         "SELECT first, count, rows FROM reader_batch WHERE name = ? "
                         "AND first < ? ORDER BY first", (name, count)):
                     try:
                         batch = json.loads(text)
-                    except (TypeError, ValueError):
+                    except (TypeError, ValueError, RecursionError):  # the last: too deep
                         return None
                     if first != len(rows) or type(batch) is not list or len(batch) != size:
                         return None  # a batch lost, or not as written: read as not kept

@@ -85,7 +85,8 @@ def from_body(text: str) -> Past:
             Change(_text(sha), _time(at), tuple(_text(t) for t in tickets), _bool(merge))
             for sha, at, tickets, merge in changes) for k, changes in data["unpromoted"].items()}
         cut, without = _time(data["cut"]), _int(data["without_change_set"])
-    except (KeyError, TypeError, AttributeError, OverflowError, OSError) as exc:
+    except (KeyError, TypeError, AttributeError, OverflowError, OSError,
+            RecursionError) as exc:  # the last: JSON nested too deep
         raise ValueError(f"not a kept past: {exc}") from exc
     return Past(cut, {}, ranks, {}, began, monthly, without, judged, unpromoted)
 

@@ -358,7 +358,7 @@ class _KeptState:
         body, rows, self.generation = found
         try:
             data = json.loads(body)
-        except (TypeError, ValueError):  # a body of another type, or not JSON
+        except (TypeError, ValueError, RecursionError):  # of another type, not JSON, too deep
             return None
         usable = _STATE_SHAPE(data) if isinstance(data, dict) else None
         if usable is None or len(usable) != len(data):
