@@ -497,3 +497,27 @@ def test_a_state_is_read_as_one_while_another_process_writes_it(
     assert written and found is not None
     body, rows, _ = found
     assert {json.loads(body)["of"]} == {row[0][0] for row in rows}
+
+
+def test_runs_adding_to_one_state_side_by_side_do_not_mix_their_rows(tmp_path: Path) -> None:
+    """Two runs load the same state and each adds its own new deployments (the branch moved
+    differently under each); the second writes all of its rows again, as a new generation, so
+    a third run that loaded the first one's rows writes all of its own rather than adding them
+    after the second one's."""
+    from devex_cli.store import ReaderStateStore
+
+    store = ReaderStateStore(tmp_path)
+    store.save("s", "{}", _rows("a", 3), 0, None)
+    loaded = store.load("s")
+    assert loaded is not None
+    store.save("s", "{}", _rows("a", 5), 3, loaded[2])  # run A: a3, a4
+    after_a = store.load("s")
+    assert after_a is not None
+    store.save("s", "{}", lambda first: [(f"{'a' if n < 3 else 'b'}{n}", "e", "v", None, None,
+                                          None, "c", n, "m") for n in range(first, 5)],
+               3, loaded[2])  # run B, from the same state: b3, b4
+    after_b = store.load("s")
+    assert after_b is not None and [r[0] for r in after_b[1]] == ["a0", "a1", "a2", "b3", "b4"]
+    store.save("s", "{}", _rows("a", 6), 5, after_a[2])  # run C, from A's: a5
+    last = store.load("s")
+    assert last is not None and [r[0] for r in last[1]] == [f"a{n}" for n in range(6)]

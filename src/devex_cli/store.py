@@ -456,7 +456,9 @@ class ReaderStateStore(_StoreFile):
             first, now = start, generation
             if generation is None or found is None or found[0] != generation:
                 first, now = 0, os.urandom(8).hex()
-            elif end != start or batches >= _BATCHES:
+            elif end != start:  # another run added to it meanwhile: this one's replace them
+                first, now = 0, os.urandom(8).hex()  # as a new generation (none follows both)
+            elif batches >= _BATCHES:
                 first = 0  # the same deployments, written again as one batch
             new = rows(first)
             db.execute("DELETE FROM reader_batch WHERE name = ? AND first >= ?", (name, first))
