@@ -376,6 +376,34 @@ def test_the_jira_client_is_closed_when_the_figures_fail(
     assert len(opened) == 1 and closed == opened
 
 
+def test_the_figures_failure_is_the_one_told_while_jira_answers_beside_them(
+        devex: Devex, world: World, jira: FakeJira, tmp_path: Path,
+        jira_clients: tuple[list[object], list[object]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jira is asked while the snapshot is computed: when both fail, the error told is the
+    snapshot's (the look-up's is not raised over it), and the client is closed once the look-up
+    is done."""
+    import time
+
+    import devex_cli.collect
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("figures failed")
+
+    def slow_and_broken(*args: object, **kwargs: object) -> None:
+        time.sleep(0.2)
+        raise KeyError("look-up broke")
+
+    monkeypatch.setattr(devex_cli.collect, "build_snapshot", failing)
+    monkeypatch.setattr(devex_cli.collect, "_ask_jira", slow_and_broken)
+    opened, closed = jira_clients
+    config = _with_incidents(world, jira, tmp_path)
+    result = devex("collect", "--format", "json", config=str(config), env=jira.env())
+    assert result.code == 70, result.err
+    assert "figures failed" in result.err and "look-up broke" not in result.err
+    assert len(opened) == 1 and closed == opened
+
+
 def prod_history(gitops: GitRepo, deployments: list[tuple[str, str]]) -> None:
     for when, tag in deployments:
         gitops.commit(f"prod {tag}", {overlay("pay", "prod"): kustomization([image("pay", tag)])},

@@ -242,10 +242,11 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
             sources=dict(health), actual=actual, incidents=incidents or (),
                 redeployments=redeployments, qa_environment=settings.gate.environment,
                 history=figures)
-        finally:  # the client is closed only once its look-up is done
-            answer = asked.result() if asked is not None else None
-        if tickets is not None:
-            snapshot = _with_jira(snapshot, answer, tickets.system, health)
+        finally:  # the client is closed only once its look-up is done (a failure of the
+            if asked is not None:  # snapshot's is raised, not one of the look-up's)
+                asked.exception()
+        if tickets is not None and asked is not None:
+            snapshot = _with_jira(snapshot, asked.result(), tickets.system, health)
     return Collected(
         snapshot=snapshot,
         records=tuple(records), incidents=tuple(incidents or ()), redeployments=redeployments,
