@@ -358,6 +358,69 @@ def test_argo_cd_times_before_the_cut_are_part_of_the_kept_past(tmp_path: Path) 
         server.stop()
 
 
+@pytest.mark.parametrize("seed", [21, 22])
+def test_argo_cd_times_changing_at_random_keep_warm_figures_cold(tmp_path: Path,
+                                                                 seed: int) -> None:
+    """Argo CD's history changes between collections at random: a first sync seen late, one
+    moving a deployment across the kept past's cut either way, an old GitOps commit synced
+    again, Argo CD refusing a run. Each warm collection (planned with the Argo CD times the past
+    was taken with) has a cold one's figures, and the steps show both kinds of run happen."""
+    from tests.fakes.argocd import FakeApplication, FakeArgoCD
+
+    rng = random.Random(seed)
+    root = tmp_path / "org"
+    config = build_demo(root, end=END, days=200, seed=seed, services=SERVICES)
+    log = GitRepo.__new__(GitRepo)
+    log.path = root / "gitops"
+    head = log.git("rev-parse", "main").strip()
+    now = END + timedelta(hours=1)
+    cut = now - timedelta(days=120)  # the earliest window (90 days) less a month
+    server = FakeArgoCD().start()
+    try:
+        apps, commits = {}, {}
+        for service in SERVICES:
+            for environment in ("dev", "prod"):
+                key = (service.name, environment)
+                apps[key] = server.add(FakeApplication(
+                    f"{service.name}-{environment}",
+                    f"apps/{service.name}/overlays/{environment}", sync_revision=head,
+                    history_limit=1000))
+                commits[key] = [(sha, datetime.fromtimestamp(int(t), UTC)) for sha, t in (
+                    line.split() for line in log.git(
+                        "log", "--first-parent", "--format=%H %ct", "main", "--",
+                        overlay(service.name, environment)).splitlines())]
+
+        def run(cache: Path, refused: bool) -> tuple[Snapshot, list[str]]:
+            env = {**server.env(), **({"ARGOCD_AUTH_TOKEN": "wrong"} if refused else {})}
+            settings = load_settings(config, environ={"XDG_CACHE_HOME": str(cache), **env})
+            steps: list[str] = []
+            snap = collect(settings, CollectOptions(gitops=None, start=now - timedelta(days=30),
+                                                    end=now, offline=False),
+                           now=now, step=steps.append)
+            return snap, [s for s in steps if s.startswith("reading the change sets")]
+
+        kept = tmp_path / "kept"
+        run(kept, False)
+        kinds = set()
+        for step in range(6):
+            action = rng.choice(["late", "across", "again", "refused", "none"])
+            key = rng.choice(sorted(apps))
+            sha, at = rng.choice(commits[key])
+            if action == "late":
+                apps[key].history.append((sha, at + timedelta(minutes=rng.randint(1, 4000))))
+            elif action == "across":
+                sha, at = min(commits[key], key=lambda c: abs(c[1] - cut))
+                apps[key].history.append((sha, cut + (cut - at) + timedelta(minutes=5)))
+            elif action == "again":
+                apps[key].history.append((sha, now - timedelta(days=rng.randint(1, 150))))
+            warm, steps = run(kept, action == "refused")
+            kinds.add(steps[-1].endswith("(those the windows need)"))
+            assert warm == run(tmp_path / f"fresh{step}", action == "refused")[0], (step, action)
+        assert kinds == {True, False}, kinds
+    finally:
+        server.stop()
+
+
 def test_records_an_app_source_could_not_give_are_made_again(tmp_path: Path) -> None:
     """A run whose app repository was missing computes change sets it cannot know; the past it
     keeps names those records, and each later run makes them again: the same while the
