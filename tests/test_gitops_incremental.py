@@ -521,3 +521,84 @@ def test_runs_adding_to_one_state_side_by_side_do_not_mix_their_rows(tmp_path: P
     store.save("s", "{}", _rows("a", 6), 5, after_a[2])  # run C, from A's: a5
     last = store.load("s")
     assert last is not None and [r[0] for r in last[1]] == [f"a{n}" for n in range(6)]
+
+
+def test_a_process_holding_its_states_goes_on_from_the_one_in_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logs: list[str]) -> None:
+    """An exporter holds its reader states between collections (`reader_states_held`): a read
+    takes the state in memory instead of parsing the store's, goes on from it with new commits
+    (adding only their deployments to the store), starts again on a rewritten branch, and a
+    save that failed is written whole by the next one. Each answer is a fresh read's."""
+    from devex_cli.store import ReaderStateStore
+
+    monkeypatch.setattr(gitops, "_held", {})  # this test's own, as `reader_states_held` makes
+    loads: list[str] = []
+    real_load, real_write = ReaderStateStore.load, ReaderStateStore._write
+    store = tmp_path / "c" / "devex" / "devex.sqlite3"
+    monkeypatch.setattr(ReaderStateStore, "load", lambda kept, name: (
+        loads.append(name) if kept.path == store else None) or real_load(kept, name))
+    written: list[int] = []
+    repo = GitRepo(tmp_path / "gitops")
+    config = all_shapes(repo)
+
+    def fresh(n: int) -> tuple[Any, ...]:
+        return answer(read_history(repo.path, settings(tmp_path, f"fresh{n}", config)))
+
+    def read() -> tuple[Any, ...]:
+        return answer(read_history(repo.path, settings(tmp_path, "c", config)))
+
+    first = read()
+    assert len(loads) == 1  # nothing held yet: the store (empty) is asked
+    assert read() == first and len(loads) == 1  # the state in memory, not the store's
+    for tag in ("5e5e5e5", "6f6f6f6"):
+        repo.commit(f"web {tag}", {overlay("web", "dev"): kustomization(
+            [{"name": f"{REG}/web", "newTag": tag}])})
+
+    def counting(self: ReaderStateStore, rows: Any) -> bool:
+        before = self.written.get("reader_batch", 0)
+        done = real_write(self, rows)
+        if self.path == store:
+            written.append(self.written.get("reader_batch", 0) - before)
+        return done
+
+    monkeypatch.setattr(ReaderStateStore, "_write", counting)
+    assert read() == fresh(1) and len(loads) == 1
+    assert written == [2]  # only the two new deployments
+    # a save that fails: the next one writes every deployment again
+    monkeypatch.setattr(ReaderStateStore, "_write", lambda self, rows: False)
+    repo.commit("web 7a7a7a7", {overlay("web", "dev"): kustomization(
+        [{"name": f"{REG}/web", "newTag": "7a7a7a7"}])})
+    assert read() == fresh(2) and len(loads) == 1
+    monkeypatch.setattr(ReaderStateStore, "_write", counting)
+    repo.commit("web 8b8b8b8", {overlay("web", "dev"): kustomization(
+        [{"name": f"{REG}/web", "newTag": "8b8b8b8"}])})
+    written.clear()
+    held = read()
+    assert held == fresh(3) and len(loads) == 1
+    assert written and written[-1] >= len(held[1])  # all of them, not the last one alone
+    # what the store has is the state in memory: a process that does not hold reads it back
+    monkeypatch.setattr(gitops, "_held", None)
+    assert read() == held and len(loads) == 2
+    monkeypatch.setattr(gitops, "_held", {})
+    read()
+    # a rewritten branch: the held state does not follow it, the history is read again
+    repo.git("update-ref", "refs/heads/main", repo.sha("HEAD~2"))
+    repo.commit("web 9c9c9c9", {overlay("web", "dev"): kustomization(
+        [{"name": f"{REG}/web", "newTag": "9c9c9c9"}])})
+    logs.clear()
+    rewritten = read()
+    assert logs == [repo.sha()]  # read from the start
+    assert rewritten == fresh(4)
+
+
+def test_states_are_held_only_within_the_block(tmp_path: Path) -> None:
+    """`reader_states_held` (an exporter's lifetime): reads inside it leave their state in
+    memory; once it ends the states are let go and reads load the store again."""
+    repo = GitRepo(tmp_path / "gitops")
+    config = all_shapes(repo)
+    assert gitops._held is None
+    with gitops.reader_states_held():
+        inside = read_history(repo.path, settings(tmp_path, "c", config))
+        assert gitops._held is not None and len(gitops._held) == 1
+    assert gitops._held is None
+    assert answer(read_history(repo.path, settings(tmp_path, "c", config))) == answer(inside)

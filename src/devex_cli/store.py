@@ -110,9 +110,10 @@ class _StoreFile:
             self._remove()
             return empty
 
-    def _write(self, rows: Callable[[sqlite3.Connection], dict[str, int]]) -> None:
+    def _write(self, rows: Callable[[sqlite3.Connection], dict[str, int]]) -> bool:
         """`rows` in one transaction (it adds rows and says how many, by table); a file of
-        another version, or one SQLite cannot read, is replaced. A failure only warns."""
+        another version, or one SQLite cannot read, is replaced. A failure only warns (and
+        returns False)."""
         import sqlite3
 
         try:
@@ -128,9 +129,10 @@ class _StoreFile:
             # the last two: a value SQLite cannot hold (from a damaged file of earlier versions)
             log.warning("cannot write the store %s (%s); the next run computes it again",
                         self.path, exc)
-            return
+            return False
         for table, count in written.items():
             self.written[table] = self.written.get(table, 0) + count
+        return True
 
     def _transaction(self, rows: Callable[[sqlite3.Connection], dict[str, int]]
                      ) -> dict[str, int]:
@@ -443,17 +445,19 @@ class ReaderStateStore(_StoreFile):
         return self._read(query, None)
 
     def save(self, name: str, body: str, rows: Callable[[int], Sequence[tuple[Any, ...]]],
-             start: int, generation: str | None) -> None:
+             start: int, generation: str | None) -> str | None:
         """The state's body and its deployment rows (`rows(n)`: from position n on), in one
         transaction: those from `start` on, as one batch, when the store still has
-        `generation` (the one loaded) and its batches end at `start`, else all of them."""
+        `generation` (the one loaded) and its batches end at `start`, else all of them.
+        Returns the generation the store has now, None when it could not be written."""
+        wrote: list[str] = []
 
         def write(db: sqlite3.Connection) -> dict[str, int]:
             found = db.execute("SELECT generation FROM reader_state WHERE name = ?",
                                (name,)).fetchone()
             end, batches = db.execute("SELECT coalesce(max(first + count), 0), count(*) "
                                       "FROM reader_batch WHERE name = ?", (name,)).fetchone()
-            first, now = start, generation
+            first, now = start, generation or ""
             if generation is None or found is None or found[0] != generation:
                 first, now = 0, os.urandom(8).hex()
             elif end != start:  # another run added to it meanwhile: this one's replace them
@@ -467,9 +471,10 @@ class ReaderStateStore(_StoreFile):
                            (name, first, len(new), json.dumps(new, separators=(",", ":"))))
             db.execute("INSERT OR REPLACE INTO reader_state VALUES (?, ?, ?, ?)",
                        (name, body, first + len(new), now))
+            wrote[:] = [now]
             return {"reader_batch": len(new), "reader_state": 1}
 
-        self._write(write)
+        return wrote[0] if self._write(write) and wrote else None
 
 
 # Errors of a sound file that cannot be used now (another process writes it, a full disk)

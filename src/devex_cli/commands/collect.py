@@ -71,7 +71,7 @@ def run_collect(options: Globals, *, gitops: str | None, since: str, until: str 
 
     if serve_metrics:
         from devex_cli.metrics.exporter import Exporter, ExporterServer, serve
-        from devex_cli.sources.gitops import NothingFound
+        from devex_cli.sources.gitops import NothingFound, reader_states_held
 
         exporter = Exporter(once, interval=every)
 
@@ -80,8 +80,9 @@ def run_collect(options: Globals, *, gitops: str | None, since: str, until: str 
                              f"collecting every {interval}\n{announce}")
             sys.stderr.flush()
 
-        # Listening first: a port in use is told before a long first collection.
-        with ExporterServer(exporter, host, port) as server:
+        # Listening first: a port in use is told before a long first collection. Each
+        # collection goes on from the last one's GitOps reading, held in memory.
+        with ExporterServer(exporter, host, port) as server, reader_states_held():
             exporter.collect()  # the first collection in the foreground: bad input fails fast
             failure = exporter.last_failure
             if exporter.snapshot is None and failure is not None and not isinstance(

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -267,6 +268,7 @@ def read_history(
     if state.head != head:
         state.head = head
         kept.save(state)
+    kept.hold(state)
     return _history(state, head, branch, settings, reading)
 
 
@@ -337,11 +339,36 @@ _STATE_SHAPE = fields(
     skipped=_TABLE, broken=_TABLE, release_table=_TABLE)
 
 
+# The reader states a long-running process (`collect --serve`) holds between its collections,
+# by store file and name, with the store generation they were last saved as: the next
+# collection goes on from the one in memory instead of parsing it from the store again (None:
+# not held, every read loads from the store). A read takes its state out while it uses it (the
+# state changes in place) and puts it back once it is complete again.
+_held: dict[tuple[Path, str], tuple[ReaderState, str | None]] | None = None
+_held_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def reader_states_held() -> Iterator[None]:
+    """Within the block, each GitOps reader state stays in memory between the reads of this
+    process (an exporter's collections): a later read starts from it, as from the store. They
+    are let go when it ends."""
+    global _held
+    with _held_lock:
+        outer, _held = _held, _held if _held is not None else {}
+    try:
+        yield
+    finally:
+        with _held_lock:
+            _held = outer
+
+
 class _KeptState:
     """The reader's state of a repository, branch and variant, kept in the store: its body
-    (checked whole: the top level here, every row by ReaderState.load) and its deployments as
-    rows, added as new commits are read (`store.ReaderStateStore`). Anything amiss reads the
-    history again."""
+    (checked whole: the top level here, every row by ReaderState.load) and its deployments in
+    batches, one added as new commits are read (`store.ReaderStateStore`). Anything amiss reads
+    the history again. In a process that holds its states (`reader_states_held`), the state in
+    memory is taken instead of the store's."""
 
     def __init__(self, repo: Path, branch: str, settings: Settings, variant: str) -> None:
         self.name = hashlib.sha256(
@@ -352,6 +379,11 @@ class _KeptState:
         self.legacy = settings.cache_dir() / "gitops-state" / f"{self.name}.json"
 
     def load(self, fingerprint: str) -> ReaderState | None:
+        with _held_lock:
+            held = _held.pop((self.store.path, self.name), None) if _held is not None else None
+        if held is not None and held[0].fingerprint == fingerprint:
+            state, self.generation = held
+            return state
         found = self.store.load(self.name)
         if found is None:
             return None
@@ -368,12 +400,17 @@ class _KeptState:
     def save(self, state: ReaderState) -> None:
         """The body, and the deployments the store does not have yet."""
         body = json.dumps(state.dump(deployments=False), separators=(",", ":"))
-        self.store.save(self.name, body, state.deployment_rows,
-                        state.kept, self.generation if state.kept else None)
-        state.kept = len(state.deployments)
-        self.generation = None  # another save (none in one run) writes every row again
+        self.generation = self.store.save(self.name, body, state.deployment_rows, state.kept,
+                                          self.generation if state.kept else None)
+        state.kept = len(state.deployments)  # (not written: the next save writes them all)
         with contextlib.suppress(OSError):
             self.legacy.unlink(missing_ok=True)
+
+    def hold(self, state: ReaderState) -> None:
+        """Put the state back in memory for the next read, in a process that holds them."""
+        with _held_lock:
+            if _held is not None:
+                _held[(self.store.path, self.name)] = (state, self.generation)
 
 
 def path_owner(path: str, settings: Settings) -> tuple[str, str] | None:
