@@ -204,3 +204,26 @@ def test_a_change_set_is_taken_from_the_commits_waiting_for_production(
             for pair in (waiting, change_set):
                 assert [x.sha for x in commits.only_in(*pair)] == rev_list(*pair), pair
             assert bitbucket.api_requests() - before == requests
+
+
+def test_the_fake_takes_full_shas_and_ref_names_only(bitbucket: FakeBitbucket,
+                                                     tmp_path: Path) -> None:
+    """Bitbucket documents `include`/`exclude` as a commit SHA1 or a ref name: the fake
+    answers a short SHA there as a commit not found (stricter than the documentation), so a
+    client sending one fails here before it fails against Bitbucket."""
+    import httpx
+
+    from tests.gitworld import GitRepo
+
+    app = GitRepo(tmp_path / "app")
+    a = app.commit("PAY-1 a", {"a": "1"})
+    b = app.commit("PAY-2 b", {"b": "1"})
+    bitbucket.repos["pay"] = app.path
+    headers = {"Authorization": f"Bearer {bitbucket.token}"}
+    url = f"{bitbucket.url}/2.0/repositories/acme/pay/commits"
+    for params, status in ((f"include={b}&exclude={a}", 200), ("include=main", 200),
+                           (f"include={b[:7]}", 404), (f"include={b}&exclude={a[:12]}", 404)):
+        answer = httpx.get(f"{url}?{params}", headers=headers)
+        assert answer.status_code == status, params
+        if status == 404:
+            assert answer.json()["error"]["message"].startswith("Commit not found")

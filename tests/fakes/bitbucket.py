@@ -1,9 +1,12 @@
 """A loopback Bitbucket Cloud API (`/2.0`) backed by real git repositories: a single commit,
 and `commits?include=&exclude=` with `pagelen` and `next` pages, as Bitbucket answers them
-(errors as `{"type": "error", "error": {"message": ...}}`)."""
+(errors as `{"type": "error", "error": {"message": ...}}`). `include` and `exclude` take a
+commit's full SHA1 or a ref name, as Bitbucket documents them: a short SHA there is answered as
+a commit not found (the documentation is silent on it, so the fake is the stricter)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -57,6 +60,15 @@ class FakeBitbucket(FakeServer):
                               check=False)
         return done.stdout if done.returncode == 0 else ""
 
+    def _documented(self, repo: Path, revision: str) -> bool:
+        """A commit's full SHA1 or a ref name (a branch, a tag, HEAD), not a short SHA."""
+        if re.fullmatch(r"[0-9a-f]{40}", revision):
+            return True
+        return revision == "HEAD" or any(
+            subprocess.run(["git", "-C", str(repo), "show-ref", "--verify", "--quiet",
+                            f"refs/{kind}/{revision}"], check=False).returncode == 0
+            for kind in ("heads", "tags"))
+
     def _commits_json(self, repo: Path, shas: list[str]) -> list[dict[str, Any]]:
         """Commits as Bitbucket shows them, read with one `git log --no-walk`."""
         if not shas:
@@ -98,6 +110,10 @@ class FakeBitbucket(FakeServer):
             query = {k: v[0] for k, v in request.query.items()}
             include = request.query.get("include", ["HEAD"])
             exclude = request.query.get("exclude", [])
+            for revision in (*include, *exclude):
+                if not self._documented(repo, revision):
+                    return Answer(404, {"type": "error", "error": {
+                        "message": f"Commit not found: {revision}"}})
             size = min(int(query.get("pagelen", self.page_size)), self.max_pagelen)
             page = int(query.get("page", 1))
             shas = self._git(repo, "rev-list", *include, *(f"^{sha}" for sha in exclude)).split()
