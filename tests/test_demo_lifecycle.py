@@ -114,6 +114,30 @@ def test_an_interrupt_waits_for_the_end_of_a_held_step(signum: int) -> None:
     assert finished
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupt_waits_for_the_held_step_while_another_thread_runs(signum: int) -> None:
+    """Another thread of the process (a server's, a pool's) does not let the interrupt in: a
+    signal the main thread blocked would be taken by that thread and acted on inside the
+    step; the step's own handler notes it, and it is raised once the step is done."""
+    import threading
+
+    from devex_cli.interrupt import signals_held, sigterm_as_interrupt
+
+    idle = threading.Event()
+    other = threading.Thread(target=idle.wait, daemon=True)
+    other.start()
+    finished = False
+    try:
+        with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt(), signals_held():
+            os.kill(os.getpid(), signum)
+            time.sleep(0.05)
+            finished = True
+    finally:
+        idle.set()
+        other.join()
+    assert finished
+
+
 def test_the_temporary_folder_goes_while_a_cut_short_git_still_writes_in_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An interrupt can leave a git process (killed, or started as it came) that lands its last

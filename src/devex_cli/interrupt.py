@@ -31,13 +31,29 @@ def signals_held() -> Iterator[None]:
     """Within the block, SIGINT and SIGTERM wait (they arrive when it ends): for a step that must
     not be cut in two, such as making a temporary folder and recording its name, so that an
     interrupt cannot leave one behind that nothing knows of (`tempfile`'s first use also writes
-    and removes a probe file). Outside the main thread the block runs unchanged."""
+    and removes a probe file). Outside the main thread the block runs unchanged.
+
+    The signals are noted by a handler of the block's, and raised again to their own handlers
+    when it ends, rather than blocked: a signal the main thread blocks is taken by another
+    thread of the process when there is one, and Python then runs its handler in the main
+    thread at once, inside the block."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    noted: list[int] = []
+
+    def note(signum: int, frame: object) -> None:
+        if signum not in noted:
+            noted.append(signum)
+
+    # (a handler not installed from Python reads as None: such a signal is left alone)
+    previous = {signum: signal.signal(signum, note)
+                for signum in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(signum) is not None}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for number in noted:
+            signal.raise_signal(number)  # to this thread: its handler runs now
