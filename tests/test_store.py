@@ -264,6 +264,18 @@ _OLD_READER_ROWS = """CREATE TABLE reader_deployment (
     time INTEGER, manifest TEXT, PRIMARY KEY (name, position)) WITHOUT ROWID"""
 
 
+def as_version_3(db: sqlite3.Connection) -> None:
+    """A store of this version made as version 3 kept it: the reader's deployments a row each,
+    no Argo CD times with a past."""
+    db.execute(_OLD_READER_ROWS)
+    for name, first, batch in db.execute("SELECT name, first, rows FROM reader_batch").fetchall():
+        db.executemany("INSERT INTO reader_deployment VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       [(name, first + n, *row) for n, row in enumerate(json.loads(batch))])
+    db.execute("DROP TABLE reader_batch")
+    db.execute("ALTER TABLE past DROP COLUMN refined")
+    db.execute("PRAGMA user_version = 3")
+
+
 @pytest.mark.parametrize("version", [2, 3])
 def test_a_store_of_an_earlier_version_keeps_its_rows(tmp_path: Path, version: int) -> None:
     """Upgrading devex keeps what was computed before: the records (the first collection after
@@ -278,17 +290,11 @@ def test_a_store_of_an_earlier_version_keeps_its_rows(tmp_path: Path, version: i
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         states = db.execute("SELECT name, generation FROM reader_state").fetchall()
         assert states
-        db.execute(_OLD_READER_ROWS)
-        for name, first, batch in db.execute("SELECT name, first, rows FROM reader_batch"
-                                             ).fetchall():
-            db.executemany("INSERT INTO reader_deployment VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           [(name, first + n, *row) for n, row in enumerate(json.loads(batch))])
-        db.execute("DROP TABLE reader_batch")
-        db.execute("ALTER TABLE past DROP COLUMN refined")
+        as_version_3(db)
         if version == 2:
             db.execute("DROP TABLE past")
             db.execute("DROP TABLE past_arrival")
-        db.execute(f"PRAGMA user_version = {version}")
+            db.execute("PRAGMA user_version = 2")
     settings = load_settings(config, environ={"XDG_CACHE_HOME": str(kept)})
     inputs = collect_inputs(settings, CollectOptions(gitops=None, start=now - timedelta(days=90),
                                                      end=now, offline=True), now=now)
@@ -458,15 +464,8 @@ def test_a_store_upgraded_by_another_process_meanwhile_is_kept(
     rows = [("web", "prod", "v1", None, None, None, "c1", 1_700_000_000, "m")]
     reader.save("s", "{}", lambda first: rows[first:], 0, None)
     path = tmp_path / module.FILE_NAME
-    with contextlib.closing(sqlite3.connect(path)) as db, db:  # back to version 3
-        db.execute(_OLD_READER_ROWS)
-        for name, first, batch in db.execute("SELECT name, first, rows FROM reader_batch"
-                                             ).fetchall():
-            db.executemany("INSERT INTO reader_deployment VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           [(name, first + n, *row) for n, row in enumerate(json.loads(batch))])
-        db.execute("DROP TABLE reader_batch")
-        db.execute("ALTER TABLE past DROP COLUMN refined")
-        db.execute("PRAGMA user_version = 3")
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        as_version_3(db)
 
     connect = sqlite3.connect
 
