@@ -237,11 +237,11 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
             name="jira") if tickets is not None else None
         try:
             snapshot = build_snapshot(
-            after, environments=history.environments, production=history.production, now=now,
-            start=options.start, end=options.end, pending=pending, data_quality=quality,
-            sources=dict(health), actual=actual, incidents=incidents or (),
-                redeployments=redeployments, qa_environment=settings.gate.environment,
-                history=figures)
+                after, environments=history.environments, production=history.production,
+                now=now, start=options.start, end=options.end, pending=pending,
+                data_quality=quality, sources=dict(health), actual=actual,
+                incidents=incidents or (), redeployments=redeployments,
+                qa_environment=settings.gate.environment, history=figures)
         finally:  # the client is closed only once its look-up is done (a failure of the
             if asked is not None:  # snapshot's is raised, not one of the look-up's)
                 asked.exception()

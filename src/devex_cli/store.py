@@ -458,10 +458,10 @@ class ReaderStateStore(_StoreFile):
             end, batches = db.execute("SELECT coalesce(max(first + count), 0), count(*) "
                                       "FROM reader_batch WHERE name = ?", (name,)).fetchone()
             first, now = start, generation or ""
-            if generation is None or found is None or found[0] != generation:
+            # another generation, or another run added to this one meanwhile: this run's rows
+            # replace them, as a new generation (none follows both)
+            if generation is None or found is None or found[0] != generation or end != start:
                 first, now = 0, os.urandom(8).hex()
-            elif end != start:  # another run added to it meanwhile: this one's replace them
-                first, now = 0, os.urandom(8).hex()  # as a new generation (none follows both)
             elif batches >= _BATCHES:
                 first = 0  # the same deployments, written again as one batch
             new = rows(first)
