@@ -4,6 +4,9 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.conftest import Result
 
@@ -102,6 +105,31 @@ def test_collect_tables_go_to_the_output_file(devex: Devex, tmp_path: Path) -> N
     assert result.out == ""
     text = out.read_text()
     assert "Deployments this month" in text and "\x1b" not in text
+
+
+def test_a_collection_resumes_the_cycle_collector_once_its_figures_are_written(
+        devex: Devex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paused while the figures are computed and written (a pass then walks them all), and
+    running again after, as before: an in-process caller keeps its collector."""
+    import gc
+
+    from devex_cli.commands import collect as command
+    from tests.worlds import World
+
+    seen: list[bool] = []
+    write = command._write_snapshot
+
+    def written(*args: Any, **kwargs: Any) -> None:
+        seen.append(gc.isenabled())
+        write(*args, **kwargs)
+
+    monkeypatch.setattr(command, "_write_snapshot", written)
+    world = World(tmp_path / "world")
+    assert gc.isenabled()
+    result = devex("collect", "--offline", "--output", str(tmp_path / "t.txt"),
+                   config=str(world.config))
+    assert result.code == 0, result.err
+    assert seen == [False] and gc.isenabled()
 
 
 def test_a_gateway_that_is_no_url_is_refused_at_once(devex: Devex, tmp_path: Path) -> None:

@@ -107,17 +107,19 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
 def collect_inputs(settings: Settings, options: CollectOptions, *, now: datetime,
                    step: Callable[[str], None] = lambda text: None) -> Collected:
     """`collect`, keeping what the snapshot was computed from beside it."""
-    with _without_cycle_collection():
+    with without_cycle_collection():
         return _collect_inputs(settings, options, now=now, step=step)
 
 
 @contextlib.contextmanager
-def _without_cycle_collection() -> Iterator[None]:
+def without_cycle_collection() -> Iterator[None]:
     """Python's cycle collector paused while a collection builds its objects (tens of
     thousands of records, commits and deployments, none in a cycle the run needs freed: the
     collector would walk them all several times, about an eighth of a warm run); resumed after,
     when it was running before (a concurrent collection, as the exporter's, leaves it to the
-    first)."""
+    first). A caller done with the objects once it has used them (a one-shot command writing
+    the figures) pauses it around that too: resumed while they live, its first pass walks them
+    all."""
     paused = gc.isenabled()
     gc.disable()
     try:

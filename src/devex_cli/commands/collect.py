@@ -91,6 +91,16 @@ def run_collect(options: Globals, *, gitops: str | None, since: str, until: str 
             # (a repository with nothing to read yet is served: /healthz says why, 503)
             serve(server, ready=ready)
         return
+    from devex_cli.collect import without_cycle_collection
+
+    # The cycle collector resumes once the figures are written and let go: resumed earlier,
+    # its first pass walks every object the collection made (~15 ms of a warm run).
+    with without_cycle_collection():
+        _collect_and_write(once, options, output_format, output)
+
+
+def _collect_and_write(once: Callable[[Callable[[str], None]], "Snapshot"], options: Globals,
+                       output_format: SnapshotFormat, output: str) -> None:
     from devex_cli.progress import progress
 
     with progress(quiet=options.quiet) as step:
