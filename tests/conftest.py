@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +14,42 @@ from tests.fakes.jira import FakeJira
 _ISOLATED = ("JIRA_", "ARGOCD_", "BITBUCKET_", "TEAMS_WEBHOOK_", "PUSHGATEWAY_", "DEVEX_")
 
 FAST_HTTP = "[http]\nbackoff = 0.01\nmax_retry_after = 2\nretries = 3\ntimeout = 5\n"
+
+
+PLANS_GONE_ON: list[str] = []  # the collections whose plan went on from a kept past's
+
+
+@pytest.fixture(autouse=True)
+def _plans_compared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every collection of the suite that plans from where a kept past's deployments are
+    (`Horizon._go_on`) is checked against the plan of the whole history: the same positions,
+    keys and records to make again, and the same verdict on Argo CD's times."""
+    from devex_cli import horizon as module
+
+    plan, right = module.Horizon.plan.__func__, module.Horizon._guessed_right  # type: ignore[attr-defined]
+
+    def compared(cls: type[module.Horizon], *args: Any, **kwargs: Any) -> module.Horizon:
+        planned = plan(cls, *args, **kwargs)
+        if planned.prefix is not None:
+            PLANS_GONE_ON.append(planned.store.name)
+            whole = plan(cls, *args, **{**kwargs, "whole": True})
+            assert whole.prefix is None
+            assert (planned.positions, planned.before, planned.unsettled, planned.validity) == (
+                whole.positions, whole.before, whole.unsettled, whole.validity)
+        return planned
+
+    def checked(self: module.Horizon, cut: datetime) -> bool:
+        verdict = right(self, cut)
+        if self.prefix is not None:
+            prefix, self.prefix = self.prefix, None
+            try:
+                assert right(self, cut) == verdict
+            finally:
+                self.prefix = prefix
+        return verdict
+
+    monkeypatch.setattr(module.Horizon, "plan", classmethod(compared))
+    monkeypatch.setattr(module.Horizon, "_guessed_right", checked)
 
 
 @pytest.fixture(autouse=True)

@@ -185,3 +185,110 @@ def test_a_release_read_again_otherwise_before_the_cut_is_another_past(tmp_path:
     digests = {Horizon(None, h, lambda: [], END)._validity(  # type: ignore[arg-type]
         END, [d.time for d in h.deployments]) for h in (history, other)}
     assert len(digests) == 2
+
+
+def _worked(root: Path) -> tuple[GitRepo, GitRepo, Path]:
+    """One service deployed to dev, qa and prod every few days for 200 days; prod's last
+    deployment (what it runs now) 150 days ago, before the cut."""
+    start = END - timedelta(days=200)
+    app, gitops, config = one_service(root, start)
+    for n in range(60):
+        at = start + timedelta(days=3 * n)
+        sha = app.commit(f"PAY-{n} work", {f"{n}": "1"}, when=at)
+        for hours, environment in enumerate(("dev", "qa", "prod")[: 1 + n % 3]):
+            if environment != "prod" or at < END - timedelta(days=150):
+                deploy(gitops, environment, sha[:7], at + (hours + 1) * HOUR)
+    return app, gitops, config
+
+
+def past_rows(cache: Path) -> list[tuple[Any, ...]]:
+    import contextlib
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(cache / "devex" / "devex.sqlite3")) as db:
+        return db.execute("SELECT cut, prefix != '' FROM past").fetchall() + db.execute(
+            "SELECT count(*) FROM past_position").fetchall()
+
+
+def test_a_warm_collection_plans_from_where_the_kept_deployments_are(tmp_path: Path) -> None:
+    """A past is kept with where the deployments before its cut are: a later collection (new
+    deployments after the cut read since) plans from them and the new ones, not from the whole
+    history, and its figures are a cold collection's (conftest compares each such plan with the
+    whole history's)."""
+    from tests.conftest import PLANS_GONE_ON
+
+    app, gitops, config = _worked(tmp_path / "org")
+    kept = tmp_path / "kept"
+    cold = inputs(config, kept, END)
+    ((_, prefixed), (positions,)) = past_rows(kept)
+    assert prefixed and positions > 40
+    gone_on = len(PLANS_GONE_ON)
+    warm = inputs(config, kept, END)
+    assert warm.history.past is not None and len(PLANS_GONE_ON) == gone_on + 1
+    assert warm.snapshot == cold.snapshot
+    sha = app.commit("PAY-99 later", {"99": "1"}, when=END - 2 * HOUR)
+    deploy(gitops, "dev", sha[:7], END - HOUR)
+    warm = inputs(config, kept, END)
+    assert warm.history.past is not None and len(PLANS_GONE_ON) == gone_on + 2
+    assert warm.snapshot == inputs(config, tmp_path / "fresh", END).snapshot
+
+
+def test_a_deployment_read_since_dated_before_the_cut_plans_from_the_whole_history(
+        tmp_path: Path) -> None:
+    """A GitOps commit read since the past was kept but dated before its cut (a rebase kept
+    its old date) is a deployment before the cut the past was not taken with: the plan is the
+    whole history's, which finds the past is not of this history, and reads it whole."""
+    from tests.conftest import PLANS_GONE_ON
+
+    app, gitops, config = _worked(tmp_path / "org")
+    kept = tmp_path / "kept"
+    inputs(config, kept, END)
+    sha = app.commit("PAY-98 old", {"98": "1"}, when=END - timedelta(days=150))
+    deploy(gitops, "dev", sha[:7], END - timedelta(days=150) + HOUR)
+    gone_on = len(PLANS_GONE_ON)
+    warm = inputs(config, kept, END)
+    assert warm.history.past is None and len(PLANS_GONE_ON) == gone_on
+    assert warm.snapshot == inputs(config, tmp_path / "fresh", END).snapshot
+
+
+_TEXT_DAMAGE = {  # what the past's prefix says, changed with its digest made again
+    "count": lambda data: {**data, "count": 1},
+    "rows": lambda data: {**data, "rows": data["rows"] + 1},
+}
+
+
+@pytest.mark.parametrize("damage", [
+    "UPDATE past_position SET position = position + 1",
+    "UPDATE past_position SET position = -1",
+    "UPDATE past_position SET position = 'x'",
+    "DELETE FROM past_position WHERE position % 2 = 0",
+    "UPDATE past SET prefix = '{\"count\": 3}'",
+    "UPDATE past SET prefix = substr(prefix, 1, 40) || replace(substr(prefix, 41), '1', '2')",
+    *_TEXT_DAMAGE,
+])
+def test_where_the_kept_deployments_are_damaged(tmp_path: Path, damage: str) -> None:
+    """A store whose positions (or what the past was taken from) are not as written: the
+    collection plans from the whole history, and its figures are a cold collection's."""
+    import contextlib
+    import sqlite3
+
+    from tests.conftest import PLANS_GONE_ON
+
+    _, _, config = _worked(tmp_path / "org")
+    kept = tmp_path / "kept"
+    inputs(config, kept, END)
+    with contextlib.closing(sqlite3.connect(kept / "devex" / "devex.sqlite3")) as db, db:
+        if damage in _TEXT_DAMAGE:
+            import hashlib
+            import json
+
+            (text,) = db.execute("SELECT prefix FROM past").fetchone()
+            body = json.dumps(_TEXT_DAMAGE[damage](json.loads(text.partition(" ")[2])))
+            db.execute("UPDATE past SET prefix = ?",
+                       (f"{hashlib.sha256(body.encode()).hexdigest()[:32]} {body}",))
+        else:
+            db.execute(damage)
+    gone_on = len(PLANS_GONE_ON)
+    warm = inputs(config, kept, END)
+    assert len(PLANS_GONE_ON) == gone_on
+    assert warm.snapshot == inputs(config, tmp_path / "fresh", END).snapshot

@@ -264,9 +264,17 @@ _OLD_READER_ROWS = """CREATE TABLE reader_deployment (
     time INTEGER, manifest TEXT, PRIMARY KEY (name, position)) WITHOUT ROWID"""
 
 
+def as_version_4(db: sqlite3.Connection) -> None:
+    """A store of this version made as version 4 kept it: no positions with a past."""
+    db.execute("DROP TABLE past_position")
+    db.execute("ALTER TABLE past DROP COLUMN prefix")
+    db.execute("PRAGMA user_version = 4")
+
+
 def as_version_3(db: sqlite3.Connection) -> None:
     """A store of this version made as version 3 kept it: the reader's deployments a row each,
     no Argo CD times with a past."""
+    as_version_4(db)
     db.execute(_OLD_READER_ROWS)
     for name, first, batch in db.execute("SELECT name, first, rows FROM reader_batch").fetchall():
         db.executemany("INSERT INTO reader_deployment VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -276,11 +284,12 @@ def as_version_3(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA user_version = 3")
 
 
-@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("version", [2, 3, 4])
 def test_a_store_of_an_earlier_version_keeps_its_rows(tmp_path: Path, version: int) -> None:
     """Upgrading devex keeps what was computed before: the records (the first collection after
     it computes no change set again) and the GitOps reader's states (version 3 kept their
-    deployments a row each: they become one batch, and the history is not read again)."""
+    deployments a row each: they become one batch, and the history is not read again); a past
+    of version 4 (without where its deployments are) is gone on from as before."""
     config = build_demo(tmp_path / "org", end=END, days=60, seed=5, services=SERVICES)
     kept = tmp_path / "kept"
     now = END + timedelta(hours=1)
@@ -290,7 +299,7 @@ def test_a_store_of_an_earlier_version_keeps_its_rows(tmp_path: Path, version: i
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         states = db.execute("SELECT name, generation FROM reader_state").fetchall()
         assert states
-        as_version_3(db)
+        (as_version_4 if version == 4 else as_version_3)(db)
         if version == 2:
             db.execute("DROP TABLE past")
             db.execute("DROP TABLE past_arrival")
@@ -300,7 +309,7 @@ def test_a_store_of_an_earlier_version_keeps_its_rows(tmp_path: Path, version: i
                                                      end=now, offline=True), now=now)
     assert inputs.snapshot == cold and records(kept) == rows
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
         # the same states (a state read again would be of a new generation)
         assert db.execute("SELECT name, generation FROM reader_state").fetchall() == states
         assert "reader_deployment" not in {name for (name,) in db.execute(

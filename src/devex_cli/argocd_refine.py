@@ -80,18 +80,33 @@ def refine(records: Sequence[DeploymentRecord], view: ArgoView) -> list[Deployme
     return refined
 
 
-def deployment_times(deployments: Sequence[Deployment], view: ArgoView | None) -> list[datetime]:
-    """The time `refine` gives each deployment's record: the first `deployedAt` Argo CD has of
-    its GitOps commit, else the commit's time."""
+@dataclass(frozen=True)
+class DeploymentTimes:
+    """The time `refine` gives a deployment's record: the first `deployedAt` Argo CD has of its
+    GitOps commit, else the commit's time."""
+
+    apps: Mapping[tuple[str, str], str]  # (service, environment) -> application
+    deployed_at: Mapping[str, Mapping[str, datetime]]  # application -> GitOps commit -> time
+
+    def of(self, deployment: Deployment) -> datetime:
+        app = self.apps.get((deployment.service, deployment.environment))
+        return (self.deployed_at.get(app, {}).get(deployment.gitops_commit) if app else None
+                ) or deployment.time
+
+    def known(self) -> set[str]:
+        """The record keys (`records.record_key`: GitOps commit, service, environment) Argo
+        CD has a time of: any other deployment's time is its commit's."""
+        return {f"{commit} {service} {environment}"
+                for (service, environment), app in self.apps.items()
+                for commit in self.deployed_at.get(app, {})}
+
+
+def deployment_times(view: ArgoView | None) -> DeploymentTimes:
+    """The times `refine` gives deployments' records, by Argo CD's view (None: no Argo CD)."""
     if view is None:
-        return [d.time for d in deployments]
-    deployed_at = _first_deployed(view)
-    apps = {key: app.name for key, app in view.applications.items()}
-    times = []
-    for d in deployments:
-        app = apps.get((d.service, d.environment))
-        times.append((deployed_at.get(app, {}).get(d.gitops_commit) if app else None) or d.time)
-    return times
+        return DeploymentTimes({}, {})
+    return DeploymentTimes({key: app.name for key, app in view.applications.items()},
+                           _first_deployed(view))
 
 
 def _first_deployed(view: ArgoView) -> dict[str, dict[str, datetime]]:

@@ -51,7 +51,7 @@ from devex_cli.dora.past import Past
 from devex_cli.errors import DevexError
 from devex_cli.gitcli import local_repository
 from devex_cli.horizon import Horizon, earliest_start
-from devex_cli.parallel import in_background
+from devex_cli.parallel import in_background, quick_switches
 from devex_cli.records import RecordCache, Records, build_records
 from devex_cli.sources import gitops
 from devex_cli.sources.base import OnFirstUse, SourceHealth
@@ -107,7 +107,7 @@ def collect(settings: Settings, options: CollectOptions, *, now: datetime,
 def collect_inputs(settings: Settings, options: CollectOptions, *, now: datetime,
                    step: Callable[[str], None] = lambda text: None) -> Collected:
     """`collect`, keeping what the snapshot was computed from beside it."""
-    with without_cycle_collection():
+    with without_cycle_collection(), quick_switches():
         return _collect_inputs(settings, options, now=now, step=step)
 
 
@@ -185,7 +185,7 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
 
         # the records the windows need, when the store keeps what the earlier ones left
         horizon = Horizon.plan(settings, repo, history,
-                               lambda: deployment_times(history.deployments, argo_view()),
+                               lambda: deployment_times(argo_view()),
                                earliest_start(options.start, now))
         built, past = _records(history, source_of, settings, health, horizon, step)
     finally:

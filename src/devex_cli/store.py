@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("devex.store")
 
-SCHEMA_VERSION = 4  # PRAGMA user_version; versions 2 and 3 are upgraded, another is replaced
+SCHEMA_VERSION = 5  # PRAGMA user_version; versions 2 to 4 are upgraded, another is replaced
 FILE_NAME = "devex.sqlite3"
 _ADDED_IN_3 = """
 CREATE TABLE past (configuration INTEGER NOT NULL, name TEXT NOT NULL, cut INTEGER NOT NULL,
@@ -52,7 +52,20 @@ CREATE TABLE reader_batch (name TEXT NOT NULL, first INTEGER NOT NULL, count INT
                            rows TEXT NOT NULL, PRIMARY KEY (name, first)) WITHOUT ROWID;
 ALTER TABLE past ADD COLUMN refined TEXT NOT NULL DEFAULT '{}';
 """
-_SCHEMA = _ADDED_IN_3 + _ADDED_IN_4 + """
+# Version 5 keeps, with a past, where the deployments before its cut are (`past_position`: by
+# record key, and by release: service and revision) and what it was taken from (`prefix`): a
+# collection that goes on from it reads only the deployments since, not the whole history, to
+# plan.
+_ADDED_IN_5 = """
+ALTER TABLE past ADD COLUMN prefix TEXT NOT NULL DEFAULT '';
+CREATE TABLE past_position (configuration INTEGER NOT NULL, name TEXT NOT NULL,
+                            cut INTEGER NOT NULL, key TEXT NOT NULL, release TEXT,
+                            position INTEGER NOT NULL,
+                            PRIMARY KEY (configuration, name, cut, key)) WITHOUT ROWID;
+CREATE INDEX past_position_release ON past_position (configuration, name, cut, release,
+                                                     position);
+"""
+_SCHEMA = _ADDED_IN_3 + _ADDED_IN_4 + _ADDED_IN_5 + """
 CREATE TABLE configuration (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL UNIQUE);
 CREATE TABLE record (configuration INTEGER NOT NULL, key TEXT NOT NULL, revision TEXT,
                      shas TEXT, ancestry_rollback INTEGER,
@@ -70,11 +83,15 @@ CREATE TABLE reader_state (name TEXT PRIMARY KEY, body TEXT NOT NULL,
 _TABLES_2 = {"configuration", "record", "change", "pending_range", "manifest", "reader_state",
              "reader_deployment"}
 _TABLES_3 = _TABLES_2 | {"past", "past_arrival"}
-_TABLES = _TABLES_3 - {"reader_deployment"} | {"reader_batch"}
+_TABLES_4 = _TABLES_3 - {"reader_deployment"} | {"reader_batch"}
+_TABLES = _TABLES_4 | {"past_position"}
 _BATCHES = 32  # a reader state's deployments in more batches than this are written as one
 _INSERT = {"record": "INSERT OR REPLACE INTO record VALUES (?, ?, ?, ?, ?)",
            "change": "INSERT OR REPLACE INTO change VALUES (?, ?, ?, ?, ?)",
            "pending_range": "INSERT OR REPLACE INTO pending_range VALUES (?, ?, ?)"}
+# a past of a configuration, name and cut, then its rows
+_DELETE_PAST = tuple(f"DELETE FROM {table} WHERE configuration = ? AND name = ? AND cut = ?"  # noqa: S608
+                     for table in ("past", "past_arrival", "past_position"))
 _KEYS_AT_ONCE = 500  # host parameters in one query (SQLite allows 999 on old versions)
 
 T = TypeVar("T")
@@ -274,17 +291,17 @@ class PastStore(_StoreFile):
         super().__init__(folder)
         self.fingerprint, self.name = fingerprint, name
 
-    def latest(self, need: int) -> tuple[int, str, str, str, str] | None:
-        """(cut, validity, body, unsettled, refined) of the latest cut at or before `need`
-        (seconds), or None; unchecked."""
+    def latest(self, need: int) -> tuple[int, str, str, str, str, str] | None:
+        """(cut, validity, body, unsettled, refined, prefix) of the latest cut at or before
+        `need` (seconds), or None; unchecked."""
 
-        def query(db: sqlite3.Connection) -> tuple[int, str, str, str, str] | None:
+        def query(db: sqlite3.Connection) -> tuple[int, str, str, str, str, str] | None:
             row = db.execute(
-                "SELECT p.cut, p.validity, p.body, p.unsettled, p.refined FROM past p "
+                "SELECT p.cut, p.validity, p.body, p.unsettled, p.refined, p.prefix FROM past p "
                 "JOIN configuration c ON c.id = p.configuration WHERE c.fingerprint = ? "
                 "AND p.name = ? AND p.cut <= ? ORDER BY p.cut DESC LIMIT 1",
                 (self.fingerprint, self.name, need)).fetchone()
-            return None if row is None else (row[0], row[1], row[2], row[3], row[4])
+            return None if row is None else (row[0], row[1], row[2], row[3], row[4], row[5])
 
         return self._read(query, None)
 
@@ -294,31 +311,62 @@ class PastStore(_StoreFile):
         when the store no longer has the past of `cut` and `validity` (another collection
         replaced it, or it went with older cuts, since `latest` read it)."""
 
-        def query(db: sqlite3.Connection) -> list[tuple[Any, ...]] | None:
-            db.execute("BEGIN")  # one snapshot: the past checked, and all its rows
-            try:
-                found = db.execute(
-                    "SELECT p.configuration FROM past p JOIN configuration c "
-                    "ON c.id = p.configuration WHERE c.fingerprint = ? AND p.name = ? "
-                    "AND p.cut = ? AND p.validity = ?",
-                    (self.fingerprint, self.name, cut, validity)).fetchone()
-                if found is None:
-                    return None
-                return list(_by_keys(
-                    db, "SELECT sha, service, arrivals FROM past_arrival WHERE "
-                        "configuration = ? AND name = ? AND cut = ? AND sha IN ({})",
-                    (found[0], self.name, cut), shas))
-            finally:
-                db.execute("COMMIT")
+        def rows(db: sqlite3.Connection, configuration: int) -> list[tuple[Any, ...]]:
+            return list(_by_keys(
+                db, "SELECT sha, service, arrivals FROM past_arrival WHERE "
+                    "configuration = ? AND name = ? AND cut = ? AND sha IN ({})",
+                (configuration, self.name, cut), shas))
 
-        return self._read(query, None)
+        return self._read(lambda db: self._of_past(db, cut, validity, rows), None)
+
+    def positions(self, cut: int, validity: str, keys: Collection[str],
+                  releases: Collection[str]
+                  ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int] | None:
+        """Where deployments before the cut are: (key, position) of these record keys, and
+        (release, last position) of these releases ("service revision"), unchecked, and how
+        many positions the past has; None as `arrivals`. A few queries, whatever the number of
+        keys (each one lets another thread of the process run meanwhile)."""
+
+        def rows(db: sqlite3.Connection, configuration: int
+                 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
+            ours = (configuration, self.name, cut)
+            by_key = list(_by_keys(
+                db, "SELECT key, position FROM past_position WHERE configuration = ? AND "
+                    "name = ? AND cut = ? AND key IN ({})", ours, keys))
+            last = list(_by_keys(
+                db, "SELECT release, max(position) FROM past_position WHERE configuration = ? "
+                    "AND name = ? AND cut = ? AND release IN ({}) GROUP BY release",
+                ours, releases))
+            (count,) = db.execute("SELECT count(*) FROM past_position WHERE configuration = ? "
+                                  "AND name = ? AND cut = ?", ours).fetchone()
+            return by_key, last, count
+
+        return self._read(lambda db: self._of_past(db, cut, validity, rows), None)
+
+    def _of_past(self, db: sqlite3.Connection, cut: int, validity: str,
+                 rows: Callable[[sqlite3.Connection, int], T]) -> T | None:
+        """`rows(db, configuration)` in one snapshot with the past of `cut` and `validity`
+        checked still there; None when it is not."""
+        db.execute("BEGIN")
+        try:
+            found = db.execute(
+                "SELECT p.configuration FROM past p JOIN configuration c "
+                "ON c.id = p.configuration WHERE c.fingerprint = ? AND p.name = ? "
+                "AND p.cut = ? AND p.validity = ?",
+                (self.fingerprint, self.name, cut, validity)).fetchone()
+            return None if found is None else rows(db, found[0])
+        finally:
+            db.execute("COMMIT")
 
     def save(self, cut: int, validity: str, body: str,
-             rows: Sequence[tuple[str, str, str]], unsettled: str, refined: str) -> None:
+             rows: Sequence[tuple[str, str, str]], unsettled: str, refined: str,
+             prefix: str = "", positions: Sequence[tuple[str, str | None, int]] = ()
+             ) -> None:
         """Keep a past (replacing one of the same cut); only the latest `KEPT` cuts stay.
-        `unsettled` (the records before the cut that may still change) and `refined` (Argo
-        CD's times before it), as the caller writes them (it checks them when it reads the
-        past)."""
+        `unsettled` (the records before the cut that may still change), `refined` (Argo CD's
+        times before it) and `prefix` (what it was taken from), as the caller writes them (it
+        checks them when it reads the past); `positions`: (key, release, position) of the
+        deployments before the cut."""
 
         def write(db: sqlite3.Connection) -> dict[str, int]:
             db.execute("INSERT OR IGNORE INTO configuration (fingerprint) VALUES (?)",
@@ -326,21 +374,21 @@ class PastStore(_StoreFile):
             (configuration,) = db.execute("SELECT id FROM configuration WHERE fingerprint = ?",
                                           (self.fingerprint,)).fetchone()
             ours = (configuration, self.name)
-            db.execute("DELETE FROM past_arrival WHERE configuration = ? AND name = ? "
-                       "AND cut = ?", (*ours, cut))
-            db.execute("INSERT OR REPLACE INTO past VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (*ours, cut, validity, body, unsettled, refined))
+            for statement in _DELETE_PAST[1:]:  # its rows (of an earlier past of this cut)
+                db.execute(statement, (*ours, cut))
+            db.execute("INSERT OR REPLACE INTO past VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (*ours, cut, validity, body, unsettled, refined, prefix))
             db.executemany("INSERT INTO past_arrival VALUES (?, ?, ?, ?, ?, ?)",
                            [(*ours, cut, *row) for row in rows])
+            db.executemany("INSERT INTO past_position VALUES (?, ?, ?, ?, ?, ?)",
+                           [(*ours, cut, *row) for row in positions])
             old = [c for (c,) in db.execute(
                 "SELECT cut FROM past WHERE configuration = ? AND name = ? ORDER BY cut DESC",
                 ours).fetchall()[self.KEPT:]]
             for stale in old:
-                db.execute("DELETE FROM past WHERE configuration = ? AND name = ? AND cut = ?",
-                           (*ours, stale))
-                db.execute("DELETE FROM past_arrival WHERE configuration = ? AND name = ? "
-                           "AND cut = ?", (*ours, stale))
-            return {"past": 1, "past_arrival": len(rows)}
+                for statement in _DELETE_PAST:
+                    db.execute(statement, (*ours, stale))
+            return {"past": 1, "past_arrival": len(rows), "past_position": len(positions)}
 
         self._write(write)
 
@@ -490,33 +538,28 @@ def _damaged(exc: Exception) -> bool:
 
 
 def _upgraded(db: sqlite3.Connection, *, begun: bool = False) -> bool:
-    """A file of schema version 2 or 3 upgraded to this one, its rows kept (the tables version
-    3 added are created; the reader's deployment rows become one batch per state, a state with
-    rows lost is dropped: read again); False for any other file. `begun`: a transaction is
-    open already (else the file is looked at again once locked: another process may have
-    upgraded it meanwhile, and it is usable then)."""
-    if not _upgradable(db):
+    """A file of schema version 2, 3 or 4 upgraded to this one, its rows kept (the tables and
+    columns later versions added are created; version 2 and 3's reader deployment rows become
+    one batch per state, a state with rows lost is dropped: read again); False for any other
+    file. `begun`: a transaction is open already (else the file is looked at again once locked:
+    another process may have upgraded it meanwhile, and it is usable then)."""
+    version = _upgradable(db)
+    if version is None:
         return not begun and _usable(db)
     if not begun:
         db.execute("BEGIN IMMEDIATE")
-        if not _upgradable(db):
+        version = _upgradable(db)
+        if version is None:
             db.execute("ROLLBACK")
             return _usable(db)
+    added = {2: _ADDED_IN_3 + _ADDED_IN_4, 3: _ADDED_IN_4}.get(version, "") + _ADDED_IN_5
     try:
-        for statement in (_ADDED_IN_3 + _ADDED_IN_4).split(";"):
+        for statement in added.split(";"):
             if statement.strip():
-                db.execute(statement.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
-        for name, count in db.execute("SELECT name, deployments FROM reader_state").fetchall():
-            rows = db.execute(
-                "SELECT service, environment, version, revision, previous_version, "
-                "previous_revision, gitops_commit, time, manifest FROM reader_deployment "
-                "WHERE name = ? AND position < ? ORDER BY position", (name, count)).fetchall()
-            if len(rows) != count:
-                db.execute("DELETE FROM reader_state WHERE name = ?", (name,))
-            elif rows:
-                db.execute("INSERT INTO reader_batch VALUES (?, 0, ?, ?)",
-                           (name, count, json.dumps(rows, separators=(",", ":"))))
-        db.execute("DROP TABLE reader_deployment")
+                db.execute(statement.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS")
+                           .replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
+        if version < 4:
+            _reader_rows_as_batches(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         if not begun:
             db.execute("COMMIT")
@@ -528,11 +571,27 @@ def _upgraded(db: sqlite3.Connection, *, begun: bool = False) -> bool:
     return True
 
 
-def _upgradable(db: sqlite3.Connection) -> bool:
-    """The file has schema version 2 or 3 and its tables."""
+def _reader_rows_as_batches(db: sqlite3.Connection) -> None:
+    """Version 2 and 3's reader deployments (a row each) as one batch per state."""
+    for name, count in db.execute("SELECT name, deployments FROM reader_state").fetchall():
+        rows = db.execute(
+            "SELECT service, environment, version, revision, previous_version, "
+            "previous_revision, gitops_commit, time, manifest FROM reader_deployment "
+            "WHERE name = ? AND position < ? ORDER BY position", (name, count)).fetchall()
+        if len(rows) != count:
+            db.execute("DELETE FROM reader_state WHERE name = ?", (name,))
+        elif rows:
+            db.execute("INSERT INTO reader_batch VALUES (?, 0, ?, ?)",
+                       (name, count, json.dumps(rows, separators=(",", ":"))))
+    db.execute("DROP TABLE reader_deployment")
+
+
+def _upgradable(db: sqlite3.Connection) -> int | None:
+    """The file's schema version when it is 2, 3 or 4 and the file has its tables."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
     names = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    return version in (2, 3) and names >= (_TABLES_2 if version == 2 else _TABLES_3)
+    tables = {2: _TABLES_2, 3: _TABLES_3, 4: _TABLES_4}.get(version)
+    return version if tables is not None and names >= tables else None
 
 
 def _usable(db: sqlite3.Connection) -> bool:

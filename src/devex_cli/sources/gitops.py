@@ -107,6 +107,10 @@ class GitOpsHistory:
     # a file broken at the head -> the (service, environment) pairs whose manifests read it
     broken_for: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     looked_for: str = ""  # what the reader looked for, said when it found nothing
+    # the kept reader state the deployments come from (its name and generation): while it is
+    # the same, the deployments it had are still the first ones, in order (the state only
+    # adds). None when the state is not kept.
+    reading: str | None = None
 
     def state(self, service: str, environment: str) -> DeployedState | None:
         return self.current.get((service, environment))
@@ -269,7 +273,10 @@ def read_history(
         state.head = head
         kept.save(state)
     kept.hold(state)
-    return _history(state, head, branch, settings, reading)
+    history = _history(state, head, branch, settings, reading)
+    if kept.generation is None:
+        return history
+    return replace(history, reading=f"{kept.name} {kept.generation}")
 
 
 def reader_settings(settings: Settings) -> ReaderSettings:

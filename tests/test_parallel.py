@@ -1,0 +1,45 @@
+"""parallel.py: threads side by side, and how quickly they hand the interpreter over."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from devex_cli.parallel import QUICK_SWITCH, each, in_background, quick_switches
+
+
+def test_quick_switches_hold_until_the_last_block_ends() -> None:
+    """Collections overlap (the exporter's beside an in-process one): the interval stays quick
+    while any of them runs, whichever ends first, and Python's own comes back after the last."""
+    own = sys.getswitchinterval()
+    assert own > QUICK_SWITCH
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: list[float] = []
+
+    def first() -> None:
+        with quick_switches():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(5)
+        with quick_switches():
+            second_in.set()
+            first_out.wait(5)
+            seen.append(sys.getswitchinterval())  # the first one has ended
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert seen == [QUICK_SWITCH] and sys.getswitchinterval() == own
+    with quick_switches(), quick_switches():
+        assert sys.getswitchinterval() == QUICK_SWITCH
+    assert sys.getswitchinterval() == own
+
+
+def test_work_runs_beside_and_in_order() -> None:
+    assert each(lambda n: n * 2, range(40), limit=4) == [n * 2 for n in range(40)]
+    assert in_background(lambda: "done", name="test").result(5) == "done"
