@@ -17,6 +17,7 @@ FAST_HTTP = "[http]\nbackoff = 0.01\nmax_retry_after = 2\nretries = 3\ntimeout =
 
 
 PLANS_GONE_ON: list[str] = []  # the collections whose plan went on from a kept past's
+WHOLE_PLAN: list[bool] = []  # not empty while the whole history's plan is made to compare
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +33,11 @@ def _plans_compared(monkeypatch: pytest.MonkeyPatch) -> None:
         planned = plan(cls, *args, **kwargs)
         if planned.prefix is not None:
             PLANS_GONE_ON.append(planned.store.name)
-            whole = plan(cls, *args, **{**kwargs, "whole": True})
+            WHOLE_PLAN.append(True)
+            try:
+                whole = plan(cls, *args, **{**kwargs, "whole": True})
+            finally:
+                WHOLE_PLAN.pop()
             assert whole.prefix is None
             assert (planned.positions, planned.before, planned.unsettled, planned.validity) == (
                 whole.positions, whole.before, whole.unsettled, whole.validity)

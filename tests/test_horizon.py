@@ -210,12 +210,15 @@ def past_rows(cache: Path) -> list[tuple[Any, ...]]:
             "SELECT count(*) FROM past_position").fetchall()
 
 
-def test_a_warm_collection_plans_from_where_the_kept_deployments_are(tmp_path: Path) -> None:
+def test_a_warm_collection_plans_from_where_the_kept_deployments_are(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A past is kept with where the deployments before its cut are: a later collection (new
     deployments after the cut read since) plans from them and the new ones, not from the whole
-    history, and its figures are a cold collection's (conftest compares each such plan with the
-    whole history's)."""
-    from tests.conftest import PLANS_GONE_ON
+    history, and builds no other deployment before the cut than the few its figures read (each
+    key's last, what runs now); its figures are a cold collection's (conftest compares each
+    such plan with the whole history's)."""
+    from devex_cli.gitops_reader import Deployments
+    from tests.conftest import PLANS_GONE_ON, WHOLE_PLAN
 
     app, gitops, config = _worked(tmp_path / "org")
     kept = tmp_path / "kept"
@@ -223,9 +226,20 @@ def test_a_warm_collection_plans_from_where_the_kept_deployments_are(tmp_path: P
     ((_, prefixed), (positions,)) = past_rows(kept)
     assert prefixed and positions > 40
     gone_on = len(PLANS_GONE_ON)
+    built: list[Any] = []
+    build = Deployments._build
+
+    def counted(self: Deployments, row: Any) -> Any:
+        made = build(self, row)
+        if not WHOLE_PLAN:  # (the suite's check of the plan builds them all)
+            built.append(made)
+        return made
+
+    monkeypatch.setattr(Deployments, "_build", counted)
     warm = inputs(config, kept, END)
     assert warm.history.past is not None and len(PLANS_GONE_ON) == gone_on + 1
     assert warm.snapshot == cold.snapshot
+    assert 0 < len([d for d in built if d.time < warm.history.past.cut]) <= 6
     sha = app.commit("PAY-99 later", {"99": "1"}, when=END - 2 * HOUR)
     deploy(gitops, "dev", sha[:7], END - HOUR)
     warm = inputs(config, kept, END)

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from devex_cli.dora.model import ActualState, DeploymentRecord
+from devex_cli.gitops_reader import Deployments
 from devex_cli.sources.gitops import Deployment, GitOpsHistory
 
 if TYPE_CHECKING:
@@ -28,22 +29,21 @@ def actual_states(history: GitOpsHistory, view: ArgoView,
     `after(sync_revision)` gives the branch's first-parent commits after that revision (None when
     it is not on the branch): the state in effect is the last deployment not among them.
     """
-    by_key: dict[tuple[str, str], list[Deployment]] = {}
-    for deployment in history.deployments:
-        by_key.setdefault((deployment.service, deployment.environment), []).append(deployment)
     later_than: dict[str, set[str] | None] = {}
-    states = {}
+    wanted: dict[tuple[str, str], set[str]] = {}  # the commits after each app's sync revision
     for key, app in view.applications.items():
-        revision = version = None
         synced = app.sync_revision or ""
         if synced and synced not in later_than:
             later_than[synced] = after(synced)
         later = later_than.get(synced)
         if later is not None:
-            in_effect = next((d for d in reversed(by_key.get(key, []))
-                              if d.gitops_commit not in later), None)
-            if in_effect is not None:
-                revision, version = in_effect.release.revision, in_effect.release.version
+            wanted[key] = later
+    in_effect = _in_effect(history.deployments, wanted)
+    states = {}
+    for key, app in view.applications.items():
+        revision = version = None
+        if (found := in_effect.get(key)) is not None:
+            revision, version = found.release.revision, found.release.version
         desired = history.state(*key)
         in_step = desired is not None and (revision, version) == (
             desired.release.revision, desired.release.version)
@@ -53,6 +53,25 @@ def actual_states(history: GitOpsHistory, view: ArgoView,
             version=version, sync=app.sync_status, health=app.health, drift=drift,
             drift_since=desired.deployed_at if drift and desired is not None else None)
     return states
+
+
+def _in_effect(deployments: Sequence[Deployment], later: Mapping[tuple[str, str], set[str]]
+               ) -> dict[tuple[str, str], Deployment]:
+    """Each key's last deployment whose GitOps commit is not among `later`'s of the key, found
+    from the newest back (the state in effect is a recent one: the deployments years back are
+    not looked at)."""
+    keys = deployments.pairs() if isinstance(deployments, Deployments) else {
+        (d.service, d.environment) for d in deployments}
+    todo = {key: commits for key, commits in later.items() if key in keys}
+    found: dict[tuple[str, str], Deployment] = {}
+    for deployment in reversed(deployments):
+        if not todo:
+            break
+        key = (deployment.service, deployment.environment)
+        if key in todo and deployment.gitops_commit not in todo[key]:
+            found[key] = deployment
+            del todo[key]
+    return found
 
 
 def refine(records: Sequence[DeploymentRecord], view: ArgoView) -> list[DeploymentRecord]:

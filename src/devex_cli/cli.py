@@ -82,7 +82,20 @@ def _setup_logging(*, verbose: bool, quiet: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Entry point: run the command; map every error to its exit code and one line."""
+    """Entry point: run the command; map every error to its exit code and one line. Without
+    `argv` (the `devex` program itself), the process ends with the command: what it made is
+    let go with the process, not walked once more by the cycle collector on the way out (its
+    last passes took most of a warm collection's 35 ms exit)."""
+    try:
+        _main(argv)
+    finally:
+        if argv is None:
+            import gc
+
+            gc.freeze()
+
+
+def _main(argv: list[str] | None) -> NoReturn:
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = any(a in ("-v", "--verbose") for a in args)

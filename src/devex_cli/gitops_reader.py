@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import posixpath
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from devex_cli.dora.model import Skipped
 from devex_cli.gitops_layout import (
@@ -233,7 +233,7 @@ class ReaderState:
         # what a service ran in an environment when its last path there was removed: the
         # release a path added back follows (the same history continues)
         self.gone: dict[tuple[str, str], Release] = {}
-        self.deployments: list[Deployment] = []
+        self.deployments = Deployments()
         self.kept = 0  # of the deployments, those the store has (read from it)
         self.redeployments: list[Redeployment] = []
         self.skipped: list[Skipped] = []
@@ -681,14 +681,10 @@ class ReaderState:
         body["release_table"] = [[r.version, r.revision] for r in releases]
         return body
 
-    def deployment_rows(self, start: int = 0) -> list[tuple[Any, ...]]:
+    def deployment_rows(self, start: int = 0) -> list[Sequence[Any]]:
         """The deployments from position `start` on, as rows (service, environment, version,
         revision, previous version and revision, GitOps commit, time, manifest)."""
-        return [(d.service, d.environment, d.release.version, d.release.revision,
-                 d.previous.version if d.previous else None,
-                 d.previous.revision if d.previous else None,
-                 d.gitops_commit, int(d.time.timestamp()), d.manifest)
-                for d in self.deployments[start:]]
+        return self.deployments.rows(start)
 
     @classmethod
     def load(cls, data: Mapping[str, Any], fingerprint: str,
@@ -755,7 +751,7 @@ class ReaderState:
                 _text(s), _text(e), release(index), _text(manifest), _text(commit), moment(at))
         state.gone = {(_text(s), _text(e)): release(index)
                       for s, e, index in _rows(data["gone"], 3)}
-        state.deployments = []
+        state.deployments = Deployments(releases=table)
         for s, e, r, p, c, at, m in _rows(data["deployments"], 7):  # the longest table: inline
             if not (type(s) is type(e) is type(c) is type(m) is str
                     and type(r) is type(at) is int and (p is None or type(p) is int)):
@@ -765,7 +761,7 @@ class ReaderState:
         if kept is not None:
             if state.deployments:
                 raise ValueError("deployments both in the body and as rows")
-            state.deployments = _deployments(kept, table)
+            state.deployments = Deployments.of_rows(kept, table)
             state.kept = len(state.deployments)
         state.redeployments = [
             Redeployment(_text(s), _text(e), release(r), release(p), _text(c), moment(at),
@@ -778,21 +774,104 @@ class ReaderState:
         return state
 
 
-def _deployments(rows: Sequence[Sequence[Any]], table: Sequence[Release]) -> list[Deployment]:
-    """Deployments from `deployment_rows`' rows (checked: TypeError, ValueError), sharing
-    the releases of `table` and of each other (one object a release, as a state has)."""
-    releases = {(r.version, r.revision): r for r in table}
-    # services, environments and manifests repeat: one string each (a row has its own copies)
-    names: dict[str, str] = {}
-    found = []
-    for row in rows:
+_TIMES = range(-62_135_596_800, 253_402_300_800)  # seconds of the years 1 to 9999 (UTC)
+
+
+class Deployments(Sequence[Deployment]):
+    """A reader state's deployments, in order. Those read back from the store stay rows
+    (`ReaderState.deployment_rows`' shape, checked as they are read) until one is first used:
+    a collection that goes on from a kept past uses the few after its cut, not the years
+    before. Deployments are only ever added; `view` is the first ones as they are now (a history
+    keeps it while the state goes on)."""
+
+    def __init__(self, rows: Sequence[Sequence[Any]] = (),
+                 releases: Iterable[Release] = ()) -> None:
+        self._rows: list[Sequence[Any] | None] = list(rows)  # None: added as a Deployment
+        self._built: list[Deployment | None] = [None] * len(self._rows)
+        # one object a release (as a state read commit by commit has), and a string a name
+        self._releases = {(r.version, r.revision): r for r in releases}
+        self._names: dict[str, str] = {}
+        self._length: int | None = None  # a view's
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[Sequence[Any]], table: Sequence[Release]) -> Deployments:
+        """The deployments of `deployment_rows`' rows, each checked now (TypeError, ValueError:
+        a damaged store is read as nothing), built when first used."""
+        for row in rows:
+            s, e, version, revision, old_version, old_revision, c, at, m = row
+            if not (type(s) is type(e) is type(c) is type(m) is type(version) is str
+                    and type(at) is int and at in _TIMES
+                    and (revision is None or type(revision) is str)
+                    and (old_version is None or type(old_version) is str)
+                    and (old_revision is None or type(old_revision) is str)
+                    and (old_version is not None or old_revision is None)):
+                raise TypeError("deployment row")
+        return cls(rows, table)
+
+    def view(self) -> Deployments:
+        """The deployments there are now, as they stay whatever is added after."""
+        view = Deployments.__new__(Deployments)
+        view._rows, view._built, view._releases, view._names = (
+            self._rows, self._built, self._releases, self._names)
+        view._length = len(self)
+        return view
+
+    def append(self, deployment: Deployment) -> None:
+        if self._length is not None:
+            raise TypeError("a view of deployments is not added to")
+        self._rows.append(None)
+        self._built.append(deployment)
+
+    def pairs(self) -> set[tuple[str, str]]:
+        """The (service, environment) of the deployments, without building them."""
+        n = len(self)
+        return {(row[0], row[1]) if row is not None else _key(d)
+                for row, d in zip(self._rows[:n], self._built[:n], strict=True)}
+
+    def rows(self, start: int = 0) -> list[Sequence[Any]]:
+        """From position `start` on, as `ReaderState.deployment_rows` gives them."""
+        return [row if row is not None else _row(self[position])
+                for position, row in enumerate(self._rows[start:len(self)], start)]
+
+    def __len__(self) -> int:
+        return len(self._rows) if self._length is None else self._length
+
+    @overload
+    def __getitem__(self, index: int) -> Deployment: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Deployment]: ...
+
+    def __getitem__(self, index: int | slice) -> Deployment | list[Deployment]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError("deployment position out of range")
+        index %= n
+        built = self._built[index]
+        if built is None:
+            built = self._built[index] = self._build(self._rows[index])
+        return built
+
+    def __iter__(self) -> Iterator[Deployment]:
+        for position in range(len(self)):
+            yield self[position]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Deployments({len(self)})"
+
+    def _build(self, row: Sequence[Any] | None) -> Deployment:
+        assert row is not None  # (an added deployment is built already)
         s, e, version, revision, old_version, old_revision, c, at, m = row
-        if not (type(s) is type(e) is type(c) is type(m) is type(version) is str
-                and type(at) is int and (revision is None or type(revision) is str)
-                and (old_version is None or type(old_version) is str)
-                and (old_revision is None or type(old_revision) is str)
-                and (old_version is not None or old_revision is None)):
-            raise TypeError("deployment row")
+        releases, names = self._releases, self._names
         release = releases.get((version, revision))
         if release is None:
             release = releases[(version, revision)] = Release(version, revision)
@@ -802,10 +881,21 @@ def _deployments(rows: Sequence[Sequence[Any]], table: Sequence[Release]) -> lis
             if previous is None:
                 previous = releases[(old_version, old_revision)] = Release(old_version,
                                                                            old_revision)
-        found.append(Deployment(names.setdefault(s, s), names.setdefault(e, e), release,
-                                previous, c, datetime.fromtimestamp(at, UTC),
-                                names.setdefault(m, m)))
-    return found
+        return Deployment(names.setdefault(s, s), names.setdefault(e, e), release, previous,
+                          c, datetime.fromtimestamp(at, UTC), names.setdefault(m, m))
+
+
+def _key(deployment: Deployment | None) -> tuple[str, str]:
+    assert deployment is not None  # (an added deployment is built already)
+    return deployment.service, deployment.environment
+
+
+def _row(d: Deployment) -> tuple[Any, ...]:
+    """A deployment as `ReaderState.deployment_rows` gives it."""
+    return (d.service, d.environment, d.release.version, d.release.revision,
+            d.previous.version if d.previous else None,
+            d.previous.revision if d.previous else None,
+            d.gitops_commit, int(d.time.timestamp()), d.manifest)
 
 
 def _over(base: tuple[ImageUse, ...], top: tuple[ImageUse, ...]) -> tuple[ImageUse, ...]:

@@ -492,7 +492,7 @@ class ReaderStateStore(_StoreFile):
 
         return self._read(query, None)
 
-    def save(self, name: str, body: str, rows: Callable[[int], Sequence[tuple[Any, ...]]],
+    def save(self, name: str, body: str, rows: Callable[[int], Sequence[Sequence[Any]]],
              start: int, generation: str | None) -> str | None:
         """The state's body and its deployment rows (`rows(n)`: from position n on), in one
         transaction: those from `start` on, as one batch, when the store still has

@@ -92,7 +92,9 @@ class NothingFound(UsageError):
 class GitOpsHistory:
     head: str | None
     branch: str
-    deployments: tuple[Deployment, ...]
+    # in order; the reader's (`gitops_reader.Deployments`: built as they are first used) unless
+    # some were left out
+    deployments: Sequence[Deployment]
     current: Mapping[tuple[str, str], DeployedState]
     skipped: tuple[Skipped, ...]
     environments: tuple[str, ...]
@@ -298,10 +300,13 @@ def reader_settings(settings: Settings) -> ReaderSettings:
 
 def _history(state: ReaderState, head: str | None, branch: str, settings: Settings,
              reading: ReaderSettings) -> GitOpsHistory:
-    deployments, current = state.deployments, state.current
-    found = {env for _, env in current} | {d.environment for d in deployments}
+    current, pairs = state.current, state.deployments.pairs()
+    found = {env for _, env in current} | {env for _, env in pairs}
     environments = order_environments(found, settings.gitops.environments)
     keep = set(environments)
+    deployments: Sequence[Deployment] = state.deployments.view()
+    if any(env not in keep for _, env in pairs):
+        deployments = tuple(d for d in deployments if d.environment in keep)
     owners = {unit: tuple((reading.aliases.get(s, s), e) for s, e in pairs)
               for unit, pairs in state.owners().items()}
     if reading.layout.discover:
@@ -316,13 +321,12 @@ def _history(state: ReaderState, head: str | None, branch: str, settings: Settin
     return GitOpsHistory(
         head=head,
         branch=branch,
-        deployments=tuple(d for d in deployments if d.environment in keep),
+        deployments=deployments,
         current={k: v for k, v in current.items() if k[1] in keep},
         skipped=tuple(state.skipped),
         environments=tuple(environments),
         production=production_environment(environments, settings.gitops.production),
-        services=tuple(sorted({s for s, e in current if e in keep}
-                              | {d.service for d in deployments if d.environment in keep})),
+        services=tuple(sorted({s for s, e in (*current, *pairs) if e in keep})),
         broken_at_head=tuple(state.broken.values()),
         redeployments=tuple(r for r in state.redeployments if r.environment in keep),
         third_party=tuple(t for t in state.third_party_at_head()

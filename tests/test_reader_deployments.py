@@ -1,0 +1,96 @@
+"""gitops_reader.Deployments: a reader state's deployments, built as they are first used."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from devex_cli.argocd_refine import _in_effect
+from devex_cli.gitops_reader import Deployment, Deployments, ReaderState, Release
+
+
+def rows(n: int, seed: int = 1) -> list[list[object]]:
+    rng = random.Random(seed)
+    out: list[list[object]] = []
+    for i in range(n):
+        service, environment = rng.choice(["pay", "web"]), rng.choice(["dev", "prod"])
+        previous = out[-1][2:4] if out and rng.random() < 0.8 else [None, None]
+        out.append([service, environment, f"v{i}", rng.choice([None, f"{i:07x}"]), *previous,
+                    f"c{i:039x}", 1_700_000_000 + 60 * i, f"apps/{service}/{environment}"])
+    return out
+
+
+def test_deployments_are_built_when_first_used_and_read_as_a_list() -> None:
+    """Rows read back are checked at once and built one at a time; the sequence answers as the
+    list of Deployment objects a state read commit by commit has (one Release object a
+    release)."""
+    table = [Release("v1", None)]
+    lazy = Deployments.of_rows(rows(50), table)
+    assert sum(b is not None for b in lazy._built) == 0
+    assert lazy[-1] == lazy[49] and lazy[49].time == datetime.fromtimestamp(
+        1_700_000_000 + 60 * 49, UTC)
+    assert sum(b is not None for b in lazy._built) == 1
+    eager = list(lazy)
+    assert lazy == eager and lazy[10:13] == eager[10:13] and lazy[-3:] == eager[-3:]
+    assert all(lazy[i].previous is lazy[i - 1].release for i in range(1, 50)
+               if lazy[i].previous is not None)
+    assert any(lazy[i].previous is not None for i in range(1, 50))
+    assert lazy.pairs() == {(d.service, d.environment) for d in eager}
+    assert [list(r) for r in lazy.rows(45)] == rows(50)[45:]
+    with pytest.raises(IndexError):
+        lazy[50]
+
+
+def test_a_view_keeps_the_deployments_there_were() -> None:
+    """A history keeps a view of its state's deployments: the state goes on (an exporter's
+    next collection adds to it) and the view does not change."""
+    state = ReaderState("f")
+    state.deployments = Deployments.of_rows(rows(5), [])
+    view = state.deployments.view()
+    added = Deployment("pay", "qa", Release("v9", None), None, "c" * 40,
+                       datetime(2026, 1, 1, tzinfo=UTC), "apps/pay/qa")
+    state.deployments.append(added)
+    assert len(view) == 5 and len(state.deployments) == 6 and list(view) == list(
+        state.deployments)[:5]
+    assert ("pay", "qa") in state.deployments.pairs() and ("pay", "qa") not in view.pairs()
+    assert state.deployment_rows(5) == [("pay", "qa", "v9", None, None, None, "c" * 40,
+                                         1_767_225_600, "apps/pay/qa")]
+    with pytest.raises(TypeError):
+        view.append(added)
+
+
+@pytest.mark.parametrize(("at", "value"), [
+    (7, "x"), (7, 10**20), (7, -10**12), (0, None), (1, 5), (5, "a"), (None, None)])
+def test_a_damaged_row_is_found_when_read_back(at: int | None, value: object) -> None:
+    """Every row is checked as the state is read back, built or not: a damaged one (a time of
+    text or no year, no service, a previous revision without its version, a field lost) reads
+    the state as not kept (TypeError/ValueError), not a failure later in the collection."""
+    damaged = rows(20)
+    if at is None:
+        damaged[7].pop()
+    else:
+        damaged[7][4] = None if at == 5 else damaged[7][4]
+        damaged[7][at] = value
+    with pytest.raises((TypeError, ValueError)):
+        Deployments.of_rows(damaged, [])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_state_in_effect_is_each_keys_last_deployment_not_synced_past(seed: int) -> None:
+    """Found from the newest back (only as far as needed): each key's last deployment whose
+    GitOps commit is not among those after the application's sync revision, as a walk over
+    every deployment finds it."""
+    rng = random.Random(seed)
+    deployments = Deployments.of_rows(rows(80, seed), [])
+    later = {key: {d.gitops_commit for d in rng.sample(list(deployments), 30)}
+             for key in [("pay", "dev"), ("pay", "prod"), ("web", "dev"), ("nope", "dev")]}
+    expected = {}
+    for key, commits in later.items():
+        found = [d for d in deployments if (d.service, d.environment) == key
+                 and d.gitops_commit not in commits]
+        if found:
+            expected[key] = found[-1]
+    assert _in_effect(deployments, later) == expected
+    assert _in_effect(tuple(deployments), later) == expected
