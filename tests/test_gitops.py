@@ -436,3 +436,23 @@ def test_an_unreadable_gitops_folder_is_exit_2(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(Path, "is_dir", refuse)
     with pytest.raises(UsageError, match=r"cannot read the GitOps repository .*Permission denied"):
         local_repository(str(tmp_path / "gitops"), tmp_path / "cache", what="GitOps repository")
+
+
+def test_the_branch_read_is_the_one_checked_out_unless_one_is_set(gitops: GitRepo,
+                                                                   tmp_path: Path) -> None:
+    """Without gitops.branch, the branch checked out (a detached checkout: the commit it has);
+    with it, that branch, whatever is checked out; an empty repository has no branch yet."""
+    from devex_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match="has no branch 'main'"):
+        history(GitRepo(tmp_path / "empty"), tmp_path)
+    first = gitops.commit("pay 1", {overlay("pay", "prod"): kustomization([image("pay", "1.0")])})
+    second = gitops.commit("pay 2", {overlay("pay", "prod"): kustomization([image("pay", "2.0")])})
+    on_main = history(gitops, tmp_path)
+    assert (on_main.branch, on_main.head, len(on_main.deployments)) == ("main", second, 2)
+    gitops.git("checkout", "-q", "--detach", first)
+    detached = history(gitops, tmp_path)
+    assert (detached.branch, detached.head, len(detached.deployments)) == ("HEAD", first, 1)
+    configured = history(gitops, tmp_path, '[gitops]\nbranch = "main"\n')
+    assert (configured.branch, configured.head, len(configured.deployments)) == (
+        "main", second, 2)

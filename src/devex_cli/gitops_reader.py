@@ -784,19 +784,23 @@ class Deployments(Sequence[Deployment]):
     before. Deployments are only ever added; `view` is the first ones as they are now (a history
     keeps it while the state goes on)."""
 
-    def __init__(self, rows: Sequence[Sequence[Any]] = (),
-                 releases: Iterable[Release] = ()) -> None:
+    def __init__(self, rows: Sequence[Sequence[Any]] = (), releases: Iterable[Release] = (),
+                 pairs: set[tuple[str, str]] | None = None) -> None:
         self._rows: list[Sequence[Any] | None] = list(rows)  # None: added as a Deployment
         self._built: list[Deployment | None] = [None] * len(self._rows)
         # one object a release (as a state read commit by commit has), and a string a name
         self._releases = {(r.version, r.revision): r for r in releases}
         self._names: dict[str, str] = {}
-        self._length: int | None = None  # a view's
+        self._length = len(self._rows)  # a view's stays; the state's grows
+        self._view = False
+        self._pairs = pairs if pairs is not None else {
+            (row[0], row[1]) for row in self._rows if row is not None}
 
     @classmethod
     def of_rows(cls, rows: Sequence[Sequence[Any]], table: Sequence[Release]) -> Deployments:
         """The deployments of `deployment_rows`' rows, each checked now (TypeError, ValueError:
         a damaged store is read as nothing), built when first used."""
+        pairs = set()
         for row in rows:
             s, e, version, revision, old_version, old_revision, c, at, m = row
             if not (type(s) is type(e) is type(c) is type(m) is type(version) is str
@@ -806,27 +810,28 @@ class Deployments(Sequence[Deployment]):
                     and (old_revision is None or type(old_revision) is str)
                     and (old_version is not None or old_revision is None)):
                 raise TypeError("deployment row")
-        return cls(rows, table)
+            pairs.add((s, e))
+        return cls(rows, table, pairs)
 
     def view(self) -> Deployments:
         """The deployments there are now, as they stay whatever is added after."""
         view = Deployments.__new__(Deployments)
         view._rows, view._built, view._releases, view._names = (
             self._rows, self._built, self._releases, self._names)
-        view._length = len(self)
+        view._length, view._view, view._pairs = self._length, True, set(self._pairs)
         return view
 
     def append(self, deployment: Deployment) -> None:
-        if self._length is not None:
+        if self._view:
             raise TypeError("a view of deployments is not added to")
         self._rows.append(None)
         self._built.append(deployment)
+        self._length += 1
+        self._pairs.add((deployment.service, deployment.environment))
 
     def pairs(self) -> set[tuple[str, str]]:
         """The (service, environment) of the deployments, without building them."""
-        n = len(self)
-        return {(row[0], row[1]) if row is not None else _key(d)
-                for row, d in zip(self._rows[:n], self._built[:n], strict=True)}
+        return set(self._pairs)
 
     def rows(self, start: int = 0) -> list[Sequence[Any]]:
         """From position `start` on, as `ReaderState.deployment_rows` gives them."""
@@ -834,7 +839,7 @@ class Deployments(Sequence[Deployment]):
                 for position, row in enumerate(self._rows[start:len(self)], start)]
 
     def __len__(self) -> int:
-        return len(self._rows) if self._length is None else self._length
+        return self._length
 
     @overload
     def __getitem__(self, index: int) -> Deployment: ...
@@ -844,11 +849,11 @@ class Deployments(Sequence[Deployment]):
 
     def __getitem__(self, index: int | slice) -> Deployment | list[Deployment]:
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError("deployment position out of range")
-        index %= n
+            return [self[i] for i in range(*index.indices(self._length))]
+        if not 0 <= index < self._length:
+            if not -self._length <= index < 0:
+                raise IndexError("deployment position out of range")
+            index += self._length
         built = self._built[index]
         if built is None:
             built = self._built[index] = self._build(self._rows[index])
@@ -883,11 +888,6 @@ class Deployments(Sequence[Deployment]):
                                                                            old_revision)
         return Deployment(names.setdefault(s, s), names.setdefault(e, e), release, previous,
                           c, datetime.fromtimestamp(at, UTC), names.setdefault(m, m))
-
-
-def _key(deployment: Deployment | None) -> tuple[str, str]:
-    assert deployment is not None  # (an added deployment is built already)
-    return deployment.service, deployment.environment
 
 
 def _row(d: Deployment) -> tuple[Any, ...]:

@@ -72,12 +72,18 @@ class Ranks:
                 and all(type(k) is str and type(v) is int for k, v in versions.items())):
             raise ValueError("not a ranks state")
         ranks._versions, ranks._count, ranks.previous = dict(versions), count, previous
-        for pair in revisions:
-            if not (type(pair) is list and len(pair) == 2 and type(pair[0]) is str
-                    and type(pair[1]) is int):
+        index = ranks._revisions
+        for pair in revisions:  # (a kept past holds every release deployed: inline)
+            if type(pair) is not list or len(pair) != 2:
                 raise ValueError("not a ranks state")
-            ranks._revisions.setdefault(pair[0][:_SHORTEST_REVISION], []).append(
-                (pair[0], pair[1]))
+            revision, rank = pair
+            if type(revision) is not str or type(rank) is not int:
+                raise ValueError("not a ranks state")
+            prefix = revision[:_SHORTEST_REVISION]
+            if prefix in index:
+                index[prefix].append((revision, rank))
+            else:
+                index[prefix] = [(revision, rank)]
         return ranks
 
     def __eq__(self, other: object) -> bool:

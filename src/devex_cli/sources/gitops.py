@@ -242,7 +242,7 @@ def read_history(
     third-party, which folder only serves as a base, which image is which service), or a
     digits-only tag is judged differently.
     """
-    branch = settings.gitops.branch or _head_branch(repo)
+    branch, head = _branch_and_head(repo, settings.gitops.branch)
     reading = reader_settings(settings)
     pathspecs = _pathspecs(reading.layout.templates)
     kept = _KeptState(repo, branch, settings,
@@ -250,7 +250,6 @@ def read_history(
     every = settings.gitops.history == "all"
     fingerprint = reading.fingerprint() + f" history={settings.gitops.history}"
     try:
-        head = _branch_head(repo, branch)
         state = kept.load(fingerprint)
         if state is not None and not state.digits_hold(has_commit):
             state = None
@@ -452,6 +451,19 @@ def commits_after(repo: Path, since: str, head: str | None) -> set[str] | None:
     if not lines or lines[-1][1:2] != [since]:
         return None
     return {line[0] for line in lines}
+
+
+def _branch_and_head(repo: Path, configured: str | None) -> tuple[str, str | None]:
+    """The tracked branch (the configured one, else the one checked out) and the commit it
+    points at (None: an empty repository); one git process for the checked-out branch."""
+    if configured:
+        return configured, _branch_head(repo, configured)
+    with contextlib.suppress(GitFailed):  # (an empty repository: HEAD names no commit yet)
+        found = git(repo, "rev-parse", "--abbrev-ref", "HEAD", "HEAD^{commit}").split()
+        if len(found) == 2:
+            return found[0], found[1]
+    branch = _head_branch(repo)
+    return branch, _branch_head(repo, branch)
 
 
 def _head_branch(repo: Path) -> str:
