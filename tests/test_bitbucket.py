@@ -227,3 +227,35 @@ def test_the_fake_takes_full_shas_and_ref_names_only(bitbucket: FakeBitbucket,
         assert answer.status_code == status, params
         if status == 404:
             assert answer.json()["error"]["message"].startswith("Commit not found")
+
+
+def test_revisions_resolved_ahead_are_asked_once(bitbucket: FakeBitbucket,
+                                                 tmp_path: Path) -> None:
+    """A collection's new deployments have their tags resolved in the background while it
+    plans (`resolve_soon`): the `resolve` after it waits for that answer and asks nothing
+    again; a failure of the background's is raised by that `resolve`, as asking then would."""
+    from devex_cli.config import load_settings
+    from devex_cli.errors import UpstreamError
+    from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits
+    from tests.gitworld import GitRepo
+
+    app = GitRepo(tmp_path / "app")
+    a, b = app.commit("PAY-1 a", {"a": "1"}), app.commit("PAY-2 b", {"b": "1"})
+    bitbucket.repos["pay"] = app.path
+    config = tmp_path / "devex.toml"
+    config.write_text(FAST_HTTP)
+    settings = load_settings(config, environ={**bitbucket.env(),
+                                              "XDG_CACHE_HOME": str(tmp_path)})
+    with BitbucketClient(settings) as client:
+        commits = BitbucketCommits(client, "pay", {})
+        before = bitbucket.api_requests()
+        commits.resolve_soon([b[:7], a[:7]])
+        assert commits.resolve([b[:7], a[:7], a[:7]]) == {b[:7]: b, a[:7]: a}
+        assert bitbucket.api_requests() - before == 2
+        assert commits.resolve([a[:7]]) == {a[:7]: a} and bitbucket.api_requests() - before == 2
+        failing = BitbucketCommits(client, "pay", {})
+        bitbucket.fail_next(500, {"type": "error", "error": {"message": "Something broke"}},
+                            times=50)
+        failing.resolve_soon([b[:8]])
+        with pytest.raises(UpstreamError):
+            failing.resolve([b[:8]])

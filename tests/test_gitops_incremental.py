@@ -602,3 +602,24 @@ def test_states_are_held_only_within_the_block(tmp_path: Path) -> None:
         assert gitops._held is not None and len(gitops._held) == 1
     assert gitops._held is None
     assert answer(read_history(repo.path, settings(tmp_path, "c", config))) == answer(inside)
+
+
+def test_a_read_says_which_deployments_its_new_commits_added(tmp_path: Path) -> None:
+    """`added`: the deployments of the commits read since the kept state (their app sources
+    are asked about them early); none when the whole history was read, or nothing is new."""
+    repo = GitRepo(tmp_path / "gitops")
+    for n, env in enumerate(("dev", "prod", "dev")):
+        repo.commit(f"web {n}", {overlay("web", env): kustomization(
+            [{"name": f"{REG}/web", "newTag": f"{n}a{n}b{n}c0"}])})
+    first = read_history(repo.path, settings(tmp_path, "cache"))
+    assert first.added == () and len(first.deployments) == 3
+    assert read_history(repo.path, settings(tmp_path, "cache")).added == ()
+    repo.commit("web 9", {overlay("web", "prod"): kustomization(
+        [{"name": f"{REG}/web", "newTag": "9a9b9c0"}])})
+    repo.commit("api 1", {overlay("api", "dev"): kustomization(
+        [{"name": f"{REG}/api", "newTag": "1a1b1c0"}])})
+    after = read_history(repo.path, settings(tmp_path, "cache"))
+    assert [(d.service, d.environment, d.release.version) for d in after.added] == [
+        ("web", "prod", "9a9b9c0"), ("api", "dev", "1a1b1c0")]
+    assert tuple(after.deployments[-2:]) == after.added
+    assert after.only(["api"]).added == after.added[1:]

@@ -173,6 +173,7 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
     try:
         step("reading the GitOps history")
         history = _our_history(repo, settings, source_of)
+        _resolve_ahead(history.added, source_of)
 
         @functools.cache
         def argo_view() -> ArgoView | None:
@@ -279,6 +280,22 @@ def _records(history: gitops.GitOpsHistory, source_of: Callable[[str], CommitSou
         return build_records(history, source_of, settings, health, cache), None
     finally:
         cache.save()
+
+
+def _resolve_ahead(added: Sequence[gitops.Deployment],
+                   source_of: Callable[[str], CommitSource | None]) -> None:
+    """The deployments of the commits read since the last collection are those it makes new
+    records of: their app sources begin resolving their tags now (newest first, as the records
+    ask them), beside the plan and the reading of the kept records: a round trip hidden. (The
+    revisions they replace are known from the kept records.)"""
+    revisions: dict[str, list[str]] = {}
+    for deployment in reversed(added):
+        if deployment.release.revision:
+            revisions.setdefault(deployment.service, []).append(deployment.release.revision)
+    for service, wanted in revisions.items():
+        source = source_of(service)
+        if source is not None:
+            source.resolve_soon(wanted)
 
 
 def _our_history(repo: Path, settings: Settings,

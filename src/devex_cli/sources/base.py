@@ -47,6 +47,12 @@ class CommitSource(Source, Protocol):
         once are answered together (one process, or one listing). Raises UpstreamError."""
         ...
 
+    def resolve_soon(self, revisions: Iterable[str]) -> None:
+        """Begin resolving these revisions beside the caller's work, when each costs a round
+        trip (an API): `resolve` then answers from them (and raises what asking them raised).
+        A local repository answers at once anyway: nothing to begin."""
+        ...
+
     def prepare(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Make these (new, old) ranges of full SHAs answerable by `only_in`, all at once (a
         local graph reads the history reachable from them; an API lists it, or asks the

@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from devex_cli.config import Settings, bitbucket_workspace
 from devex_cli.errors import ConfigError, UpstreamError, UpstreamHTTPError
-from devex_cli.parallel import each
+from devex_cli.parallel import each, in_background
 from devex_cli.sources.base import ApiSource
 from devex_cli.sources.commitgraph import GraphCommit, generations, only_in
 
 if TYPE_CHECKING:  # the HTTP stack loads when a client is made, not with its system's name
+    from concurrent.futures import Future
+
     from devex_cli.http import ApiClient, Params
 
 log = logging.getLogger("devex.bitbucket")
@@ -181,10 +183,24 @@ class BitbucketCommits:
         self._shas: list[str] = []  # the graph's SHAs, sorted, for short-SHA lookups
         self._rank: dict[str, int] = {}
         self._cut: dict[str, Listing] = {}  # listings cut short, by tip: continued later
+        self._soon: Future[dict[str, str | None]] | None = None  # `resolve_soon`'s
+
+    def resolve_soon(self, revisions: Iterable[str]) -> None:
+        """Begin resolving these revisions in the background (a few new deployments' tags: one
+        round trip, beside the caller's work); the next `resolve` waits for it."""
+        wanted = list(revisions)
+        if self._soon is None and wanted:
+            self._soon = in_background(lambda: self._resolve(wanted), name="bitbucket-resolve")
 
     def resolve(self, revisions: Iterable[str]) -> dict[str, str | None]:
         """Full SHAs of (short) revisions; give them newest first, so that for many at once the
         graph is listed from the newest."""
+        soon, self._soon = self._soon, None
+        if soon is not None:
+            soon.result()  # what it asked is resolved now (or its failure raised here)
+        return self._resolve(revisions)
+
+    def _resolve(self, revisions: Iterable[str]) -> dict[str, str | None]:
         wanted = list(dict.fromkeys(revisions))
         missing = [r for r in wanted if r not in self._resolved and not self._in_graph(r)]
         if len(missing) > self.MANY:

@@ -71,6 +71,9 @@ class CommitGraph:
         self._resolved: dict[str, str | None] = {}
         self._tips: list[str] = []
 
+    def resolve_soon(self, revisions: Iterable[str]) -> None:
+        """Nothing to begin: `resolve` asks the local repository in one process."""
+
     def resolve(self, revisions: Iterable[str]) -> dict[str, str | None]:
         """Full SHAs of (short) SHAs in one `git cat-file --batch-check`; None if absent or not
         a commit, or ambiguous."""

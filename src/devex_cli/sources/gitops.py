@@ -113,6 +113,9 @@ class GitOpsHistory:
     # the same, the deployments it had are still the first ones, in order (the state only
     # adds). None when the state is not kept.
     reading: str | None = None
+    # the deployments this read added to a kept state (the new commits'; none when the whole
+    # history was read): their app sources can be asked about them early
+    added: tuple[Deployment, ...] = ()
 
     def state(self, service: str, environment: str) -> DeployedState | None:
         return self.current.get((service, environment))
@@ -178,6 +181,7 @@ class GitOpsHistory:
         return replace(
             self,
             deployments=tuple(d for d in self.deployments if d.service in kept),
+            added=tuple(d for d in self.added if d.service in kept),
             current={k: v for k, v in self.current.items() if k[0] in kept},
             services=tuple(s for s in self.services if s in kept),
             redeployments=tuple(r for r in self.redeployments if r.service in kept),
@@ -249,6 +253,7 @@ def read_history(
                       variant or ("checked" if has_commit is not None else "plain"))
     every = settings.gitops.history == "all"
     fingerprint = reading.fingerprint() + f" history={settings.gitops.history}"
+    added_from: int | None = None  # where the deployments of new commits start
     try:
         state = kept.load(fingerprint)
         if state is not None and not state.digits_hold(has_commit):
@@ -260,9 +265,11 @@ def read_history(
             else:
                 commits = _log(repo, f"{since}..{head}", pathspecs, every=every)
                 facts = _parse_blobs(repo, commits, settings.cache_dir())
+                added_from = len(state.deployments)
                 if not state.apply(commits, facts, reading, has_commit, met=met):
                     state = None
         if state is None:
+            added_from = None
             commits = _log(repo, head, pathspecs, every=every) if head else []
             facts = _parse_blobs(repo, commits, settings.cache_dir())
             state = ReaderState(fingerprint)
@@ -275,6 +282,9 @@ def read_history(
         kept.save(state)
     kept.hold(state)
     history = _history(state, head, branch, settings, reading)
+    if added_from is not None:
+        history = replace(history, added=tuple(
+            d for d in state.deployments[added_from:] if d.environment in history.environments))
     if kept.generation is None:
         return history
     return replace(history, reading=f"{kept.name} {kept.generation}")
