@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime
 
@@ -19,7 +20,7 @@ def rows(n: int, seed: int = 1) -> list[list[object]]:
         previous = out[-1][2:4] if out and rng.random() < 0.8 else [None, None]
         out.append([service, environment, f"v{i}", rng.choice([None, f"{i:07x}"]), *previous,
                     f"c{i:039x}", 1_700_000_000 + 60 * i, f"apps/{service}/{environment}"])
-    return out
+    return json.loads(json.dumps(out))  # as the store gives them: each string its own copy
 
 
 def test_deployments_are_built_when_first_used_and_read_as_a_list() -> None:
@@ -27,7 +28,20 @@ def test_deployments_are_built_when_first_used_and_read_as_a_list() -> None:
     list of Deployment objects a state read commit by commit has (one Release object a
     release)."""
     table = [Release("v1", None)]
-    lazy = Deployments.of_rows(rows(50), table)
+    read = rows(50)
+    lazy = Deployments.of_rows(read, table)
+    # rows read back share their names, and a release's strings with the next deployment of
+    # its manifest (JSON gives each row its own copies)
+    last: dict[object, list[object]] = {}
+    shared = 0
+    for row in read:
+        before = last.get(row[8])
+        if before is not None and row[4:6] == before[2:4]:
+            assert row[4] is before[2] and row[5] is before[3]
+            shared += 1
+        assert row[8] is read[0][8] or row[8] != read[0][8]
+        last[row[8]] = row
+    assert shared > 3
     assert sum(b is not None for b in lazy._built) == 0
     assert lazy[-1] == lazy[49] and lazy[49].time == datetime.fromtimestamp(
         1_700_000_000 + 60 * 49, UTC)

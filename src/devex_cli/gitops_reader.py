@@ -801,6 +801,10 @@ class Deployments(Sequence[Deployment]):
         """The deployments of `deployment_rows`' rows, each checked now (TypeError, ValueError:
         a damaged store is read as nothing), built when first used."""
         pairs = set()
+        # one string a name, and a release's tag and revision one string for it and for the
+        # next deployment of its manifest (a row has its own copies: most of a state's memory)
+        names: dict[str, str] = {}
+        last: dict[str, list[Any]] = {}  # by manifest, the row of its latest deployment
         for row in rows:
             s, e, version, revision, old_version, old_revision, c, at, m = row
             if not (type(s) is type(e) is type(c) is type(m) is type(version) is str
@@ -810,8 +814,18 @@ class Deployments(Sequence[Deployment]):
                     and (old_revision is None or type(old_revision) is str)
                     and (old_version is not None or old_revision is None)):
                 raise TypeError("deployment row")
+            if type(row) is not list:
+                raise TypeError("deployment row")  # (the store's rows are JSON arrays)
+            row[0], row[1], row[8] = s, e, m = (names.setdefault(s, s), names.setdefault(e, e),
+                                                names.setdefault(m, m))
+            before = last.get(m)
+            if before is not None and old_version == before[2] and old_revision == before[3]:
+                row[4], row[5] = before[2], before[3]
+            last[m] = row
             pairs.add((s, e))
-        return cls(rows, table, pairs)
+        deployments = cls(rows, table, pairs)
+        deployments._names = names
+        return deployments
 
     def view(self) -> Deployments:
         """The deployments there are now, as they stay whatever is added after."""
