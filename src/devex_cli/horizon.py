@@ -74,6 +74,7 @@ class Horizon:
     # the deployments the kept past was taken from (`_Prefix`), when the plan went on from
     # them: the deployments before its cut are then found in the store, not read
     prefix: _Prefix | None = None
+    _keys: list[str] | None = None  # `keys()`, made once
 
     @cached_property
     def argo(self) -> DeploymentTimes:
@@ -208,10 +209,12 @@ class Horizon:
         return True
 
     def keys(self) -> list[str] | None:
-        """The store keys of the records to read (None: all)."""
+        """The store keys of the records to read (None: all), in the order of `positions`."""
         if self.positions is None:
             return None
-        return [record_key(self.history.deployments[p]) for p in self.positions]
+        if self._keys is None:
+            self._keys = [record_key(self.history.deployments[p]) for p in self.positions]
+        return self._keys
 
     def completed(self, records: Sequence[DeploymentRecord]) -> Past | None:
         """The kept past with the records before the cut (of `records`, made of `positions`)
@@ -258,7 +261,7 @@ class Horizon:
         # deployments are among the planned ones, or before the cut (found in the store)
         keys = self.argo.known() | {f"{commit} {key}" for commit, times in self.refined.items()
                                     for key in times}
-        at = {record_key(deployments[p]): p for p in self.positions or ()}
+        at = dict(zip(self.keys() or (), self.positions or (), strict=True))
         missing = keys - at.keys()
         if missing:
             assert self.past is not None and self.validity is not None
@@ -283,7 +286,7 @@ class Horizon:
 
     def _forget(self) -> None:
         self.past = self.positions = self.before = None
-        self.prefix = None
+        self.prefix = self._keys = None
 
     def finish(self, records: Sequence[DeploymentRecord], past: Past
                ) -> tuple[list[DeploymentRecord], Past]:
