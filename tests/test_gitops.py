@@ -438,18 +438,32 @@ def test_an_unreadable_gitops_folder_is_exit_2(tmp_path: Path, monkeypatch: pyte
         local_repository(str(tmp_path / "gitops"), tmp_path / "cache", what="GitOps repository")
 
 
-def test_the_branch_read_is_the_one_checked_out_unless_one_is_set(gitops: GitRepo,
-                                                                   tmp_path: Path) -> None:
-    """Without gitops.branch, the branch checked out (a detached checkout: the commit it has);
-    with it, that branch, whatever is checked out; an empty repository has no branch yet."""
+def test_the_branch_read_is_the_one_checked_out_unless_one_is_set(
+        gitops: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without gitops.branch, the branch checked out (a detached checkout: the commit it has),
+    found by one git process; with it, that branch, whatever is checked out; an empty
+    repository has no branch yet."""
     from devex_cli.errors import UsageError
+    from devex_cli.sources import gitops as source
+
+    asked: list[tuple[str, ...]] = []
+    real = source.git
+
+    def spy(repo: Path, *args: str, **options: object) -> str:
+        asked.append(args)
+        return real(repo, *args, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(source, "git", spy)
 
     with pytest.raises(UsageError, match="has no branch 'main'"):
         history(GitRepo(tmp_path / "empty"), tmp_path)
     first = gitops.commit("pay 1", {overlay("pay", "prod"): kustomization([image("pay", "1.0")])})
     second = gitops.commit("pay 2", {overlay("pay", "prod"): kustomization([image("pay", "2.0")])})
+    asked.clear()
     on_main = history(gitops, tmp_path)
     assert (on_main.branch, on_main.head, len(on_main.deployments)) == ("main", second, 2)
+    assert [a for a in asked if a[0] in ("rev-parse", "symbolic-ref")] == [
+        ("rev-parse", "HEAD^{commit}", "--abbrev-ref", "HEAD")]
     gitops.git("checkout", "-q", "--detach", first)
     detached = history(gitops, tmp_path)
     assert (detached.branch, detached.head, len(detached.deployments)) == ("HEAD", first, 1)

@@ -469,9 +469,10 @@ def _branch_and_head(repo: Path, configured: str | None) -> tuple[str, str | Non
     if configured:
         return configured, _branch_head(repo, configured)
     with contextlib.suppress(GitFailed):  # (an empty repository: HEAD names no commit yet)
-        found = git(repo, "rev-parse", "--abbrev-ref", "HEAD", "HEAD^{commit}").split()
+        # (--abbrev-ref applies to the names after it: the commit first)
+        found = git(repo, "rev-parse", "HEAD^{commit}", "--abbrev-ref", "HEAD").split()
         if len(found) == 2:
-            return found[0], found[1]
+            return found[1], found[0]
     branch = _head_branch(repo)
     return branch, _branch_head(repo, branch)
 
