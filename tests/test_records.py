@@ -319,3 +319,45 @@ def test_a_collection_reads_the_manifest_facts_of_its_new_commits_only(
     deploy_more(world)
     figures(devex, world.config, "--offline")
     assert sum(asked) == 2  # the two new overlays
+
+
+def test_tags_resolved_ahead_are_waited_for_when_no_record_asks_them(
+        devex: Devex, world: World, bitbucket: FakeBitbucket, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A collection begins resolving its new deployments' tags in the background
+    (`resolve_soon`); when another collector sharing the cache made their records already, no
+    `resolve` waits for that answer: the collection still does before it closes the Bitbucket
+    client, and leaves no thread asking it once it has returned."""
+    import threading
+    import time
+
+    from devex_cli.sources.bitbucket import BitbucketClient
+
+    bitbucket.repos["pay"] = world.root / "pay"
+    every = tmp_path / "every.toml"
+    every.write_text(FAST_HTTP + f'[gitops]\nrepo = "{world.root / "gitops"}"\n\n'
+                     '[jira]\nprojects = ["PAY"]\n')
+    ours = tmp_path / "ours.toml"
+    ours.write_text(every.read_text() + '\n[collect]\nservices = ["pay*"]\n')
+    for config in (every, ours):
+        figures(devex, config, env=bitbucket.env())
+    deploy_more(world)
+    _, computed = figures(devex, every, env=bitbucket.env())
+    assert computed == 2
+    # (Bitbucket's own cache of tags is lost: the records do not need it)
+    (tmp_path / "cache" / "devex" / "bitbucket-commits.json").unlink()
+    commit, late = BitbucketClient.commit, []
+
+    def slow(self: BitbucketClient, repo: str, revision: str) -> Any:
+        time.sleep(0.3)
+        late.append(commit(self, repo, revision))
+        return late[-1]
+
+    monkeypatch.setattr(BitbucketClient, "commit", slow)
+    _, computed = figures(devex, ours, env=bitbucket.env())
+    assert computed == 0
+    left = [t for t in threading.enumerate() if t.name.startswith("devex-bitbucket-resolve")]
+    for thread in left:
+        thread.join()
+    assert not left
+    assert late  # (the tags were asked ahead, and answered before the client closed)

@@ -190,6 +190,8 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
                                earliest_start(options.start, now))
         built, past = _records(history, source_of, settings, health, horizon, step)
     finally:
+        for commits in remote.values():  # (a tag resolved ahead that no record asked)
+            commits.settle()
         if bitbucket is not None:
             bitbucket.close()
         if store is not None:

@@ -200,6 +200,14 @@ class BitbucketCommits:
             soon.result()  # what it asked is resolved now (or its failure raised here)
         return self._resolve(revisions)
 
+    def settle(self) -> None:
+        """Wait for what `resolve_soon` began when no `resolve` did (the records needed none
+        of it): the client is closed, and the store saved, only after. Its failure is not the
+        caller's: nothing asked for the answer."""
+        soon, self._soon = self._soon, None
+        if soon is not None and (exc := soon.exception()) is not None:
+            log.debug("resolving ahead in %s failed, unneeded: %s", self.repo, exc)
+
     def _resolve(self, revisions: Iterable[str]) -> dict[str, str | None]:
         wanted = list(dict.fromkeys(revisions))
         missing = [r for r in wanted if r not in self._resolved and not self._in_graph(r)]
