@@ -306,3 +306,56 @@ def test_where_the_kept_deployments_are_damaged(tmp_path: Path, damage: str) -> 
     warm = inputs(config, kept, END)
     assert len(PLANS_GONE_ON) == gone_on
     assert warm.snapshot == inputs(config, tmp_path / "fresh", END).snapshot
+
+
+def test_a_past_of_an_earlier_devex_is_kept_again_with_its_positions(tmp_path: Path) -> None:
+    """A store upgraded from version 4 has pasts that do not say where their deployments are:
+    the first collection after the upgrade reads the whole history once (its records are all
+    kept: nothing is asked again) and keeps one that does; the next goes on from it."""
+    import contextlib
+    import sqlite3
+
+    from tests.conftest import PLANS_GONE_ON
+    from tests.test_store import as_version_4
+
+    _, _, config = _worked(tmp_path / "org")
+    kept = tmp_path / "kept"
+    cold = inputs(config, kept, END)
+    with contextlib.closing(sqlite3.connect(kept / "devex" / "devex.sqlite3")) as db, db:
+        as_version_4(db)
+    gone_on = len(PLANS_GONE_ON)
+    first = inputs(config, kept, END)
+    assert len(PLANS_GONE_ON) == gone_on and first.snapshot == cold.snapshot
+    ((_, prefixed), (positions,)) = past_rows(kept)
+    assert prefixed and positions > 40
+    assert inputs(config, kept, END).snapshot == cold.snapshot
+    assert len(PLANS_GONE_ON) == gone_on + 1
+
+
+def test_a_past_kept_again_while_a_collection_plans_from_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another collection keeps the same cut again (another reader state) between this one's
+    reading of the past and of its positions: the positions are not taken (they may be the
+    other state's), the plan is the whole history's, the figures a cold collection's."""
+    import contextlib
+    import sqlite3
+
+    from devex_cli.store import PastStore
+    from tests.conftest import PLANS_GONE_ON
+
+    _, _, config = _worked(tmp_path / "org")
+    kept = tmp_path / "kept"
+    cold = inputs(config, kept, END)
+    latest = PastStore.latest
+
+    def meanwhile(self: PastStore, need: int) -> Any:
+        found = latest(self, need)
+        with contextlib.closing(sqlite3.connect(kept / "devex" / "devex.sqlite3")) as db, db:
+            db.execute("UPDATE past SET prefix = replace(prefix, ?, ?)",
+                       ('"reading":"', '"reading":"x'))
+        return found
+
+    monkeypatch.setattr(PastStore, "latest", meanwhile)
+    gone_on = len(PLANS_GONE_ON)
+    assert inputs(config, kept, END).snapshot == cold.snapshot
+    assert len(PLANS_GONE_ON) == gone_on

@@ -288,8 +288,8 @@ def as_version_3(db: sqlite3.Connection) -> None:
 def test_a_store_of_an_earlier_version_keeps_its_rows(tmp_path: Path, version: int) -> None:
     """Upgrading devex keeps what was computed before: the records (the first collection after
     it computes no change set again) and the GitOps reader's states (version 3 kept their
-    deployments a row each: they become one batch, and the history is not read again); a past
-    of version 4 (without where its deployments are) is gone on from as before."""
+    deployments a row each: they become one batch, and the history is not read again). (A past
+    of version 4: tests/test_horizon.py.)"""
     config = build_demo(tmp_path / "org", end=END, days=60, seed=5, services=SERVICES)
     kept = tmp_path / "kept"
     now = END + timedelta(hours=1)

@@ -120,6 +120,10 @@ class Horizon:
         # Argo CD is not waited for: its times before the cut as they were when the past was
         # taken; `completed` checks them once Argo CD has answered
         horizon.refined = refined
+        if not prefix_text and history.reading is not None:
+            log.info("the kept past is of an earlier devex (it does not say where its "
+                     "deployments are): the whole history is read once, and one that does kept")
+            return horizon
         prefix = None if whole else _prefix(prefix_text)
         if (prefix is not None and prefix.reading == history.reading
                 and horizon._go_on(past, validity, prefix, unsettled)):
@@ -176,8 +180,8 @@ class Horizon:
         named = {f"{s.gitops_commit} {s.service} {s.environment}" for s in current}
         running = {f"{s.service} {s.release.revision}" for s in current
                    if s.release.revision}
-        found = self.store.positions(int(cut.timestamp()), validity, {*named, *unsettled},
-                                     running)
+        found = self.store.positions(int(cut.timestamp()), validity, prefix.text,
+                                     {*named, *unsettled}, running)
         if found is None:
             return False
         by_key, last, rows = found
@@ -265,7 +269,8 @@ class Horizon:
         missing = keys - at.keys()
         if missing:
             assert self.past is not None and self.validity is not None
-            found = self.store.positions(int(cut.timestamp()), self.validity, missing, ())
+            found = self.store.positions(int(cut.timestamp()), self.validity,
+                                         self.prefix.text, missing, ())
             if found is None:
                 return False
             try:
@@ -327,15 +332,15 @@ class Horizon:
         """What a past at `cut` is taken from, for a later plan to go on from (`_go_on`): the
         reader state and how many deployments it had, the positions from the cut on, each
         key's last before it, and (key, release, position) of each deployment before it.
-        Nothing when the state is not kept, or two deployments before the cut have one key (the
-        store finds deployments by it)."""
+        `_NO_PREFIX` when the state is not kept, or two deployments before the cut have one key
+        (the store finds deployments by it)."""
         deployments = self.history.deployments
         if self.history.reading is None:
-            return "", []
+            return _NO_PREFIX, []
         rows = [(record_key(d), _release(d.service, d.release.revision), p)
                 for p, (d, at) in enumerate(zip(deployments, times, strict=True)) if at < cut]
         if len({key for key, *_ in rows}) != len(rows):
-            return "", []
+            return _NO_PREFIX, []
         after: list[list[int]] = []
         for p, at in enumerate(times):
             if at >= cut:
@@ -362,6 +367,11 @@ class Horizon:
         return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
+# a past kept without where its deployments are (its reader state not kept, or two of them
+# with one key): planned from the whole history. (Earlier versions' pasts have "".)
+_NO_PREFIX = "-"
+
+
 @dataclass(frozen=True)
 class _Prefix:
     """The deployments a kept past was taken from (`Horizon._prefix` writes it)."""
@@ -372,13 +382,14 @@ class _Prefix:
     after: list[tuple[int, int]]  # ranges of the positions before `count` from the cut on
     before: dict[_Key, int]  # each key's last deployment before the cut
     rows: int  # the positions kept of the deployments before the cut
+    text: str  # as the store has it (its positions are read only while it is the past's)
 
 
 def _prefix(text: str) -> _Prefix | None:
     """What `Horizon._prefix` wrote; None for nothing, or a text it cannot have written (its
     digest does not match: the plan is made from the whole history)."""
     digest, _, body = text.partition(" ")
-    if not text:
+    if text in ("", _NO_PREFIX):
         return None
     try:
         if digest != _digest(body):
@@ -396,7 +407,7 @@ def _prefix(text: str) -> _Prefix | None:
     except (TypeError, ValueError, KeyError, RecursionError) as exc:
         log.info("the kept past's deployments are unreadable (%s): its plan is made again", exc)
         return None
-    return _Prefix(data["reading"], count, data["frame"], after, before, rows)
+    return _Prefix(data["reading"], count, data["frame"], after, before, rows, text)
 
 
 def _digest(text: str) -> str:

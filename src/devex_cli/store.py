@@ -319,13 +319,14 @@ class PastStore(_StoreFile):
 
         return self._read(lambda db: self._of_past(db, cut, validity, rows), None)
 
-    def positions(self, cut: int, validity: str, keys: Collection[str],
+    def positions(self, cut: int, validity: str, prefix: str, keys: Collection[str],
                   releases: Collection[str]
                   ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int] | None:
         """Where deployments before the cut are: (key, position) of these record keys, and
         (release, last position) of these releases ("service revision"), unchecked, and how
-        many positions the past has; None as `arrivals`. A few queries, whatever the number of
-        keys (each one lets another thread of the process run meanwhile)."""
+        many positions the past has; None as `arrivals`, or when the past no longer has this
+        `prefix` (another collection kept it again meanwhile). A few queries, whatever the
+        number of keys (each one lets another thread of the process run meanwhile)."""
 
         def rows(db: sqlite3.Connection, configuration: int
                  ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
@@ -341,20 +342,23 @@ class PastStore(_StoreFile):
                                   "AND name = ? AND cut = ?", ours).fetchone()
             return by_key, last, count
 
-        return self._read(lambda db: self._of_past(db, cut, validity, rows), None)
+        return self._read(lambda db: self._of_past(db, cut, validity, rows, prefix), None)
 
     def _of_past(self, db: sqlite3.Connection, cut: int, validity: str,
-                 rows: Callable[[sqlite3.Connection, int], T]) -> T | None:
+                 rows: Callable[[sqlite3.Connection, int], T],
+                 prefix: str | None = None) -> T | None:
         """`rows(db, configuration)` in one snapshot with the past of `cut` and `validity`
-        checked still there; None when it is not."""
+        (and `prefix`, when given) checked still there; None when it is not."""
         db.execute("BEGIN")
         try:
             found = db.execute(
-                "SELECT p.configuration FROM past p JOIN configuration c "
+                "SELECT p.configuration, p.prefix FROM past p JOIN configuration c "
                 "ON c.id = p.configuration WHERE c.fingerprint = ? AND p.name = ? "
                 "AND p.cut = ? AND p.validity = ?",
                 (self.fingerprint, self.name, cut, validity)).fetchone()
-            return None if found is None else rows(db, found[0])
+            if found is None or (prefix is not None and found[1] != prefix):
+                return None
+            return rows(db, found[0])
         finally:
             db.execute("COMMIT")
 
