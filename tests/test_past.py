@@ -182,36 +182,3 @@ def test_a_window_the_same_as_a_standard_one_is_the_standard_ones() -> None:
     same, other = windows(now - timedelta(days=90)), windows(now - timedelta(days=89))
     assert same["90d"] == other["90d"] == same["window"]
     assert other["window"] != other["90d"]
-
-
-@pytest.mark.parametrize("seed", range(3))
-def test_windows_ending_together_share_their_evidence_exactly(seed: int) -> None:
-    """Windows that end together (the standard ones all end now) make their leads and
-    promotions once, a shorter one taking its part of a longer one's: in whatever order they
-    are asked, each window's evidence is the one a history asked for it alone gives."""
-    records, incidents, rebuilds = world(seed)
-    rng = random.Random(seed)
-    now = START + timedelta(days=DAYS)
-    shared = history_of(records, environments=ENVIRONMENTS, production="prod",
-                        incidents=incidents, redeployments=rebuilds)
-    spans = [timedelta(days=d) for d in (7, 90, 30, 1, 200, 45)]
-    rng.shuffle(spans)
-    for span in spans:
-        alone = history_of(records, environments=ENVIRONMENTS, production="prod",
-                           incidents=incidents, redeployments=rebuilds)
-        for history in (shared, alone):
-            history.seen = [  # type: ignore[attr-defined]
-                *(environment_evidence(history, s, e, now - span, now, now)
-                  for s, e in sorted(history.by_key)),
-                *(promotion_evidence(history, s, ENVIRONMENTS, "prod", now - span, now)
-                  for s in sorted({s for s, _ in history.by_key}))]
-        assert shared.seen == alone.seen, span  # type: ignore[attr-defined]
-        # and each is the commits (not merges) that first arrived in the window, in order
-        for (service, environment), evidence in zip(sorted(shared.by_key), shared.seen,
-                                                    strict=False):  # type: ignore[attr-defined]
-            arrived = [sha for at, sha in shared.arrivals.get((service, environment), [])
-                       if now - span <= at < now and sha not in shared.merges]
-            assert [lead.change.sha for lead in evidence.leads] == arrived, span
-            if environment == "prod":
-                assert [p.change.sha for p in promotion_evidence(
-                    shared, service, ENVIRONMENTS, "prod", now - span, now)] == arrived

@@ -5,12 +5,11 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import islice
 from operator import attrgetter, itemgetter
-from typing import Any, TypeVar
 
 from devex_cli.dora import tiers
 from devex_cli.dora.evidence import (
@@ -48,7 +47,6 @@ LONGEST_WINDOW = max(STANDARD_WINDOWS.values())
 MONTHS_KEPT = 13  # calendar months of per-month counts (bounded label values)
 
 _Key = tuple[str, str]  # (service, environment)
-T = TypeVar("T")
 _TIME = attrgetter("time")  # a record's, for sorting
 
 
@@ -141,10 +139,6 @@ class _History:
         self.without_change_set = (past.without_change_set if past is not None else 0) + sum(
             1 for r in ordered if r.change_set is None and r.revision is not None)
         self.hotfix: set[int] = set()
-        # what windows ending at the same time share (the standard ones all end now): per
-        # (what, key, end), from which start it was made, its items' times and the items
-        self.shared: dict[tuple[str, Any, datetime], tuple[datetime, list[datetime],
-                                                             list[Any]]] = {}
         if production is not None and production in environments:
             before = environments[: list(environments).index(production)]
             for (service, environment), group in self.by_key.items():
@@ -394,16 +388,12 @@ def environment_evidence(history: _History, service: str, environment: str, star
         failures.append(Failure(
             record, history.signals[id(record)], recovered,
             None if recovered is None else (recovered.time - record.time).total_seconds()))
-    def made(since: datetime) -> tuple[list[datetime], list[Lead]]:
-        carriers = history.carrier.get(key, {})
-        arrived = [(at, sha) for at, sha in _arrived(history, key, since, end)
-                   if sha not in history.merges]
-        return [at for at, _ in arrived], [
-            Lead(history.changes[sha], carriers[sha],
-                 max(0.0, (at - history.changes[sha].author_time).total_seconds()))
-            for at, sha in arrived]
-
-    leads = tuple(_shared(history, "leads", key, start, end, made))
+    carriers = history.carrier.get(key, {})
+    leads = tuple(
+        Lead(history.changes[sha], carriers[sha],
+             max(0.0, (at - history.changes[sha].author_time).total_seconds()))
+        for at, sha in _arrived(history, key, start, end) if sha not in history.merges
+    )
     rebuilt = history.rebuilt.get(key, [])
     return EnvironmentEvidence(
         service=service, environment=environment, deployments=inside,
@@ -456,43 +446,26 @@ def promotion_evidence(history: _History, service: str, environments: Sequence[s
     with its path through the environments and the waits between consecutive stages of it."""
     if production is None:
         return []
-
-    def made(since: datetime) -> tuple[list[datetime], list[Promotion]]:
-        firsts = [history.first.get((service, env), {}) for env in environments]
-        used = [(env, history.first.get((service, env), {}))
-                for env in environments[: list(environments).index(production)]
-                if (service, env) in history.by_key] if production in environments else []
-        times, promotions = [], []
-        for at, sha in _arrived(history, (service, production), since, end):
-            if sha in history.merges:
-                continue
-            path = tuple((env, f[sha]) for env, f in zip(environments, firsts, strict=True)
-                         if sha in f)
-            waits, out_of_order = [], []
-            for (env_a, at_a), (env_b, at_b) in itertools.pairwise(path):
-                if at_b >= at_a:
-                    waits.append((env_a, env_b, (at_b - at_a).total_seconds()))
-                else:
-                    out_of_order.append((env_a, env_b))
-            times.append(at)
-            promotions.append(Promotion(history.changes[sha], path, tuple(waits),
-                                        tuple(out_of_order),
-                                        tuple(env for env, f in used if sha not in f)))
-        return times, promotions
-
-    return _shared(history, "promotions", (service, tuple(environments), production), start,
-                   end, made)
-
-
-def _shared(history: _History, what: str, key: Any, start: datetime, end: datetime,
-            made: Callable[[datetime], tuple[list[datetime], list[T]]]) -> list[T]:
-    """The items of [start, end) that `made(start)` gives (with their times, in order), made
-    once for the windows that end together: a later, shorter one takes its part of them."""
-    kept = history.shared.get((what, key, end))
-    if kept is None or kept[0] > start:
-        kept = history.shared[(what, key, end)] = (start, *made(start))
-    _, times, items = kept
-    return items[bisect_left(times, start):]
+    firsts = [history.first.get((service, env), {}) for env in environments]
+    used = [(env, history.first.get((service, env), {}))
+            for env in environments[: list(environments).index(production)]
+            if (service, env) in history.by_key] if production in environments else []
+    promotions = []
+    for _, sha in _arrived(history, (service, production), start, end):
+        if sha in history.merges:
+            continue
+        path = tuple((env, f[sha]) for env, f in zip(environments, firsts, strict=True)
+                     if sha in f)
+        waits, out_of_order = [], []
+        for (env_a, at_a), (env_b, at_b) in itertools.pairwise(path):
+            if at_b >= at_a:
+                waits.append((env_a, env_b, (at_b - at_a).total_seconds()))
+            else:
+                out_of_order.append((env_a, env_b))
+        promotions.append(Promotion(history.changes[sha], path, tuple(waits),
+                                    tuple(out_of_order),
+                                    tuple(env for env, f in used if sha not in f)))
+    return promotions
 
 
 def _promotion_waits(promotions: Iterable[Promotion]) -> dict[tuple[str, str], list[float]]:
