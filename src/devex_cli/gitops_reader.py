@@ -786,7 +786,8 @@ class Deployments(Sequence[Deployment]):
 
     def __init__(self, rows: Sequence[Sequence[Any]] = (), releases: Iterable[Release] = (),
                  pairs: set[tuple[str, str]] | None = None) -> None:
-        self._rows: list[Sequence[Any] | None] = list(rows)  # None: added as a Deployment
+        # None: built (added as a Deployment, or built from its row)
+        self._rows: list[Sequence[Any] | None] = list(rows)
         self._built: list[Deployment | None] = [None] * len(self._rows)
         # one object a release (as a state read commit by commit has), and a string a name
         self._releases = {(r.version, r.revision): r for r in releases}
@@ -870,7 +871,11 @@ class Deployments(Sequence[Deployment]):
             index += self._length
         built = self._built[index]
         if built is None:
-            built = self._built[index] = self._build(self._rows[index])
+            row = self._rows[index]
+            if row is None:  # built meanwhile (another thread)
+                return self._built[index]  # type: ignore[return-value]
+            built = self._built[index] = self._build(row)
+            self._rows[index] = None  # the deployment holds what the row said (`_row`)
         return built
 
     def __iter__(self) -> Iterator[Deployment]:
