@@ -441,8 +441,8 @@ def test_an_unreadable_gitops_folder_is_exit_2(tmp_path: Path, monkeypatch: pyte
 def test_the_branch_read_is_the_one_checked_out_unless_one_is_set(
         gitops: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without gitops.branch, the branch checked out (a detached checkout: the commit it has),
-    found by one git process; with it, that branch, whatever is checked out; an empty
-    repository has no branch yet."""
+    found by one git process; with it, that branch, whatever is checked out, and not a tag of
+    its name (git alone prefers the tag); an empty repository has no branch yet."""
     from devex_cli.errors import UsageError
     from devex_cli.sources import gitops as source
 
@@ -458,10 +458,12 @@ def test_the_branch_read_is_the_one_checked_out_unless_one_is_set(
     with pytest.raises(UsageError, match="has no branch 'main'"):
         history(GitRepo(tmp_path / "empty"), tmp_path)
     first = gitops.commit("pay 1", {overlay("pay", "prod"): kustomization([image("pay", "1.0")])})
+    gitops.git("tag", "main")  # a tag of the branch's name: the branch is still read
     second = gitops.commit("pay 2", {overlay("pay", "prod"): kustomization([image("pay", "2.0")])})
     asked.clear()
     on_main = history(gitops, tmp_path)
-    assert (on_main.branch, on_main.head, len(on_main.deployments)) == ("main", second, 2)
+    # (git names it so while a tag has its name)
+    assert (on_main.branch, on_main.head, len(on_main.deployments)) == ("heads/main", second, 2)
     assert [a for a in asked if a[0] in ("rev-parse", "symbolic-ref")] == [
         ("rev-parse", "HEAD^{commit}", "--abbrev-ref", "HEAD")]
     gitops.git("checkout", "-q", "--detach", first)

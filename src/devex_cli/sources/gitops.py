@@ -492,8 +492,10 @@ def _rev(repo: Path, branch: str) -> str | None:
 
 
 def _branch_head(repo: Path, branch: str) -> str | None:
-    """The commit the branch points at; None for an empty repository."""
-    head = _rev(repo, branch)
+    """The commit the branch points at (the branch of that name, before a tag of it: git
+    prefers the tag); None for an empty repository."""
+    head = (None if branch == "HEAD" or branch.startswith("refs/")
+            else _rev(repo, f"refs/heads/{branch}")) or _rev(repo, branch)
     if head is None and branch != "HEAD":
         raise UsageError(f"the GitOps repository has no branch {branch!r}",
                          hint="set gitops.branch to the branch Argo CD tracks")
