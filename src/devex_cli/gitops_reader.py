@@ -784,18 +784,16 @@ class Deployments(Sequence[Deployment]):
     before. Deployments are only ever added; `view` is the first ones as they are now (a history
     keeps it while the state goes on)."""
 
-    def __init__(self, rows: Sequence[Sequence[Any]] = (), releases: Iterable[Release] = (),
-                 pairs: set[tuple[str, str]] | None = None) -> None:
+    def __init__(self, releases: Iterable[Release] = ()) -> None:
+        """None yet (`of_rows`: those read back)."""
         # None: built (added as a Deployment, or built from its row)
-        self._rows: list[Sequence[Any] | None] = list(rows)
-        self._built: list[Deployment | None] = [None] * len(self._rows)
-        # one object a release (as a state read commit by commit has), and a string a name
+        self._rows: list[Sequence[Any] | None] = []
+        self._built: list[Deployment | None] = []
+        # one object a release (as a state read commit by commit has)
         self._releases = {(r.version, r.revision): r for r in releases}
-        self._names: dict[str, str] = {}
-        self._length = len(self._rows)  # a view's stays; the state's grows
+        self._length = 0  # a view's stays; the state's grows
         self._view = False
-        self._pairs = pairs if pairs is not None else {
-            (row[0], row[1]) for row in self._rows if row is not None}
+        self._pairs: set[tuple[str, str]] = set()
 
     @classmethod
     def of_rows(cls, rows: Sequence[Sequence[Any]], table: Sequence[Release]) -> Deployments:
@@ -808,15 +806,14 @@ class Deployments(Sequence[Deployment]):
         last: dict[str, list[Any]] = {}  # by manifest, the row of its latest deployment
         for row in rows:
             s, e, version, revision, old_version, old_revision, c, at, m = row
-            if not (type(s) is type(e) is type(c) is type(m) is type(version) is str
+            if not (type(row) is list  # (the store's rows are JSON arrays: shared in place)
+                    and type(s) is type(e) is type(c) is type(m) is type(version) is str
                     and type(at) is int and at in _TIMES
                     and (revision is None or type(revision) is str)
                     and (old_version is None or type(old_version) is str)
                     and (old_revision is None or type(old_revision) is str)
                     and (old_version is not None or old_revision is None)):
                 raise TypeError("deployment row")
-            if type(row) is not list:
-                raise TypeError("deployment row")  # (the store's rows are JSON arrays)
             row[0], row[1], row[8] = s, e, m = (names.setdefault(s, s), names.setdefault(e, e),
                                                 names.setdefault(m, m))
             before = last.get(m)
@@ -824,15 +821,15 @@ class Deployments(Sequence[Deployment]):
                 row[4], row[5] = before[2], before[3]
             last[m] = row
             pairs.add((s, e))
-        deployments = cls(rows, table, pairs)
-        deployments._names = names
+        deployments = cls(table)
+        deployments._rows, deployments._built = list(rows), [None] * len(rows)
+        deployments._length, deployments._pairs = len(rows), pairs
         return deployments
 
     def view(self) -> Deployments:
         """The deployments there are now, as they stay whatever is added after."""
         view = Deployments.__new__(Deployments)
-        view._rows, view._built, view._releases, view._names = (
-            self._rows, self._built, self._releases, self._names)
+        view._rows, view._built, view._releases = self._rows, self._built, self._releases
         view._length, view._view, view._pairs = self._length, True, set(self._pairs)
         return view
 
@@ -895,7 +892,7 @@ class Deployments(Sequence[Deployment]):
     def _build(self, row: Sequence[Any] | None) -> Deployment:
         assert row is not None  # (an added deployment is built already)
         s, e, version, revision, old_version, old_revision, c, at, m = row
-        releases, names = self._releases, self._names
+        releases = self._releases
         release = releases.get((version, revision))
         if release is None:
             release = releases[(version, revision)] = Release(version, revision)
@@ -905,8 +902,8 @@ class Deployments(Sequence[Deployment]):
             if previous is None:
                 previous = releases[(old_version, old_revision)] = Release(old_version,
                                                                            old_revision)
-        return Deployment(names.setdefault(s, s), names.setdefault(e, e), release, previous,
-                          c, datetime.fromtimestamp(at, UTC), names.setdefault(m, m))
+        # (names are one string each already: `of_rows`)
+        return Deployment(s, e, release, previous, c, datetime.fromtimestamp(at, UTC), m)
 
 
 def _row(d: Deployment) -> tuple[Any, ...]:
