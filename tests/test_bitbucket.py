@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -259,3 +260,128 @@ def test_revisions_resolved_ahead_are_asked_once(bitbucket: FakeBitbucket,
         failing.resolve_soon([b[:8]])
         with pytest.raises(UpstreamError):
             failing.resolve([b[:8]])
+
+
+def test_new_deployments_after_production_are_answered_by_one_listing(
+        bitbucket: FakeBitbucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A collection with a few new deployments begins their tags beside its plan, given the
+    revision production ran before them: Bitbucket lists every branch's commits production does
+    not reach (`commits?exclude=`, one page), which resolves the tags there and gives every
+    range between them and production's or a revision production is behind: one request for
+    the lot, each answer `git rev-list` exactly. A tag not there (an old
+    revision redeployed) is asked as before. A repository with more unmerged work than a page
+    is asked tag by tag, and not listed so again for a day."""
+    from datetime import UTC, datetime
+
+    from devex_cli.config import load_settings
+    from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits
+    from tests.gitworld import GitRepo
+
+    app = GitRepo(tmp_path / "app", start=datetime(2026, 10, 1, tzinfo=UTC))
+    old = app.commit("PAY-1 old", {"o": "1"})
+    prod = app.commit("PAY-2 in production", {"a": "1"})
+    b = app.commit("PAY-3 b", {"b": "1"})
+    app.checkout("feature", create=True)
+    f = app.commit("PAY-4 a feature tried in dev", {"f": "1"})
+    app.checkout("main")
+    d = app.commit("PAY-5 d", {"d": "1"})
+    bitbucket.repos["pay"], bitbucket.page_size = app.path, 100
+    settings = load_settings(None, environ={**bitbucket.env(), "XDG_CACHE_HOME": str(tmp_path)})
+
+    def rev_list(new: str, previous: str) -> list[str]:
+        return app.git("rev-list", new, f"^{previous}").split()
+
+    tags = [d[:7], f[:7], old[:7]]
+    with BitbucketClient(settings) as client:
+        store = {"acme/pay": {"resolved": {prod[:7]: prod}}}
+        commits = BitbucketCommits(client, "pay", store)
+        before = bitbucket.api_requests()
+        commits.resolve_soon(tags, base=prod[:7])
+        assert commits.resolve(tags) == {d[:7]: d, f[:7]: f, old[:7]: old}
+        assert bitbucket.api_requests() - before == 2  # the listing, and the old tag asked
+        pairs = [(d, prod), (d, b), (f, prod), (f, b), (f, d), (b, d)]
+        commits.prepare(pairs)
+        for pair in pairs:
+            assert [c.sha for c in commits.only_in(*pair)] == rev_list(*pair), pair
+        assert bitbucket.api_requests() - before == 2
+        commits.prepare([(d, old)])  # production is not behind `old`: asked
+        assert [c.sha for c in commits.only_in(d, old)] == rev_list(d, old)
+        assert bitbucket.api_requests() - before == 3
+
+        bitbucket.max_pagelen = 2  # more beyond production than a page
+
+        def again(kept: dict[str, Any]) -> int:
+            """The requests of a run with this repository's store, its tags unresolved."""
+            mine = {**kept, "resolved": {prod[:7]: prod}}
+            commits = BitbucketCommits(client, "pay", {"acme/pay": mine})
+            before = bitbucket.api_requests()
+            commits.resolve_soon(tags[:2], base=prod[:7])
+            assert commits.resolve(tags[:2]) == {d[:7]: d, f[:7]: f}
+            kept.clear()
+            kept.update(mine)
+            return bitbucket.api_requests() - before
+
+        kept: dict[str, Any] = {}
+        assert again(kept) == 3 and "beyond_long" in kept  # a page, then each tag
+        assert again(kept) == 2  # not listed again today
+        monkeypatch.setattr(BitbucketCommits, "RETRY_BEYOND", 0.0)
+        bitbucket.max_pagelen = 100
+        assert again(kept) == 1 and "beyond_long" not in kept
+
+        unresolved = BitbucketCommits(client, "pay", {})  # production's revision never resolved
+        before = bitbucket.api_requests()
+        unresolved.resolve_soon(tags[:2], base=prod[:7])
+        assert unresolved.resolve(tags[:2]) == {d[:7]: d, f[:7]: f}
+        assert bitbucket.api_requests() - before == 2
+
+
+def test_a_collection_after_new_deployments_asks_once_a_service(
+        devex: Devex, bitbucket: FakeBitbucket, tmp_path: Path) -> None:
+    """After a collection, new commits deployed to dev (payments) and through to production
+    (checkout): the next collection asks Bitbucket once for each of those services (the
+    listing beyond production's revision), and its figures are the local repositories'
+    exactly."""
+    from datetime import UTC, datetime
+
+    from devex_cli.demo import build_demo
+    from tests.gitworld import GitRepo, image, kustomization, overlay
+
+    root = tmp_path / "org"
+    local_config = build_demo(root, end=datetime(2026, 11, 20, tzinfo=UTC), days=45, seed=5)
+    for name in ("payments", "checkout", "catalog", "notifications"):
+        bitbucket.repos[name] = root / "apps" / name
+    window = ("--since", "2026-10-01", "--until", "2026-11-22")
+    remote_config = tmp_path / "remote.toml"
+    remote_config.write_text(FAST_HTTP + local_config.read_text().split("[services.")[0]
+                             .replace('repo = "gitops"', f'repo = "{root / "gitops"}"'))
+
+    def remote() -> dict[str, Any]:
+        result = devex("collect", "--format", "json", *window, config=str(remote_config),
+                       env=bitbucket.env())
+        assert result.code == 0, result.err
+        return json.loads(result.out)  # type: ignore[no-any-return]
+
+    remote()
+    gitops = GitRepo.__new__(GitRepo)
+    gitops.path, gitops.clock = root / "gitops", datetime(2026, 11, 21, 1, tzinfo=UTC)
+    for name, environments in (("payments", ["dev"]), ("checkout", ["dev", "qa", "prod"])):
+        app = GitRepo.__new__(GitRepo)
+        app.path, app.clock = root / "apps" / name, datetime(2026, 11, 21, tzinfo=UTC)
+        for repo in (app, gitops):
+            repo.git("config", "user.name", "Dev")
+            repo.git("config", "user.email", "dev@acme.example")
+        sha = app.commit(f"{name.upper()[:3]}-950 one more change", {"more.txt": name})
+        for environment in environments:
+            gitops.commit(f"Deploy {name} to {environment}", {overlay(name, environment):
+                          kustomization([image(name, f"1.950.0-{sha[:7]}",
+                                               registry="registry.acme.example/shop")])})
+    before = bitbucket.api_requests()
+    answer = remote()
+    assert bitbucket.api_requests() - before == 2
+    local = devex("collect", "--offline", "--format", "json", *window,
+                  config=str(local_config))
+    assert local.code == 0, local.err
+    expected = json.loads(local.out)
+    for key in ("deployments", "services", "tickets_in_environment"):
+        assert answer[key] == expected[key], key
+    assert [d["environment"] for d in answer["deployments"][-4:]] == ["dev", "dev", "qa", "prod"]

@@ -173,7 +173,7 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
     try:
         step("reading the GitOps history")
         history = _our_history(repo, settings, source_of)
-        _resolve_ahead(history.added, source_of)
+        _resolve_ahead(history, source_of)
 
         @functools.cache
         def argo_view() -> ArgoView | None:
@@ -284,20 +284,33 @@ def _records(history: gitops.GitOpsHistory, source_of: Callable[[str], CommitSou
         cache.save()
 
 
-def _resolve_ahead(added: Sequence[gitops.Deployment],
+def _resolve_ahead(history: gitops.GitOpsHistory,
                    source_of: Callable[[str], CommitSource | None]) -> None:
     """The deployments of the commits read since the last collection are those it makes new
     records of: their app sources begin resolving their tags now (newest first, as the records
     ask them), beside the plan and the reading of the kept records: a round trip hidden. (The
-    revisions they replace are known from the kept records.)"""
-    revisions: dict[str, list[str]] = {}
-    for deployment in reversed(added):
-        if deployment.release.revision:
-            revisions.setdefault(deployment.service, []).append(deployment.release.revision)
-    for service, wanted in revisions.items():
-        source = source_of(service)
+    revisions they replace are known from the kept records.) Each is given the revision its
+    new commits are counted from: production's before them (the base of the commits waiting
+    for production and of production's own change set), else the oldest one's previous."""
+    added: dict[str, list[gitops.Deployment]] = {}
+    for deployment in history.added:
+        added.setdefault(deployment.service, []).append(deployment)
+    for service, mine in added.items():
+        wanted = [d.release.revision for d in reversed(mine) if d.release.revision]
+        source = source_of(service) if wanted else None
         if source is not None:
-            source.resolve_soon(wanted)
+            source.resolve_soon(wanted, _base(history, mine))
+
+
+def _base(history: gitops.GitOpsHistory, added: Sequence[gitops.Deployment]) -> str | None:
+    """The revision a service's new deployments (`added`, oldest first) are compared from."""
+    production = history.production
+    first = next((d for d in added if d.environment == production), None) if production \
+        else added[0]
+    if first is not None:
+        return first.previous.revision if first.previous else None
+    state = history.state(added[0].service, production) if production else None
+    return state.release.revision if state else None
 
 
 def _our_history(repo: Path, settings: Settings,

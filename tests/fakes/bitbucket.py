@@ -1,8 +1,9 @@
 """A loopback Bitbucket Cloud API (`/2.0`) backed by real git repositories: a single commit,
 and `commits?include=&exclude=` with `pagelen` and `next` pages, as Bitbucket answers them
-(errors as `{"type": "error", "error": {"message": ...}}`). `include` and `exclude` take a
-commit's full SHA1 or a ref name, as Bitbucket documents them: a short SHA there is answered as
-a commit not found (the documentation is silent on it, so the fake is the stricter)."""
+(without `include`: every branch and tag, as `git log --all`; errors as `{"type": "error",
+"error": {"message": ...}}`). `include` and `exclude` take a commit's full SHA1 or a ref name,
+as Bitbucket documents them: a short SHA there is answered as a commit not found (the
+documentation is silent on it, so the fake is the stricter)."""
 
 from __future__ import annotations
 
@@ -108,7 +109,7 @@ class FakeBitbucket(FakeServer):
             return Answer(200, self._commits_json(repo, [sha.strip()])[0])
         if parts[5] == "commits" and len(parts) == 6:
             query = {k: v[0] for k, v in request.query.items()}
-            include = request.query.get("include", ["HEAD"])
+            include = request.query.get("include", [])  # none: every branch and tag
             exclude = request.query.get("exclude", [])
             for revision in (*include, *exclude):
                 if not self._documented(repo, revision):
@@ -116,8 +117,9 @@ class FakeBitbucket(FakeServer):
                         "message": f"Commit not found: {revision}"}})
             size = min(int(query.get("pagelen", self.page_size)), self.max_pagelen)
             page = int(query.get("page", 1))
-            shas = self._git(repo, "rev-list", *include, *(f"^{sha}" for sha in exclude)).split()
-            if not shas and self._git(repo, "rev-parse", "--verify", "--quiet",
+            shas = self._git(repo, "rev-list", *(include or ["--all"]),
+                             *(f"^{sha}" for sha in exclude)).split()
+            if include and not shas and self._git(repo, "rev-parse", "--verify", "--quiet",
                                       *(f"{r}^{{commit}}" for r in include[:1])) == "":
                 return Answer(404, {"type": "error", "error": {
                     "message": f"Commit not found: {include[0]}"}})

@@ -47,10 +47,12 @@ class CommitSource(Source, Protocol):
         once are answered together (one process, or one listing). Raises UpstreamError."""
         ...
 
-    def resolve_soon(self, revisions: Iterable[str]) -> None:
+    def resolve_soon(self, revisions: Iterable[str], base: str | None = None) -> None:
         """Begin resolving these revisions beside the caller's work, when each costs a round
         trip (an API): `resolve` then answers from them (and raises what asking them raised).
-        A local repository answers at once anyway: nothing to begin."""
+        `base`: a revision resolved before that they are compared with (production's): an API
+        may answer their ranges from it by the same round trip. A local repository answers at
+        once anyway: nothing to begin."""
         ...
 
     def prepare(self, pairs: Iterable[tuple[str, str]]) -> None:

@@ -2,15 +2,17 @@
 on disk.
 
 `GET /repositories/{ws}/{repo}/commit/{rev}` resolves a (short) revision; `GET
-.../commits?include=NEW&exclude=OLD` lists `git rev-list NEW ^OLD`, following `next` pages. For
-many deployments at once the history is listed once and ranges are walked in memory (see
-`BitbucketCommits`). Resolved revisions are immutable and cached between runs.
+.../commits?include=NEW&exclude=OLD` lists `git rev-list NEW ^OLD`, following `next` pages
+(without `include`: every branch and tag, `git rev-list --all ^OLD`). For many deployments at
+once the history is listed once and ranges are walked in memory (see `BitbucketCommits`).
+Resolved revisions are immutable and cached between runs.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -90,16 +92,17 @@ class BitbucketClient(ApiSource):
         """`git rev-list new ^old`, newest first, every page."""
         return self.listing(repo, new, [old]).commits
 
-    def listing(self, repo: str, include: str, exclude: Sequence[str],
+    def listing(self, repo: str, include: str | None, exclude: Sequence[str],
                 max_pages: int | None = None, *, after: Listing | None = None) -> Listing:
-        """`git rev-list include ^exclude...`, newest first, at most `max_pages` pages (all of
-        them without a bound); a listing cut short says where it stopped (`next`), and `after`
-        continues it there."""
+        """`git rev-list include ^exclude...` (`--all` for an include of None), newest first,
+        at most `max_pages` pages (all of them without a bound); a listing cut short says where
+        it stopped (`next`), and `after` continues it there."""
         commits: list[GraphCommit] = list(after.commits) if after else []
         pages = 0
         url: str | None = f"/repositories/{self.workspace}/{repo}/commits"
         params: list[tuple[str, Any]] | None = [
-            ("include", include), *(("exclude", sha) for sha in exclude), ("pagelen", PAGE)]
+            *((("include", include),) if include is not None else ()),
+            *(("exclude", sha) for sha in exclude), ("pagelen", PAGE)]
         seen: set[str] = set(after.seen) if after else set()
         if after is not None:
             url, params = after.next, None
@@ -157,6 +160,11 @@ class BitbucketCommits:
     generation numbers), so the requests follow the size of the repository, not the number of
     deployments. What the graph does not hold (another branch) is asked one by one.
 
+    A few new deployments (a collection after a warm one) are answered by one listing of what
+    the repository has beyond a base revision already resolved (production's, `resolve_soon`):
+    their short SHAs are resolved in it and their ranges from the base walked in it, one round
+    trip for both (see `_beyond`).
+
     Resolved revisions go into `store` (shared by every repository of a run, guarded by one lock;
     the caller saves it once). Ranges and the graph stay in memory: the change sets made of them
     are kept by collect's records.
@@ -168,6 +176,8 @@ class BitbucketCommits:
     MIN_PAGES = 4  # a listing may always take this many pages
     TIPS = 3  # the newest revisions the graph is listed from
     EXCLUDED = 20  # at most this many listed tips excluded from a further listing
+    BEYOND_PAGES = 1  # what a listing beyond the base may take: more, and the tags are asked
+    RETRY_BEYOND = 86400.0  # seconds before a repository whose listing was long is listed again
 
     def __init__(self, client: BitbucketClient, repo: str, store: dict[str, Any]) -> None:
         self.client = client
@@ -176,6 +186,7 @@ class BitbucketCommits:
             mine = store.setdefault(f"{client.workspace}/{repo}", {})
             mine.pop("ranges", None)  # kept by earlier versions
             self._resolved: dict[str, str | None] = mine.setdefault("resolved", {})
+            self._mine: dict[str, Any] = mine
         self._ranges: dict[tuple[str, str], list[GraphCommit]] = {}
         self._bases: dict[str, list[str]] = {}  # new -> the olds of the ranges asked from it
         self._graph: dict[str, GraphCommit] = {}
@@ -184,13 +195,25 @@ class BitbucketCommits:
         self._rank: dict[str, int] = {}
         self._cut: dict[str, Listing] = {}  # listings cut short, by tip: continued later
         self._soon: Future[dict[str, str | None]] | None = None  # `resolve_soon`'s
+        # `_beyond`'s listing: the base, its commits by SHA and in Bitbucket's order
+        self._beyond_base: tuple[str, dict[str, GraphCommit], list[GraphCommit]] | None = None
 
-    def resolve_soon(self, revisions: Iterable[str]) -> None:
+    def resolve_soon(self, revisions: Iterable[str], base: str | None = None) -> None:
         """Begin resolving these revisions in the background (a few new deployments' tags: one
-        round trip, beside the caller's work); the next `resolve` waits for it."""
+        round trip, beside the caller's work); the next `resolve` waits for it. With a `base`
+        resolved before (production's revision), what the repository has beyond it is listed
+        instead: the revisions found there are resolved and their ranges from it known by the
+        same round trip (see `_beyond`)."""
         wanted = list(revisions)
         if self._soon is None and wanted:
-            self._soon = in_background(lambda: self._resolve(wanted), name="bitbucket-resolve")
+            full = self._resolved.get(base) if base else None
+
+            def ahead() -> dict[str, str | None]:
+                if full:
+                    self._beyond(full, wanted)
+                return self._resolve(wanted)
+
+            self._soon = in_background(ahead, name="bitbucket-resolve")
 
     def resolve(self, revisions: Iterable[str]) -> dict[str, str | None]:
         """Full SHAs of (short) revisions; give them newest first, so that for many at once the
@@ -207,6 +230,70 @@ class BitbucketCommits:
         soon, self._soon = self._soon, None
         if soon is not None and (exc := soon.exception()) is not None:
             log.debug("resolving ahead in %s failed, unneeded: %s", self.repo, exc)
+
+    def _beyond(self, base: str, revisions: list[str]) -> None:
+        """List every branch's commits that `base` does not reach (`commits?exclude=base`, no
+        `include`: `git rev-list --all ^base`), when that is one page. Each revision matching
+        exactly one commit there is resolved to it, and a range from it to the base, or to a
+        listed revision that reaches the base, is walked in the listing (`_from_beyond`). A
+        revision not there (a rollback, a deleted branch's) is asked as before. A repository
+        with more unmerged work than a page is not listed so again for a day: its tags are
+        asked one by one."""
+        long_since = self._mine.get("beyond_long")
+        if isinstance(long_since, (int, float)) and time.time() - long_since < self.RETRY_BEYOND:
+            return
+        listed = self.client.listing(self.repo, None, [base], max_pages=self.BEYOND_PAGES)
+        if listed.next is not None:
+            with self.lock:
+                self._mine["beyond_long"] = time.time()
+            log.info("%s has more commits beyond its production revision than a page; its "
+                     "new revisions are asked one by one", self.repo)
+            return
+        by_sha = {c.sha: c for c in listed.commits}
+        shas = sorted(by_sha)
+        found: dict[str, str] = {}
+        for revision in revisions:
+            start = bisect_left(shas, revision)
+            matches = [sha for sha in shas[start:start + 2] if sha.startswith(revision)]
+            if len(revision) >= 4 and len(matches) == 1:
+                found[revision] = matches[0]
+        with self.lock:
+            self._mine.pop("beyond_long", None)
+            self._resolved.update(found)
+            self._beyond_base = (base, by_sha, listed.commits)
+
+    def _from_beyond(self, new: str, old: str) -> bool:
+        """Keep `new ^old` taken from the listing beyond the base (`_beyond`), when `new` is in
+        it and `old` is the base or reaches it: everything the base reaches, `old` does, and
+        what `old` reaches in the listing is reached through the listing, so the range is the
+        listed commits `new` reaches and `old` does not."""
+        if self._beyond_base is None:
+            return False
+        base, by_sha, listed = self._beyond_base
+        if new not in by_sha or (old != base and old not in by_sha):
+            return False
+
+        def reach(start: str) -> tuple[set[str], bool]:
+            reached, todo, meets_base = {start}, [start], False
+            while todo:
+                for parent in by_sha[todo.pop()].parents:
+                    if parent in by_sha:
+                        if parent not in reached:
+                            reached.add(parent)
+                            todo.append(parent)
+                    elif parent == base:
+                        meets_base = True
+            return reached, meets_base
+
+        behind: set[str] = set()
+        if old != base:
+            behind, meets_base = reach(old)
+            if not meets_base:
+                return False
+        ahead, _ = reach(new)
+        with self.lock:
+            self._ranges[(new, old)] = [c for c in listed if c.sha in ahead and c.sha not in behind]
+        return True
 
     def _resolve(self, revisions: Iterable[str]) -> dict[str, str | None]:
         wanted = list(dict.fromkeys(revisions))
@@ -275,8 +362,8 @@ class BitbucketCommits:
         one revision, the first is asked and the later ones are taken from its answer when its
         old revision is theirs or one of their ancestors (give the widest first: a deployment's
         commits waiting for production before its change set), else asked after it."""
-        missing = [p for p in dict.fromkeys(pairs)
-                   if p not in self._ranges and not self._walkable(*p)]
+        missing = [p for p in dict.fromkeys(pairs) if p not in self._ranges
+                   and not self._walkable(*p) and not self._from_beyond(*p)]
         if len(missing) > self.MANY:
             self._list(dict.fromkeys(sha for pair in missing for sha in pair),
                        worth=len(missing) // 2)

@@ -71,7 +71,7 @@ class CommitGraph:
         self._resolved: dict[str, str | None] = {}
         self._tips: list[str] = []
 
-    def resolve_soon(self, revisions: Iterable[str]) -> None:
+    def resolve_soon(self, revisions: Iterable[str], base: str | None = None) -> None:
         """Nothing to begin: `resolve` asks the local repository in one process."""
 
     def resolve(self, revisions: Iterable[str]) -> dict[str, str | None]:
