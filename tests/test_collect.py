@@ -185,6 +185,75 @@ def test_jira_fix_versions_and_unknown_keys(devex: Devex, world: World, jira: Fa
                                                      "/rest/api/3/issue/bulkfetch"]
 
 
+def test_the_last_waiting_tickets_are_asked_as_the_collection_begins(
+        devex: Devex, world: World, jira: FakeJira, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tickets waiting for production that a collection asked Jira about are asked by the
+    next one of the same configuration as it begins, before its figures are known: what Jira
+    says is still read every run (a fix version set meanwhile shows), a key asked ahead that no
+    longer waits is left out, one that waits now is asked then; and when Jira fails ahead, the
+    collection tells it as before (tickets without fix versions), without asking again."""
+    import time
+
+    import devex_cli.collect
+
+    jira.add("PAY-4", status="In Progress")
+    jira.add("PAY-9", "3.0", status="Done")
+    config = tmp_path / "devex.toml"
+    config.write_text(world.config.read_text().replace(
+        'repo = "gitops"', f'repo = "{world.root / "gitops"}"').replace(
+        'repo = "pay"', f'repo = "{world.root / "pay"}"'))
+
+    def run() -> dict[str, Any]:
+        result = devex("collect", "--format", "json", "--since", "2026-09-01", "--until",
+                       "2026-11-01", config=str(config), env=jira.env())
+        assert result.code == 0, result.err
+        return json.loads(result.out)  # type: ignore[no-any-return]
+
+    reading, asked_while_reading = devex_cli.collect._our_history, []
+
+    def reading_once_jira_is_asked(*args: Any, **kwargs: Any) -> Any:
+        """The GitOps history, read once Jira has been asked (or after 10 s)."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+                r.path.endswith("bulkfetch") for r in jira.api_requests()[before:]):
+            time.sleep(0.01)
+        asked_while_reading.append(time.monotonic() < deadline)
+        return reading(*args, **kwargs)
+
+    assert run()["tickets_in_environment"][0]["fix_versions"] == []
+    kept = json.loads((tmp_path / "cache" / "devex" / "jira-waiting.json").read_text())
+    assert list(kept["content"].values()) == [["PAY-4"]]
+
+    jira.issues["PAY-4"].fix_versions = ["2.0"]
+    before = len(jira.api_requests())
+    with monkeypatch.context() as patched:
+        patched.setattr(devex_cli.collect, "_our_history", reading_once_jira_is_asked)
+        report = run()
+    assert asked_while_reading == [True]
+    assert report["tickets_in_environment"][0]["fix_versions"] == ["2.0"]
+    bulk = [r for r in jira.api_requests()[before:] if r.path.endswith("bulkfetch")]
+    assert len(bulk) == 1 and bulk[0].body["issueIdsOrKeys"] == ["PAY-4"]
+
+    # the waiting tickets change: PAY-4 no longer, PAY-9 now (asked once the figures are known)
+    (tmp_path / "cache" / "devex" / "jira-waiting.json").write_text(json.dumps(
+        {"version": 1, "content": {name: ["PAY-9"] for name in kept["content"]}}))
+    before = len(jira.api_requests())
+    report = run()
+    assert [t["ticket"] for t in report["tickets_in_environment"]] == ["PAY-4"]
+    assert report["tickets_in_environment"][0]["fix_versions"] == ["2.0"]
+    bulk = [r.body["issueIdsOrKeys"] for r in jira.api_requests()[before:]
+            if r.path.endswith("bulkfetch")]
+    assert bulk == [["PAY-9"], ["PAY-4"]]
+
+    jira.fail_next(500, {"errorMessages": ["boom"]}, times=10)
+    before = len(jira.api_requests())
+    report = run()
+    assert report["sources"]["jira"] is False
+    assert report["tickets_in_environment"][0]["fix_versions"] is None
+    assert all(r.path.endswith("bulkfetch") for r in jira.api_requests()[before:])
+
+
 def test_failing_jira_degrades_and_does_not_abort(devex: Devex, world: World,
                                                   jira: FakeJira) -> None:
     jira.fail_next(500, {"errorMessages": ["boom"]}, times=10)
@@ -386,6 +455,7 @@ def test_the_figures_failure_is_the_one_told_while_jira_answers_beside_them(
     import time
 
     import devex_cli.collect
+    from devex_cli.tickets_ahead import TicketsAhead
 
     def failing(*args: object, **kwargs: object) -> None:
         raise RuntimeError("figures failed")
@@ -395,7 +465,7 @@ def test_the_figures_failure_is_the_one_told_while_jira_answers_beside_them(
         raise KeyError("look-up broke")
 
     monkeypatch.setattr(devex_cli.collect, "build_snapshot", failing)
-    monkeypatch.setattr(devex_cli.collect, "_ask_jira", slow_and_broken)
+    monkeypatch.setattr(TicketsAhead, "look_up", slow_and_broken)
     opened, closed = jira_clients
     config = _with_incidents(world, jira, tmp_path)
     result = devex("collect", "--format", "json", config=str(config), env=jira.env())

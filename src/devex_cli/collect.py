@@ -28,7 +28,7 @@ from devex_cli.cache import (
     optional,
     row,
 )
-from devex_cli.changes import look_up, ticket_source
+from devex_cli.changes import ticket_source
 from devex_cli.config import Settings, bitbucket_configured
 from devex_cli.dora.compute import (
     FigureHistory,
@@ -52,10 +52,11 @@ from devex_cli.errors import DevexError
 from devex_cli.gitcli import local_repository
 from devex_cli.horizon import Horizon, earliest_start
 from devex_cli.parallel import in_background, quick_switches
-from devex_cli.records import RecordCache, Records, build_records
+from devex_cli.records import RecordCache, Records, build_records, record_fingerprint
 from devex_cli.sources import gitops
 from devex_cli.sources.base import OnFirstUse, SourceHealth
 from devex_cli.sources.commitgraph import CommitCheck, CommitGraph
+from devex_cli.tickets_ahead import TicketsAhead
 from devex_cli.timeutil import rfc3339
 
 if TYPE_CHECKING:  # the HTTP stack loads only when an online source is used
@@ -131,6 +132,24 @@ def without_cycle_collection() -> Iterator[None]:
 
 def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetime,
                     step: Callable[[str], None]) -> Collected:
+    """The collection, with Jira (when it is asked) opened once for the whole of it: the
+    waiting tickets of the last collection are asked as it begins (`tickets_ahead`)."""
+    tickets = ticket_source(settings) if not options.offline and settings.jira.url else None
+    if tickets is None:
+        return _gather(settings, options, now=now, step=step, tickets=None)
+    with tickets:
+        ahead = TicketsAhead(settings, tickets, repr((
+            settings.jira.url, record_fingerprint(settings), options.gitops, settings.gitops.repo,
+            settings.collect.services)))
+        try:
+            return _gather(settings, options, now=now, step=step, tickets=(tickets, ahead))
+        finally:  # the client is closed only once what was begun ahead is done
+            ahead.settle()
+
+
+def _gather(settings: Settings, options: CollectOptions, *, now: datetime,
+            step: Callable[[str], None],
+            tickets: tuple[OnFirstUse[TicketSource], TicketsAhead] | None) -> Collected:
     health = SourceHealth()
     health.ok(gitops.SYSTEM)
     argo_applications = (  # Argo CD answers while git is read
@@ -221,37 +240,36 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
     if past is not None:  # the records from the cut on, and each key's last one before it
         after, past = horizon.finish(records, past)
         records = [*after, *past.before.values()]
-    tickets = ticket_source(settings) if not options.offline and settings.jira.url else None
-    # one client for the incidents and the look-up, closed however the figures end
-    with tickets if tickets is not None else contextlib.nullcontext():
-        if tickets is not None:
-            step("asking Jira")
-        incidents = _incidents(settings, history.services, health, tickets) if tickets else None
-        quality = replace(quality, failure_signals=failure_signals(
-            records, argocd=argocd_services, incidents=incidents is not None, past=past))
-        redeployments = tuple(RedeploymentRecord(r.service, r.environment, r.time)
-                              for r in history.redeployments)
-        figures = history_of(after, environments=history.environments,
-                             production=history.production, incidents=incidents or (),
-                             redeployments=redeployments, past=past)
-        if past is None:
-            horizon.keep(figures, built.unsettled)
-        # Jira is asked for the waiting tickets while the snapshot is computed
-        asked = in_background(lambda: _ask_jira(settings, waiting_tickets(
-            figures, history.environments, history.production, pending), tickets),
-            name="jira") if tickets is not None else None
-        try:
-            snapshot = build_snapshot(
-                after, environments=history.environments, production=history.production,
-                now=now, start=options.start, end=options.end, pending=pending,
-                data_quality=quality, sources=dict(health), actual=actual,
-                incidents=incidents or (), redeployments=redeployments,
-                qa_environment=settings.gate.environment, history=figures)
-        finally:  # the client is closed only once its look-up is done (a failure of the
-            if asked is not None:  # snapshot's is raised, not one of the look-up's)
-                asked.exception()
-        if tickets is not None and asked is not None:
-            snapshot = _with_jira(snapshot, asked.result(), tickets.system, health)
+    if tickets is not None:
+        step("asking Jira")
+    source = tickets[0] if tickets is not None else None
+    incidents = _incidents(settings, history.services, health, source) if source else None
+    quality = replace(quality, failure_signals=failure_signals(
+        records, argocd=argocd_services, incidents=incidents is not None, past=past))
+    redeployments = tuple(RedeploymentRecord(r.service, r.environment, r.time)
+                          for r in history.redeployments)
+    figures = history_of(after, environments=history.environments,
+                         production=history.production, incidents=incidents or (),
+                         redeployments=redeployments, past=past)
+    if past is None:
+        horizon.keep(figures, built.unsettled)
+    # Jira is asked for the waiting tickets (those not asked ahead) while the snapshot is
+    # computed
+    asked = in_background(lambda: tickets[1].look_up(waiting_tickets(
+        figures, history.environments, history.production, pending)),
+        name="jira") if tickets is not None else None
+    try:
+        snapshot = build_snapshot(
+            after, environments=history.environments, production=history.production,
+            now=now, start=options.start, end=options.end, pending=pending,
+            data_quality=quality, sources=dict(health), actual=actual,
+            incidents=incidents or (), redeployments=redeployments,
+            qa_environment=settings.gate.environment, history=figures)
+    finally:  # the client is closed only once its look-up is done (a failure of the
+        if asked is not None:  # snapshot's is raised, not one of the look-up's)
+            asked.exception()
+    if source is not None and asked is not None:
+        snapshot = _with_jira(snapshot, asked.result(), source.system, health)
     return Collected(
         snapshot=snapshot,
         records=tuple(records), incidents=tuple(incidents or ()), redeployments=redeployments,
@@ -419,18 +437,9 @@ def _app_repositories(settings: Settings, health: SourceHealth) -> dict[str, Com
     return graphs
 
 
-def _ask_jira(settings: Settings, keys: Sequence[str], source: OnFirstUse[TicketSource]
-              ) -> TicketLookup | DevexError | None:
-    """What the ticket source says of the keys (None: no key to ask), or why it could not say."""
-    try:
-        return look_up(settings, keys, with_sprint=True, client=source.get()) if keys else None
-    except DevexError as exc:
-        return exc
-
-
 def _with_jira(snapshot: Snapshot, lookup: TicketLookup | DevexError | None, system: str,
                health: SourceHealth) -> Snapshot:
-    """The tickets of the snapshot with what the ticket source said of them (`_ask_jira`: fix
+    """The tickets of the snapshot with what the ticket source said of them (`TicketsAhead`: fix
     versions, status, sprint); keys of projects it does not have are left out."""
     health.ok(system)
     infos: dict[str, TicketInfo] = {}

@@ -15,6 +15,7 @@ only when something asks it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Generic, Protocol, Self, TypeVar
 
@@ -108,17 +109,20 @@ S = TypeVar("S", bound=ClosableSource)
 
 class OnFirstUse(Generic[S]):
     """A source opened when first asked for (never when nothing asks) and closed once. Opening
-    again after a failed opening raises again: each caller hears why."""
+    again after a failed opening raises again: each caller hears why. Threads asking at once
+    get the one source."""
 
     def __init__(self, system: str, open_source: Callable[[], S]) -> None:
         self.system = system  # the source's, known before it is opened
         self._open = open_source
         self._source: S | None = None
+        self._opening = threading.Lock()
 
     def get(self) -> S:
-        if self._source is None:
-            self._source = self._open()
-        return self._source
+        with self._opening:
+            if self._source is None:
+                self._source = self._open()
+            return self._source
 
     def __enter__(self) -> Self:
         return self
