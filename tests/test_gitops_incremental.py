@@ -451,7 +451,7 @@ def test_a_batch_past_the_state_is_not_added_to(tmp_path: Path) -> None:
     store = module.ReaderStateStore(tmp_path)
     store.save("s", "{}", _rows("a", 3), 0, None)
     with contextlib.closing(sqlite3.connect(tmp_path / module.FILE_NAME)) as db, db:
-        db.execute("INSERT INTO reader_batch VALUES ('s', 3, 1, ?)",
+        db.execute("INSERT INTO reader_batch (name, first, count, rows) VALUES ('s', 3, 1, ?)",
                    (json.dumps([["x", "e", "v", None, None, None, "c", 3, "m"]]),))
     kept = store.load("s")
     assert kept is not None and [r[0] for r in kept[1]] == ["a0", "a1", "a2"]
@@ -481,7 +481,8 @@ def test_a_state_is_read_as_one_while_another_process_writes_it(
                     contextlib.suppress(sqlite3.OperationalError):
                 other.execute("BEGIN IMMEDIATE")
                 other.execute("DELETE FROM reader_batch")
-                other.execute("INSERT INTO reader_batch VALUES ('s', 0, 4, ?)",
+                other.execute("INSERT INTO reader_batch (name, first, count, rows) "
+                              "VALUES ('s', 0, 4, ?)",
                               (json.dumps(_rows("b", 4)(0)),))
                 other.execute("UPDATE reader_state SET body = '{\"of\": \"b\"}', "
                               "deployments = 4, generation = 'other'")

@@ -4,6 +4,7 @@ input error (exit 2), never another exception."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -399,8 +400,9 @@ def test_a_damaged_reader_state_is_read_again(
         "a batch not JSON": [("UPDATE reader_batch SET rows = '[[\"web\"'", ())],
         "a batch not a list": [("UPDATE reader_batch SET rows = '{}'", ())],
         "a batch a killed run left": [  # past the state's count: not read
-            ("INSERT INTO reader_batch SELECT name, first + count, 1, json_array(json_replace("
-             "json_extract(rows, '$[0]'), '$[8]', 'x')) FROM reader_batch WHERE first = 0", ())],
+            ("INSERT INTO reader_batch (name, first, count, rows) SELECT name, first + count, "
+             "1, json_array(json_replace(json_extract(rows, '$[0]'), '$[8]', 'x')) "
+             "FROM reader_batch WHERE first = 0", ())],
         "a count of text": [("UPDATE reader_state SET deployments = 'x'", ())],
         "a count below zero": [("UPDATE reader_state SET deployments = -1", ())],
         # json recurses once a level
@@ -413,14 +415,42 @@ def test_a_damaged_reader_state_is_read_again(
             if damaged != body:
                 damages[f"depth {depth} #{turn}"] = [
                     ("UPDATE reader_state SET body = ?", (json.dumps(damaged),))]
-    for what, statements in damages.items():
+    # each damage as it is (a batch's checksum then fails), and in batches an earlier version
+    # wrote (no checksum: their rows checked as they are read)
+    unchecked = [("UPDATE reader_batch SET crc = NULL", ())]
+    for (what, statements), earlier in itertools.product(damages.items(), (False, True)):
         shutil.rmtree(cache)
         shutil.copytree(pristine, cache)
         with contextlib.closing(sqlite3.connect(cache / "devex.sqlite3")) as db, db:
-            for statement, values in statements:
+            for statement, values in [*statements, *(unchecked if earlier else [])]:
                 db.execute(statement, values)
-        assert figures() == first, what
-        assert states() == good, what
+        assert figures() == first, (what, earlier)
+        assert states() == good, (what, earlier)
+
+
+def test_a_reader_batch_edited_checksum_and_all_is_read_again_next_run(
+        devex: Devex, tmp_path: Path, online_world: tuple[Path, dict[str, str]]) -> None:
+    """A batch of the reader's deployments edited into rows devex cannot have written, its
+    checksum made to match: found when the batch is first used, mid-collection, so the run
+    stops with one line (exit 70, no traceback) and forgets the state; the next run reads the
+    history again and gives the figures a fresh read gives."""
+    import sqlite3
+    import zlib
+
+    config, env = online_world
+    first = _figures(devex, config, env)
+    with contextlib.closing(sqlite3.connect(tmp_path / "cache" / "devex" / "devex.sqlite3")) \
+            as db, db:
+        for name, start, rows in db.execute(
+                "SELECT name, first, rows FROM reader_batch").fetchall():
+            edited = json.dumps([[*row[:7], "a time", row[8]] for row in json.loads(rows)])
+            db.execute("UPDATE reader_batch SET rows = ?, crc = ? WHERE name = ? AND first = ?",
+                       (edited, zlib.crc32(edited.encode()), name, start))
+    result = devex("collect", "--format", "json", config=str(config), env=env)
+    assert result.code == 70, result.err
+    assert "read again next run" in result.err and "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) <= 2, result.err
+    assert _figures(devex, config, env) == first
 
 
 def test_report_tests_with_a_nan_time_shows_it_unknown(devex: Devex, tmp_path: Path) -> None:

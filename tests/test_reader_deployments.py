@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,3 +110,74 @@ def test_the_state_in_effect_is_each_keys_last_deployment_not_synced_past(seed: 
             expected[key] = found[-1]
     assert _in_effect(deployments, later) == expected
     assert _in_effect(tuple(deployments), later) == expected
+
+
+def test_batches_whose_checksums_hold_are_read_when_first_used(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A state's deployments are kept a few hundred a batch, each with its checksum and pairs:
+    read back, a batch is parsed (and its rows checked) only when one of its deployments is
+    first used, and its pairs are known without it. The deployments are those of the rows,
+    whichever order they are used in; a batch whose text changed makes the state unread."""
+    import contextlib
+    import sqlite3
+
+    from devex_cli.store import _CHUNK, KeptRows, ReaderStateStore
+
+    kept = rows(3 * _CHUNK + 7, seed=3)
+    store = ReaderStateStore(tmp_path)
+    store.save("s", "{}", lambda first: kept[first:], 0, None)
+    loaded = store.load("s")
+    assert loaded is not None and len(loaded[1]) == len(kept)
+    read: list[int] = []
+    batch_at = KeptRows.batch_at
+
+    def noted(self: KeptRows, position: int) -> tuple[int, list[Any]]:
+        first, batch = batch_at(self, position)
+        read.append(first)
+        return first, batch
+
+    monkeypatch.setattr(KeptRows, "batch_at", noted)
+    lazy = Deployments.of_rows(loaded[1], [])
+    assert lazy.pairs() == {(r[0], r[1]) for r in kept} and read == []
+    assert lazy[2 * _CHUNK + 1] == Deployments.of_rows(rows(3 * _CHUNK + 7, seed=3), [])[
+        2 * _CHUNK + 1]
+    assert read == [2 * _CHUNK]
+    assert lazy[-1].gitops_commit == kept[-1][6] and read == [2 * _CHUNK, 3 * _CHUNK]
+    assert list(reversed(lazy)) == list(reversed(Deployments.of_rows(
+        rows(3 * _CHUNK + 7, seed=3), [])))
+    assert sorted(set(read)) == [0, _CHUNK, 2 * _CHUNK, 3 * _CHUNK]
+    assert [list(r) for r in lazy.rows(len(kept) - 2)] == rows(3 * _CHUNK + 7, seed=3)[-2:]
+
+    with contextlib.closing(sqlite3.connect(store.path)) as db, db:
+        db.execute("UPDATE reader_batch SET rows = replace(rows, 'pay', 'pax') WHERE first = ?",
+                   (_CHUNK,))
+    assert store.load("s") is None
+
+
+def test_batches_of_an_earlier_version_are_read_at_once_and_written_again_in_chunks(
+        tmp_path: Path) -> None:
+    """A state an earlier version kept (one batch, no checksum) is read at once, as then; the
+    first save that adds to it writes all of it again as checked batches (the same generation),
+    read lazily from then on."""
+    import contextlib
+    import sqlite3
+
+    from devex_cli.store import _CHUNK, ReaderStateStore
+
+    kept = rows(_CHUNK + 20, seed=4)
+    store = ReaderStateStore(tmp_path)
+    store.save("s", "{}", lambda first: kept[first:], 0, None)
+    with contextlib.closing(sqlite3.connect(store.path)) as db, db:
+        db.execute("DELETE FROM reader_batch")
+        db.execute("INSERT INTO reader_batch (name, first, count, rows) VALUES ('s', 0, ?, ?)",
+                   (len(kept), json.dumps(kept)))
+    old = store.load("s")
+    assert old is not None and old[1].pairs is None and list(old[1]) == kept
+    more = rows(_CHUNK + 21, seed=4)
+    assert store.save("s", "{}", lambda first: more[first:], len(kept), old[2]) == old[2]
+    with contextlib.closing(sqlite3.connect(store.path)) as db:
+        assert db.execute("SELECT first, count, crc IS NOT NULL FROM reader_batch "
+                          "ORDER BY first").fetchall() == [(0, _CHUNK, 1), (_CHUNK, 21, 1)]
+    again = store.load("s")
+    assert again is not None and again[1].pairs == {(r[0], r[1]) for r in more}
+    assert list(again[1]) == more

@@ -19,6 +19,7 @@ from devex_cli.config import load_settings
 from devex_cli.demo import DemoService, build_demo
 from devex_cli.dora.compute import environment_evidence
 from devex_cli.dora.model import Snapshot
+from devex_cli.store import SCHEMA_VERSION
 from tests.gitworld import GitRepo, image, kustomization, overlay
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -264,8 +265,26 @@ _OLD_READER_ROWS = """CREATE TABLE reader_deployment (
     time INTEGER, manifest TEXT, PRIMARY KEY (name, position)) WITHOUT ROWID"""
 
 
+def as_version_5(db: sqlite3.Connection) -> None:
+    """A store of this version made as version 5 kept it: the reader's batches without their
+    checksums and pairs, each state's deployments in one."""
+    batches = db.execute("SELECT name, first, count, rows FROM reader_batch ORDER BY name, first"
+                         ).fetchall()
+    db.execute("ALTER TABLE reader_batch DROP COLUMN crc")
+    db.execute("ALTER TABLE reader_batch DROP COLUMN pairs")
+    db.execute("DELETE FROM reader_batch")
+    joined: dict[str, list[Any]] = {}
+    for name, _, _, rows in batches:
+        joined.setdefault(name, []).extend(json.loads(rows))
+    for name, rows in joined.items():
+        db.execute("INSERT INTO reader_batch VALUES (?, 0, ?, ?)", (name, len(rows),
+                                                                     json.dumps(rows)))
+    db.execute("PRAGMA user_version = 5")
+
+
 def as_version_4(db: sqlite3.Connection) -> None:
     """A store of this version made as version 4 kept it: no positions with a past."""
+    as_version_5(db)
     db.execute("DROP TABLE past_position")
     db.execute("ALTER TABLE past DROP COLUMN prefix")
     db.execute("PRAGMA user_version = 4")
@@ -284,7 +303,7 @@ def as_version_3(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA user_version = 3")
 
 
-@pytest.mark.parametrize("version", [2, 3, 4])
+@pytest.mark.parametrize("version", [2, 3, 4, 5])
 def test_a_store_of_an_earlier_version_keeps_its_rows(tmp_path: Path, version: int) -> None:
     """Upgrading devex keeps what was computed before: the records (the first collection after
     it computes no change set again) and the GitOps reader's states (version 3 kept their
@@ -299,7 +318,7 @@ def test_a_store_of_an_earlier_version_keeps_its_rows(tmp_path: Path, version: i
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         states = db.execute("SELECT name, generation FROM reader_state").fetchall()
         assert states
-        (as_version_4 if version == 4 else as_version_3)(db)
+        {5: as_version_5, 4: as_version_4}.get(version, as_version_3)(db)
         if version == 2:
             db.execute("DROP TABLE past")
             db.execute("DROP TABLE past_arrival")
@@ -309,7 +328,7 @@ def test_a_store_of_an_earlier_version_keeps_its_rows(tmp_path: Path, version: i
                                                      end=now, offline=True), now=now)
     assert inputs.snapshot == cold and records(kept) == rows
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         # the same states (a state read again would be of a new generation)
         assert db.execute("SELECT name, generation FROM reader_state").fetchall() == states
         assert "reader_deployment" not in {name for (name,) in db.execute(
@@ -497,6 +516,6 @@ def test_a_store_upgraded_by_another_process_meanwhile_is_kept(
     with caplog.at_level("INFO", logger="devex.store"):
         found = reader.load("s")
     assert upgraded
-    assert found is not None and found[1] == [list(row) for row in rows]
+    assert found is not None and list(found[1]) == [list(row) for row in rows]
     assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
     assert "another version" not in caplog.text

@@ -15,11 +15,12 @@ The state after them is kept between runs; new commits extend it unless they cha
 from __future__ import annotations
 
 import posixpath
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, overload
+from typing import Any, Protocol, overload, runtime_checkable
 
 from devex_cli.dora.model import Skipped
 from devex_cli.gitops_layout import (
@@ -777,60 +778,92 @@ class ReaderState:
 _TIMES = range(-62_135_596_800, 253_402_300_800)  # seconds of the years 1 to 9999 (UTC)
 
 
+@runtime_checkable
+class BatchedRows(Protocol):
+    """Deployment rows read back a batch at a time (`store.KeptRows`): `pairs` known without
+    reading them (None when not known)."""
+
+    pairs: set[tuple[str, str]] | None
+
+    def __len__(self) -> int: ...
+
+    def batch_at(self, position: int) -> tuple[int, list[Any]]:
+        """The batch holding `position`: its first position and its rows."""
+        ...
+
+    def damaged(self) -> None:
+        """A batch's rows are not of the shape written: the next read starts again."""
+        ...
+
+
+_UNREAD = object()  # a row in a batch not read yet (`Deployments._rows`)
+
+
 class Deployments(Sequence[Deployment]):
     """A reader state's deployments, in order. Those read back from the store stay rows
     (`ReaderState.deployment_rows`' shape, checked as they are read) until one is first used:
     a collection that goes on from a kept past uses the few after its cut, not the years
-    before. Deployments are only ever added; `view` is the first ones as they are now (a history
-    keeps it while the state goes on)."""
+    before; rows kept in batches whose checksums held are read (parsed and checked) a batch at
+    a time, when one of the batch's is first used. Deployments are only ever added; `view` is
+    the first ones as they are now (a history keeps it while the state goes on)."""
 
     def __init__(self, releases: Iterable[Release] = ()) -> None:
         """None yet (`of_rows`: those read back)."""
-        # None: built (added as a Deployment, or built from its row)
-        self._rows: list[Sequence[Any] | None] = []
+        # None: built (added as a Deployment, or built from its row); _UNREAD: in a batch not
+        # read yet (`_batches`)
+        self._rows: list[Any] = []
         self._built: list[Deployment | None] = []
         # one object a release (as a state read commit by commit has)
         self._releases = {(r.version, r.revision): r for r in releases}
         self._length = 0  # a view's stays; the state's grows
         self._view = False
         self._pairs: set[tuple[str, str]] = set()
+        self._batches: BatchedRows | None = None
+        # one string a name, and a manifest's latest row (`_checked`), for batches read later
+        self._names: dict[str, str] = {}
+        self._last: dict[str, list[Any]] = {}
+        self._reading = threading.Lock()
 
     @classmethod
     def of_rows(cls, rows: Sequence[Sequence[Any]], table: Sequence[Release]) -> Deployments:
         """The deployments of `deployment_rows`' rows, each checked now (TypeError, ValueError:
-        a damaged store is read as nothing), built when first used."""
-        pairs = set()
-        # one string a name, and a release's tag and revision one string for it and for the
-        # next deployment of its manifest (a row has its own copies: most of a state's memory)
-        names: dict[str, str] = {}
-        last: dict[str, list[Any]] = {}  # by manifest, the row of its latest deployment
-        for row in rows:
-            s, e, version, revision, old_version, old_revision, c, at, m = row
-            if not (type(row) is list  # (the store's rows are JSON arrays: shared in place)
-                    and type(s) is type(e) is type(c) is type(m) is type(version) is str
-                    and type(at) is int and at in _TIMES
-                    and (revision is None or type(revision) is str)
-                    and (old_version is None or type(old_version) is str)
-                    and (old_revision is None or type(old_revision) is str)
-                    and (old_version is not None or old_revision is None)):
-                raise TypeError("deployment row")
-            row[0], row[1], row[8] = s, e, m = (names.setdefault(s, s), names.setdefault(e, e),
-                                                names.setdefault(m, m))
-            before = last.get(m)
-            if before is not None and old_version == before[2] and old_revision == before[3]:
-                row[4], row[5] = before[2], before[3]
-            last[m] = row
-            pairs.add((s, e))
+        a damaged store is read as nothing), built when first used; rows in batches that know
+        their pairs (`BatchedRows`) are checked as each batch is read."""
         deployments = cls(table)
-        deployments._rows, deployments._built = list(rows), [None] * len(rows)
-        deployments._length, deployments._pairs = len(rows), pairs
+        if isinstance(rows, BatchedRows) and rows.pairs is not None:
+            deployments._rows = [_UNREAD] * len(rows)
+            deployments._batches, deployments._pairs = rows, set(rows.pairs)
+        else:
+            deployments._rows = list(rows)
+            _checked(deployments._rows, deployments._names, deployments._last,
+                     deployments._pairs)
+        deployments._built = [None] * len(deployments._rows)
+        deployments._length = len(deployments._rows)
         return deployments
+
+    def _read(self, position: int) -> None:
+        """Read the batch of rows holding `position` (as `of_rows` reads rows). Its checksum
+        held: a row of the wrong shape was written so (a devex bug) or edited checksum and all;
+        the state is then forgotten (the next read starts again) and ValueError raised."""
+        assert self._batches is not None  # (an unread row is in a batch)
+        with self._reading:
+            if self._rows[position] is _UNREAD:
+                first, rows = self._batches.batch_at(position)
+                try:
+                    _checked(rows, self._names, self._last, set())
+                except (TypeError, ValueError):
+                    self._batches.damaged()
+                    raise ValueError("the GitOps reader's kept deployments are not of the "
+                                     "shape written; they are read again next run") from None
+                self._rows[first:first + len(rows)] = rows
 
     def view(self) -> Deployments:
         """The deployments there are now, as they stay whatever is added after."""
         view = Deployments.__new__(Deployments)
         view._rows, view._built, view._releases = self._rows, self._built, self._releases
         view._length, view._view, view._pairs = self._length, True, set(self._pairs)
+        view._batches, view._names, view._last = self._batches, self._names, self._last
+        view._reading = self._reading
         return view
 
     def append(self, deployment: Deployment) -> None:
@@ -847,8 +880,13 @@ class Deployments(Sequence[Deployment]):
 
     def rows(self, start: int = 0) -> list[Sequence[Any]]:
         """From position `start` on, as `ReaderState.deployment_rows` gives them."""
-        return [row if row is not None else _row(self[position])
-                for position, row in enumerate(self._rows[start:len(self)], start)]
+        rows = []
+        for position in range(start, len(self)):
+            if self._rows[position] is _UNREAD:
+                self._read(position)
+            row = self._rows[position]
+            rows.append(row if row is not None else _row(self[position]))
+        return rows
 
     def __len__(self) -> int:
         return self._length
@@ -869,6 +907,9 @@ class Deployments(Sequence[Deployment]):
         built = self._built[index]
         if built is None:
             row = self._rows[index]
+            if row is _UNREAD:
+                self._read(index)
+                row = self._rows[index]
             if row is None:  # built meanwhile (another thread)
                 return self._built[index]  # type: ignore[return-value]
             built = self._built[index] = self._build(row)
@@ -904,6 +945,32 @@ class Deployments(Sequence[Deployment]):
                                                                            old_revision)
         # (names are one string each already: `of_rows`)
         return Deployment(s, e, release, previous, c, datetime.fromtimestamp(at, UTC), m)
+
+
+def _checked(rows: list[Any], names: dict[str, str], last: dict[str, list[Any]],
+             pairs: set[tuple[str, str]]) -> None:
+    """Check `deployment_rows`' rows read back (TypeError for one of another shape), making
+    each name one string (`names`), and a release's tag and revision one string for it and for
+    the next deployment of its manifest (`last`: by manifest, the row of its latest deployment;
+    a row has its own copies: most of a state's memory); their (service, environment) pairs
+    are added to `pairs`."""
+    for row in rows:
+        s, e, version, revision, old_version, old_revision, c, at, m = row
+        if not (type(row) is list  # (the store's rows are JSON arrays: shared in place)
+                and type(s) is type(e) is type(c) is type(m) is type(version) is str
+                and type(at) is int and at in _TIMES
+                and (revision is None or type(revision) is str)
+                and (old_version is None or type(old_version) is str)
+                and (old_revision is None or type(old_revision) is str)
+                and (old_version is not None or old_revision is None)):
+            raise TypeError("deployment row")
+        row[0], row[1], row[8] = s, e, m = (names.setdefault(s, s), names.setdefault(e, e),
+                                            names.setdefault(m, m))
+        before = last.get(m)
+        if before is not None and old_version == before[2] and old_revision == before[3]:
+            row[4], row[5] = before[2], before[3]
+        last[m] = row
+        pairs.add((s, e))
 
 
 def _row(d: Deployment) -> tuple[Any, ...]:

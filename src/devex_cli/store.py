@@ -24,16 +24,18 @@ import itertools
 import json
 import logging
 import os
+import threading
+from bisect import bisect_right
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 if TYPE_CHECKING:
     import sqlite3
 
 log = logging.getLogger("devex.store")
 
-SCHEMA_VERSION = 5  # PRAGMA user_version; versions 2 to 4 are upgraded, another is replaced
+SCHEMA_VERSION = 6  # PRAGMA user_version; versions 2 to 5 are upgraded, another is replaced
 FILE_NAME = "devex.sqlite3"
 _ADDED_IN_3 = """
 CREATE TABLE past (configuration INTEGER NOT NULL, name TEXT NOT NULL, cut INTEGER NOT NULL,
@@ -65,7 +67,15 @@ CREATE TABLE past_position (configuration INTEGER NOT NULL, name TEXT NOT NULL,
 CREATE INDEX past_position_release ON past_position (configuration, name, cut, release,
                                                      position);
 """
-_SCHEMA = _ADDED_IN_3 + _ADDED_IN_4 + _ADDED_IN_5 + """
+# Version 6 keeps with each reader batch the CRC-32 of its text and the (service, environment)
+# pairs of its rows: a batch whose checksum holds is the text this devex wrote, parsed only when
+# one of its deployments is first used (a collection uses the few after its kept past's cut).
+# A state's deployments are written a few hundred a batch (`_CHUNK`).
+_ADDED_IN_6 = """
+ALTER TABLE reader_batch ADD COLUMN crc INTEGER;
+ALTER TABLE reader_batch ADD COLUMN pairs TEXT;
+"""
+_SCHEMA = _ADDED_IN_3 + _ADDED_IN_4 + _ADDED_IN_5 + _ADDED_IN_6 + """
 CREATE TABLE configuration (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL UNIQUE);
 CREATE TABLE record (configuration INTEGER NOT NULL, key TEXT NOT NULL, revision TEXT,
                      shas TEXT, ancestry_rollback INTEGER,
@@ -85,7 +95,8 @@ _TABLES_2 = {"configuration", "record", "change", "pending_range", "manifest", "
 _TABLES_3 = _TABLES_2 | {"past", "past_arrival"}
 _TABLES_4 = _TABLES_3 - {"reader_deployment"} | {"reader_batch"}
 _TABLES = _TABLES_4 | {"past_position"}
-_BATCHES = 32  # a reader state's deployments in more batches than this are written as one
+_CHUNK = 512  # a reader state's deployments a batch, at most
+_BATCHES = 32  # batches shorter than `_CHUNK` at a state's end: past this many, written again
 _INSERT = {"record": "INSERT OR REPLACE INTO record VALUES (?, ?, ?, ?, ?)",
            "change": "INSERT OR REPLACE INTO change VALUES (?, ?, ?, ?, ?)",
            "pending_range": "INSERT OR REPLACE INTO pending_range VALUES (?, ?, ?)"}
@@ -456,18 +467,20 @@ class ManifestStore(_StoreFile):
 
 class ReaderStateStore(_StoreFile):
     """The GitOps reader's states by name: each one's body (JSON text: all but its deployments)
-    and its deployments in batches (a JSON array of rows each). A state only ever appends
-    deployments, so a run that read new commits adds one batch of theirs and replaces the small
-    body (past `_BATCHES` batches, all are written as one); one that read the history again
-    replaces them all (a new generation: a batch is added only to the generation it follows,
-    never to one another process wrote meanwhile)."""
+    and its deployments in batches (a JSON array of at most `_CHUNK` rows each, with its
+    checksum and pairs). A state only ever appends deployments, so a run that read new commits
+    adds batches of theirs and replaces the small body (past `_BATCHES` short batches at the
+    end, those are written again as full ones); one that read the history again replaces them
+    all (a new generation: a batch is added only to the generation it follows, never to one
+    another process wrote meanwhile)."""
 
-    def load(self, name: str) -> tuple[str, list[Any], str] | None:
+    def load(self, name: str) -> tuple[str, KeptRows, str] | None:
         """(body, deployment rows in order: service, environment, version, revision, previous
         version and revision, GitOps commit, time, manifest, and the generation), unchecked
-        but for the batches joining up; None when not kept."""
+        but for the batches joining up and their checksums; None when not kept. A batch whose
+        checksum holds is parsed when one of its rows is first asked for (`KeptRows`)."""
 
-        def query(db: sqlite3.Connection) -> tuple[str, list[Any], str] | None:
+        def query(db: sqlite3.Connection) -> tuple[str, KeptRows, str] | None:
             db.execute("BEGIN")  # one snapshot: the body and the batches of one generation
             try:
                 found = db.execute("SELECT body, deployments, generation FROM reader_state "
@@ -477,24 +490,32 @@ class ReaderStateStore(_StoreFile):
                 body, count, generation = found
                 if type(count) is not int or count < 0:
                     return None  # not a count of deployments: read as not kept
-                rows: list[Any] = []
-                for first, size, text in db.execute(
-                        "SELECT first, count, rows FROM reader_batch WHERE name = ? "
-                        "AND first < ? ORDER BY first", (name, count)):
-                    try:
-                        batch = json.loads(text)
-                    except (TypeError, ValueError, RecursionError):  # the last: too deep
-                        return None
-                    if first != len(rows) or type(batch) is not list or len(batch) != size:
-                        return None  # a batch lost, or not as written: read as not kept
-                    rows.extend(batch)
+                batches = db.execute(
+                    "SELECT first, count, rows, crc, pairs FROM reader_batch WHERE name = ? "
+                    "AND first < ? ORDER BY first", (name, count)).fetchall()
             finally:
                 db.execute("COMMIT")
-            if len(rows) < count:
-                return None
-            return body, rows[:count], generation
+            kept = KeptRows.of(batches, count, lambda: self._forget(name, generation))
+            return None if kept is None else (body, kept, generation)
 
         return self._read(query, None)
+
+    def _forget(self, name: str, generation: str) -> None:
+        """Remove a state (of this generation: not one another run wrote since) whose rows
+        are not what was written: the next read starts again."""
+
+        def remove(db: sqlite3.Connection) -> dict[str, int]:
+            found = db.execute("SELECT generation FROM reader_state WHERE name = ?",
+                               (name,)).fetchone()
+            if found is None or found[0] != generation:
+                return {}
+            db.execute("DELETE FROM reader_batch WHERE name = ?", (name,))
+            db.execute("DELETE FROM reader_state WHERE name = ?", (name,))
+            return {}
+
+        log.warning("the GitOps reader's kept state %s is damaged; it is read again next run",
+                    name)
+        self._write(remove)
 
     def save(self, name: str, body: str, rows: Callable[[int], Sequence[Sequence[Any]]],
              start: int, generation: str | None) -> str | None:
@@ -514,19 +535,152 @@ class ReaderStateStore(_StoreFile):
             # replace them, as a new generation (none follows both)
             if generation is None or found is None or found[0] != generation or end != start:
                 first, now = 0, os.urandom(8).hex()
-            elif batches >= _BATCHES:
-                first = 0  # the same deployments, written again as one batch
+            elif batches:
+                first = _rewritten_from(db, name, start)
             new = rows(first)
             db.execute("DELETE FROM reader_batch WHERE name = ? AND first >= ?", (name, first))
-            if new:
-                db.execute("INSERT INTO reader_batch VALUES (?, ?, ?, ?)",
-                           (name, first, len(new), json.dumps(new, separators=(",", ":"))))
+            db.executemany("INSERT INTO reader_batch (name, first, count, rows, crc, pairs) "
+                           "VALUES (?, ?, ?, ?, ?, ?)", _batches(name, first, new))
             db.execute("INSERT OR REPLACE INTO reader_state VALUES (?, ?, ?, ?)",
                        (name, body, first + len(new), now))
             wrote[:] = [now]
             return {"reader_batch": len(new), "reader_state": 1}
 
         return wrote[0] if self._write(write) and wrote else None
+
+
+def _rewritten_from(db: sqlite3.Connection, name: str, start: int) -> int:
+    """Where a save that adds rows at `start` writes from: `start`, unless the state has batches
+    an earlier version wrote (no checksum: all are written again, as this one writes them) or
+    more than `_BATCHES` short ones at its end (a collector run every minute: they are written
+    again as full ones)."""
+    unchecked, full_end = db.execute(
+        "SELECT count(crc IS NULL OR pairs IS NULL OR NULL), "
+        "coalesce(max(CASE WHEN count >= ? THEN first + count END), 0) "
+        "FROM reader_batch WHERE name = ?", (_CHUNK, name)).fetchone()
+    if unchecked:
+        return 0
+    (short,) = db.execute("SELECT count(*) FROM reader_batch WHERE name = ? AND first >= ?",
+                          (name, full_end)).fetchone()
+    return full_end if short >= _BATCHES else start
+
+
+def _batches(name: str, first: int, rows: Sequence[Sequence[Any]]
+             ) -> Iterator[tuple[str, int, int, str, int, str]]:
+    """`rows` (from position `first`) as batch rows of at most `_CHUNK` each: the JSON text,
+    its CRC-32 and its rows' (service, environment) pairs."""
+    import zlib
+
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start:start + _CHUNK]
+        text = json.dumps(chunk, separators=(",", ":"))
+        pairs = json.dumps(sorted({(row[0], row[1]) for row in chunk}), separators=(",", ":"))
+        yield name, first + start, len(chunk), text, zlib.crc32(text.encode()), pairs
+
+
+class KeptRows(Sequence[list[Any]]):
+    """A reader state's deployment rows as the store keeps them (`ReaderStateStore.load`): a
+    batch whose checksum held is the text this devex wrote, parsed when one of its rows is first
+    asked for (`batch_at`); a batch an earlier version wrote is parsed at once. `pairs`: the
+    (service, environment) pairs of every row, known without parsing (None when a batch was
+    kept without them)."""
+
+    def __init__(self, count: int, batches: list[list[Any]],
+                 pairs: set[tuple[str, str]] | None,
+                 forget: Callable[[], None] = lambda: None) -> None:
+        self._count = count
+        self._forget = forget
+        self._batches = batches  # [first, count, text, or the rows once parsed]
+        self._firsts = [batch[0] for batch in batches]
+        self.pairs = pairs
+        self._parsing = threading.Lock()
+
+    @classmethod
+    def of(cls, batches: Iterable[tuple[Any, ...]], count: int,
+           forget: Callable[[], None] = lambda: None) -> KeptRows | None:
+        """The rows of these batch rows (first, count, text, CRC-32, pairs) up to `count`; None
+        when they do not join up, a checksum fails or a text is not what was written.
+        `forget` removes them from the store (`damaged`)."""
+        import zlib
+
+        kept: list[list[Any]] = []
+        pairs: set[tuple[str, str]] | None = set()
+        end = 0
+        for first, size, text, crc, batch_pairs in batches:
+            if first != end or type(size) is not int or size < 1 or type(text) is not str:
+                return None  # a batch lost, or not as written: read as not kept
+            if crc is not None and batch_pairs is not None and first + size <= count:
+                found = _pairs(batch_pairs)
+                if zlib.crc32(text.encode()) != crc or found is None:
+                    return None
+                if pairs is not None:
+                    pairs |= found
+                kept.append([first, size, text])
+            else:  # an earlier version's (or one past the state's end): parsed now
+                try:
+                    rows = json.loads(text)
+                except (TypeError, ValueError, RecursionError):  # the last: too deep
+                    return None
+                if type(rows) is not list or len(rows) != size:
+                    return None
+                kept.append([first, min(size, count - first), rows[:count - first]])
+                pairs = None
+            end = first + kept[-1][1]
+        return cls(count, kept, pairs, forget) if end >= count else None
+
+    def batch_at(self, position: int) -> tuple[int, list[Any]]:
+        """The batch holding `position`: its first position and its rows (parsed now if not
+        yet). Raises ValueError for a text that is not rows (its checksum held: never)."""
+        batch = self._batches[bisect_right(self._firsts, position) - 1]
+        if type(batch[2]) is str:
+            with self._parsing:
+                if type(batch[2]) is str:
+                    rows = json.loads(batch[2])
+                    if type(rows) is not list or len(rows) != batch[1]:
+                        self.damaged()
+                        raise ValueError("a kept batch of deployments is not rows")
+                    batch[2] = rows
+        return batch[0], batch[2]
+
+    def damaged(self) -> None:
+        """A batch is not what was written although its checksum held (edited, checksum and
+        all): the state is removed from the store, so that the next read starts again."""
+        self._forget()
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> list[Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[list[Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> list[Any] | list[list[Any]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        if not -self._count <= index < self._count:
+            raise IndexError("row position out of range")
+        index %= self._count
+        first, rows = self.batch_at(index)
+        return rows[index - first]  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        for first, _, _ in self._batches:
+            yield from self.batch_at(first)[1]
+
+
+def _pairs(text: object) -> set[tuple[str, str]] | None:
+    """The (service, environment) pairs `_batches` wrote; None for a text it cannot have."""
+    try:
+        found = json.loads(text) if type(text) is str else None
+    except (ValueError, RecursionError):
+        return None
+    if type(found) is not list or not all(
+            type(pair) is list and len(pair) == 2 and type(pair[0]) is type(pair[1]) is str
+            for pair in found):
+        return None
+    return {(service, environment) for service, environment in found}
 
 
 # Errors of a sound file that cannot be used now (another process writes it, a full disk)
@@ -542,7 +696,7 @@ def _damaged(exc: Exception) -> bool:
 
 
 def _upgraded(db: sqlite3.Connection, *, begun: bool = False) -> bool:
-    """A file of schema version 2, 3 or 4 upgraded to this one, its rows kept (the tables and
+    """A file of schema version 2 to 5 upgraded to this one, its rows kept (the tables and
     columns later versions added are created; version 2 and 3's reader deployment rows become
     one batch per state, a state with rows lost is dropped: read again); False for any other
     file. `begun`: a transaction is open already (else the file is looked at again once locked:
@@ -556,7 +710,8 @@ def _upgraded(db: sqlite3.Connection, *, begun: bool = False) -> bool:
         if version is None:
             db.execute("ROLLBACK")
             return _usable(db)
-    added = {2: _ADDED_IN_3 + _ADDED_IN_4, 3: _ADDED_IN_4}.get(version, "") + _ADDED_IN_5
+    added = {2: _ADDED_IN_3 + _ADDED_IN_4 + _ADDED_IN_5, 3: _ADDED_IN_4 + _ADDED_IN_5,
+             4: _ADDED_IN_5}.get(version, "") + _ADDED_IN_6
     try:
         for statement in added.split(";"):
             if statement.strip():
@@ -585,16 +740,16 @@ def _reader_rows_as_batches(db: sqlite3.Connection) -> None:
         if len(rows) != count:
             db.execute("DELETE FROM reader_state WHERE name = ?", (name,))
         elif rows:
-            db.execute("INSERT INTO reader_batch VALUES (?, 0, ?, ?)",
+            db.execute("INSERT INTO reader_batch (name, first, count, rows) VALUES (?, 0, ?, ?)",
                        (name, count, json.dumps(rows, separators=(",", ":"))))
     db.execute("DROP TABLE reader_deployment")
 
 
 def _upgradable(db: sqlite3.Connection) -> int | None:
-    """The file's schema version when it is 2, 3 or 4 and the file has its tables."""
+    """The file's schema version when it is 2 to 5 and the file has its tables."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
     names = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    tables = {2: _TABLES_2, 3: _TABLES_3, 4: _TABLES_4}.get(version)
+    tables = {2: _TABLES_2, 3: _TABLES_3, 4: _TABLES_4, 5: _TABLES}.get(version)
     return version if tables is not None and names >= tables else None
 
 
