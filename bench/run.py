@@ -12,6 +12,9 @@ Scenarios (each devex run is its own process; peak memory is that process's max 
   2. collect, cold cache        3. collect again, warm, nothing new
   4. collect after 10, then 40 more, new deployments
   5. start-up: devex --help and devex report --dry-run
+Scenarios 3 and 4 are each run three times (4: new deployments made before each run) and the
+run of median time reported (its requests; the highest peak memory of the three): one run of a
+sub-second collection moves by several percent between runs of the same code.
 Scenarios 2-4 run twice: on the organisation and on one with a quarter of its history, and the
 ratios between the two show what grows with history and what with new work.
 Baselines measured in the same run: a sequential client making one request per item (what the
@@ -238,6 +241,16 @@ def collect_once(org: Organisation) -> tuple[Run, list[int]]:
     return run, [a - b for a, b in zip(org.counts(), before, strict=True)]
 
 
+RUNS = 3  # runs of a warm or new-deployments scenario: the median is reported
+
+
+def median_run(runs: list[tuple[Run, list[int]]]) -> tuple[Run, list[int]]:
+    """The run of median time (with its requests), carrying the highest peak of them all."""
+    run, spent = sorted(runs, key=lambda r: r[0].seconds)[len(runs) // 2]
+    return Run(run.seconds, max(r.peak_mib for r, _ in runs), run.code, run.out,
+               run.err), spent
+
+
 def items_per_deployment(org: Organisation) -> int:
     """Deployed revisions to resolve plus change sets to list: what a client asking one item
     at a time needs for the organisation's history."""
@@ -257,13 +270,15 @@ def items_per_deployment(org: Organisation) -> int:
 def compared_warm(org: Organisation, source: Path) -> Run:
     """A warm collection by another devex (its source tree's `src` folder, first on the
     path, its bytecode compiled as this one's is), on the same organisation, with a cache of
-    its own: cold once, then warm."""
+    its own: cold once, then warm (the median of `RUNS`)."""
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(source)], check=True)
     env = {**org.env, "PYTHONPATH": str(source), "XDG_CACHE_HOME": str(org.root / "compared")}
-    for _ in range(2):
+    runs = []
+    for _ in range(1 + RUNS):
         run = run_devex(org.collect, env)
         assert run.code == 0, run.err
-    return run
+        runs.append((run, []))
+    return median_run(runs[1:])[0]
 
 
 def collect_scenarios(org: Organisation, floor_python: float, latency: float,
@@ -282,7 +297,7 @@ def collect_scenarios(org: Organisation, floor_python: float, latency: float,
     report_row(f"2 collect cold{label} (jira {spent[0]}, argocd {spent[1]}, "
                f"bitbucket {spent[2]}; {items} items)", cold, unique, baseline, floor)
 
-    warm, spent_warm = collect_once(org)
+    warm, spent_warm = median_run([collect_once(org) for _ in range(RUNS)])
     report_row(f"3 collect warm{label} (jira {spent_warm[0]}, argocd {spent_warm[1]}, "
                      f"bitbucket {spent_warm[2]})", warm, sum(spent_warm), None,
                      floor_python + (1 + 1) * latency)
@@ -298,8 +313,11 @@ def collect_scenarios(org: Organisation, floor_python: float, latency: float,
                    floor_python + (1 + 1) * latency)
         times["compared_warm"] = other.seconds
     for count in (10, 40):
-        deploy_new(org, count)
-        new, spent_new = collect_once(org)
+        rounds = []
+        for _ in range(RUNS):
+            deploy_new(org, count)
+            rounds.append(collect_once(org))
+        new, spent_new = median_run(rounds)
         report_row(
             f"4 collect after {count} new deployments{label} (jira {spent_new[0]}, argocd "
             f"{spent_new[1]}, bitbucket {spent_new[2]})", new, sum(spent_new),
