@@ -411,12 +411,14 @@ class PastStore(_StoreFile):
 def _by_keys(db: sqlite3.Connection, sql: str, head: Sequence[Any],
              keys: Collection[str]) -> Iterator[tuple[Any, ...]]:
     """The rows of `sql` (its `IN ({})` filled with marks) for `keys`, as many keys a query as
-    this SQLite takes (up to 10,000); the cursors' rows stream to the caller (no Python frame a
-    row, no list of them all)."""
+    this SQLite takes (up to 10,000), in no particular order; the cursors' rows stream to the
+    caller (no Python frame a row, no list of them all). The keys are given sorted: SQLite
+    builds its list of them and walks the table's index in that order, faster for thousands
+    of keys than in any order."""
     import sqlite3
 
     at_once = max(1, min(10_000, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)) - len(head))
-    wanted = list(keys)
+    wanted = sorted(keys)
     return itertools.chain.from_iterable(
         db.execute(sql.format(", ".join("?" * len(part))), (*head, *part))
         for part in (wanted[n:n + at_once] for n in range(0, len(wanted), at_once)))
