@@ -254,6 +254,34 @@ def test_the_last_waiting_tickets_are_asked_as_the_collection_begins(
     assert all(r.path.endswith("bulkfetch") for r in jira.api_requests()[before:])
 
 
+def test_a_collection_that_fails_does_not_wait_for_jira_asked_ahead(
+        devex: Devex, world: World, jira: FakeJira, tmp_path: Path) -> None:
+    """A collection that fails before its figures (the GitOps repository gone) exits at once,
+    although the tickets it began asking ahead are still on their way (a Jira that takes
+    minutes to answer): the look-up is a help, never a wait."""
+    import shutil
+    import threading
+    import time
+
+    jira.add("PAY-4", "2.0")
+    gitops = tmp_path / "gitops"
+    shutil.copytree(world.root / "gitops", gitops)
+    config = tmp_path / "devex.toml"
+    config.write_text(world.config.read_text().replace(
+        'repo = "gitops"', f'repo = "{gitops}"').replace(
+        'repo = "pay"', f'repo = "{world.root / "pay"}"').replace(
+        "timeout = 5", "timeout = 300").replace("retries = 3", "retries = 0"))
+    first = devex("collect", "--format", "json", config=str(config), env=jira.env())
+    assert first.code == 0, first.err  # (it keeps the waiting tickets to ask ahead next time)
+    jira.latency = 600.0
+    gitops.rename(tmp_path / "gone")
+    started = time.monotonic()
+    failed = devex("collect", "--format", "json", config=str(config), env=jira.env())
+    assert failed.code == 2 and "does not exist" in failed.err, failed.err
+    assert time.monotonic() - started < 60  # not the 300 s a request may take
+    assert any(t.name == "devex-jira-ahead" and t.is_alive() for t in threading.enumerate())
+
+
 def test_failing_jira_degrades_and_does_not_abort(devex: Devex, world: World,
                                                   jira: FakeJira) -> None:
     jira.fail_next(500, {"errorMessages": ["boom"]}, times=10)

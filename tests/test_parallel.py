@@ -43,3 +43,25 @@ def test_quick_switches_hold_until_the_last_block_ends() -> None:
 def test_work_runs_beside_and_in_order() -> None:
     assert each(lambda n: n * 2, range(40), limit=4) == [n * 2 for n in range(40)]
     assert in_background(lambda: "done", name="test").result(5) == "done"
+
+
+def test_work_begun_as_a_help_runs_on_a_daemon_thread() -> None:
+    """`in_background(daemon=True)`: the result or the exception comes through the future as
+    for any background work, from a thread the process does not wait for on its way out."""
+    import threading
+
+    from devex_cli.parallel import in_background
+
+    seen: list[bool] = []
+
+    def work() -> int:
+        seen.append(threading.current_thread().daemon)
+        return 7
+
+    def failing() -> int:
+        raise KeyError("lost")
+
+    assert in_background(work, name="t", daemon=True).result(timeout=10) == 7 and seen == [True]
+    assert isinstance(in_background(failing, name="t", daemon=True).exception(timeout=10),
+                      KeyError)
+    assert in_background(work, name="t").result(timeout=10) == 7 and seen == [True, False]

@@ -91,3 +91,23 @@ def test_a_source_used_on_first_need_opens_once_and_only_when_asked() -> None:
     with OnFirstUse("tickets", _Source) as lazy:
         assert lazy.get() is lazy.get()
     assert len(opened) == 1 and opened[0].closed
+
+
+def test_a_source_asked_for_after_it_was_closed_is_not_opened() -> None:
+    """A thread asking ahead for a command that ended meanwhile: the source, closed, is not
+    opened again (nothing would close it); the thread is told so."""
+    from devex_cli.errors import UpstreamError
+
+    opened: list[int] = []
+
+    class Source:
+        def close(self) -> None:
+            opened.append(-1)
+
+    source = OnFirstUse("jira", lambda: opened.append(1) or Source())
+    assert source.get() is source.get() and opened == [1]
+    source.close()
+    with pytest.raises(UpstreamError):
+        source.get()
+    source.close()
+    assert opened == [1, -1]

@@ -137,14 +137,12 @@ def _collect_inputs(settings: Settings, options: CollectOptions, *, now: datetim
     tickets = ticket_source(settings) if not options.offline and settings.jira.url else None
     if tickets is None:
         return _gather(settings, options, now=now, step=step, tickets=None)
-    with tickets:
+    with tickets:  # (a look-up begun ahead and not waited for, the run having failed, is
+        # left to end as it does: the client is closed under it, or it is told it was)
         ahead = TicketsAhead(settings, tickets, repr((
             settings.jira.url, record_fingerprint(settings), options.gitops, settings.gitops.repo,
             settings.collect.services)))
-        try:
-            return _gather(settings, options, now=now, step=step, tickets=(tickets, ahead))
-        finally:  # the client is closed only once what was begun ahead is done
-            ahead.settle()
+        return _gather(settings, options, now=now, step=step, tickets=(tickets, ahead))
 
 
 def _gather(settings: Settings, options: CollectOptions, *, now: datetime,
@@ -153,7 +151,7 @@ def _gather(settings: Settings, options: CollectOptions, *, now: datetime,
     health = SourceHealth()
     health.ok(gitops.SYSTEM)
     argo_applications = (  # Argo CD answers while git is read
-        in_background(lambda: _argocd_applications(settings), name="argocd")
+        in_background(lambda: _argocd_applications(settings), name="argocd", daemon=True)
         if not options.offline and settings.environ.get("ARGOCD_SERVER") else None)
     step("opening the GitOps repository")
     repo = gitops.open_repository(options.gitops, settings)

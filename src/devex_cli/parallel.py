@@ -46,12 +46,27 @@ def quick_switches() -> Iterator[None]:
                 sys.setswitchinterval(_interval)
 
 
-def in_background(work: Callable[[], R], *, name: str) -> Future[R]:
-    """Start `work` on its own thread now; its result (or exception) waits in the future."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"devex-{name}")
-    future = pool.submit(work)
-    pool.shutdown(wait=False)
-    return future
+def in_background(work: Callable[[], R], *, name: str, daemon: bool = False) -> Future[R]:
+    """Start `work` on its own thread now; its result (or exception) waits in the future.
+    A `daemon` thread's work is only ever a help (an answer asked ahead): the process does not
+    wait for it on its way out (a failing command exits at once, not after a hung server's
+    retries)."""
+    if not daemon:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"devex-{name}")
+        future = pool.submit(work)
+        pool.shutdown(wait=False)
+        return future
+    helped: Future[R] = Future()
+    helped.set_running_or_notify_cancel()
+
+    def run() -> None:
+        try:
+            helped.set_result(work())
+        except BaseException as exc:  # (the caller hears it from the future)
+            helped.set_exception(exc)
+
+    threading.Thread(target=run, name=f"devex-{name}", daemon=True).start()
+    return helped
 
 
 def each(work: Callable[[T], R], items: Iterable[T], *, limit: int) -> list[R]:

@@ -32,8 +32,8 @@ KEPT = 16  # configurations whose last keys are kept (the oldest are dropped)
 
 class TicketsAhead:
     """The waiting tickets' look-up of one collection (`look_up`), begun with the last keys of
-    its configuration (`name`). `settle()` waits for what was begun: the client is closed only
-    after."""
+    its configuration (`name`) on a thread the process does not wait for on its way out (a
+    collection that fails before it looks up exits at once, whatever Jira does)."""
 
     def __init__(self, settings: Settings, source: OnFirstUse[TicketSource], name: str) -> None:
         self._settings = settings
@@ -45,7 +45,7 @@ class TicketsAhead:
         self._asked: list[str] = list(self._kept.get(self._name, ()))
         self._done: TicketLookup | DevexError | None = None
         self._early: Future[TicketLookup | DevexError | None] | None = (
-            in_background(lambda: self._ask(self._asked), name="jira-ahead")
+            in_background(lambda: self._ask(self._asked), name="jira-ahead", daemon=True)
             if self._asked else None)
 
     def _ask(self, keys: Sequence[str]) -> TicketLookup | DevexError | None:

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Generic, Protocol, Self, TypeVar
 
+from devex_cli.errors import UpstreamError
 from devex_cli.sources.commitgraph import GraphCommit
 
 if TYPE_CHECKING:  # the HTTP stack loads only when an API source is used
@@ -110,16 +111,20 @@ S = TypeVar("S", bound=ClosableSource)
 class OnFirstUse(Generic[S]):
     """A source opened when first asked for (never when nothing asks) and closed once. Opening
     again after a failed opening raises again: each caller hears why. Threads asking at once
-    get the one source."""
+    get the one source; one asking after it was closed (a thread asking ahead for a command
+    that ended meanwhile) is told so (UpstreamError), and nothing is opened."""
 
     def __init__(self, system: str, open_source: Callable[[], S]) -> None:
         self.system = system  # the source's, known before it is opened
         self._open = open_source
         self._source: S | None = None
         self._opening = threading.Lock()
+        self._closed = False
 
     def get(self) -> S:
         with self._opening:
+            if self._closed:
+                raise UpstreamError(self.system, "was closed before it was asked")
             if self._source is None:
                 self._source = self._open()
             return self._source
@@ -131,9 +136,11 @@ class OnFirstUse(Generic[S]):
         self.close()
 
     def close(self) -> None:
-        if self._source is not None:
-            self._source.close()
-            self._source = None
+        with self._opening:
+            self._closed = True
+            if self._source is not None:
+                self._source.close()
+                self._source = None
 
 
 class SourceHealth:
