@@ -385,3 +385,29 @@ def test_a_collection_after_new_deployments_asks_once_a_service(
     for key in ("deployments", "services", "tickets_in_environment"):
         assert answer[key] == expected[key], key
     assert [d["environment"] for d in answer["deployments"][-4:]] == ["dev", "dev", "qa", "prod"]
+
+
+def test_a_failing_listing_beyond_production_falls_back_to_asking_each_tag(
+        bitbucket: FakeBitbucket, tmp_path: Path) -> None:
+    """The listing beyond production's revision is only a shortcut: when Bitbucket refuses it
+    (a 404 for a revision it no longer has, a 5xx for a listing too costly), the tags are asked
+    one by one as before, and their ranges too: the service's change sets stay known."""
+    from devex_cli.config import load_settings
+    from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits
+    from tests.gitworld import GitRepo
+
+    app = GitRepo(tmp_path / "app")
+    prod = app.commit("PAY-1 in production", {"a": "1"})
+    new = app.commit("PAY-2 new", {"b": "1"})
+    bitbucket.repos["pay"] = app.path
+    config = tmp_path / "devex.toml"
+    config.write_text(FAST_HTTP)
+    settings = load_settings(config, environ={**bitbucket.env(),
+                                              "XDG_CACHE_HOME": str(tmp_path)})
+    with BitbucketClient(settings) as client:
+        commits = BitbucketCommits(client, "pay", {"acme/pay": {"resolved": {prod[:7]: prod}}})
+        bitbucket.fail_next(404, {"type": "error", "error": {"message": "Commit not found"}},
+                            path="/2.0/repositories/acme/pay/commits")
+        commits.resolve_soon([new[:7]], base=prod[:7])
+        assert commits.resolve([new[:7]]) == {new[:7]: new}
+        assert [c.sha for c in commits.only_in(new, prod)] == [new]

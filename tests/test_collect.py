@@ -282,6 +282,60 @@ def test_a_collection_that_fails_does_not_wait_for_jira_asked_ahead(
     assert any(t.name == "devex-jira-ahead" and t.is_alive() for t in threading.enumerate())
 
 
+def test_a_failing_collection_process_exits_while_its_tickets_asked_ahead_are_in_a_batch(
+        devex: Devex, world: World, jira: FakeJira, tmp_path: Path) -> None:
+    """The process of a collection that fails exits at once also when the look-up begun ahead
+    has got as far as its batches (each one asked on a helper thread of the look-up's): the
+    helpers of a help are not waited for on the way out either."""
+    import sys
+    import threading
+    import time
+
+    jira.add("PAY-4", "2.0")
+    gitops = tmp_path / "gitops"
+    shutil.copytree(world.root / "gitops", gitops)
+    config = tmp_path / "devex.toml"
+    config.write_text(world.config.read_text().replace(
+        'repo = "gitops"', f'repo = "{gitops}"').replace(
+        'repo = "pay"', f'repo = "{world.root / "pay"}"').replace(
+        "timeout = 5", "timeout = 300").replace("retries = 3", "retries = 0"))
+    first = devex("collect", "--format", "json", config=str(config), env=jira.env())
+    assert first.code == 0, first.err
+    asked, release = tmp_path / "asked", threading.Event()
+    bulkfetch = jira._routes[("POST", "/rest/api/3/issue/bulkfetch")]
+
+    def held(request: Any) -> Any:
+        """The tickets' batch, answered only after minutes."""
+        asked.touch()
+        release.wait(600)
+        return bulkfetch(request)
+
+    jira.route("POST", "/rest/api/3/issue/bulkfetch", held)
+    gitops.rename(tmp_path / "gone")
+    # the GitOps repository is found gone once the look-up ahead is waiting for its batch
+    script = (
+        "import pathlib, time\n"
+        "import devex_cli.collect as collect\n"
+        "from devex_cli.cli import main\n"
+        "opened = collect.gitops.open_repository\n"
+        "def late(*args, **kwargs):\n"
+        "    deadline = time.monotonic() + 30\n"
+        f"    while not pathlib.Path({str(asked)!r}).exists() and time.monotonic() < deadline:\n"
+        "        time.sleep(0.05)\n"
+        "    return opened(*args, **kwargs)\n"
+        "collect.gitops.open_repository = late\n"
+        f"main(['--config', {str(config)!r}, 'collect', '--format', 'json'])\n")
+    started = time.monotonic()
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              env={**os.environ, **jira.env()}, timeout=90, check=False)
+    finally:
+        release.set()
+    assert asked.exists()
+    assert done.returncode == 2 and "does not exist" in done.stderr, done.stderr
+    assert time.monotonic() - started < 45  # not the 300 s the batch's request may take
+
+
 def test_failing_jira_degrades_and_does_not_abort(devex: Devex, world: World,
                                                   jira: FakeJira) -> None:
     jira.fail_next(500, {"errorMessages": ["boom"]}, times=10)

@@ -65,3 +65,43 @@ def test_work_begun_as_a_help_runs_on_a_daemon_thread() -> None:
     assert isinstance(in_background(failing, name="t", daemon=True).exception(timeout=10),
                       KeyError)
     assert in_background(work, name="t").result(timeout=10) == 7 and seen == [True, False]
+
+
+def test_work_begun_from_a_help_runs_on_daemon_threads_in_order() -> None:
+    """Work a daemon thread begins (`each`, `in_background`) is a help too: on daemon threads,
+    never a pool's (joined as the process exits); `each` keeps the items' order and raises the
+    first item's exception once every item is done."""
+    import threading
+    from concurrent.futures.thread import _threads_queues as joined_at_exit
+
+    from devex_cli.parallel import in_background
+
+    def nested() -> tuple[list[int], list[bool], bool, str]:
+        daemons: list[bool] = []
+
+        def double(n: int) -> int:
+            here = threading.current_thread()  # (a pool's threads are joined at exit, daemon
+            daemons.append(here.daemon and here not in joined_at_exit)  # or not)
+            return n * 2
+
+        doubled = each(double, range(40), limit=4)
+        inner = in_background(lambda: threading.current_thread() not in joined_at_exit,
+                              name="inner")
+        finished: list[int] = []
+        error = "nothing raised"
+
+        def failing(n: int) -> int:
+            if n in (3, 7):
+                raise KeyError(n)
+            finished.append(n)
+            return n
+
+        try:
+            each(failing, range(10), limit=3)
+        except KeyError as exc:
+            error = f"{exc} after {sorted(finished)}"
+        return doubled, daemons, inner.result(5), error
+
+    doubled, daemons, inner, error = in_background(nested, name="test", daemon=True).result(5)
+    assert doubled == [n * 2 for n in range(40)] and daemons == [True] * 40 and inner
+    assert error == "3 after [0, 1, 2, 4, 5, 6, 8, 9]"

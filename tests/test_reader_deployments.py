@@ -181,3 +181,31 @@ def test_batches_of_an_earlier_version_are_read_at_once_and_written_again_in_chu
     again = store.load("s")
     assert again is not None and again[1].pairs == {(r[0], r[1]) for r in more}
     assert list(again[1]) == more
+
+
+@pytest.mark.parametrize("text", ['[["pay"', "[" * 100_000 + "]" * 100_000],
+                         ids=["not JSON", "too deep"])
+def test_a_batch_not_json_though_its_checksum_holds_is_forgotten(tmp_path: Path,
+                                                                 text: str) -> None:
+    """A batch edited into text that is not JSON (or nests too deep), its checksum made to
+    match: found when it is first used, as a batch of rows of another shape is (the one-line
+    ValueError), and the state forgotten: the next run reads the history again."""
+    import contextlib
+    import sqlite3
+    import zlib
+
+    from devex_cli.store import _CHUNK, ReaderStateStore
+
+    kept = rows(_CHUNK + 7, seed=5)
+    store = ReaderStateStore(tmp_path)
+    store.save("s", "{}", lambda first: kept[first:], 0, None)
+    with contextlib.closing(sqlite3.connect(store.path)) as db, db:
+        db.execute("UPDATE reader_batch SET rows = ?, crc = ? WHERE first = ?",
+                   (text, zlib.crc32(text.encode()), _CHUNK))
+    loaded = store.load("s")
+    assert loaded is not None
+    lazy = Deployments.of_rows(loaded[1], [])
+    assert lazy[0].service == kept[0][0]
+    with pytest.raises(ValueError, match="read again next run"):
+        lazy[-1]
+    assert store.load("s") is None

@@ -797,6 +797,8 @@ class BatchedRows(Protocol):
 
 
 _UNREAD = object()  # a row in a batch not read yet (`Deployments._rows`)
+_DAMAGED = ("the GitOps reader's kept deployments are not of the shape written; they are read "
+            "again next run")
 
 
 class Deployments(Sequence[Deployment]):
@@ -848,13 +850,15 @@ class Deployments(Sequence[Deployment]):
         assert self._batches is not None  # (an unread row is in a batch)
         with self._reading:
             if self._rows[position] is _UNREAD:
-                first, rows = self._batches.batch_at(position)
+                try:
+                    first, rows = self._batches.batch_at(position)  # (forgets them itself)
+                except ValueError:
+                    raise ValueError(_DAMAGED) from None
                 try:
                     _checked(rows, self._names, self._last, set())
                 except (TypeError, ValueError):
                     self._batches.damaged()
-                    raise ValueError("the GitOps reader's kept deployments are not of the "
-                                     "shape written; they are read again next run") from None
+                    raise ValueError(_DAMAGED) from None
                 self._rows[first:first + len(rows)] = rows
 
     def view(self) -> Deployments:

@@ -50,8 +50,8 @@ def in_background(work: Callable[[], R], *, name: str, daemon: bool = False) -> 
     """Start `work` on its own thread now; its result (or exception) waits in the future.
     A `daemon` thread's work is only ever a help (an answer asked ahead): the process does not
     wait for it on its way out (a failing command exits at once, not after a hung server's
-    retries)."""
-    if not daemon:
+    retries). Work begun from such a thread is a help too: on a daemon thread of its own."""
+    if not daemon and not threading.current_thread().daemon:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"devex-{name}")
         future = pool.submit(work)
         pool.shutdown(wait=False)
@@ -75,5 +75,34 @@ def each(work: Callable[[T], R], items: Iterable[T], *, limit: int) -> list[R]:
     todo = list(items)
     if not todo:
         return []
+    if threading.current_thread().daemon:  # a help's (`in_background`): its threads are
+        return _each_on_daemons(work, todo, limit)  # not waited for on the way out either
     with ThreadPoolExecutor(max_workers=max(1, min(limit, len(todo)))) as pool:
         return list(pool.map(work, todo))
+
+
+def _each_on_daemons(work: Callable[[T], R], todo: list[T], limit: int) -> list[R]:
+    """`each` on daemon threads (a pool's threads are joined as the process exits, daemon or
+    not)."""
+    done: list[Future[R]] = [Future() for _ in todo]
+    positions = iter(range(len(todo)))
+    taking = threading.Lock()
+
+    def run() -> None:
+        while True:
+            with taking:
+                position = next(positions, -1)
+            if position < 0:
+                return
+            try:
+                done[position].set_result(work(todo[position]))
+            except BaseException as exc:  # (raised below, in the items' order)
+                done[position].set_exception(exc)
+
+    threads = [threading.Thread(target=run, daemon=True)
+               for _ in range(max(1, min(limit, len(todo))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [future.result() for future in done]

@@ -632,12 +632,16 @@ class KeptRows(Sequence[list[Any]]):
 
     def batch_at(self, position: int) -> tuple[int, list[Any]]:
         """The batch holding `position`: its first position and its rows (parsed now if not
-        yet). Raises ValueError for a text that is not rows (its checksum held: never)."""
+        yet). Raises ValueError for a text that is not rows (edited, checksum and all: the
+        state is forgotten, `damaged`)."""
         batch = self._batches[bisect_right(self._firsts, position) - 1]
         if type(batch[2]) is str:
             with self._parsing:
                 if type(batch[2]) is str:
-                    rows = json.loads(batch[2])
+                    try:
+                        rows = json.loads(batch[2])
+                    except (ValueError, RecursionError):  # the last: too deep
+                        rows = None
                     if type(rows) is not list or len(rows) != batch[1]:
                         self.damaged()
                         raise ValueError("a kept batch of deployments is not rows")

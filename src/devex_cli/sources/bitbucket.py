@@ -210,7 +210,10 @@ class BitbucketCommits:
 
             def ahead() -> dict[str, str | None]:
                 if full:
-                    self._beyond(full, wanted)
+                    try:
+                        self._beyond(full, wanted)
+                    except UpstreamError as exc:  # a shortcut: its tags are asked as before
+                        log.debug("listing %s beyond %s failed: %s", self.repo, full, exc)
                 return self._resolve(wanted)
 
             self._soon = in_background(ahead, name="bitbucket-resolve")
