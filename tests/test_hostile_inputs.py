@@ -441,11 +441,12 @@ def test_a_reader_batch_edited_checksum_and_all_is_read_again_next_run(
     first = _figures(devex, config, env)
     with contextlib.closing(sqlite3.connect(tmp_path / "cache" / "devex" / "devex.sqlite3")) \
             as db, db:
-        for name, start, rows in db.execute(
-                "SELECT name, first, rows FROM reader_batch").fetchall():
+        for name, start, rows, pairs in db.execute(
+                "SELECT name, first, rows, pairs FROM reader_batch").fetchall():
             edited = json.dumps([[*row[:7], "a time", row[8]] for row in json.loads(rows)])
+            crc = zlib.crc32(pairs.encode(), zlib.crc32(edited.encode()))
             db.execute("UPDATE reader_batch SET rows = ?, crc = ? WHERE name = ? AND first = ?",
-                       (edited, zlib.crc32(edited.encode()), name, start))
+                       (edited, crc, name, start))
     result = devex("collect", "--format", "json", config=str(config), env=env)
     assert result.code == 70, result.err
     assert "read again next run" in result.err and "Traceback" not in result.err

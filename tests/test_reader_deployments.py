@@ -148,6 +148,16 @@ def test_batches_whose_checksums_hold_are_read_when_first_used(
     assert sorted(set(read)) == [0, _CHUNK, 2 * _CHUNK, 3 * _CHUNK]
     assert [list(r) for r in lazy.rows(len(kept) - 2)] == rows(3 * _CHUNK + 7, seed=3)[-2:]
 
+    # a batch read is handed over (the rows let go as they are built), not kept twice
+    monkeypatch.setattr(KeptRows, "batch_at", batch_at)
+    with pytest.raises(ValueError):
+        loaded[1].batch_at(0)
+
+    with contextlib.closing(sqlite3.connect(store.path)) as db, db:
+        db.execute("UPDATE reader_batch SET pairs = replace(pairs, 'pay', 'pax') "
+                   "WHERE first = 0")
+    assert store.load("s") is None  # the pairs are under the checksum too
+    store.save("s", "{}", lambda first: kept[first:], 0, None)
     with contextlib.closing(sqlite3.connect(store.path)) as db, db:
         db.execute("UPDATE reader_batch SET rows = replace(rows, 'pay', 'pax') WHERE first = ?",
                    (_CHUNK,))
@@ -200,8 +210,10 @@ def test_a_batch_not_json_though_its_checksum_holds_is_forgotten(tmp_path: Path,
     store = ReaderStateStore(tmp_path)
     store.save("s", "{}", lambda first: kept[first:], 0, None)
     with contextlib.closing(sqlite3.connect(store.path)) as db, db:
+        (pairs,) = db.execute("SELECT pairs FROM reader_batch WHERE first = ?",
+                              (_CHUNK,)).fetchone()
         db.execute("UPDATE reader_batch SET rows = ?, crc = ? WHERE first = ?",
-                   (text, zlib.crc32(text.encode()), _CHUNK))
+                   (text, zlib.crc32(pairs.encode(), zlib.crc32(text.encode())), _CHUNK))
     loaded = store.load("s")
     assert loaded is not None
     lazy = Deployments.of_rows(loaded[1], [])

@@ -787,8 +787,9 @@ class BatchedRows(Protocol):
 
     def __len__(self) -> int: ...
 
-    def batch_at(self, position: int) -> tuple[int, list[Any]]:
-        """The batch holding `position`: its first position and its rows."""
+    def take(self, position: int) -> tuple[int, list[Any]]:
+        """The batch holding `position`: its first position and its rows, handed over (not
+        kept there any more: the rows are let go as they are built)."""
         ...
 
     def damaged(self) -> None:
@@ -851,7 +852,7 @@ class Deployments(Sequence[Deployment]):
         with self._reading:
             if self._rows[position] is _UNREAD:
                 try:
-                    first, rows = self._batches.batch_at(position)  # (forgets them itself)
+                    first, rows = self._batches.take(position)  # (forgets them itself)
                 except ValueError:
                     raise ValueError(_DAMAGED) from None
                 try:

@@ -522,9 +522,10 @@ class ReaderStateStore(_StoreFile):
     def save(self, name: str, body: str, rows: Callable[[int], Sequence[Sequence[Any]]],
              start: int, generation: str | None) -> str | None:
         """The state's body and its deployment rows (`rows(n)`: from position n on), in one
-        transaction: those from `start` on, as one batch, when the store still has
-        `generation` (the one loaded) and its batches end at `start`, else all of them.
-        Returns the generation the store has now, None when it could not be written."""
+        transaction: those from `start` on (from earlier when `_rewritten_from` says so), in
+        batches of at most `_CHUNK`, when the store still has `generation` (the one loaded)
+        and its batches end at `start`, else all of them, as a new generation. Returns the
+        generation the store has now, None when it could not be written."""
         wrote: list[str] = []
 
         def write(db: sqlite3.Connection) -> dict[str, int]:
@@ -570,14 +571,22 @@ def _rewritten_from(db: sqlite3.Connection, name: str, start: int) -> int:
 def _batches(name: str, first: int, rows: Sequence[Sequence[Any]]
              ) -> Iterator[tuple[str, int, int, str, int, str]]:
     """`rows` (from position `first`) as batch rows of at most `_CHUNK` each: the JSON text,
-    its CRC-32 and its rows' (service, environment) pairs."""
-    import zlib
-
+    the CRC-32 of it and of its rows' (service, environment) pairs, and those pairs."""
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start:start + _CHUNK]
         text = json.dumps(chunk, separators=(",", ":"))
         pairs = json.dumps(sorted({(row[0], row[1]) for row in chunk}), separators=(",", ":"))
-        yield name, first + start, len(chunk), text, zlib.crc32(text.encode()), pairs
+        yield name, first + start, len(chunk), text, _crc(text, pairs), pairs
+
+
+def _crc(text: str, pairs: str) -> int:
+    """The CRC-32 of a batch: of its rows' text, then of its pairs."""
+    import zlib
+
+    return zlib.crc32(pairs.encode(), zlib.crc32(text.encode()))
+
+
+_TAKEN = object()  # a batch whose rows `KeptRows.take` handed over
 
 
 class KeptRows(Sequence[list[Any]]):
@@ -603,7 +612,6 @@ class KeptRows(Sequence[list[Any]]):
         """The rows of these batch rows (first, count, text, CRC-32, pairs) up to `count`; None
         when they do not join up, a checksum fails or a text is not what was written.
         `forget` removes them from the store (`damaged`)."""
-        import zlib
 
         kept: list[list[Any]] = []
         pairs: set[tuple[str, str]] | None = set()
@@ -613,7 +621,8 @@ class KeptRows(Sequence[list[Any]]):
                 return None  # a batch lost, or not as written: read as not kept
             if crc is not None and batch_pairs is not None and first + size <= count:
                 found = _pairs(batch_pairs)
-                if zlib.crc32(text.encode()) != crc or found is None:
+                if type(batch_pairs) is not str or _crc(text, batch_pairs) != crc \
+                        or found is None:
                     return None
                 if pairs is not None:
                     pairs |= found
@@ -635,6 +644,8 @@ class KeptRows(Sequence[list[Any]]):
         yet). Raises ValueError for a text that is not rows (edited, checksum and all: the
         state is forgotten, `damaged`)."""
         batch = self._batches[bisect_right(self._firsts, position) - 1]
+        if batch[2] is _TAKEN:
+            raise ValueError("a batch of deployments asked for after it was taken")
         if type(batch[2]) is str:
             with self._parsing:
                 if type(batch[2]) is str:
@@ -647,6 +658,14 @@ class KeptRows(Sequence[list[Any]]):
                         raise ValueError("a kept batch of deployments is not rows")
                     batch[2] = rows
         return batch[0], batch[2]
+
+    def take(self, position: int) -> tuple[int, list[Any]]:
+        """As `batch_at`, the batch then forgotten here: the caller holds its rows from now on
+        (they are let go as it builds them); asking for it again raises ValueError."""
+        first, rows = self.batch_at(position)
+        batch = self._batches[bisect_right(self._firsts, position) - 1]
+        batch[2] = _TAKEN
+        return first, rows
 
     def damaged(self) -> None:
         """A batch is not what was written although its checksum held (edited, checksum and
