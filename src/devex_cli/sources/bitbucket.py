@@ -136,6 +136,21 @@ class Listing:
     pages: int = 0
 
 
+def _reach(listed: Mapping[str, GraphCommit], start: str, base: str) -> tuple[set[str], bool]:
+    """The listed commits `start` (listed) reaches through listed commits, and whether one of
+    them has `base` as a parent."""
+    reached, todo, meets_base = {start}, [start], False
+    while todo:
+        for parent in listed[todo.pop()].parents:
+            if parent in listed:
+                if parent not in reached:
+                    reached.add(parent)
+                    todo.append(parent)
+            elif parent == base:
+                meets_base = True
+    return reached, meets_base
+
+
 def _commit(value: Any) -> GraphCommit:
     try:
         return GraphCommit(
@@ -275,25 +290,12 @@ class BitbucketCommits:
         base, by_sha, listed = self._beyond_base
         if new not in by_sha or (old != base and old not in by_sha):
             return False
-
-        def reach(start: str) -> tuple[set[str], bool]:
-            reached, todo, meets_base = {start}, [start], False
-            while todo:
-                for parent in by_sha[todo.pop()].parents:
-                    if parent in by_sha:
-                        if parent not in reached:
-                            reached.add(parent)
-                            todo.append(parent)
-                    elif parent == base:
-                        meets_base = True
-            return reached, meets_base
-
         behind: set[str] = set()
         if old != base:
-            behind, meets_base = reach(old)
+            behind, meets_base = _reach(by_sha, old, base)
             if not meets_base:
                 return False
-        ahead, _ = reach(new)
+        ahead, _ = _reach(by_sha, new, base)
         with self.lock:
             self._ranges[(new, old)] = [c for c in listed if c.sha in ahead and c.sha not in behind]
         return True
@@ -394,15 +396,7 @@ class BitbucketCommits:
             by_sha = {c.sha: c for c in listed}
             if old not in by_sha:
                 continue  # `old` is reachable from `base` (or not from `new`): not from this
-            reached, todo, reaches_base = {old}, [old], False
-            while todo:
-                for parent in by_sha[todo.pop()].parents:
-                    if parent in by_sha:
-                        if parent not in reached:
-                            reached.add(parent)
-                            todo.append(parent)
-                    elif parent == base:
-                        reaches_base = True
+            reached, reaches_base = _reach(by_sha, old, base)
             if reaches_base:
                 with self.lock:
                     self._ranges[(new, old)] = [c for c in listed if c.sha not in reached]
