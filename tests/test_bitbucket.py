@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from devex_cli.config import Settings
 from tests.conftest import FAST_HTTP, Result
 from tests.fakes.bitbucket import FakeBitbucket
 from tests.worlds import World
@@ -34,6 +35,15 @@ def remote_config(world: World, tmp_path: Path) -> Path:
     config.write_text(FAST_HTTP + f'[gitops]\nrepo = "{world.root / "gitops"}"\n\n'
                       '[jira]\nprojects = ["PAY"]\n')
     return config
+
+
+def client_settings(bitbucket: FakeBitbucket, tmp_path: Path) -> Settings:
+    """Settings for a client of the fake (fast retries), caching under `tmp_path`."""
+    from devex_cli.config import load_settings
+
+    config = tmp_path / "devex.toml"
+    config.write_text(FAST_HTTP)
+    return load_settings(config, environ={**bitbucket.env(), "XDG_CACHE_HOME": str(tmp_path)})
 
 
 def collect(devex: Devex, config: Path, bitbucket: FakeBitbucket) -> dict:  # type: ignore[type-arg]
@@ -169,7 +179,6 @@ def test_a_change_set_is_taken_from_the_commits_waiting_for_production(
     answer is `git rev-list` exactly."""
     from datetime import UTC, datetime
 
-    from devex_cli.config import load_settings
     from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits
     from tests.gitworld import GitRepo
 
@@ -186,7 +195,7 @@ def test_a_change_set_is_taken_from_the_commits_waiting_for_production(
     app.merge("hotfix", "PAY-6 merge hotfix")
     d = app.commit("PAY-7 d", {"d": "1"})
     bitbucket.repos["pay"], bitbucket.page_size = app.path, 100
-    settings = load_settings(None, environ={**bitbucket.env(), "XDG_CACHE_HOME": str(tmp_path)})
+    settings = client_settings(bitbucket, tmp_path)
 
     def rev_list(new: str, old: str) -> list[str]:
         return app.git("rev-list", new, f"^{old}").split()
@@ -235,7 +244,6 @@ def test_revisions_resolved_ahead_are_asked_once(bitbucket: FakeBitbucket,
     """A collection's new deployments have their tags resolved in the background while it
     plans (`resolve_soon`): the `resolve` after it waits for that answer and asks nothing
     again; a failure of the background's is raised by that `resolve`, as asking then would."""
-    from devex_cli.config import load_settings
     from devex_cli.errors import UpstreamError
     from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits
     from tests.gitworld import GitRepo
@@ -243,10 +251,7 @@ def test_revisions_resolved_ahead_are_asked_once(bitbucket: FakeBitbucket,
     app = GitRepo(tmp_path / "app")
     a, b = app.commit("PAY-1 a", {"a": "1"}), app.commit("PAY-2 b", {"b": "1"})
     bitbucket.repos["pay"] = app.path
-    config = tmp_path / "devex.toml"
-    config.write_text(FAST_HTTP)
-    settings = load_settings(config, environ={**bitbucket.env(),
-                                              "XDG_CACHE_HOME": str(tmp_path)})
+    settings = client_settings(bitbucket, tmp_path)
     with BitbucketClient(settings) as client:
         commits = BitbucketCommits(client, "pay", {})
         before = bitbucket.api_requests()
@@ -273,7 +278,6 @@ def test_new_deployments_after_production_are_answered_by_one_listing(
     is asked tag by tag, and not listed so again for a day."""
     from datetime import UTC, datetime
 
-    from devex_cli.config import load_settings
     from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits
     from tests.gitworld import GitRepo
 
@@ -286,7 +290,7 @@ def test_new_deployments_after_production_are_answered_by_one_listing(
     app.checkout("main")
     d = app.commit("PAY-5 d", {"d": "1"})
     bitbucket.repos["pay"], bitbucket.page_size = app.path, 100
-    settings = load_settings(None, environ={**bitbucket.env(), "XDG_CACHE_HOME": str(tmp_path)})
+    settings = client_settings(bitbucket, tmp_path)
 
     def rev_list(new: str, previous: str) -> list[str]:
         return app.git("rev-list", new, f"^{previous}").split()
@@ -392,7 +396,6 @@ def test_a_failing_listing_beyond_production_falls_back_to_asking_each_tag(
     """The listing beyond production's revision is only a shortcut: when Bitbucket refuses it
     (a 404 for a revision it no longer has, a 5xx for a listing too costly), the tags are asked
     one by one as before, and their ranges too: the service's change sets stay known."""
-    from devex_cli.config import load_settings
     from devex_cli.sources.bitbucket import BitbucketClient, BitbucketCommits
     from tests.gitworld import GitRepo
 
@@ -400,10 +403,7 @@ def test_a_failing_listing_beyond_production_falls_back_to_asking_each_tag(
     prod = app.commit("PAY-1 in production", {"a": "1"})
     new = app.commit("PAY-2 new", {"b": "1"})
     bitbucket.repos["pay"] = app.path
-    config = tmp_path / "devex.toml"
-    config.write_text(FAST_HTTP)
-    settings = load_settings(config, environ={**bitbucket.env(),
-                                              "XDG_CACHE_HOME": str(tmp_path)})
+    settings = client_settings(bitbucket, tmp_path)
     with BitbucketClient(settings) as client:
         commits = BitbucketCommits(client, "pay", {"acme/pay": {"resolved": {prod[:7]: prod}}})
         bitbucket.fail_next(404, {"type": "error", "error": {"message": "Commit not found"}},

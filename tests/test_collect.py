@@ -254,15 +254,9 @@ def test_the_last_waiting_tickets_are_asked_as_the_collection_begins(
     assert all(r.path.endswith("bulkfetch") for r in jira.api_requests()[before:])
 
 
-def test_a_collection_that_fails_does_not_wait_for_jira_asked_ahead(
-        devex: Devex, world: World, jira: FakeJira, tmp_path: Path) -> None:
-    """A collection that fails before its figures (the GitOps repository gone) exits at once,
-    although the tickets it began asking ahead are still on their way (a Jira that takes
-    minutes to answer): the look-up is a help, never a wait."""
-    import shutil
-    import threading
-    import time
-
+def _patient_world(world: World, jira: FakeJira, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the world's GitOps repository (to take away) and a config reading it whose
+    requests wait 300 s for an answer, never retried; Jira has PAY-4."""
     jira.add("PAY-4", "2.0")
     gitops = tmp_path / "gitops"
     shutil.copytree(world.root / "gitops", gitops)
@@ -271,6 +265,18 @@ def test_a_collection_that_fails_does_not_wait_for_jira_asked_ahead(
         'repo = "gitops"', f'repo = "{gitops}"').replace(
         'repo = "pay"', f'repo = "{world.root / "pay"}"').replace(
         "timeout = 5", "timeout = 300").replace("retries = 3", "retries = 0"))
+    return gitops, config
+
+
+def test_a_collection_that_fails_does_not_wait_for_jira_asked_ahead(
+        devex: Devex, world: World, jira: FakeJira, tmp_path: Path) -> None:
+    """A collection that fails before its figures (the GitOps repository gone) exits at once,
+    although the tickets it began asking ahead are still on their way (a Jira that takes
+    minutes to answer): the look-up is a help, never a wait."""
+    import threading
+    import time
+
+    gitops, config = _patient_world(world, jira, tmp_path)
     first = devex("collect", "--format", "json", config=str(config), env=jira.env())
     assert first.code == 0, first.err  # (it keeps the waiting tickets to ask ahead next time)
     jira.latency = 600.0
@@ -291,14 +297,7 @@ def test_a_failing_collection_process_exits_while_its_tickets_asked_ahead_are_in
     import threading
     import time
 
-    jira.add("PAY-4", "2.0")
-    gitops = tmp_path / "gitops"
-    shutil.copytree(world.root / "gitops", gitops)
-    config = tmp_path / "devex.toml"
-    config.write_text(world.config.read_text().replace(
-        'repo = "gitops"', f'repo = "{gitops}"').replace(
-        'repo = "pay"', f'repo = "{world.root / "pay"}"').replace(
-        "timeout = 5", "timeout = 300").replace("retries = 3", "retries = 0"))
+    gitops, config = _patient_world(world, jira, tmp_path)
     first = devex("collect", "--format", "json", config=str(config), env=jira.env())
     assert first.code == 0, first.err
     asked, release = tmp_path / "asked", threading.Event()
