@@ -43,7 +43,6 @@ class TicketsAhead:
                                 shape=entries(list_of(TEXT)), grows_only=False)
         self._kept = self._cache.load()
         self._asked: list[str] = list(self._kept.get(self._name, ()))
-        self._done: TicketLookup | DevexError | None = None
         self._early: Future[TicketLookup | DevexError | None] | None = (
             in_background(lambda: self._ask(self._asked), name="jira-ahead", daemon=True)
             if self._asked else None)
@@ -58,8 +57,9 @@ class TicketsAhead:
 
     def look_up(self, keys: Sequence[str]) -> TicketLookup | DevexError | None:
         """What Jira says of these keys: the answer begun ahead for the keys it asked (its
-        failure, when it failed: asking again would only wait as long), the rest asked now."""
-        early = self.settle()
+        failure, when it failed: asking again would only wait as long), the rest asked now.
+        Asked once, when the figures are known."""
+        early = self._early.result() if self._early is not None else None
         if isinstance(early, DevexError):
             return early
         asked = set(self._asked)
@@ -79,17 +79,9 @@ class TicketsAhead:
                               if k in wanted),
             not_found=tuple(k for lookup in answers for k in lookup.not_found if k in wanted))
 
-    def settle(self) -> TicketLookup | DevexError | None:
-        """Wait for the look-up begun ahead; its answer (None when none was begun)."""
-        early, self._early = self._early, None
-        if early is None:
-            return self._done
-        self._done = early.result()
-        return self._done
-
     def _keep(self, keys: Sequence[str]) -> None:
         """These keys are the ones the next collection of this configuration asks ahead."""
         kept = {name: value for name, value in self._kept.items() if name != self._name}
-        kept = dict(list(kept.items())[-(KEPT - 1):]) if KEPT > 1 else {}
+        kept = dict(list(kept.items())[-(KEPT - 1):])
         kept[self._name] = list(keys)
         self._cache.save(kept)

@@ -136,6 +136,16 @@ class Listing:
     pages: int = 0
 
 
+def _named(shas: Sequence[str], revision: str) -> str | None:
+    """The one SHA of `shas` (sorted) a revision names: a full SHA, or a short one (4 or more
+    characters) naming exactly one of them; None for none, or an ambiguous one."""
+    if len(revision) < 4:
+        return None
+    start = bisect_left(shas, revision)
+    matches = [sha for sha in shas[start:start + 2] if sha.startswith(revision)]
+    return matches[0] if len(matches) == 1 else None
+
+
 def _reach(listed: Mapping[str, GraphCommit], start: str, base: str) -> tuple[set[str], bool]:
     """The listed commits `start` (listed) reaches through listed commits, and whether one of
     them has `base` as a parent."""
@@ -269,12 +279,8 @@ class BitbucketCommits:
             return
         by_sha = {c.sha: c for c in listed.commits}
         shas = sorted(by_sha)
-        found: dict[str, str] = {}
-        for revision in revisions:
-            start = bisect_left(shas, revision)
-            matches = [sha for sha in shas[start:start + 2] if sha.startswith(revision)]
-            if len(revision) >= 4 and len(matches) == 1:
-                found[revision] = matches[0]
+        found = {revision: full for revision in revisions
+                 if (full := _named(shas, revision)) is not None}
         with self.lock:
             self._mine.pop("beyond_long", None)
             self._resolved.update(found)
@@ -321,14 +327,11 @@ class BitbucketCommits:
     def _in_graph(self, revision: str) -> bool:
         """Resolve a revision in the listed graph: a full SHA, or a short one naming exactly one
         commit there (an ambiguous one is left to Bitbucket)."""
-        if not self._shas or len(revision) < 4:
-            return False
-        start = bisect_left(self._shas, revision)
-        matches = [sha for sha in self._shas[start:start + 2] if sha.startswith(revision)]
-        if len(matches) != 1:
+        full = _named(self._shas, revision)
+        if full is None:
             return False
         with self.lock:
-            self._resolved[revision] = matches[0]
+            self._resolved[revision] = full
         return True
 
     def _list(self, tips: Iterable[str], worth: int) -> None:
