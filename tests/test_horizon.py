@@ -247,6 +247,33 @@ def test_a_warm_collection_plans_from_where_the_kept_deployments_are(
     assert warm.snapshot == inputs(config, tmp_path / "fresh", END).snapshot
 
 
+def test_the_cut_follows_the_earliest_window(tmp_path: Path) -> None:
+    """A past is kept a day before the earliest window (the longest standard one, 90 days), so
+    a warm collection reads about the records its windows need; later collections go on from it
+    while its cut is within `STALE` of their earliest window, then one reads the whole history
+    and keeps a cut a day before its own. Each one's figures are a cold collection's."""
+    from devex_cli.horizon import SLACK, STALE
+
+    _, _, config = _worked(tmp_path / "org")
+    kept = tmp_path / "kept"
+    inputs(config, kept, END)
+    ((cut, _), _) = past_rows(kept)
+    need = END - timedelta(days=90)
+    assert cut == int((need - SLACK).timestamp())
+    assert timedelta(days=1) >= SLACK
+    later = END + STALE - SLACK - timedelta(hours=1)  # the same cut still serves
+    warm = inputs(config, kept, later)
+    assert warm.history.past is not None and warm.history.past.cut.timestamp() == cut
+    assert warm.snapshot == inputs(config, tmp_path / "fresh", later).snapshot
+    stale = END + STALE  # its cut now further back than STALE: read whole, cut again
+    whole = inputs(config, kept, stale)
+    assert whole.history.past is None
+    assert whole.snapshot == inputs(config, tmp_path / "fresh2", stale).snapshot
+    cuts = sorted(row[0] for row in past_rows(kept)[:-1])
+    assert cuts[-1] == int((stale - timedelta(days=90) - SLACK).timestamp())
+    assert inputs(config, kept, stale).history.past is not None
+
+
 def test_a_deployment_read_since_dated_before_the_cut_plans_from_the_whole_history(
         tmp_path: Path) -> None:
     """A GitOps commit read since the past was kept but dated before its cut (a rebase kept

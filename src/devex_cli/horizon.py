@@ -12,8 +12,9 @@ asked, a revision not found): the figures are the whole history's (tests/test_pa
 tests/test_store.py, tests/test_horizon.py). Anything else (no past, a rewritten or re-dated
 history, a window reaching further back, a record before the cut that is not what it was, a
 kept past that does not read back) reads the whole history, and then keeps a new past for the
-next runs, a month before `need`. Argo CD is not waited for to plan: the past keeps the Argo CD
-times of the deployments before its cut, the plan is made with them, and they are checked
+next runs, a day before `need` (used while within a month of it). Argo CD is not waited for to
+plan: the past keeps the Argo CD times of the deployments before its cut, the plan is made with
+them, and they are checked
 against Argo CD's answer once the records are made (any other time before the cut reads the
 whole history).
 """
@@ -42,8 +43,11 @@ from devex_cli.store import PastStore
 
 log = logging.getLogger("devex.horizon")
 
-SLACK = timedelta(days=30)  # a new cut is this far before the earliest window start
-STALE = timedelta(days=60)  # a cut further back than this is replaced by a new one
+# A new cut is this far before the earliest window start: a warm collection reads the records
+# of about its windows (at 30 days, a quarter more); a cut further back than STALE is replaced
+# (the whole history read once a month, as before, and never more than a month of extra records)
+SLACK = timedelta(days=1)
+STALE = timedelta(days=31)
 
 _Key = tuple[str, str]
 
@@ -304,7 +308,7 @@ class Horizon:
                                             for key, p in self.before.items()})
 
     def keep(self, figures: FigureHistory, unsettled: set[str]) -> None:
-        """After a whole history's figures: keep a past a month before the earliest window,
+        """After a whole history's figures: keep a past a day before the earliest window,
         when there are records before it, with those of them that may still change
         (`unsettled`: each run makes them again, and reads the whole history when one
         differs), and where the deployments before it are."""
