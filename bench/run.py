@@ -12,9 +12,10 @@ Scenarios (each devex run is its own process; peak memory is that process's max 
   2. collect, cold cache        3. collect again, warm, nothing new
   4. collect after 10, then 40 more, new deployments
   5. start-up: devex --help and devex report --dry-run
-Scenarios 3 and 4 are each run three times (4: new deployments made before each run) and the
-run of median time reported (its requests; the highest peak memory of the three): one run of a
-sub-second collection moves by several percent between runs of the same code.
+Scenario 3 is run five times (with --compare, in turn with the other devex's warm runs) and
+scenario 4 three times (new deployments made before each run), and the run of median time
+reported (its requests; the highest peak memory of them): one run of a sub-second collection
+moves by several percent between runs of the same code.
 Scenarios 2-4 run twice: on the organisation and on one with a quarter of its history, and the
 ratios between the two show what grows with history and what with new work.
 Baselines measured in the same run: a sequential client making one request per item (what the
@@ -241,7 +242,8 @@ def collect_once(org: Organisation) -> tuple[Run, list[int]]:
     return run, [a - b for a, b in zip(org.counts(), before, strict=True)]
 
 
-RUNS = 3  # runs of a warm or new-deployments scenario: the median is reported
+RUNS = 3  # runs of a new-deployments scenario (each adds deployments): the median is reported
+WARM_RUNS = 5  # runs of a warm scenario (and of the compared devex's, in turn with them)
 
 
 def median_run(runs: list[tuple[Run, list[int]]]) -> tuple[Run, list[int]]:
@@ -267,18 +269,20 @@ def items_per_deployment(org: Organisation) -> int:
     return len(revisions) + ranges
 
 
-def compared_warm(org: Organisation, source: Path) -> Run:
-    """A warm collection by another devex (its source tree's `src` folder, first on the
-    path, its bytecode compiled as this one's is), on the same organisation, with a cache of
-    its own: cold once, then warm (the median of `RUNS`)."""
+def compared_env(org: Organisation, source: Path) -> dict[str, str]:
+    """How another devex (its source tree's `src` folder, first on the path, its bytecode
+    compiled as this one's is) collects the same organisation, with a cache of its own; its
+    cold collection is run here, so that what follows is warm."""
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(source)], check=True)
     env = {**org.env, "PYTHONPATH": str(source), "XDG_CACHE_HOME": str(org.root / "compared")}
-    runs = []
-    for _ in range(1 + RUNS):
-        run = run_devex(org.collect, env)
-        assert run.code == 0, run.err
-        runs.append((run, []))
-    return median_run(runs[1:])[0]
+    compared_once(org, env)
+    return env
+
+
+def compared_once(org: Organisation, env: dict[str, str]) -> Run:
+    run = run_devex(org.collect, env)
+    assert run.code == 0, run.err
+    return run
 
 
 def collect_scenarios(org: Organisation, floor_python: float, latency: float,
@@ -297,7 +301,15 @@ def collect_scenarios(org: Organisation, floor_python: float, latency: float,
     report_row(f"2 collect cold{label} (jira {spent[0]}, argocd {spent[1]}, "
                f"bitbucket {spent[2]}; {items} items)", cold, unique, baseline, floor)
 
-    warm, spent_warm = median_run([collect_once(org) for _ in range(RUNS)])
+    # With `compare`, the other devex's warm runs alternate with this one's: a drift of the
+    # machine's speed during the scenario moves both alike (their ratio is the figure)
+    other = compared_env(org, compare) if compare is not None else None
+    warm_runs, other_runs = [], []
+    for _ in range(WARM_RUNS):
+        warm_runs.append(collect_once(org))
+        if other is not None:
+            other_runs.append((compared_once(org, other), []))
+    warm, spent_warm = median_run(warm_runs)
     report_row(f"3 collect warm{label} (jira {spent_warm[0]}, argocd {spent_warm[1]}, "
                      f"bitbucket {spent_warm[2]})", warm, sum(spent_warm), None,
                      floor_python + (1 + 1) * latency)
@@ -308,10 +320,10 @@ def collect_scenarios(org: Organisation, floor_python: float, latency: float,
     if compare is not None:
         revision = subprocess.run(["git", "-C", str(compare), "rev-parse", "--short", "HEAD"],
                                   capture_output=True, text=True).stdout.strip() or "?"
-        other = compared_warm(org, compare)
-        report_row(f"3 collect warm{label}, by devex at {revision} (--compare)", other, 0, None,
-                   floor_python + (1 + 1) * latency)
-        times["compared_warm"] = other.seconds
+        compared = median_run(other_runs)[0]
+        report_row(f"3 collect warm{label}, by devex at {revision} (--compare)", compared, 0,
+                   None, floor_python + (1 + 1) * latency)
+        times["compared_warm"] = compared.seconds
     for count in (10, 40):
         rounds = []
         for _ in range(RUNS):

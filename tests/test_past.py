@@ -182,3 +182,37 @@ def test_a_window_the_same_as_a_standard_one_is_the_standard_ones() -> None:
     same, other = windows(now - timedelta(days=90)), windows(now - timedelta(days=89))
     assert same["90d"] == other["90d"] == same["window"]
     assert other["window"] != other["90d"]
+
+
+def test_ranks_kept_at_any_cut_judge_as_the_whole_history() -> None:
+    """Releases named by short and full SHAs (one release), by versions, and full SHAs sharing
+    their first 7 digits (two releases): the ranks kept before any cut, read back, judge every
+    later deployment as the whole history does."""
+    import json
+
+    from devex_cli.dora.rollbacks import Ranks, rollbacks
+
+    a, b, c = "abc1234" + "1" * 33, "abc1234" + "2" * 33, "def5678" + "3" * 33
+    names = [a, b, a[:7], c, b, a[:9], None, c[:7], None, a, c, b[:12], "ABC1234" + "2" * 33]
+    group = [DeploymentRecord("svc", "prod", name, f"1.{i % 3}" if name is None else f"v{i}",
+                              START + timedelta(hours=i), f"g{i}",
+                              ancestry_rollback=False if i == 4 else None)
+             for i, name in enumerate(names)]
+    whole = rollbacks(group)
+    # back to A by its short SHA and by 9 digits, to C from a version, to B by 12 digits:
+    # rollbacks; B in capitals after B: the same release
+    assert whole == [False, False, True, False, False, True, False, True, False, True, False,
+                     True, False]
+    for cut in range(len(group) + 1):
+        kept = Ranks.after(group[:cut])
+        state = json.loads(json.dumps(kept.state()))
+        read = Ranks.from_state(state)
+        assert read == kept
+        assert rollbacks(group[cut:], read) == whole[cut:], cut
+    # an earlier devex wrote the revisions grouped by their first 7 digits: the same ranks
+    state = Ranks.after(group).state()
+    state["revisions"] = sorted(state["revisions"], key=lambda pair: pair[0][:7])
+    assert Ranks.from_state(state) == Ranks.after(group)
+    for damaged in ([[a, 1], [a, 2]], [[a, "1"]], [[a, 1, 2]], [a], ["ab"], [[[a], 1]], {a: 1}):
+        with pytest.raises(ValueError, match="not a ranks state"):
+            Ranks.from_state({**state, "revisions": damaged})

@@ -14,9 +14,8 @@ history, a window reaching further back, a record before the cut that is not wha
 kept past that does not read back) reads the whole history, and then keeps a new past for the
 next runs, a day before `need` (used while within a month of it). Argo CD is not waited for to
 plan: the past keeps the Argo CD times of the deployments before its cut, the plan is made with
-them, and they are checked
-against Argo CD's answer once the records are made (any other time before the cut reads the
-whole history).
+them, and they are checked against Argo CD's answer once the records are made (any other time
+before the cut reads the whole history).
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def rfc3339(moment: datetime) -> str:
-    """`2026-11-25T09:00:00Z`."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """`2026-11-25T09:00:00Z` (isoformat: a collection writes thousands, strftime is slower)."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")[:-6] + "Z"
 
 
 def age(delta: timedelta) -> str:

@@ -77,6 +77,10 @@ class _History:
             self.by_key[key] = []
         for record in ordered:
             self.by_key[(record.service, record.environment)].append(record)
+        # each commit's lead time and path to production, made once for every window that has
+        # it (the standard windows end now: the shorter ones' are the longest one's)
+        self.leads: dict[_Key, dict[str, Lead]] = {}
+        self.promotions: dict[tuple[str, str, tuple[str, ...]], dict[str, Promotion]] = {}
         self.rollback: dict[int, bool] = {}
         for key, group in self.by_key.items():
             ranks = past.ranks[key].copy() if past is not None and key in past.ranks else None
@@ -389,16 +393,22 @@ def environment_evidence(history: _History, service: str, environment: str, star
             record, history.signals[id(record)], recovered,
             None if recovered is None else (recovered.time - record.time).total_seconds()))
     carriers = history.carrier.get(key, {})
-    leads = tuple(
-        Lead(history.changes[sha], carriers[sha],
-             max(0.0, (at - history.changes[sha].author_time).total_seconds()))
-        for at, sha in _arrived(history, key, start, end) if sha not in history.merges
-    )
+    made, merges, changes = history.leads.setdefault(key, {}), history.merges, history.changes
+    leads = []
+    for at, sha in _arrived(history, key, start, end):
+        lead = made.get(sha)
+        if lead is None:
+            if sha in merges:
+                continue
+            change = changes[sha]
+            lead = made[sha] = Lead(change, carriers[sha],
+                                    max(0.0, (at - change.author_time).total_seconds()))
+        leads.append(lead)
     rebuilt = history.rebuilt.get(key, [])
     return EnvironmentEvidence(
         service=service, environment=environment, deployments=inside,
         current=group[last - 1] if last else history.before.get(key), coverage=coverage,
-        failures=tuple(failures), leads=leads,
+        failures=tuple(failures), leads=tuple(leads),
         rollbacks=tuple(r for r in inside if history.is_rollback(r)),
         hotfixes=tuple(r for r in inside if id(r) in history.hotfix),
         redeployments=tuple(rebuilt[bisect_left(rebuilt, start):bisect_left(rebuilt, end)]),
@@ -450,21 +460,25 @@ def promotion_evidence(history: _History, service: str, environments: Sequence[s
     used = [(env, history.first.get((service, env), {}))
             for env in environments[: list(environments).index(production)]
             if (service, env) in history.by_key] if production in environments else []
+    made = history.promotions.setdefault((service, production, tuple(environments)), {})
     promotions = []
     for _, sha in _arrived(history, (service, production), start, end):
-        if sha in history.merges:
-            continue
-        path = tuple((env, f[sha]) for env, f in zip(environments, firsts, strict=True)
-                     if sha in f)
-        waits, out_of_order = [], []
-        for (env_a, at_a), (env_b, at_b) in itertools.pairwise(path):
-            if at_b >= at_a:
-                waits.append((env_a, env_b, (at_b - at_a).total_seconds()))
-            else:
-                out_of_order.append((env_a, env_b))
-        promotions.append(Promotion(history.changes[sha], path, tuple(waits),
-                                    tuple(out_of_order),
-                                    tuple(env for env, f in used if sha not in f)))
+        promotion = made.get(sha)
+        if promotion is None:
+            if sha in history.merges:
+                continue
+            path = tuple((env, f[sha]) for env, f in zip(environments, firsts, strict=True)
+                         if sha in f)
+            waits, out_of_order = [], []
+            for (env_a, at_a), (env_b, at_b) in itertools.pairwise(path):
+                if at_b >= at_a:
+                    waits.append((env_a, env_b, (at_b - at_a).total_seconds()))
+                else:
+                    out_of_order.append((env_a, env_b))
+            promotion = made[sha] = Promotion(history.changes[sha], path, tuple(waits),
+                                              tuple(out_of_order),
+                                              tuple(env for env, f in used if sha not in f))
+        promotions.append(promotion)
     return promotions
 
 

@@ -42,7 +42,8 @@ class Ranks:
 
     def __init__(self) -> None:
         self._versions: dict[str, int] = {}
-        self._revisions: dict[str, list[tuple[str, int]]] = {}  # by the first 7 characters
+        self._revisions: dict[str, int] = {}  # lower case, in the order they came
+        self._prefixes: set[str] | None = None  # their first 7 characters, made on first miss
         self._count = 0
         self.previous: int | None = None
 
@@ -56,53 +57,56 @@ class Ranks:
     def state(self) -> dict[str, Any]:
         """As JSON values (`from_state` reads them back)."""
         return {"versions": self._versions, "count": self._count, "previous": self.previous,
-                "revisions": [[r, n] for pairs in self._revisions.values() for r, n in pairs]}
+                "revisions": [[r, n] for r, n in self._revisions.items()]}
 
     @classmethod
     def from_state(cls, state: Any) -> Ranks:
-        """The ranks `state` wrote; ValueError for a value it cannot have written."""
+        """The ranks `state` wrote; ValueError for a value it cannot have written. (A kept past
+        holds every release each environment had: read at C speed, checked after.)"""
         ranks = cls()
         try:
             versions, count, previous = state["versions"], state["count"], state["previous"]
             revisions = state["revisions"]
-        except (KeyError, TypeError) as exc:
+            known = dict(revisions) if type(revisions) is list else None
+        except (KeyError, TypeError, ValueError) as exc:  # the last two: not (revision, rank)
             raise ValueError("not a ranks state") from exc
-        if not (type(versions) is dict and type(count) is int and type(revisions) is list
+        if not (type(versions) is dict and type(count) is int and known is not None
                 and (previous is None or type(previous) is int)
-                and all(type(k) is str and type(v) is int for k, v in versions.items())):
+                and len(known) == len(revisions)  # each release once, as `add` keeps them
+                and all(type(pair) is list for pair in revisions)
+                and all(type(k) is str and type(v) is int for k, v in versions.items())
+                and all(type(k) is str and type(v) is int for k, v in known.items())):
             raise ValueError("not a ranks state")
-        ranks._versions, ranks._count, ranks.previous = dict(versions), count, previous
-        index = ranks._revisions
-        for pair in revisions:  # (a kept past holds every release deployed: inline)
-            if type(pair) is not list or len(pair) != 2:
-                raise ValueError("not a ranks state")
-            revision, rank = pair
-            if type(revision) is not str or type(rank) is not int:
-                raise ValueError("not a ranks state")
-            prefix = revision[:_SHORTEST_REVISION]
-            if prefix in index:
-                index[prefix].append((revision, rank))
-            else:
-                index[prefix] = [(revision, rank)]
+        ranks._versions, ranks._revisions = dict(versions), known
+        ranks._count, ranks.previous = count, previous
         return ranks
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Ranks) and self.state() == other.state()
+        return isinstance(other, Ranks) and (
+            self._versions, self._revisions, self._count, self.previous) == (
+            other._versions, other._revisions, other._count, other.previous)
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
     def copy(self) -> Ranks:
         ranks = Ranks()
-        ranks._versions, ranks._count, ranks.previous = dict(self._versions), self._count, \
-            self.previous
-        ranks._revisions = {k: list(v) for k, v in self._revisions.items()}
+        ranks._versions, ranks._revisions = dict(self._versions), dict(self._revisions)
+        ranks._count, ranks.previous = self._count, self.previous
+        ranks._prefixes = None if self._prefixes is None else set(self._prefixes)
         return ranks
 
     def of(self, record: DeploymentRecord) -> int | None:
         if record.revision is None:
             return self._versions.get(record.version)
         revision = record.revision.lower()
-        for known, rank in self._revisions.get(revision[:_SHORTEST_REVISION], ()):
+        rank = self._revisions.get(revision)
+        if rank is not None:  # the first release it names (`add` keeps no other it names)
+            return rank
+        if self._prefixes is None:
+            self._prefixes = {known[:_SHORTEST_REVISION] for known in self._revisions}
+        if revision[:_SHORTEST_REVISION] not in self._prefixes:
+            return None
+        for known, rank in self._revisions.items():  # a short SHA and a full one: rare
             if known.startswith(revision) or revision.startswith(known):
                 return rank
         return None
@@ -113,5 +117,7 @@ class Ranks:
             self._versions[record.version] = rank
         else:
             revision = record.revision.lower()
-            self._revisions.setdefault(revision[:_SHORTEST_REVISION], []).append((revision, rank))
+            self._revisions[revision] = rank
+            if self._prefixes is not None:
+                self._prefixes.add(revision[:_SHORTEST_REVISION])
         return rank
