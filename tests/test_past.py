@@ -216,3 +216,32 @@ def test_ranks_kept_at_any_cut_judge_as_the_whole_history() -> None:
     for damaged in ([[a, 1], [a, 2]], [[a, "1"]], [[a, 1, 2]], [a], ["ab"], [[[a], 1]], {a: 1}):
         with pytest.raises(ValueError, match="not a ranks state"):
             Ranks.from_state({**state, "revisions": damaged})
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_evidence_is_the_same_whichever_window_asked_first(seed: int) -> None:
+    """A commit's lead time and path to production are made once per history and shared by
+    the windows that have it: each window's evidence is the same whether it is asked first or
+    after others (longer, shorter, overlapping)."""
+    records, incidents, rebuilds = world(seed)
+    now = START + timedelta(days=DAYS)
+    windows = [(now - timedelta(days=days), now - timedelta(days=shift))
+               for days, shift in ((90, 0), (7, 0), (30, 0), (60, 20), (200, 100))]
+
+    def evidence(history: object, start: datetime, end: datetime) -> list[object]:
+        keys = sorted(history.by_key)  # type: ignore[attr-defined]
+        return [*(environment_evidence(history, s, e, start, end, now)  # type: ignore[arg-type]
+                  for s, e in keys),
+                *(promotion_evidence(history, s, ENVIRONMENTS, "prod",  # type: ignore[arg-type]
+                                     start, end) for s in sorted({s for s, _ in keys}))]
+
+    shared = history_of(records, environments=ENVIRONMENTS, production="prod",
+                        incidents=incidents, redeployments=rebuilds)
+    for start, end in windows:
+        alone = history_of(records, environments=ENVIRONMENTS, production="prod",
+                           incidents=incidents, redeployments=rebuilds)
+        assert evidence(shared, start, end) == evidence(alone, start, end)
+    for start, end in reversed(windows):  # and in the other order, the memo full
+        alone = history_of(records, environments=ENVIRONMENTS, production="prod",
+                           incidents=incidents, redeployments=rebuilds)
+        assert evidence(shared, start, end) == evidence(alone, start, end)
