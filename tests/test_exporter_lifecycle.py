@@ -261,7 +261,6 @@ def closed_by_server(client: socket.socket) -> bool:
 
 
 def test_idle_and_slow_connections_are_dropped() -> None:
-    before = handler_threads()
     with exporter_server(idle_timeout=2.0) as server:
         port = server.server_address[1]
         clients = [socket.create_connection(("127.0.0.1", port), timeout=WAIT)
@@ -269,9 +268,9 @@ def test_idle_and_slow_connections_are_dropped() -> None:
         clients[0].sendall(b"GET /metr")  # a slowloris: half a request line, then nothing
         clients[1].sendall(b"GET /metrics HTTP/1.0\r\nHost: x\r\n")  # headers never finished
         try:
-            assert until(lambda: handler_threads() > before)  # they are being held...
+            assert until(lambda: handler_threads(server) > 0)  # they are being held...
             assert all(closed_by_server(c) for c in clients)  # ...and dropped, each in time
-            assert until(lambda: handler_threads() == before)
+            assert until(lambda: handler_threads(server) == 0)
         finally:
             for client in clients:
                 client.close()

@@ -17,8 +17,9 @@ import pytest
 from devex_cli.collect import CollectOptions, collect, collect_inputs
 from devex_cli.config import load_settings
 from devex_cli.demo import DemoService, build_demo
-from devex_cli.dora.compute import environment_evidence
+from devex_cli.dora.compute import LONGEST_WINDOW, environment_evidence
 from devex_cli.dora.model import Snapshot
+from devex_cli.horizon import SLACK
 from devex_cli.store import SCHEMA_VERSION
 from tests.gitworld import GitRepo, image, kustomization, overlay
 
@@ -164,7 +165,7 @@ def pasts(cache: Path) -> list[int]:
 def test_a_warm_collection_reads_only_the_records_its_windows_need(tmp_path: Path,
                                                                    seed: int) -> None:
     """At 240 days of history, a collection whose windows reach 90 days back reads the records
-    of the last four months (and each environment's last one before), not the history: its
+    of about the last three months (and each environment's last one before), not the history: its
     figures, and every evidence `devex explain` reads, are a whole history's."""
     root = tmp_path / "org"
     config = build_demo(root, end=END, days=240, seed=seed, services=SERVICES)
@@ -408,7 +409,7 @@ def test_argo_cd_times_changing_at_random_keep_warm_figures_cold(tmp_path: Path,
     log.path = root / "gitops"
     head = log.git("rev-parse", "main").strip()
     now = END + timedelta(hours=1)
-    cut = now - timedelta(days=120)  # the earliest window (90 days) less a month
+    cut = now - LONGEST_WINDOW - SLACK  # where the cold run keeps the past's cut
     server = FakeArgoCD().start()
     try:
         apps, commits = {}, {}
