@@ -235,9 +235,12 @@ def deploy_new(org: Organisation, count: int) -> None:
                   "newTag": f"9.9.{number}-{sha[:7]}"}])}, when=when + timedelta(minutes=1))
 
 
-def collect_once(org: Organisation) -> tuple[Run, list[int]]:
+def collect_once(org: Organisation, env: dict[str, str] | None = None
+                 ) -> tuple[Run, list[int]]:
+    """One collection of the organisation (by another devex with `env`: `compared_env`) and
+    the requests it made of each fake."""
     before = org.counts()
-    run = run_devex(org.collect, org.env)
+    run = run_devex(org.collect, org.env if env is None else env)
     assert run.code == 0, run.err
     return run, [a - b for a, b in zip(org.counts(), before, strict=True)]
 
@@ -275,14 +278,8 @@ def compared_env(org: Organisation, source: Path) -> dict[str, str]:
     cold collection is run here, so that what follows is warm."""
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(source)], check=True)
     env = {**org.env, "PYTHONPATH": str(source), "XDG_CACHE_HOME": str(org.root / "compared")}
-    compared_once(org, env)
+    collect_once(org, env)
     return env
-
-
-def compared_once(org: Organisation, env: dict[str, str]) -> Run:
-    run = run_devex(org.collect, env)
-    assert run.code == 0, run.err
-    return run
 
 
 def collect_scenarios(org: Organisation, floor_python: float, latency: float,
@@ -308,7 +305,7 @@ def collect_scenarios(org: Organisation, floor_python: float, latency: float,
     for _ in range(WARM_RUNS):
         warm_runs.append(collect_once(org))
         if other is not None:
-            other_runs.append((compared_once(org, other), []))
+            other_runs.append(collect_once(org, other))
     warm, spent_warm = median_run(warm_runs)
     report_row(f"3 collect warm{label} (jira {spent_warm[0]}, argocd {spent_warm[1]}, "
                      f"bitbucket {spent_warm[2]})", warm, sum(spent_warm), None,

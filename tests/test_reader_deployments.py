@@ -129,14 +129,14 @@ def test_batches_whose_checksums_hold_are_read_when_first_used(
     loaded = store.load("s")
     assert loaded is not None and len(loaded[1]) == len(kept)
     read: list[int] = []
-    batch_at = KeptRows.batch_at
+    batch_of = KeptRows._batch  # (every read of a batch, `batch_at` and `take`, goes there)
 
-    def noted(self: KeptRows, position: int) -> tuple[int, list[Any]]:
-        first, batch = batch_at(self, position)
-        read.append(first)
-        return first, batch
+    def noted(self: KeptRows, position: int) -> list[Any]:
+        batch = batch_of(self, position)
+        read.append(batch[0])
+        return batch
 
-    monkeypatch.setattr(KeptRows, "batch_at", noted)
+    monkeypatch.setattr(KeptRows, "_batch", noted)
     lazy = Deployments.of_rows(loaded[1], [])
     assert lazy.pairs() == {(r[0], r[1]) for r in kept} and read == []
     assert lazy[2 * _CHUNK + 1] == Deployments.of_rows(rows(3 * _CHUNK + 7, seed=3), [])[
@@ -149,7 +149,7 @@ def test_batches_whose_checksums_hold_are_read_when_first_used(
     assert [list(r) for r in lazy.rows(len(kept) - 2)] == rows(3 * _CHUNK + 7, seed=3)[-2:]
 
     # a batch read is handed over (the rows let go as they are built), not kept twice
-    monkeypatch.setattr(KeptRows, "batch_at", batch_at)
+    monkeypatch.setattr(KeptRows, "_batch", batch_of)
     with pytest.raises(ValueError):
         loaded[1].batch_at(0)
 

@@ -4,6 +4,7 @@ computation."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -58,15 +59,17 @@ def in_background(work: Callable[[], R], *, name: str, daemon: bool = False) -> 
         return future
     helped: Future[R] = Future()
     helped.set_running_or_notify_cancel()
-
-    def run() -> None:
-        try:
-            helped.set_result(work())
-        except BaseException as exc:  # (the caller hears it from the future)
-            helped.set_exception(exc)
-
-    threading.Thread(target=run, name=f"devex-{name}", daemon=True).start()
+    threading.Thread(target=_fulfil, args=(helped, work), name=f"devex-{name}",
+                     daemon=True).start()
     return helped
+
+
+def _fulfil(future: Future[R], work: Callable[[], R]) -> None:
+    """`work`'s result, or its exception, in `future` (the caller hears it from there)."""
+    try:
+        future.set_result(work())
+    except BaseException as exc:
+        future.set_exception(exc)
 
 
 def each(work: Callable[[T], R], items: Iterable[T], *, limit: int) -> list[R]:
@@ -94,10 +97,8 @@ def _each_on_daemons(work: Callable[[T], R], todo: list[T], limit: int) -> list[
                 position = next(positions, -1)
             if position < 0:
                 return
-            try:
-                done[position].set_result(work(todo[position]))
-            except BaseException as exc:  # (raised below, in the items' order)
-                done[position].set_exception(exc)
+            # (an exception is raised below, in the items' order)
+            _fulfil(done[position], functools.partial(work, todo[position]))
 
     threads = [threading.Thread(target=run, daemon=True)
                for _ in range(max(1, min(limit, len(todo))))]

@@ -643,6 +643,11 @@ class KeptRows(Sequence[list[Any]]):
         """The batch holding `position`: its first position and its rows (parsed now if not
         yet). Raises ValueError for a text that is not rows (edited, checksum and all: the
         state is forgotten, `damaged`)."""
+        batch = self._batch(position)
+        return batch[0], batch[2]
+
+    def _batch(self, position: int) -> list[Any]:
+        """`batch_at`'s batch itself: [first, count, rows]."""
         batch = self._batches[bisect_right(self._firsts, position) - 1]
         if batch[2] is _TAKEN:
             raise ValueError("a batch of deployments asked for after it was taken")
@@ -657,13 +662,13 @@ class KeptRows(Sequence[list[Any]]):
                         self.damaged()
                         raise ValueError("a kept batch of deployments is not rows")
                     batch[2] = rows
-        return batch[0], batch[2]
+        return batch
 
     def take(self, position: int) -> tuple[int, list[Any]]:
         """As `batch_at`, the batch then forgotten here: the caller holds its rows from now on
         (they are let go as it builds them); asking for it again raises ValueError."""
-        first, rows = self.batch_at(position)
-        batch = self._batches[bisect_right(self._firsts, position) - 1]
+        batch = self._batch(position)
+        first, rows = batch[0], batch[2]
         batch[2] = _TAKEN
         return first, rows
 
